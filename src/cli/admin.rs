@@ -1,0 +1,207 @@
+//! `blockyard init`, `type ...`, `database ...` and `key ...`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::output::{Printer, details, pretty, table};
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::registry::{InitReport, Registry};
+use crate::store::Store;
+use crate::types::BlockTypeDef;
+
+#[derive(Debug, Subcommand)]
+pub enum TypeCommand {
+    /// List block types.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Show a type's fields (JSON Schema) and which of them are secret.
+    Inspect { slug: String },
+    /// Register a block type from a JSON file (same shape as the files in blocks/).
+    Register {
+        file: PathBuf,
+        /// Replace a registered type of the same slug.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatabaseCommand {
+    /// Apply pending store migrations.
+    Migrate,
+    /// Show applied and pending migrations.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Show the master key fingerprint and location, and the data keys.
+    Status,
+    /// Re-encrypt every block under a new data key (safe to interrupt and re-run).
+    Rotate,
+    /// Print a new random master key (base64), e.g. for BLOCKYARD_MASTER_KEY.
+    Generate,
+}
+
+pub fn init(registry: &Registry, report: Option<InitReport>, out: &Printer) -> Result<()> {
+    registry.verify_master_key()?;
+    let status = registry.key_status()?;
+    let created = report.is_some();
+    let store = registry.store().url().to_string();
+    out.emit(
+        &json!({"store": store, "created": created, "master_key": status.master_key, "fingerprint": status.fingerprint}),
+        || match &report {
+            Some(report) => super::init_message(report),
+            None => format!(
+                "Store {store} is already initialised.\nMaster key: {} (fingerprint {}).",
+                status.master_key, status.fingerprint
+            ),
+        },
+    );
+    Ok(())
+}
+
+pub fn types(cmd: TypeCommand, registry: &Registry, out: &Printer) -> Result<()> {
+    match cmd {
+        TypeCommand::Ls => {
+            let types = registry.block_types()?;
+            let rows: Vec<_> = types
+                .iter()
+                .map(|t| json!({"slug": t.slug(), "name": t.def.name, "builtin": t.builtin, "secret_fields": t.def.secret_fields, "description": t.def.description}))
+                .collect();
+            out.emit(&rows, || {
+                table(
+                    &["SLUG", "NAME", "SECRETS", "SOURCE"],
+                    types.iter().map(|t| {
+                        vec![
+                            t.slug().to_owned(),
+                            t.def.name.clone(),
+                            t.def.secret_fields.join(", "),
+                            if t.builtin { "built-in" } else { "registered" }.to_owned(),
+                        ]
+                    }),
+                )
+            });
+        }
+        TypeCommand::Inspect { slug } => {
+            let ty = registry.block_type(&slug)?;
+            out.emit(&ty.def, || {
+                let mut text = details(&[
+                    ("slug", ty.slug().to_owned()),
+                    ("name", ty.def.name.clone()),
+                    ("description", ty.def.description.clone()),
+                    ("secret fields", ty.def.secret_fields.join(", ")),
+                    ("url fields", ty.def.url_fields.join(", ")),
+                ]);
+                text.push_str("schema:\n");
+                text.push_str(&pretty(&ty.def.schema));
+                text
+            });
+        }
+        TypeCommand::Register { file, replace } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|err| Error::io(format!("reading {}", file.display()), err))?;
+            let def: BlockTypeDef = serde_json::from_str(&text)
+                .map_err(|err| Error::InvalidBlockType(format!("{}: {err}", file.display())))?;
+            let ty = registry.register_type(def, replace)?;
+            out.emit(&ty.def, || format!("registered block type {}", ty.slug()));
+        }
+    }
+    Ok(())
+}
+
+pub fn database(cmd: DatabaseCommand, config: Config, out: &Printer) -> Result<()> {
+    let store = Store::open(config.database_url, &config.pool)?;
+    match cmd {
+        DatabaseCommand::Migrate => {
+            let applied = store.migrate()?;
+            out.emit(
+                &json!({"store": store.url().to_string(), "applied": applied}),
+                || match applied.is_empty() {
+                    true => format!("{} is up to date", store.url()),
+                    false => format!(
+                        "applied {} migration(s) to {}: {}",
+                        applied.len(),
+                        store.url(),
+                        applied.join(", ")
+                    ),
+                },
+            );
+        }
+        DatabaseCommand::Status => {
+            let status = store.migration_status()?;
+            out.emit(&status, || {
+                format!(
+                    "applied: {}\npending: {}",
+                    status.applied.join(", "),
+                    status.pending.join(", ")
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+pub fn keys(cmd: KeyCommand, registry: &Registry, out: &Printer) -> Result<()> {
+    match cmd {
+        KeyCommand::Status => {
+            let status = registry.key_status()?;
+            out.emit(&status, || {
+                let mut text = details(&[
+                    ("master key", status.master_key.clone()),
+                    ("fingerprint", status.fingerprint.clone()),
+                    (
+                        "rows not under the active key",
+                        status.rows_needing_rotation.to_string(),
+                    ),
+                ]);
+                text.push_str(&table(
+                    &["DATA KEY", "ACTIVE", "CREATED"],
+                    status.data_keys.iter().map(|k| {
+                        vec![
+                            k.id.clone(),
+                            k.active.to_string(),
+                            crate::time::rfc3339(k.created_at),
+                        ]
+                    }),
+                ));
+                text
+            });
+        }
+        KeyCommand::Rotate => {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("re-encrypting {bar:40} {pos}/{len} rows ({eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let report = registry.rotate_data_key(|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+            out.emit(&report, || {
+                format!(
+                    "re-encrypted {} row(s) under data key {}; {} old key(s) deleted",
+                    report.rows_resealed, report.new_key_id, report.keys_deleted
+                )
+            });
+        }
+        KeyCommand::Generate => generate_key(out)?,
+    }
+    Ok(())
+}
+
+pub fn generate_key(out: &Printer) -> Result<()> {
+    let key = MasterKey::generate();
+    let text = key.to_base64();
+    out.emit(
+        &json!({"master_key": text.as_str(), "fingerprint": key.fingerprint()}),
+        || text.to_string(),
+    );
+    Ok(())
+}

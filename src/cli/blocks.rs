@@ -1,0 +1,280 @@
+//! `blockyard block ...`: create, list, inspect, update, rename, delete, history.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::input::{self, DocumentArgs};
+use super::output::{Printer, details, pretty, table};
+use crate::error::{Error, Result};
+use crate::name::BlockName;
+use crate::registry::{Block, NewBlock, Registry};
+use crate::store::BlockFilter;
+use crate::time::rfc3339;
+
+const CONNECTOR: &str = "sqlalchemy-connector";
+
+#[derive(Debug, Subcommand)]
+pub enum BlockCommand {
+    /// Create a block.
+    ///
+    /// Examples:
+    ///   blockyard block create crdb-sage --type sqlalchemy-connector \
+    ///     --set connection_info.driver=cockroachdb+psycopg2 --set connection_info.database=sage \
+    ///     --set connection_info.username=databot --set connection_info.host=localhost \
+    ///     --set connection_info.port=26257 --password-stdin <<< "$PASSWORD"
+    ///   blockyard block create app-db --url 'postgres://app@db.internal:5432/app' --password-stdin
+    ///   blockyard block create sesame --from-env SESAME_DATABASE --env-file sesame/.env
+    #[command(verbatim_doc_comment)]
+    Create {
+        name: String,
+        /// Block type (`blockyard type ls`); defaults to sqlalchemy-connector with --url or --from-env.
+        #[arg(long = "type", short = 't')]
+        block_type: Option<String>,
+        /// Build the connection from PREFIX_HOST, _PORT, _NAME, _USER/_ADMIN_USER,
+        /// _PASSWORD/_ADMIN_PASSWORD (and _DRIVER).
+        #[arg(long, value_name = "PREFIX")]
+        from_env: Option<String>,
+        /// Read --from-env variables from this file instead of the environment.
+        #[arg(long, value_name = "FILE", requires = "from_env")]
+        env_file: Option<PathBuf>,
+        /// Use this id instead of a new UUID (to mirror blocks across environments).
+        #[arg(long)]
+        id: Option<uuid::Uuid>,
+        #[command(flatten)]
+        doc: DocumentArgs,
+    },
+    /// List blocks (name, type, version, last update).
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only blocks of this type.
+        #[arg(long = "type", short = 't')]
+        block_type: Option<String>,
+        /// Only names starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// At most this many blocks.
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Show one block; secrets are masked unless --show-secrets.
+    #[command(visible_alias = "show")]
+    Inspect {
+        name: String,
+        /// Show secret values in clear.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Change fields of a block (read, edit, write back if nobody changed it meanwhile).
+    Update {
+        name: String,
+        /// Remove a field.
+        #[arg(long, value_name = "PATH")]
+        unset: Vec<String>,
+        /// Fail unless the block is at this version.
+        #[arg(long, value_name = "N")]
+        if_version: Option<i64>,
+        #[command(flatten)]
+        doc: DocumentArgs,
+    },
+    /// Rename a block; its id, data and history are kept.
+    #[command(visible_alias = "mv")]
+    Rename {
+        name: String,
+        new_name: String,
+        #[arg(long, value_name = "N")]
+        if_version: Option<i64>,
+    },
+    /// Delete a block and its history.
+    #[command(visible_alias = "rm")]
+    Delete {
+        name: String,
+        #[arg(long, value_name = "N")]
+        if_version: Option<i64>,
+    },
+    /// List every kept version of a block (secrets masked).
+    History { name: String },
+}
+
+pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> {
+    match cmd {
+        BlockCommand::Create {
+            name,
+            block_type,
+            from_env,
+            env_file,
+            id,
+            doc,
+        } => {
+            let name = BlockName::parse(&name)?;
+            let slug = match block_type {
+                Some(slug) => slug,
+                None if doc.url.is_some() || from_env.is_some() => CONNECTOR.to_owned(),
+                None => {
+                    return Err(Error::InvalidInput(
+                        "--type is required (see `blockyard type ls`), unless --url or --from-env is given".into(),
+                    ));
+                }
+            };
+            let ty = registry.block_type(&slug)?;
+            let env_doc = match &from_env {
+                Some(prefix) => {
+                    let vars = std::env::vars().collect();
+                    Some(input::document_from_env(
+                        prefix,
+                        env_file.as_deref(),
+                        &vars,
+                    )?)
+                }
+                None => None,
+            };
+            let mut document = json!({});
+            doc.apply(&ty, &mut document, env_doc)?;
+            if !doc.gives_secret() {
+                input::prompt_for_missing_secret(&ty, name.as_str(), &mut document)?;
+            }
+            let block = registry.create_block(NewBlock {
+                name,
+                block_type: slug,
+                document,
+                id,
+            })?;
+            out.emit(&block.to_json(false), || {
+                format!(
+                    "created block {} (type {}, version {})",
+                    block.name, block.block_type, block.version
+                )
+            });
+            Ok(())
+        }
+        BlockCommand::Ls {
+            block_type,
+            prefix,
+            limit,
+        } => {
+            let blocks = registry.list_blocks(&BlockFilter {
+                block_type,
+                name_prefix: prefix,
+                after: None,
+                limit: limit.map(i64::from),
+            })?;
+            out.emit(&blocks, || {
+                if blocks.is_empty() {
+                    return "no blocks; create one with `blockyard block create`".into();
+                }
+                table(
+                    &["NAME", "TYPE", "VERSION", "UPDATED"],
+                    blocks.iter().map(|b| {
+                        vec![
+                            b.name.clone(),
+                            b.block_type.clone(),
+                            b.version.to_string(),
+                            rfc3339(b.updated_at),
+                        ]
+                    }),
+                )
+            });
+            Ok(())
+        }
+        BlockCommand::Inspect { name, show_secrets } => {
+            let block = match show_secrets {
+                true => registry.load_block(&name)?,
+                false => registry.get_block_masked(&name)?,
+            };
+            out.emit(&block.to_json(show_secrets), || {
+                describe(&block, show_secrets)
+            });
+            Ok(())
+        }
+        BlockCommand::Update {
+            name,
+            unset,
+            if_version,
+            doc,
+        } => {
+            let current = registry.load_block(&name)?;
+            let ty = registry.block_type(&current.block_type)?;
+            let mut document = current
+                .document()
+                .unwrap_or_else(|| current.masked_data().clone());
+            input::unset_fields(&mut document, &unset)?;
+            doc.apply(&ty, &mut document, None)?;
+            let expected = Some(if_version.unwrap_or(current.version));
+            let block = registry.update_block(&name, document, expected)?;
+            out.emit(&block.to_json(false), || {
+                format!("updated block {} to version {}", block.name, block.version)
+            });
+            Ok(())
+        }
+        BlockCommand::Rename {
+            name,
+            new_name,
+            if_version,
+        } => {
+            let new_name = BlockName::parse(&new_name)?;
+            let block = registry.rename_block(&name, &new_name, if_version)?;
+            out.emit(&block.to_json(false), || {
+                format!(
+                    "renamed block {name} to {} (version {})",
+                    block.name, block.version
+                )
+            });
+            Ok(())
+        }
+        BlockCommand::Delete { name, if_version } => {
+            let block = registry.delete_block(&name, if_version)?;
+            out.emit(
+                &json!({"deleted": block.name, "id": block.id, "version": block.version}),
+                || format!("deleted block {}", block.name),
+            );
+            Ok(())
+        }
+        BlockCommand::History { name } => {
+            let versions = registry.block_history(&name)?;
+            out.emit(&versions, || {
+                table(
+                    &["VERSION", "CHANGE", "NAME", "AT", "DATA"],
+                    versions.iter().rev().map(|v| {
+                        vec![
+                            v.version.to_string(),
+                            v.change.clone(),
+                            v.name.clone(),
+                            rfc3339(v.created_at),
+                            compact(&v.data),
+                        ]
+                    }),
+                )
+            });
+            Ok(())
+        }
+    }
+}
+
+fn describe(block: &Block, reveal: bool) -> String {
+    let data = match reveal {
+        true => block
+            .document()
+            .unwrap_or_else(|| block.masked_data().clone()),
+        false => block.masked_data().clone(),
+    };
+    let mut text = details(&[
+        ("name", block.name.clone()),
+        ("id", block.id.clone()),
+        ("type", block.block_type.clone()),
+        ("version", block.version.to_string()),
+        ("created", rfc3339(block.created_at)),
+        ("updated", rfc3339(block.updated_at)),
+    ]);
+    text.push_str("data:\n");
+    text.push_str(&pretty(&data));
+    text
+}
+
+fn compact(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}

@@ -1,0 +1,140 @@
+//! The command-line interface: every flag is defined here with clap, validated once at
+//! the edge, and dispatched to the registry. Output goes through [`output`].
+
+mod admin;
+mod blocks;
+mod input;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, Settings, Sources};
+use crate::error::Result;
+use crate::registry::{InitReport, Registry};
+
+pub use output::{OutputFormat, print_error};
+
+/// Blockyard: a registry of named connection blocks, stored encrypted.
+///
+/// A block (say `crdb-sage`: driver, database, user, host, port, password) is stored
+/// once with its secrets encrypted, then used by name. The first command on a new
+/// machine creates the store (SQLite in the data directory) and a master key, and says
+/// where it put them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "blockyard",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format: tables for people, JSON for scripts.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table, env = "BLOCKYARD_OUTPUT")]
+    pub output: OutputFormat,
+    /// Store URL: a path or sqlite:///path (default: blockyard.db in the data directory),
+    /// or postgres://user@host/db.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Directory for the default SQLite store and key file [env: BLOCKYARD_DATA_DIR].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Master key file (created 0600 on first use) [env: BLOCKYARD_KEY_FILE].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Where the master key lives when no key file or BLOCKYARD_MASTER_KEY is given.
+    #[arg(long, global = true, value_enum)]
+    pub key_source: Option<KeySourceArg>,
+    /// TOML config file [env: BLOCKYARD_CONFIG; default: ~/.config/blockyard/config.toml].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KeySourceArg {
+    /// A key file (see --key-file).
+    File,
+    /// The OS keyring (Secret Service, macOS Keychain, Windows Credential Manager).
+    Keyring,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the store, run migrations and set up the master key (done automatically
+    /// by the first command on a new store).
+    Init,
+    /// Create, read, change and delete blocks.
+    #[command(subcommand)]
+    Block(blocks::BlockCommand),
+    /// List, inspect and register block types.
+    #[command(subcommand, name = "type")]
+    Type(admin::TypeCommand),
+    /// Store schema migrations.
+    #[command(subcommand)]
+    Database(admin::DatabaseCommand),
+    /// Master key and data keys.
+    #[command(subcommand)]
+    Key(admin::KeyCommand),
+}
+
+/// Runs a parsed command line; `env` is the process environment.
+pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<()> {
+    let out = output::Printer::new(cli.global.output);
+    let config = Config::load(Sources {
+        flags: Settings {
+            data_dir: cli.global.data_dir,
+            database_url: cli.global.database_url,
+            key_file: cli.global.key_file,
+            key_source: cli
+                .global
+                .key_source
+                .map(|k| format!("{k:?}").to_lowercase()),
+            ..Settings::default()
+        },
+        env,
+        config_file: cli.global.config,
+        dotenv: Some(PathBuf::from(".env")),
+    })?;
+    match cli.command {
+        Command::Key(admin::KeyCommand::Generate) => admin::generate_key(&out),
+        Command::Database(cmd) => admin::database(cmd, config, &out),
+        Command::Init => {
+            let (registry, report) = Registry::open(config)?;
+            admin::init(&registry, report, &out)
+        }
+        Command::Block(cmd) => blocks::run(cmd, &open(config, &out)?, &out),
+        Command::Type(cmd) => admin::types(cmd, &open(config, &out)?, &out),
+        Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
+    }
+}
+
+/// Opens the registry, telling the user (on stderr) if this created a new store.
+fn open(config: Config, out: &output::Printer) -> Result<Registry> {
+    let (registry, report) = Registry::open(config)?;
+    if let Some(report) = report {
+        out.notice(&init_message(&report));
+    }
+    Ok(registry)
+}
+
+fn init_message(report: &InitReport) -> String {
+    let key = if report.master_key_created {
+        "created in"
+    } else {
+        "taken from"
+    };
+    format!(
+        "Initialised a new Blockyard store at {}.\nMaster key {key} {} (fingerprint {}). \
+         Keep a copy: without it, stored secrets cannot be read.",
+        report.store, report.master_key, report.fingerprint
+    )
+}

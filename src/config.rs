@@ -1,0 +1,275 @@
+//! Configuration: flags, `BLOCKYARD_*` variables, a `.env` file and an optional TOML
+//! config file, merged in that order of precedence into one [`Config`] value that is
+//! passed explicitly to whatever needs it (there is no global configuration).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::crypto::{KeySource, MasterKeyLocation};
+use crate::error::{Error, Result};
+use crate::store::{PoolOptions, StoreUrl};
+
+/// Raw settings from one source; every field optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub key_file: Option<PathBuf>,
+    /// `file` or `keyring`.
+    pub key_source: Option<String>,
+    pub keyring_account: Option<String>,
+    pub pool_max_size: Option<u32>,
+    pub connect_timeout_secs: Option<u64>,
+}
+
+impl Settings {
+    /// Fills every unset field from `other`.
+    fn or(self, other: Settings) -> Settings {
+        Settings {
+            data_dir: self.data_dir.or(other.data_dir),
+            database_url: self.database_url.or(other.database_url),
+            key_file: self.key_file.or(other.key_file),
+            key_source: self.key_source.or(other.key_source),
+            keyring_account: self.keyring_account.or(other.keyring_account),
+            pool_max_size: self.pool_max_size.or(other.pool_max_size),
+            connect_timeout_secs: self.connect_timeout_secs.or(other.connect_timeout_secs),
+        }
+    }
+
+    /// Reads the `BLOCKYARD_*` entries of a variable map.
+    fn from_vars(vars: &HashMap<String, String>) -> Result<Settings> {
+        let get = |name: &str| vars.get(name).filter(|v| !v.is_empty()).cloned();
+        let number = |name: &str| -> Result<Option<u64>> {
+            get(name)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        Error::Config(format!("{name} must be a whole number, not {v:?}"))
+                    })
+                })
+                .transpose()
+        };
+        Ok(Settings {
+            data_dir: get("BLOCKYARD_DATA_DIR").map(PathBuf::from),
+            database_url: get("BLOCKYARD_DATABASE_URL"),
+            key_file: get("BLOCKYARD_KEY_FILE").map(PathBuf::from),
+            key_source: get("BLOCKYARD_KEY_SOURCE"),
+            keyring_account: get("BLOCKYARD_KEYRING_ACCOUNT"),
+            pool_max_size: number("BLOCKYARD_POOL_MAX_SIZE")?
+                .map(|n| n.min(u32::MAX as u64) as u32),
+            connect_timeout_secs: number("BLOCKYARD_CONNECT_TIMEOUT")?,
+        })
+    }
+}
+
+/// Which master key to use, as configured.
+#[derive(Debug)]
+pub enum KeyChoice {
+    /// Named explicitly (variable, key file, or keyring).
+    Explicit(KeySource),
+    /// Not named: use what the store recorded at init, or a key file in the data dir.
+    Auto,
+}
+
+/// The resolved configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: StoreUrl,
+    pub key: KeyChoice,
+    pub pool: PoolOptions,
+}
+
+/// Where the settings come from, for [`Config::load`].
+#[derive(Default)]
+pub struct Sources {
+    /// Settings given as command-line flags.
+    pub flags: Settings,
+    /// Process environment.
+    pub env: HashMap<String, String>,
+    /// Explicit config file (`--config`); otherwise `BLOCKYARD_CONFIG` or the user's
+    /// config directory is tried.
+    pub config_file: Option<PathBuf>,
+    /// The `.env` file to read `BLOCKYARD_*` entries from, if it exists.
+    pub dotenv: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(sources: Sources) -> Result<Config> {
+        let mut vars = sources.env;
+        if let Some(path) = sources.dotenv.as_deref().filter(|p| p.exists()) {
+            for (key, value) in read_env_file(path)? {
+                if key.starts_with("BLOCKYARD_") {
+                    vars.entry(key).or_insert(value);
+                }
+            }
+        }
+        let file_settings = match sources
+            .config_file
+            .or_else(|| vars.get("BLOCKYARD_CONFIG").map(PathBuf::from))
+        {
+            Some(path) => read_config_file(&path)?,
+            None => match dirs::config_dir().map(|d| d.join("blockyard/config.toml")) {
+                Some(path) if path.exists() => read_config_file(&path)?,
+                _ => Settings::default(),
+            },
+        };
+        let settings = sources
+            .flags
+            .or(Settings::from_vars(&vars)?)
+            .or(file_settings);
+        Self::resolve(
+            settings,
+            vars.remove("BLOCKYARD_MASTER_KEY").map(Zeroizing::new),
+        )
+    }
+
+    fn resolve(s: Settings, master_key: Option<Zeroizing<String>>) -> Result<Config> {
+        let data_dir = match s.data_dir {
+            Some(dir) => dir,
+            None => dirs::data_dir()
+                .map(|d| d.join("blockyard"))
+                .ok_or_else(|| {
+                    Error::Config("no data directory found; set BLOCKYARD_DATA_DIR".into())
+                })?,
+        };
+        let database_url = match &s.database_url {
+            Some(url) => StoreUrl::parse(url)?,
+            None => StoreUrl::Sqlite(data_dir.join("blockyard.db")),
+        };
+        let keyring_user = s.keyring_account.unwrap_or_else(|| "master-key".into());
+        let key = match (
+            master_key.filter(|k| !k.trim().is_empty()),
+            s.key_file,
+            s.key_source.as_deref(),
+        ) {
+            (Some(value), _, _) => KeyChoice::Explicit(KeySource::env(value)),
+            (None, Some(path), _) => {
+                KeyChoice::Explicit(KeySource::at(MasterKeyLocation::File(path)))
+            }
+            (None, None, Some("keyring")) => {
+                KeyChoice::Explicit(KeySource::at(MasterKeyLocation::Keyring {
+                    user: keyring_user,
+                }))
+            }
+            (None, None, Some("file")) => KeyChoice::Explicit(KeySource::at(
+                MasterKeyLocation::File(default_key_file(&data_dir)),
+            )),
+            (None, None, Some(other)) => {
+                return Err(Error::Config(format!(
+                    "key source {other:?} is unknown; use file or keyring"
+                )));
+            }
+            (None, None, None) => KeyChoice::Auto,
+        };
+        let defaults = PoolOptions::default();
+        let pool = PoolOptions {
+            max_size: s.pool_max_size.unwrap_or(defaults.max_size).max(1),
+            connection_timeout: s
+                .connect_timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.connection_timeout),
+        };
+        Ok(Config {
+            data_dir,
+            database_url,
+            key,
+            pool,
+        })
+    }
+}
+
+/// The key file used when nothing else is configured.
+pub fn default_key_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("master.key")
+}
+
+fn read_config_file(path: &Path) -> Result<Settings> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| Error::io(format!("reading config file {}", path.display()), err))?;
+    toml::from_str(&text)
+        .map_err(|err| Error::Config(format!("{}: {}", path.display(), err.message())))
+}
+
+/// Reads a `.env` file into (name, value) pairs.
+pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let iter = dotenvy::from_path_iter(path)
+        .map_err(|err| Error::Config(format!("reading {}: {err}", path.display())))?;
+    iter.map(|item| {
+        item.map_err(|err| Error::Config(format!("{}: malformed line ({err})", path.display())))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_beat_env_beat_dotenv_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "database_url = \"/from/file.db\"\npool_max_size = 3\nkey_source = \"keyring\"\n",
+        )
+        .unwrap();
+        let dotenv = dir.path().join(".env");
+        std::fs::write(
+            &dotenv,
+            "BLOCKYARD_DATABASE_URL=/from/dotenv.db\nBLOCKYARD_DATA_DIR=/from/dotenv\nOTHER=x\n",
+        )
+        .unwrap();
+        let config = Config::load(Sources {
+            flags: Settings::default(),
+            env: vars(&[("BLOCKYARD_DATABASE_URL", "/from/env.db")]),
+            config_file: Some(file.clone()),
+            dotenv: Some(dotenv.clone()),
+        })
+        .unwrap();
+        assert_eq!(config.database_url, StoreUrl::Sqlite("/from/env.db".into()));
+        assert_eq!(config.data_dir, PathBuf::from("/from/dotenv"));
+        assert_eq!(config.pool.max_size, 3);
+        assert!(
+            matches!(config.key, KeyChoice::Explicit(ref s) if matches!(s.location, MasterKeyLocation::Keyring { .. }))
+        );
+        let config = Config::load(Sources {
+            flags: Settings {
+                database_url: Some("/from/flag.db".into()),
+                ..Settings::default()
+            },
+            env: vars(&[("BLOCKYARD_DATABASE_URL", "/from/env.db")]),
+            config_file: Some(file),
+            dotenv: Some(dotenv),
+        })
+        .unwrap();
+        assert_eq!(
+            config.database_url,
+            StoreUrl::Sqlite("/from/flag.db".into())
+        );
+    }
+
+    #[test]
+    fn bad_values_are_config_errors() {
+        let err = Config::load(Sources {
+            env: vars(&[
+                ("BLOCKYARD_POOL_MAX_SIZE", "many"),
+                ("BLOCKYARD_DATA_DIR", "/x"),
+            ]),
+            ..Sources::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.code(), "CONFIG_ERROR");
+    }
+}

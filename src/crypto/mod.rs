@@ -1,0 +1,242 @@
+//! Encryption at rest: the master key, data keys, and sealing of block secrets.
+//!
+//! Envelope scheme: a 256-bit master key (never stored in the registry) wraps random
+//! 256-bit data keys, which are stored wrapped in the store. Block secrets are sealed
+//! with a data key using XChaCha20-Poly1305 (random 192-bit nonces, so no nonce
+//! bookkeeping across several servers). The associated data binds every ciphertext to
+//! what it belongs to: a wrapped data key to its key id, block secrets to the block id
+//! and data key id, so a ciphertext copied to another row fails to open.
+
+mod master_key;
+
+pub use master_key::{KEYRING_SERVICE, KeySource, MasterKeyLocation, generate_master_key_file};
+
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Result};
+
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+/// First byte of every sealed value: the format version.
+const FORMAT_V1: u8 = 1;
+
+/// 32 secret bytes; zeroed on drop and never printed.
+struct KeyBytes(Zeroizing<[u8; KEY_LEN]>);
+
+impl KeyBytes {
+    fn random() -> Self {
+        let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        bytes.copy_from_slice(&key);
+        KeyBytes(bytes)
+    }
+
+    fn from_slice(raw: &[u8]) -> Option<Self> {
+        let arr: [u8; KEY_LEN] = raw.try_into().ok()?;
+        Some(KeyBytes(Zeroizing::new(arr)))
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(self.0.as_ref().into())
+    }
+}
+
+/// The master key: wraps and unwraps data keys.
+pub struct MasterKey(KeyBytes);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey(fingerprint {})", self.fingerprint())
+    }
+}
+
+impl MasterKey {
+    pub fn generate() -> Self {
+        MasterKey(KeyBytes::random())
+    }
+
+    /// Parses the base64 text form (what key files, the keyring and
+    /// `BLOCKYARD_MASTER_KEY` hold). The error never echoes the input.
+    pub fn from_base64(text: &str) -> Result<Self> {
+        let mut raw = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| invalid_master_key())?;
+        let key = KeyBytes::from_slice(&raw).ok_or_else(invalid_master_key);
+        raw.zeroize();
+        Ok(MasterKey(key?))
+    }
+
+    /// The base64 text form, for writing to a key file or the keyring.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.0.0.as_ref()))
+    }
+
+    /// A short public identifier of the key, recorded in the store so a wrong key is
+    /// recognised before anything is decrypted or written.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"blockyard master key fingerprint v1\0");
+        hasher.update(self.0.0.as_ref());
+        let digest = hasher.finalize();
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Wraps a data key for storage under `key_id`.
+    pub fn wrap(&self, key_id: &str, data_key: &DataKey) -> Result<Vec<u8>> {
+        seal(&self.0, &wrap_aad(key_id), data_key.0.0.as_ref())
+    }
+
+    /// Unwraps a stored data key; fails if the bytes were made for another key id.
+    pub fn unwrap(&self, key_id: &str, wrapped: &[u8]) -> Result<DataKey> {
+        let raw = open(&self.0, &wrap_aad(key_id), wrapped).map_err(|_| {
+            Error::DecryptionFailed(format!(
+                "data key {key_id} does not open with this master key (tampered or wrong key)"
+            ))
+        })?;
+        KeyBytes::from_slice(&raw)
+            .map(DataKey)
+            .ok_or_else(|| Error::DecryptionFailed(format!("data key {key_id} is malformed")))
+    }
+}
+
+fn invalid_master_key() -> Error {
+    Error::InvalidMasterKey(
+        "the master key must be 32 bytes encoded as base64 (44 characters); \
+         `blockyard key generate` prints a new one"
+            .into(),
+    )
+}
+
+/// A data key: seals block secrets.
+pub struct DataKey(KeyBytes);
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey(********)")
+    }
+}
+
+impl DataKey {
+    pub fn generate() -> Self {
+        DataKey(KeyBytes::random())
+    }
+
+    /// Seals a block's secrets, bound to the block id and this key's id.
+    pub fn seal_for_block(
+        &self,
+        block_id: &str,
+        key_id: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        seal(&self.0, &block_aad(block_id, key_id), plaintext)
+    }
+
+    /// Opens a block's secrets; fails if the ciphertext was made for another block.
+    pub fn open_for_block(
+        &self,
+        block_id: &str,
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        open(&self.0, &block_aad(block_id, key_id), sealed).map_err(|_| {
+            Error::DecryptionFailed(format!(
+                "the secrets of block {block_id} do not decrypt: the ciphertext was altered \
+                 or belongs to another block"
+            ))
+        })
+    }
+}
+
+fn wrap_aad(key_id: &str) -> Vec<u8> {
+    format!("blockyard/v1/data-key/{key_id}").into_bytes()
+}
+
+fn block_aad(block_id: &str, key_id: &str) -> Vec<u8> {
+    format!("blockyard/v1/block/{block_id}/key/{key_id}").into_bytes()
+}
+
+fn seal(key: &KeyBytes, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let ciphertext = key
+        .cipher()
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| Error::Store("encryption failed".into()))?;
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ciphertext);
+    Ok(out)
+}
+
+/// The only failure is "does not open"; callers say what that means for them.
+struct OpenFailed;
+
+fn open(key: &KeyBytes, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenFailed> {
+    if sealed.len() < 1 + NONCE_LEN || sealed[0] != FORMAT_V1 {
+        return Err(OpenFailed);
+    }
+    let nonce = XNonce::from_slice(&sealed[1..1 + NONCE_LEN]);
+    key.cipher()
+        .decrypt(
+            nonce,
+            Payload {
+                msg: &sealed[1 + NONCE_LEN..],
+                aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| OpenFailed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_are_bound_to_their_block() {
+        let key = DataKey::generate();
+        let sealed = key.seal_for_block("block-a", "k1", b"s3cr3t").unwrap();
+        assert_eq!(
+            &key.open_for_block("block-a", "k1", &sealed).unwrap()[..],
+            b"s3cr3t"
+        );
+        let err = key.open_for_block("block-b", "k1", &sealed).unwrap_err();
+        assert_eq!(err.code(), "DECRYPTION_FAILED");
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(key.open_for_block("block-a", "k1", &tampered).is_err());
+    }
+
+    #[test]
+    fn master_key_wraps_and_refuses_other_keys() {
+        let master = MasterKey::generate();
+        let other = MasterKey::generate();
+        let wrapped = master.wrap("k1", &DataKey::generate()).unwrap();
+        assert!(master.unwrap("k1", &wrapped).is_ok());
+        assert!(master.unwrap("k2", &wrapped).is_err());
+        assert!(other.unwrap("k1", &wrapped).is_err());
+        assert_ne!(master.fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn master_key_text_form_round_trips_and_errors_do_not_echo() {
+        let key = MasterKey::generate();
+        let text = key.to_base64();
+        let again = MasterKey::from_base64(&text).unwrap();
+        assert_eq!(key.fingerprint(), again.fingerprint());
+        let err = MasterKey::from_base64("not-a-key-PLANTED").unwrap_err();
+        assert!(!err.to_string().contains("PLANTED"));
+        assert!(!format!("{key:?}").contains(text.as_str()));
+    }
+}

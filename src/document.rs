@@ -1,0 +1,205 @@
+//! Block documents: dotted-path access, and splitting a document into its masked part
+//! (stored as JSON, with `********` where each secret was) and the secrets (stored only
+//! sealed). The stored JSON is therefore exactly what a masked listing shows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::types::BlockType;
+
+/// What every masked secret is shown as.
+pub const MASK: &str = "********";
+
+/// Suffix of a secrets-map key holding the password found in a URL field.
+const URL_PASSWORD: &str = "#url-password";
+
+/// The secret values of one block, keyed by dotted field path. `Debug` shows only the
+/// paths.
+#[derive(Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secrets(BTreeMap<String, Value>);
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, MASK)))
+            .finish()
+    }
+}
+
+impl Secrets {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The paths that hold secrets (URL passwords show as the URL field's path).
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .keys()
+            .map(|k| k.strip_suffix(URL_PASSWORD).unwrap_or(k))
+    }
+
+    /// Whether a secret at this path is already known.
+    pub fn contains(&self, path: &str) -> bool {
+        self.0.contains_key(path)
+    }
+}
+
+/// Reads the value at a dotted path.
+pub fn get_path<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(doc, |node, seg| node.get(seg))
+}
+
+/// Sets the value at a dotted path, creating objects on the way. Fails if a step on
+/// the way is not an object (e.g. setting `connection_info.port` when
+/// `connection_info` is a URL string).
+pub fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<()> {
+    let mut node = doc;
+    let mut segments = path.split('.').peekable();
+    while let Some(seg) = segments.next() {
+        if node.is_null() {
+            *node = Value::Object(Map::new());
+        }
+        let Value::Object(map) = node else {
+            return Err(Error::InvalidInput(format!(
+                "cannot set {path}: the field above {seg:?} is not an object"
+            )));
+        };
+        if segments.peek().is_none() {
+            map.insert(seg.to_owned(), value);
+            return Ok(());
+        }
+        node = map.entry(seg.to_owned()).or_insert(Value::Null);
+    }
+    Ok(())
+}
+
+/// Removes and returns the value at a dotted path.
+pub fn remove_path(doc: &mut Value, path: &str) -> Option<Value> {
+    let (parent, last) = match path.rsplit_once('.') {
+        Some((parent, last)) => (path_mut(doc, parent)?, last),
+        None => (doc, path),
+    };
+    parent.as_object_mut()?.remove(last)
+}
+
+fn path_mut<'a>(doc: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    path.split('.').try_fold(doc, |node, seg| node.get_mut(seg))
+}
+
+/// Splits a full document into its masked form and its secrets, per the type's
+/// `secret_fields` and `url_fields`. Null and absent secret fields stay as they are.
+pub fn split_secrets(ty: &BlockType, mut doc: Value) -> Result<(Value, Secrets)> {
+    let mut secrets = BTreeMap::new();
+    for path in &ty.def.secret_fields {
+        match get_path(&doc, path) {
+            None | Some(Value::Null) => {}
+            Some(value) => {
+                secrets.insert(path.clone(), value.clone());
+                set_path(&mut doc, path, Value::String(MASK.into()))?;
+            }
+        }
+    }
+    for path in &ty.def.url_fields {
+        let Some(Value::String(text)) = get_path(&doc, path) else {
+            continue;
+        };
+        let mut url = parse_url_field(path, text)?;
+        if let Some(password) = url.password().map(str::to_owned) {
+            let _ = url.set_password(Some(MASK));
+            secrets.insert(format!("{path}{URL_PASSWORD}"), Value::String(password));
+            set_path(&mut doc, path, Value::String(url.into()))?;
+        }
+    }
+    Ok((doc, Secrets(secrets)))
+}
+
+/// Puts secrets back into a masked document: the full plaintext document.
+pub fn merge_secrets(doc: &mut Value, secrets: &Secrets) {
+    for (key, value) in &secrets.0 {
+        match key.strip_suffix(URL_PASSWORD) {
+            Some(path) => {
+                let Some(Value::String(text)) = get_path(doc, path) else {
+                    continue;
+                };
+                let (Ok(mut url), Some(pw)) = (url::Url::parse(text), value.as_str()) else {
+                    continue;
+                };
+                let _ = url.set_password(Some(pw));
+                let _ = set_path(doc, path, Value::String(url.into()));
+            }
+            None => {
+                let _ = set_path(doc, key, value.clone());
+            }
+        }
+    }
+}
+
+/// Parses a URL field's value. The error names the field, never the URL (which may
+/// hold a password).
+pub fn parse_url_field(path: &str, text: &str) -> Result<url::Url> {
+    let url = url::Url::parse(text)
+        .map_err(|err| Error::InvalidBlockData(format!("{path}: not a valid URL ({err})")))?;
+    let needs_host = !url.scheme().starts_with("sqlite") && !url.scheme().starts_with("file");
+    if needs_host && url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::InvalidBlockData(format!(
+            "{path}: the URL has no host"
+        )));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::builtin_type;
+    use serde_json::json;
+
+    #[test]
+    fn components_password_is_split_merged_and_masked() {
+        let ty = builtin_type("sqlalchemy-connector").unwrap();
+        let full = json!({"connection_info": {"driver": "postgresql", "database": "d", "password": "PLANTED"}});
+        let (masked, secrets) = split_secrets(&ty, full.clone()).unwrap();
+        assert!(!masked.to_string().contains("PLANTED"));
+        assert!(!format!("{secrets:?}").contains("PLANTED"));
+        assert_eq!(masked["connection_info"]["password"], MASK);
+        let mut merged = masked;
+        merge_secrets(&mut merged, &secrets);
+        assert_eq!(merged, full);
+    }
+
+    #[test]
+    fn url_password_is_split_merged_and_masked() {
+        let ty = builtin_type("sqlalchemy-connector").unwrap();
+        let full =
+            json!({"connection_info": "postgresql+psycopg2://u:p%40PLANTED@db.example:5432/app"});
+        let (masked, secrets) = split_secrets(&ty, full.clone()).unwrap();
+        assert_eq!(
+            masked["connection_info"],
+            "postgresql+psycopg2://u:********@db.example:5432/app"
+        );
+        let mut merged = masked;
+        merge_secrets(&mut merged, &secrets);
+        assert_eq!(merged, full);
+    }
+
+    #[test]
+    fn url_without_host_is_refused() {
+        let ty = builtin_type("sqlalchemy-connector").unwrap();
+        let err = split_secrets(&ty, json!({"connection_info": "postgresql:///db"})).unwrap_err();
+        assert!(err.to_string().contains("no host"), "{err}");
+    }
+
+    #[test]
+    fn set_path_refuses_to_descend_into_a_string() {
+        let mut doc = json!({"connection_info": "postgresql://h/db"});
+        assert!(set_path(&mut doc, "connection_info.port", json!(1)).is_err());
+        let mut doc = json!({});
+        set_path(&mut doc, "a.b.c", json!(1)).unwrap();
+        assert_eq!(doc, json!({"a": {"b": {"c": 1}}}));
+        assert_eq!(remove_path(&mut doc, "a.b.c"), Some(json!(1)));
+    }
+}

@@ -1,0 +1,138 @@
+//! The library's error type and its stable error codes.
+//!
+//! Layering (the rule every module follows):
+//! - library areas return [`Error`], a `thiserror` enum; each variant has a stable
+//!   `code()` (`BLOCK_NOT_FOUND`, ...) that the CLI prints and the HTTP layer returns;
+//! - store internals use diesel's `QueryResult` and convert at the store boundary;
+//! - `anyhow` lives only in `main.rs`.
+//!
+//! Messages are for people: they say what is wrong and what to do, and never carry a
+//! secret value (no document, URL with password or key material is ever formatted here).
+
+use std::fmt;
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every failure the library reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid block name {name:?}: {reason}")]
+    InvalidBlockName { name: String, reason: &'static str },
+
+    #[error("block {0:?} not found; `blockyard block ls` lists the blocks")]
+    BlockNotFound(String),
+
+    #[error("a block named {0:?} already exists; choose another name or update it")]
+    BlockAlreadyExists(String),
+
+    #[error("block {name:?} is at version {actual}, not {expected}; re-read it and retry")]
+    VersionConflict {
+        name: String,
+        expected: i64,
+        actual: i64,
+    },
+
+    #[error("unknown block type {0:?}; `blockyard type ls` lists the types")]
+    UnknownBlockType(String),
+
+    #[error("invalid block type definition: {0}")]
+    InvalidBlockType(String),
+
+    #[error("block type {0:?} already exists")]
+    BlockTypeAlreadyExists(String),
+
+    #[error("invalid block data: {0}")]
+    InvalidBlockData(String),
+
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    #[error("invalid database URL: {0}")]
+    InvalidDatabaseUrl(String),
+
+    #[error("{0}")]
+    MasterKeyMissing(String),
+
+    #[error("{0}")]
+    InvalidMasterKey(String),
+
+    #[error(
+        "the master key does not match this store (fingerprint {actual}, store expects {expected}); \
+         set BLOCKYARD_MASTER_KEY or --key-file to the key this store was created with"
+    )]
+    WrongMasterKey { expected: String, actual: String },
+
+    #[error("{0}")]
+    DecryptionFailed(String),
+
+    #[error("keyring error: {0}")]
+    Keyring(String),
+
+    #[error("the store is not migrated ({0}); run `blockyard database migrate`")]
+    StoreNotMigrated(String),
+
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
+
+    #[error("store error: {0}")]
+    Store(String),
+
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The stable, machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidBlockName { .. } => "INVALID_BLOCK_NAME",
+            Error::BlockNotFound(_) => "BLOCK_NOT_FOUND",
+            Error::BlockAlreadyExists(_) => "BLOCK_ALREADY_EXISTS",
+            Error::VersionConflict { .. } => "VERSION_CONFLICT",
+            Error::UnknownBlockType(_) => "UNKNOWN_BLOCK_TYPE",
+            Error::InvalidBlockType(_) => "INVALID_BLOCK_TYPE",
+            Error::BlockTypeAlreadyExists(_) => "BLOCK_TYPE_ALREADY_EXISTS",
+            Error::InvalidBlockData(_) => "INVALID_BLOCK_DATA",
+            Error::InvalidInput(_) => "INVALID_INPUT",
+            Error::InvalidDatabaseUrl(_) => "INVALID_DATABASE_URL",
+            Error::MasterKeyMissing(_) => "MASTER_KEY_MISSING",
+            Error::InvalidMasterKey(_) => "INVALID_MASTER_KEY",
+            Error::WrongMasterKey { .. } => "WRONG_MASTER_KEY",
+            Error::DecryptionFailed(_) => "DECRYPTION_FAILED",
+            Error::Keyring(_) => "KEYRING_ERROR",
+            Error::StoreNotMigrated(_) => "STORE_NOT_MIGRATED",
+            Error::StoreUnavailable(_) => "STORE_UNAVAILABLE",
+            Error::Store(_) => "STORE_ERROR",
+            Error::Config(_) => "CONFIG_ERROR",
+            Error::Io { .. } => "IO_ERROR",
+        }
+    }
+
+    pub(crate) fn io(context: impl fmt::Display, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.to_string(),
+            source,
+        }
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(err: diesel::result::Error) -> Self {
+        // diesel's messages carry SQL error text, never bound parameter values.
+        Error::Store(err.to_string())
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(err: r2d2::Error) -> Self {
+        Error::StoreUnavailable(err.to_string())
+    }
+}

@@ -1,0 +1,82 @@
+//! Block names: the validated, typed name every other module receives.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// Longest accepted block name, in bytes (all accepted characters are ASCII).
+pub const MAX_NAME_LEN: usize = 128;
+
+/// A valid block name: 1–128 of `a-z 0-9 - _ .`, starting with a letter or digit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockName(String);
+
+impl BlockName {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let invalid = |reason| {
+            Err(Error::InvalidBlockName {
+                name: raw.chars().take(MAX_NAME_LEN + 8).collect(),
+                reason,
+            })
+        };
+        if raw.is_empty() {
+            return invalid("a name cannot be empty");
+        }
+        if raw.len() > MAX_NAME_LEN {
+            return invalid("a name has at most 128 characters");
+        }
+        if !raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+            return invalid("a name starts with a lowercase letter or a digit");
+        }
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        {
+            return invalid("use only lowercase letters, digits, '-', '_' and '.'");
+        }
+        Ok(BlockName(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BlockName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for BlockName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        BlockName::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_rejects() {
+        for ok in ["crdb-sage", "a", "0db", "x.y_z-1", &"a".repeat(128)] {
+            assert!(BlockName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "_x",
+            "Crdb",
+            "a b",
+            "a/b",
+            "é",
+            &"a".repeat(129),
+        ] {
+            let err = BlockName::parse(bad).unwrap_err();
+            assert_eq!(err.code(), "INVALID_BLOCK_NAME", "{bad}");
+        }
+    }
+}

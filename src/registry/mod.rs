@@ -1,0 +1,290 @@
+//! The registry service: the one place that handles plaintext secrets and the store
+//! together. Interfaces (CLI, later HTTP) call it; it validates documents against their
+//! types, seals and opens secrets, and keeps every change as a version.
+
+mod keys;
+mod model;
+
+pub use keys::{InitReport, KeyStatus, RotationReport};
+pub use model::{Block, BlockSummary, BlockVersion};
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::document::split_secrets;
+use crate::error::{Error, Result};
+use crate::name::BlockName;
+use crate::store::{BlockFilter, BlockRow, ChangeKind, Store, now_millis, schema};
+use crate::types::{BlockType, BlockTypeDef, builtin_type, builtin_types};
+
+/// A block to create.
+#[derive(Debug)]
+pub struct NewBlock {
+    pub name: BlockName,
+    pub block_type: String,
+    /// The full document, secrets included.
+    pub document: Value,
+    /// Keep this id (import); a new UUID otherwise.
+    pub id: Option<uuid::Uuid>,
+}
+
+/// The registry: a store, the configured master key, and the block types.
+#[derive(Debug)]
+pub struct Registry {
+    store: Store,
+    keys: keys::KeyManager,
+}
+
+impl Registry {
+    /// Opens the configured store. A brand-new store is migrated and given a master key
+    /// and a first data key; the report says where they are.
+    pub fn open(config: Config) -> Result<(Registry, Option<InitReport>)> {
+        let store = Store::open(config.database_url.clone(), &config.pool)?;
+        let status = store.migration_status()?;
+        let fresh = status.applied.is_empty();
+        if fresh {
+            store.migrate()?;
+        } else if !status.pending.is_empty() {
+            return Err(Error::StoreNotMigrated(format!(
+                "{} pending migration(s): {}",
+                status.pending.len(),
+                status.pending.join(", ")
+            )));
+        }
+        let keys = keys::KeyManager::new(config.key, config.data_dir);
+        let report = keys.initialise_if_needed(&store)?;
+        Ok((Registry { store, keys }, report))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    // ---- block types ----------------------------------------------------------
+
+    /// Every type: built-in first, then registered ones, by slug.
+    pub fn block_types(&self) -> Result<Vec<BlockType>> {
+        use diesel::prelude::*;
+        use schema::block_types::dsl as t;
+        let mut types = builtin_types();
+        let mut conn = self.store.conn()?;
+        let stored: Vec<String> = t::block_types
+            .select(t::definition)
+            .order(t::slug.asc())
+            .load(&mut *conn)?;
+        for text in stored {
+            types.push(BlockType::from_json(&text, false)?);
+        }
+        Ok(types)
+    }
+
+    pub fn block_type(&self, slug: &str) -> Result<BlockType> {
+        use diesel::prelude::*;
+        use schema::block_types::dsl as t;
+        if let Some(ty) = builtin_type(slug) {
+            return Ok(ty);
+        }
+        let mut conn = self.store.conn()?;
+        let text: Option<String> = t::block_types
+            .find(slug)
+            .select(t::definition)
+            .first(&mut *conn)
+            .optional()?;
+        match text {
+            Some(text) => BlockType::from_json(&text, false),
+            None => Err(Error::UnknownBlockType(slug.to_owned())),
+        }
+    }
+
+    /// Registers (or with `replace`, replaces) a user type. Built-in types cannot be
+    /// replaced.
+    pub fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType> {
+        use diesel::prelude::*;
+        use schema::block_types::dsl as t;
+        let ty = BlockType::from_def(def, false)?;
+        if builtin_type(ty.slug()).is_some() {
+            return Err(Error::BlockTypeAlreadyExists(ty.slug().to_owned()));
+        }
+        let text =
+            serde_json::to_string(&ty.def).map_err(|e| Error::InvalidBlockType(e.to_string()))?;
+        let now = now_millis();
+        let mut conn = self.store.conn()?;
+        let updated = if replace {
+            diesel::update(t::block_types.find(ty.slug()))
+                .set((t::definition.eq(&text), t::updated_at.eq(now)))
+                .execute(&mut *conn)?
+        } else {
+            0
+        };
+        if updated == 0 {
+            diesel::insert_into(t::block_types)
+                .values((
+                    t::slug.eq(ty.slug()),
+                    t::definition.eq(&text),
+                    t::created_at.eq(now),
+                    t::updated_at.eq(now),
+                ))
+                .execute(&mut *conn)
+                .map_err(|err| match err {
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ) => Error::BlockTypeAlreadyExists(ty.slug().to_owned()),
+                    other => other.into(),
+                })?;
+        }
+        Ok(ty)
+    }
+
+    // ---- blocks -----------------------------------------------------------------
+
+    /// Creates a block after validating it against its type; secrets are sealed.
+    pub fn create_block(&self, new: NewBlock) -> Result<Block> {
+        let ty = self.block_type(&new.block_type)?;
+        ty.validate(&new.document)?;
+        let (masked, secrets) = split_secrets(&ty, new.document)?;
+        let id = new.id.unwrap_or_else(uuid::Uuid::new_v4).to_string();
+        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &id, &secrets)?;
+        let now = now_millis();
+        let row = BlockRow {
+            id,
+            name: new.name.to_string(),
+            block_type: ty.slug().to_owned(),
+            version: 1,
+            data: masked.to_string(),
+            sealed_secrets,
+            key_id,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_block(&row)?;
+        Block::from_row(row, Some(secrets))
+    }
+
+    /// Loads a block with its secrets decrypted.
+    pub fn load_block(&self, name: &str) -> Result<Block> {
+        let row = self.find_row(name)?;
+        let secrets = self.keys.open(
+            &self.store,
+            &row.id,
+            row.sealed_secrets.as_deref(),
+            row.key_id.as_deref(),
+        )?;
+        Block::from_row(row, Some(secrets))
+    }
+
+    /// Loads a block with secrets masked; nothing is decrypted.
+    pub fn get_block_masked(&self, name: &str) -> Result<Block> {
+        Block::from_row(self.find_row(name)?, None)
+    }
+
+    pub fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
+        Ok(self
+            .store
+            .list_blocks(filter)?
+            .into_iter()
+            .map(BlockSummary::from)
+            .collect())
+    }
+
+    /// Replaces a block's document if it is still at `expected_version` (the version
+    /// read, when `None` is given, which still refuses a concurrent change).
+    pub fn update_block(
+        &self,
+        name: &str,
+        document: Value,
+        expected_version: Option<i64>,
+    ) -> Result<Block> {
+        let current = self.find_row(name)?;
+        let expected = check_version(&current, expected_version)?;
+        let ty = self.block_type(&current.block_type)?;
+        ty.validate(&document)?;
+        let (masked, secrets) = split_secrets(&ty, document)?;
+        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &current.id, &secrets)?;
+        let row = BlockRow {
+            version: current.version + 1,
+            data: masked.to_string(),
+            sealed_secrets,
+            key_id,
+            updated_at: now_millis(),
+            ..current
+        };
+        self.store
+            .update_block(&row, expected, ChangeKind::Update)?;
+        Block::from_row(row, Some(secrets))
+    }
+
+    pub fn rename_block(
+        &self,
+        name: &str,
+        new_name: &BlockName,
+        expected_version: Option<i64>,
+    ) -> Result<Block> {
+        let current = self.find_row(name)?;
+        let expected = check_version(&current, expected_version)?;
+        let row = BlockRow {
+            name: new_name.to_string(),
+            version: current.version + 1,
+            updated_at: now_millis(),
+            ..current
+        };
+        self.store
+            .update_block(&row, expected, ChangeKind::Rename)?;
+        Block::from_row(row, None)
+    }
+
+    pub fn delete_block(&self, name: &str, expected_version: Option<i64>) -> Result<Block> {
+        let current = self.find_row(name)?;
+        let expected = check_version(&current, expected_version)?;
+        self.store
+            .delete_block(&current.id, &current.name, expected)?;
+        Block::from_row(current, None)
+    }
+
+    /// Every kept version of a block, oldest first, secrets masked.
+    pub fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
+        let current = self.find_row(name)?;
+        self.store
+            .block_versions(&current.id)?
+            .into_iter()
+            .map(BlockVersion::try_from)
+            .collect()
+    }
+
+    fn find_row(&self, name: &str) -> Result<BlockRow> {
+        let name = BlockName::parse(name)?;
+        self.store
+            .find_block(name.as_str())?
+            .ok_or_else(|| Error::BlockNotFound(name.to_string()))
+    }
+
+    // ---- keys -------------------------------------------------------------------
+
+    pub fn key_status(&self) -> Result<KeyStatus> {
+        self.keys.status(&self.store)
+    }
+
+    /// Re-seals every block (and every kept version) under a new data key, in batches;
+    /// `progress(done, total)` is called after each batch. Safe to interrupt: each row
+    /// names the key that sealed it, and old keys are deleted only at the end.
+    pub fn rotate_data_key(&self, progress: impl FnMut(u64, u64)) -> Result<RotationReport> {
+        self.keys.rotate(&self.store, progress)
+    }
+
+    /// Verifies the configured master key against the store.
+    pub fn verify_master_key(&self) -> Result<()> {
+        self.keys.master(&self.store).map(|_| ())
+    }
+}
+
+fn check_version(current: &BlockRow, expected: Option<i64>) -> Result<i64> {
+    match expected {
+        Some(v) if v != current.version => Err(Error::VersionConflict {
+            name: current.name.clone(),
+            expected: v,
+            actual: current.version,
+        }),
+        Some(v) => Ok(v),
+        None => Ok(current.version),
+    }
+}

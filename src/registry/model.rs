@@ -1,0 +1,126 @@
+//! What the registry hands out: blocks, summaries and versions. None of them can show
+//! a secret by accident: the stored data is already masked, and opened secrets are kept
+//! apart in [`Secrets`], whose `Debug` prints only paths.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::document::{Secrets, merge_secrets};
+use crate::error::{Error, Result};
+use crate::store::{BlockRow, VersionRow};
+
+/// A block document.
+#[derive(Clone, Debug)]
+pub struct Block {
+    pub id: String,
+    pub name: String,
+    pub block_type: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    masked: Value,
+    secrets: Option<Secrets>,
+}
+
+impl Block {
+    pub(super) fn from_row(row: BlockRow, secrets: Option<Secrets>) -> Result<Block> {
+        Ok(Block {
+            masked: parse_data(&row.data, &row.name)?,
+            id: row.id,
+            name: row.name,
+            block_type: row.block_type,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            secrets,
+        })
+    }
+
+    /// The document with `********` where each secret is.
+    pub fn masked_data(&self) -> &Value {
+        &self.masked
+    }
+
+    /// The full document, secrets included, if they were loaded.
+    pub fn document(&self) -> Option<Value> {
+        let secrets = self.secrets.as_ref()?;
+        let mut doc = self.masked.clone();
+        merge_secrets(&mut doc, secrets);
+        Some(doc)
+    }
+
+    /// JSON view for output: the full document if `reveal` and secrets were loaded,
+    /// the masked one otherwise.
+    pub fn to_json(&self, reveal: bool) -> Value {
+        let data = match reveal {
+            true => self.document().unwrap_or_else(|| self.masked.clone()),
+            false => self.masked.clone(),
+        };
+        serde_json::json!({
+            "id": self.id,
+            "name": self.name,
+            "block_type": self.block_type,
+            "version": self.version,
+            "created_at": crate::time::rfc3339(self.created_at),
+            "updated_at": crate::time::rfc3339(self.updated_at),
+            "data": data,
+        })
+    }
+}
+
+fn parse_data(text: &str, name: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|_| Error::Store(format!("block {name:?} has unreadable data in the store")))
+}
+
+/// A row of `block ls`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockSummary {
+    pub id: String,
+    pub name: String,
+    pub block_type: String,
+    pub version: i64,
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    pub created_at: i64,
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    pub updated_at: i64,
+}
+
+impl From<BlockRow> for BlockSummary {
+    fn from(row: BlockRow) -> Self {
+        BlockSummary {
+            id: row.id,
+            name: row.name,
+            block_type: row.block_type,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// One kept version of a block, secrets masked.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockVersion {
+    pub version: i64,
+    pub name: String,
+    pub block_type: String,
+    pub change: String,
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    pub created_at: i64,
+    pub data: Value,
+}
+
+impl TryFrom<VersionRow> for BlockVersion {
+    type Error = Error;
+    fn try_from(row: VersionRow) -> Result<Self> {
+        Ok(BlockVersion {
+            data: parse_data(&row.data, &row.name)?,
+            version: row.version,
+            name: row.name,
+            block_type: row.block_type,
+            change: row.change,
+            created_at: row.created_at,
+        })
+    }
+}

@@ -1,0 +1,307 @@
+//! Rows of blocks and their versions, with optimistic concurrency on updates.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::Store;
+use super::schema::{block_versions::dsl as v, blocks::dsl as b};
+use crate::error::{Error, Result};
+
+/// A block as stored: public data as JSON text, secrets sealed.
+#[derive(Clone, Queryable, Insertable, Selectable)]
+#[diesel(table_name = super::schema::blocks)]
+pub struct BlockRow {
+    pub id: String,
+    pub name: String,
+    pub block_type: String,
+    pub version: i64,
+    pub data: String,
+    pub sealed_secrets: Option<Vec<u8>>,
+    pub key_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One kept version of a block.
+#[derive(Clone, Queryable, Insertable, Selectable)]
+#[diesel(table_name = super::schema::block_versions)]
+pub struct VersionRow {
+    pub block_id: String,
+    pub version: i64,
+    pub name: String,
+    pub block_type: String,
+    pub data: String,
+    pub sealed_secrets: Option<Vec<u8>>,
+    pub key_id: Option<String>,
+    pub change: String,
+    pub created_at: i64,
+}
+
+/// What a version records about the change that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Create,
+    Update,
+    Rename,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Update => "update",
+            ChangeKind::Rename => "rename",
+        }
+    }
+}
+
+impl BlockRow {
+    fn version_row(&self, change: ChangeKind) -> VersionRow {
+        VersionRow {
+            block_id: self.id.clone(),
+            version: self.version,
+            name: self.name.clone(),
+            block_type: self.block_type.clone(),
+            data: self.data.clone(),
+            sealed_secrets: self.sealed_secrets.clone(),
+            key_id: self.key_id.clone(),
+            change: change.as_str().into(),
+            created_at: self.updated_at,
+        }
+    }
+}
+
+/// Which blocks to list.
+#[derive(Clone, Debug, Default)]
+pub struct BlockFilter {
+    pub block_type: Option<String>,
+    pub name_prefix: Option<String>,
+    /// List names strictly after this one (keyset pagination).
+    pub after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Sealed secrets of one row (current or version), for key rotation.
+#[derive(Clone, Queryable)]
+pub struct SealedRow {
+    pub block_id: String,
+    pub version: i64,
+    pub sealed_secrets: Option<Vec<u8>>,
+    pub key_id: Option<String>,
+}
+
+fn conflict_on_unique(err: DieselError, name: &str) -> Error {
+    match err {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            Error::BlockAlreadyExists(name.to_owned())
+        }
+        other => other.into(),
+    }
+}
+
+impl Store {
+    /// Inserts a new block (version 1) and its first version row.
+    pub fn insert_block(&self, row: &BlockRow) -> Result<()> {
+        let mut conn = self.conn()?;
+        conn.transaction::<_, DieselError, _>(|conn| {
+            diesel::insert_into(b::blocks)
+                .values(row.clone())
+                .execute(conn)?;
+            diesel::insert_into(v::block_versions)
+                .values(row.version_row(ChangeKind::Create))
+                .execute(conn)?;
+            Ok(())
+        })
+        .map_err(|err| conflict_on_unique(err, &row.name))
+    }
+
+    pub fn find_block(&self, name: &str) -> Result<Option<BlockRow>> {
+        let mut conn = self.conn()?;
+        Ok(b::blocks
+            .filter(b::name.eq(name))
+            .first(&mut *conn)
+            .optional()?)
+    }
+
+    pub fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockRow>> {
+        let mut conn = self.conn()?;
+        let mut query = b::blocks.into_boxed();
+        if let Some(t) = &filter.block_type {
+            query = query.filter(b::block_type.eq(t.clone()));
+        }
+        if let Some(prefix) = &filter.name_prefix {
+            // Names hold no LIKE wildcards except '_', which is escaped here.
+            let pattern = format!(
+                "{}%",
+                prefix
+                    .replace('\\', "\\\\")
+                    .replace('_', "\\_")
+                    .replace('%', "\\%")
+            );
+            query = query.filter(b::name.like(pattern).escape('\\'));
+        }
+        if let Some(after) = &filter.after {
+            query = query.filter(b::name.gt(after.clone()));
+        }
+        if let Some(limit) = filter.limit {
+            query = query.limit(limit);
+        }
+        Ok(query.order(b::name.asc()).load(&mut *conn)?)
+    }
+
+    /// Replaces a block's current row if it is still at `expected_version`, keeping the
+    /// new version in history. Nothing is written on a conflict.
+    pub fn update_block(
+        &self,
+        row: &BlockRow,
+        expected_version: i64,
+        change: ChangeKind,
+    ) -> Result<()> {
+        let mut conn = self.conn()?;
+        let outcome = conn.transaction::<_, DieselError, _>(|conn| {
+            let updated = diesel::update(
+                b::blocks
+                    .find(&row.id)
+                    .filter(b::version.eq(expected_version)),
+            )
+            .set((
+                b::name.eq(&row.name),
+                b::version.eq(row.version),
+                b::data.eq(&row.data),
+                b::sealed_secrets.eq(&row.sealed_secrets),
+                b::key_id.eq(&row.key_id),
+                b::updated_at.eq(row.updated_at),
+            ))
+            .execute(conn)?;
+            if updated == 0 {
+                return Ok(false);
+            }
+            diesel::insert_into(v::block_versions)
+                .values(row.version_row(change))
+                .execute(conn)?;
+            Ok(true)
+        });
+        match outcome.map_err(|err| conflict_on_unique(err, &row.name))? {
+            true => Ok(()),
+            false => Err(self.explain_stale(&row.id, &row.name, expected_version)),
+        }
+    }
+
+    /// Deletes a block and its history if it is still at `expected_version`.
+    pub fn delete_block(&self, id: &str, name: &str, expected_version: i64) -> Result<()> {
+        let mut conn = self.conn()?;
+        let deleted = conn.transaction::<_, DieselError, _>(|conn| {
+            let n = diesel::delete(b::blocks.find(id).filter(b::version.eq(expected_version)))
+                .execute(conn)?;
+            if n > 0 {
+                diesel::delete(v::block_versions.filter(v::block_id.eq(id))).execute(conn)?;
+            }
+            Ok(n)
+        })?;
+        if deleted == 0 {
+            return Err(self.explain_stale(id, name, expected_version));
+        }
+        Ok(())
+    }
+
+    fn explain_stale(&self, id: &str, name: &str, expected: i64) -> Error {
+        let current = self.conn().and_then(|mut conn| {
+            Ok(b::blocks
+                .find(id)
+                .select(b::version)
+                .first::<i64>(&mut *conn)
+                .optional()?)
+        });
+        match current {
+            Ok(Some(actual)) => Error::VersionConflict {
+                name: name.to_owned(),
+                expected,
+                actual,
+            },
+            Ok(None) => Error::BlockNotFound(name.to_owned()),
+            Err(err) => err,
+        }
+    }
+
+    pub fn block_versions(&self, block_id: &str) -> Result<Vec<VersionRow>> {
+        let mut conn = self.conn()?;
+        Ok(v::block_versions
+            .filter(v::block_id.eq(block_id))
+            .order(v::version.asc())
+            .load(&mut *conn)?)
+    }
+
+    /// Counts rows (current and history) whose secrets are sealed under another key.
+    pub fn count_sealed_not_under(&self, key_id: &str) -> Result<i64> {
+        let mut conn = self.conn()?;
+        let current: i64 = b::blocks
+            .filter(b::key_id.is_not_null().and(b::key_id.ne(key_id)))
+            .count()
+            .get_result(&mut *conn)?;
+        let history: i64 = v::block_versions
+            .filter(v::key_id.is_not_null().and(v::key_id.ne(key_id)))
+            .count()
+            .get_result(&mut *conn)?;
+        Ok(current + history)
+    }
+
+    /// Up to `limit` current rows and history rows sealed under a key other than `key_id`.
+    pub fn sealed_not_under(
+        &self,
+        key_id: &str,
+        limit: i64,
+    ) -> Result<(Vec<SealedRow>, Vec<SealedRow>)> {
+        let mut conn = self.conn()?;
+        let current = b::blocks
+            .filter(b::key_id.is_not_null().and(b::key_id.ne(key_id)))
+            .select((b::id, b::version, b::sealed_secrets, b::key_id))
+            .limit(limit)
+            .load(&mut *conn)?;
+        let history = v::block_versions
+            .filter(v::key_id.is_not_null().and(v::key_id.ne(key_id)))
+            .select((v::block_id, v::version, v::sealed_secrets, v::key_id))
+            .limit(limit)
+            .load(&mut *conn)?;
+        Ok((current, history))
+    }
+
+    /// Stores re-sealed secrets in one transaction. Each row is replaced only if it still
+    /// holds the ciphertext that was re-sealed (compare-and-swap on key id and version),
+    /// so a concurrent update is never overwritten.
+    pub fn replace_sealed(
+        &self,
+        current: &[(SealedRow, SealedRow)],
+        history: &[(SealedRow, SealedRow)],
+    ) -> Result<()> {
+        let mut conn = self.conn()?;
+        conn.transaction::<_, DieselError, _>(|conn| {
+            for (old, new) in current {
+                diesel::update(
+                    b::blocks
+                        .find(&old.block_id)
+                        .filter(b::version.eq(old.version))
+                        .filter(b::key_id.eq(&old.key_id)),
+                )
+                .set((
+                    b::sealed_secrets.eq(&new.sealed_secrets),
+                    b::key_id.eq(&new.key_id),
+                ))
+                .execute(conn)?;
+            }
+            for (old, new) in history {
+                diesel::update(
+                    v::block_versions
+                        .find((&old.block_id, old.version))
+                        .filter(v::key_id.eq(&old.key_id)),
+                )
+                .set((
+                    v::sealed_secrets.eq(&new.sealed_secrets),
+                    v::key_id.eq(&new.key_id),
+                ))
+                .execute(conn)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}

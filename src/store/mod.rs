@@ -1,0 +1,245 @@
+//! The store: pooled diesel connections to SQLite or PostgreSQL, migrations, and the
+//! row-level queries the registry needs. It stores ciphertext and never sees a key.
+
+mod blocks;
+mod keys;
+pub mod schema;
+mod url;
+
+pub use blocks::{BlockFilter, BlockRow, ChangeKind, SealedRow, VersionRow};
+pub use keys::DataKeyRow;
+pub use url::{Backend, StoreUrl};
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::error::{Error, Result};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection type for every store backend; the variant is chosen by URL scheme.
+#[derive(diesel::MultiConnection)]
+pub enum StoreConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Opens connections of the backend a [`StoreUrl`] names (never by trial and error,
+/// so a wrong PostgreSQL password reports as such).
+#[derive(Debug)]
+pub struct StoreManager {
+    url: StoreUrl,
+}
+
+impl ManageConnection for StoreManager {
+    type Connection = StoreConnection;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<StoreConnection, diesel::ConnectionError> {
+        let target = self.url.connection_string();
+        match self.url.backend() {
+            Backend::Postgres => {
+                diesel::PgConnection::establish(&target).map(StoreConnection::Postgresql)
+            }
+            Backend::Sqlite => {
+                let mut conn = diesel::SqliteConnection::establish(&target)?;
+                // WAL lets readers run beside a writer; busy_timeout queues writers
+                // instead of failing them.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(StoreConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut StoreConnection) -> Result<(), diesel::ConnectionError> {
+        conn.ping()
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut StoreConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Pool sizing and timeouts for the store.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    pub connection_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_size: 8,
+            connection_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Migration state of a store.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MigrationStatus {
+    pub applied: Vec<String>,
+    pub pending: Vec<String>,
+}
+
+/// A pool of store connections.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<StoreManager>,
+    url: StoreUrl,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.url)
+    }
+}
+
+pub(crate) type Conn = PooledConnection<StoreManager>;
+
+impl Store {
+    /// Builds the pool without connecting; the first query connects.
+    pub fn open(url: StoreUrl, options: &PoolOptions) -> Result<Self> {
+        if let StoreUrl::Sqlite(path) = &url {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
+            }
+        }
+        let pool = Pool::builder()
+            .max_size(options.max_size)
+            .min_idle(Some(0))
+            .connection_timeout(options.connection_timeout)
+            .build_unchecked(StoreManager { url: url.clone() });
+        Ok(Store { pool, url })
+    }
+
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    pub(crate) fn conn(&self) -> Result<Conn> {
+        self.pool.get().map_err(|err| {
+            Error::StoreUnavailable(format!(
+                "cannot connect to the store at {}: {err}",
+                self.url
+            ))
+        })
+    }
+
+    /// Applied and pending migrations.
+    pub fn migration_status(&self) -> Result<MigrationStatus> {
+        let mut conn = self.conn()?;
+        let (applied, pending) = match &mut *conn {
+            StoreConnection::Sqlite(c) => migration_names(c, SQLITE_MIGRATIONS)?,
+            StoreConnection::Postgresql(c) => migration_names(c, POSTGRES_MIGRATIONS)?,
+        };
+        Ok(MigrationStatus { applied, pending })
+    }
+
+    /// Applies every pending migration; returns the names applied.
+    pub fn migrate(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn()?;
+        let done = match &mut *conn {
+            StoreConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+            StoreConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        }
+        .map_err(|err| Error::Store(format!("migration failed: {err}")))?;
+        Ok(done.iter().map(ToString::to_string).collect())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        use schema::store_meta::dsl as m;
+        let mut conn = self.conn()?;
+        Ok(m::store_meta
+            .filter(m::key.eq(key))
+            .select(m::value)
+            .first::<String>(&mut *conn)
+            .optional()?)
+    }
+
+    /// Inserts meta entries in one transaction; false if any key already existed
+    /// (another process initialised the store first), in which case nothing is written.
+    pub fn insert_meta_once(
+        &self,
+        entries: &[(&str, String)],
+        first_key: &DataKeyRow,
+    ) -> Result<bool> {
+        use schema::store_meta::dsl as m;
+        let mut conn = self.conn()?;
+        let outcome = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            for (key, value) in entries {
+                diesel::insert_into(m::store_meta)
+                    .values((m::key.eq(*key), m::value.eq(value)))
+                    .execute(conn)?;
+            }
+            keys::insert(conn, first_key)?;
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+type MigrationNames = (Vec<String>, Vec<String>);
+
+fn migration_names<C>(conn: &mut C, source: EmbeddedMigrations) -> Result<MigrationNames>
+where
+    C: MigrationHarness<C::Backend> + diesel::Connection,
+{
+    let wrap = |err: Box<dyn std::error::Error + Send + Sync>| {
+        Error::Store(format!("reading migrations: {err}"))
+    };
+    let applied = conn.applied_migrations().map_err(wrap)?;
+    let pending = conn.pending_migrations(source).map_err(wrap)?;
+    Ok((
+        applied.iter().map(ToString::to_string).collect(),
+        pending.iter().map(|m| m.name().to_string()).collect(),
+    ))
+}
+
+/// Current time as Unix milliseconds, the store's timestamp format.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    fn names(backend: &str) -> BTreeSet<String> {
+        std::fs::read_dir(format!(
+            "{}/migrations/{backend}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+    }
+
+    #[test]
+    fn migration_names_are_identical_across_backends() {
+        assert!(!names("sqlite").is_empty());
+        assert_eq!(names("sqlite"), names("postgres"));
+    }
+}

@@ -1,0 +1,54 @@
+//! Diesel table definitions, portable across the store backends.
+
+diesel::table! {
+    store_meta (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    data_keys (id) {
+        id -> Text,
+        wrapped -> Binary,
+        active -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    blocks (id) {
+        id -> Text,
+        name -> Text,
+        block_type -> Text,
+        version -> BigInt,
+        data -> Text,
+        sealed_secrets -> Nullable<Binary>,
+        key_id -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    block_versions (block_id, version) {
+        block_id -> Text,
+        version -> BigInt,
+        name -> Text,
+        block_type -> Text,
+        data -> Text,
+        sealed_secrets -> Nullable<Binary>,
+        key_id -> Nullable<Text>,
+        change -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    block_types (slug) {
+        slug -> Text,
+        definition -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}

@@ -1,0 +1,135 @@
+//! Store URLs: which backend a URL selects, decided by its scheme.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// The backend a store URL selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A parsed store location. `Display` never shows a password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// An SQLite file (`sqlite:///abs/path`, `sqlite://rel/path`, or a bare path).
+    Sqlite(PathBuf),
+    /// A PostgreSQL (or CockroachDB) URL, `postgres://` or `postgresql://`.
+    Postgres(url::Url),
+}
+
+impl StoreUrl {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(Error::InvalidDatabaseUrl(
+                "the database URL is empty".into(),
+            ));
+        }
+        let Some((scheme, rest)) = raw
+            .split_once("://")
+            .or_else(|| raw.split_once(':').filter(|(s, _)| *s == "sqlite"))
+        else {
+            return Ok(StoreUrl::Sqlite(PathBuf::from(raw)));
+        };
+        match scheme {
+            "sqlite" => {
+                let path = rest.split('?').next().unwrap_or_default();
+                if path.is_empty() || path == ":memory:" {
+                    return Err(Error::InvalidDatabaseUrl(
+                        "an SQLite store needs a file path, e.g. sqlite:///var/lib/blockyard/blockyard.db".into(),
+                    ));
+                }
+                Ok(StoreUrl::Sqlite(PathBuf::from(path)))
+            }
+            "postgres" | "postgresql" => {
+                let url = url::Url::parse(raw).map_err(|err| {
+                    Error::InvalidDatabaseUrl(format!("not a valid PostgreSQL URL ({err})"))
+                })?;
+                Ok(StoreUrl::Postgres(url))
+            }
+            other => Err(Error::InvalidDatabaseUrl(format!(
+                "unsupported store scheme {other:?}; use sqlite:// or postgres://"
+            ))),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            StoreUrl::Sqlite(_) => Backend::Sqlite,
+            StoreUrl::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The string handed to the driver (contains the password, if any: never print it).
+    pub(crate) fn connection_string(&self) -> String {
+        match self {
+            StoreUrl::Sqlite(path) => path.to_string_lossy().into_owned(),
+            StoreUrl::Postgres(url) => url.as_str().to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            StoreUrl::Postgres(url) => {
+                let mut shown = url.clone();
+                if shown.password().is_some() {
+                    let _ = shown.set_password(Some("********"));
+                }
+                f.write_str(shown.as_str())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_selects_backend() {
+        assert_eq!(
+            StoreUrl::parse("/tmp/a.db").unwrap(),
+            StoreUrl::Sqlite("/tmp/a.db".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite:///tmp/a.db").unwrap().backend(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite:/tmp/a.db").unwrap(),
+            StoreUrl::Sqlite("/tmp/a.db".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("postgres://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            StoreUrl::parse("postgresql://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            StoreUrl::parse("mysql://u@h/db").unwrap_err().code(),
+            "INVALID_DATABASE_URL"
+        );
+    }
+
+    #[test]
+    fn display_masks_password() {
+        let url = StoreUrl::parse("postgres://u:PLANTED@h/db").unwrap();
+        assert!(!url.to_string().contains("PLANTED"));
+        assert!(!format!("{url:?}").contains("PLANTED"));
+    }
+}

@@ -1,0 +1,224 @@
+//! Block types: data files (`blocks/*.json`) that give each type its JSON Schema, its
+//! secret field paths and its URL fields. Built-in types are embedded in the binary;
+//! users register more, which the store keeps.
+
+mod validate;
+
+pub use validate::FieldKind;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::name::BlockName;
+
+/// The built-in types, embedded from `blocks/`.
+const BUILTIN_FILES: &[(&str, &str)] = &[
+    (
+        "sqlalchemy-connector.json",
+        include_str!("../../blocks/sqlalchemy-connector.json"),
+    ),
+    ("secret.json", include_str!("../../blocks/secret.json")),
+    ("json.json", include_str!("../../blocks/json.json")),
+    (
+        "http-service.json",
+        include_str!("../../blocks/http-service.json"),
+    ),
+];
+
+/// A block type definition, as written in a `blocks/*.json` file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockTypeDef {
+    /// Prefect-compatible slug, e.g. `sqlalchemy-connector`.
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Dotted paths of fields stored only encrypted.
+    #[serde(default)]
+    pub secret_fields: Vec<String>,
+    /// Dotted paths of fields that may hold a URL whose password is stored encrypted.
+    #[serde(default)]
+    pub url_fields: Vec<String>,
+    /// The secret that `--password-stdin` and the prompt fill in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_secret: Option<String>,
+    /// JSON Schema of the block's data.
+    pub schema: Value,
+}
+
+/// A loaded block type: its definition and compiled schema.
+pub struct BlockType {
+    pub def: BlockTypeDef,
+    pub builtin: bool,
+    validator: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for BlockType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlockType({})", self.def.slug)
+    }
+}
+
+impl BlockType {
+    /// Parses and checks a type definition file's text.
+    pub fn from_json(text: &str, builtin: bool) -> Result<Self> {
+        let def: BlockTypeDef = serde_json::from_str(text).map_err(|err| {
+            Error::InvalidBlockType(format!("not a block type definition: {err}"))
+        })?;
+        Self::from_def(def, builtin)
+    }
+
+    pub fn from_def(def: BlockTypeDef, builtin: bool) -> Result<Self> {
+        BlockName::parse(&def.slug)
+            .map_err(|err| Error::InvalidBlockType(format!("slug: {err}")))?;
+        if def.schema.get("type").and_then(Value::as_str) != Some("object") {
+            return Err(Error::InvalidBlockType(
+                "schema: the top level must be {\"type\": \"object\", ...}".into(),
+            ));
+        }
+        let validator = jsonschema::validator_for(&def.schema)
+            .map_err(|err| Error::InvalidBlockType(format!("schema: {}", err.masked())))?;
+        let ty = BlockType {
+            def,
+            builtin,
+            validator,
+        };
+        for path in ty
+            .def
+            .secret_fields
+            .iter()
+            .chain(&ty.def.url_fields)
+            .chain(&ty.def.primary_secret)
+        {
+            if ty.field_kind(path).is_none() {
+                return Err(Error::InvalidBlockType(format!(
+                    "{path:?} is listed as a secret or URL field but the schema has no such field"
+                )));
+            }
+        }
+        if let Some(primary) = &ty.def.primary_secret {
+            if !ty.def.secret_fields.contains(primary) {
+                return Err(Error::InvalidBlockType(format!(
+                    "primary_secret {primary:?} must also be in secret_fields"
+                )));
+            }
+        }
+        Ok(ty)
+    }
+
+    pub fn slug(&self) -> &str {
+        &self.def.slug
+    }
+
+    pub fn is_secret_field(&self, path: &str) -> bool {
+        self.def.secret_fields.iter().any(|p| p == path)
+    }
+
+    /// What a dotted field path may hold according to the schema, or `None` if the
+    /// schema has no such field.
+    pub fn field_kind(&self, path: &str) -> Option<FieldKind> {
+        validate::field_kind(&self.def.schema, path)
+    }
+
+    /// Checks a complete document (secrets included) against the schema. The error
+    /// names every failing field and never includes a value.
+    pub fn validate(&self, doc: &Value) -> Result<()> {
+        validate::validate(&self.validator, doc)
+    }
+}
+
+/// Loads the built-in types.
+pub fn builtin_types() -> Vec<BlockType> {
+    BUILTIN_FILES
+        .iter()
+        .map(|(file, text)| {
+            BlockType::from_json(text, true)
+                .unwrap_or_else(|err| panic!("built-in block type {file} is invalid: {err}"))
+        })
+        .collect()
+}
+
+/// The built-in type with this slug, if any.
+pub fn builtin_type(slug: &str) -> Option<BlockType> {
+    builtin_types().into_iter().find(|t| t.slug() == slug)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_file_in_blocks_is_embedded_and_loads() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/blocks");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = BUILTIN_FILES.iter().map(|(f, _)| f.to_string()).collect();
+        embedded.sort();
+        assert_eq!(on_disk, embedded);
+        for ty in builtin_types() {
+            assert!(
+                BUILTIN_FILES
+                    .iter()
+                    .any(|(f, _)| *f == format!("{}.json", ty.slug()))
+            );
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let ty = builtin_type("sqlalchemy-connector").unwrap();
+        let doc = json!({"connection_info": {"driver": "postgresql", "database": "x", "port": 70000, "password": "PLANTED"}});
+        let msg = ty.validate(&doc).unwrap_err().to_string();
+        assert!(msg.contains("connection_info.port"), "{msg}");
+        assert!(!msg.contains("PLANTED"), "{msg}");
+        let doc = json!({"connection_info": {"driver": "postgresql", "database": "x", "prot": 1}});
+        let msg = ty.validate(&doc).unwrap_err().to_string();
+        assert!(msg.contains("connection_info.prot"), "{msg}");
+        let msg = ty
+            .validate(&json!({"connection_info": {"driver": "postgresql"}}))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("connection_info.database"), "{msg}");
+        assert!(
+            ty.validate(&json!({"connection_info": "postgresql://u@h/db"}))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn field_kinds_follow_the_schema() {
+        let ty = builtin_type("sqlalchemy-connector").unwrap();
+        assert_eq!(
+            ty.field_kind("connection_info.port"),
+            Some(FieldKind::Integer)
+        );
+        assert_eq!(
+            ty.field_kind("connection_info.host"),
+            Some(FieldKind::String)
+        );
+        assert_eq!(ty.field_kind("connection_info.nope"), None);
+        assert_eq!(ty.field_kind("fetch_size"), Some(FieldKind::Integer));
+    }
+
+    #[test]
+    fn bad_definitions_are_refused() {
+        let err = BlockType::from_json(
+            r#"{"slug":"Bad Slug","name":"x","schema":{"type":"object"}}"#,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "INVALID_BLOCK_TYPE");
+        let err = BlockType::from_json(
+            r#"{"slug":"x","name":"x","secret_fields":["nope"],"schema":{"type":"object","properties":{},"additionalProperties":false}}"#,
+            false,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nope"));
+    }
+}

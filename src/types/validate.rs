@@ -1,0 +1,138 @@
+//! Schema checks with messages that name fields and never quote values, and the
+//! schema walk that tells what a dotted field path may hold.
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{ValidationError, Validator};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// What a field may hold, as far as `--set` needs to know to parse a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    /// Objects, arrays or anything else: given as JSON.
+    Json,
+}
+
+pub(super) fn validate(validator: &Validator, doc: &Value) -> Result<()> {
+    let mut problems: Vec<String> = Vec::new();
+    for err in validator.iter_errors(doc) {
+        describe(&err, &mut problems);
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.dedup();
+    Err(Error::InvalidBlockData(problems.join("; ")))
+}
+
+fn dotted(pointer: &str) -> String {
+    pointer
+        .trim_start_matches('/')
+        .split('/')
+        .map(|seg| seg.replace("~1", "/").replace("~0", "~"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn child(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+fn describe(err: &ValidationError<'_>, out: &mut Vec<String>) {
+    let path = dotted(err.instance_path().as_str());
+    match err.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for name in unexpected {
+                out.push(format!("{}: unknown field", child(&path, name)));
+            }
+        }
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            out.push(format!("{}: required field is missing", child(&path, name)));
+        }
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            // Report the alternative the value was meant for: the one whose errors are
+            // all inside the value (not a type mismatch of the value itself).
+            let here = err.instance_path().as_str();
+            let best = context
+                .iter()
+                .filter(|errors| {
+                    errors
+                        .iter()
+                        .all(|e| e.instance_path().as_str() != here || !is_type_error(e))
+                })
+                .min_by_key(|errors| errors.len());
+            match best {
+                Some(errors) => errors.iter().for_each(|e| describe(e, out)),
+                None => out.push(format!(
+                    "{}: has none of the allowed types",
+                    display_path(&path)
+                )),
+            }
+        }
+        _ => out.push(format!("{}: {}", display_path(&path), err.masked())),
+    }
+}
+
+fn is_type_error(err: &ValidationError<'_>) -> bool {
+    matches!(err.kind(), ValidationErrorKind::Type { .. })
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() { "(document)" } else { path }
+}
+
+pub(super) fn field_kind(schema: &Value, path: &str) -> Option<FieldKind> {
+    let mut nodes = vec![schema];
+    for segment in path.split('.') {
+        nodes = nodes
+            .into_iter()
+            .flat_map(alternatives)
+            .filter_map(|node| {
+                node.get("properties")
+                    .and_then(|p| p.get(segment))
+                    .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))
+            })
+            .collect();
+        if nodes.is_empty() {
+            return None;
+        }
+    }
+    let types: Vec<&str> = nodes
+        .into_iter()
+        .flat_map(alternatives)
+        .flat_map(|node| match node.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec!["any"],
+        })
+        .filter(|t| *t != "null")
+        .collect();
+    Some(match types.as_slice() {
+        ["string"] => FieldKind::String,
+        ["integer"] => FieldKind::Integer,
+        ["number"] | ["integer", "number"] | ["number", "integer"] => FieldKind::Number,
+        ["boolean"] => FieldKind::Boolean,
+        _ => FieldKind::Json,
+    })
+}
+
+/// A schema node and the branches of its `anyOf`/`oneOf`.
+fn alternatives(node: &Value) -> Vec<&Value> {
+    let mut out = vec![node];
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = node.get(key) {
+            out.extend(branches.iter().flat_map(alternatives));
+        }
+    }
+    out
+}
