@@ -1,0 +1,15 @@
+//! Integration tests: the built `blockyard` binary against real SQLite files and real
+//! PostgreSQL databases, as a user would run it.
+
+mod support;
+
+mod bad_input;
+mod blocks;
+mod keys;
+mod secrets;
+
+#[test]
+fn verify_cli() {
+    use clap::CommandFactory;
+    blockyard::cli::Cli::command().debug_assert();
+}

@@ -1,0 +1,280 @@
+//! Test harness: a fresh store per test (an SQLite file in a temp dir, or a PostgreSQL
+//! database created for the test and dropped afterwards) and the real binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_blockyard");
+
+/// Admin URL of the test PostgreSQL server.
+pub fn pg_admin_url() -> String {
+    std::env::var("BLOCKYARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's store and environment.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    pg_db: Option<String>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl TestEnv {
+    pub fn new(backend: Backend) -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let pg_db = (backend == Backend::Postgres).then(|| {
+            let name = format!("blockyard_test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = PgConnection::establish(&pg_admin_url())
+                .expect("PostgreSQL must be running for the tests (see .ci/run)");
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .unwrap();
+            name
+        });
+        TestEnv {
+            dir,
+            backend,
+            pg_db,
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.pg_db {
+            Some(db) => {
+                let mut url = url::Url::parse(&pg_admin_url()).unwrap();
+                url.set_path(db);
+                url.to_string()
+            }
+            None => self.data_dir().join("blockyard.db").display().to_string(),
+        }
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.data_dir().join("master.key")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env("BLOCKYARD_DATA_DIR", self.data_dir());
+        if self.pg_db.is_some() {
+            cmd.env("BLOCKYARD_DATABASE_URL", self.database_url());
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, None, &[])
+    }
+
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_with(args, Some(stdin), &[])
+    }
+
+    pub fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        Run::from(child.wait_with_output().unwrap(), args)
+    }
+
+    /// Runs and asserts success.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        self.run(args).success()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let run = self.ok(&all);
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+    }
+
+    /// Executes SQL directly against the store (to tamper with it, as an attacker would).
+    pub fn sql(&self, query: &str) -> usize {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.database_url()).unwrap();
+                diesel::sql_query(query).execute(&mut conn).unwrap()
+            }
+            Backend::Postgres => {
+                let mut conn = PgConnection::establish(&self.database_url()).unwrap();
+                diesel::sql_query(query).execute(&mut conn).unwrap()
+            }
+        }
+    }
+
+    /// Every byte the store holds, as a searchable blob: the SQLite files (database and
+    /// WAL), or a pg_dump of the PostgreSQL database.
+    pub fn store_bytes(&self) -> Vec<u8> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut bytes = Vec::new();
+                for entry in std::fs::read_dir(self.data_dir()).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.to_string_lossy().contains("blockyard.db") {
+                        bytes.extend(std::fs::read(path).unwrap());
+                    }
+                }
+                bytes
+            }
+            Backend::Postgres => {
+                let out = Command::new("pg_dump")
+                    .arg(self.database_url())
+                    .output()
+                    .expect("pg_dump must be installed");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                out.stdout
+            }
+        }
+    }
+
+    /// A snapshot of everything a user can see in the store (secrets included).
+    pub fn snapshot(&self) -> String {
+        let list = self.json(&["block", "ls"]);
+        let mut text = list.to_string();
+        for block in list.as_array().unwrap() {
+            let name = block["name"].as_str().unwrap();
+            text.push_str(
+                &self
+                    .json(&["block", "inspect", name, "--show-secrets"])
+                    .to_string(),
+            );
+            text.push_str(&self.json(&["block", "history", name]).to_string());
+        }
+        text
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if let Some(db) = &self.pg_db {
+            if let Ok(mut admin) = PgConnection::establish(&pg_admin_url()) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                    .execute(&mut admin);
+            }
+        }
+    }
+}
+
+/// A finished command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    args: String,
+}
+
+impl Run {
+    fn from(out: Output, args: &[&str]) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            args: args.join(" "),
+        }
+    }
+
+    pub fn success(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "`{}` failed:\n{}\n{}",
+            self.args, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Asserts a failure (exit 1) with this error code on stderr.
+    pub fn fails_with(self, code: &str) -> Run {
+        assert_eq!(
+            self.code, 1,
+            "`{}` should fail with {code}:\n{}\n{}",
+            self.args, self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(&format!("error[{code}]")),
+            "`{}`: expected {code}, got: {}",
+            self.args,
+            self.stderr
+        );
+        assert_eq!(
+            self.stderr.trim_end().lines().count(),
+            1,
+            "errors are one line: {}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn all_output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs a test body on SQLite and on PostgreSQL.
+macro_rules! on_both_stores {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn sqlite() {
+                ($body)(TestEnv::new(Backend::Sqlite));
+            }
+            #[test]
+            fn postgres() {
+                ($body)(TestEnv::new(Backend::Postgres));
+            }
+        }
+    };
+}
+pub(crate) use on_both_stores;
+
+pub fn contains_bytes(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
