@@ -1,3 +1,9 @@
+//! Blockyard: a registry of named connection blocks, stored encrypted.
+//!
+//! The library behind the `blockyard` binary. Start with [`Registry`]: open it from a
+//! [`Config`], then create, load, update and list blocks by name. The architecture
+//! (bird's-eye view, code map, invariants) is described in the README.
+
 pub mod cli;
 pub mod config;
 pub mod crypto;

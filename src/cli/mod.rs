@@ -74,7 +74,7 @@ pub enum Command {
     Init,
     /// Create, read, change and delete blocks.
     #[command(subcommand)]
-    Block(blocks::BlockCommand),
+    Block(Box<blocks::BlockCommand>),
     /// List, inspect and register block types.
     #[command(subcommand, name = "type")]
     Type(admin::TypeCommand),
@@ -111,7 +111,7 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
             let (registry, report) = Registry::open(config)?;
             admin::init(&registry, report, &out)
         }
-        Command::Block(cmd) => blocks::run(cmd, &open(config, &out)?, &out),
+        Command::Block(cmd) => blocks::run(*cmd, &open(config, &out)?, &out),
         Command::Type(cmd) => admin::types(cmd, &open(config, &out)?, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
     }

@@ -111,11 +111,11 @@ pub(crate) type Conn = PooledConnection<StoreManager>;
 impl Store {
     /// Builds the pool without connecting; the first query connects.
     pub fn open(url: StoreUrl, options: &PoolOptions) -> Result<Self> {
-        if let StoreUrl::Sqlite(path) = &url {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
-            }
+        if let StoreUrl::Sqlite(path) = &url
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
         }
         let pool = Pool::builder()
             .max_size(options.max_size)

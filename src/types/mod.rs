@@ -98,12 +98,12 @@ impl BlockType {
                 )));
             }
         }
-        if let Some(primary) = &ty.def.primary_secret {
-            if !ty.def.secret_fields.contains(primary) {
-                return Err(Error::InvalidBlockType(format!(
-                    "primary_secret {primary:?} must also be in secret_fields"
-                )));
-            }
+        if let Some(primary) = &ty.def.primary_secret
+            && !ty.def.secret_fields.contains(primary)
+        {
+            return Err(Error::InvalidBlockType(format!(
+                "primary_secret {primary:?} must also be in secret_fields"
+            )));
         }
         Ok(ty)
     }
