@@ -234,6 +234,7 @@ impl Registry {
     }
 
     pub fn delete_block(&self, name: &str, expected_version: Option<i64>) -> Result<Block> {
+        self.verify_master_key()?;
         let current = self.find_row(name)?;
         let expected = check_version(&current, expected_version)?;
         self.store
