@@ -28,6 +28,7 @@ pub enum BlockCommand {
     ///   blockyard block create sesame --from-env SESAME_DATABASE --env-file sesame/.env
     #[command(verbatim_doc_comment)]
     Create {
+        /// Block name: 1-128 lowercase letters, digits, '-', '_', '.'.
         name: String,
         /// Block type (`blockyard type ls`); defaults to sqlalchemy-connector with --url or --from-env.
         #[arg(long = "type", short = 't')]
