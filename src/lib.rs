@@ -3,6 +3,29 @@
 //! The library behind the `blockyard` binary. Start with [`Registry`]: open it from a
 //! [`Config`], then create, load, update and list blocks by name. The architecture
 //! (bird's-eye view, code map, invariants) is described in the README.
+//!
+//! ```
+//! use blockyard::config::{Settings, Sources};
+//! use blockyard::{Config, NewBlock, Registry, name::BlockName};
+//! # let dir = tempfile::tempdir()?;
+//! let config = Config::load(Sources {
+//!     flags: Settings { data_dir: Some(dir.path().into()), ..Settings::default() },
+//!     ..Sources::default()
+//! })?;
+//! let (registry, _first_run) = Registry::open(config)?;
+//! registry.create_block(NewBlock {
+//!     name: BlockName::parse("crdb-sage")?,
+//!     block_type: "sqlalchemy-connector".into(),
+//!     document: serde_json::json!({"connection_info": {
+//!         "driver": "cockroachdb+psycopg2", "database": "sage", "username": "databot",
+//!         "host": "localhost", "port": 26257, "password": "s3cr3t"}}),
+//!     id: None,
+//! })?;
+//! let block = registry.load_block("crdb-sage")?;
+//! assert_eq!(block.document().unwrap()["connection_info"]["password"], "s3cr3t");
+//! assert_eq!(block.masked_data()["connection_info"]["password"], "********");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod cli;
 pub mod config;
