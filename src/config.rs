@@ -25,6 +25,8 @@ pub struct Settings {
     pub keyring_account: Option<String>,
     pub pool_max_size: Option<u32>,
     pub connect_timeout_secs: Option<u64>,
+    /// How long a block pool is used before the block is re-read (`30s`, `5m`).
+    pub pool_refresh: Option<String>,
 }
 
 impl Settings {
@@ -38,6 +40,7 @@ impl Settings {
             keyring_account: self.keyring_account.or(other.keyring_account),
             pool_max_size: self.pool_max_size.or(other.pool_max_size),
             connect_timeout_secs: self.connect_timeout_secs.or(other.connect_timeout_secs),
+            pool_refresh: self.pool_refresh.or(other.pool_refresh),
         }
     }
 
@@ -62,6 +65,7 @@ impl Settings {
             pool_max_size: number("BLOCKYARD_POOL_MAX_SIZE")?
                 .map(|n| n.min(u32::MAX as u64) as u32),
             connect_timeout_secs: number("BLOCKYARD_CONNECT_TIMEOUT")?,
+            pool_refresh: get("BLOCKYARD_POOL_REFRESH"),
         })
     }
 }
@@ -82,6 +86,8 @@ pub struct Config {
     pub database_url: StoreUrl,
     pub key: KeyChoice,
     pub pool: PoolOptions,
+    /// How long a cached block pool is used before its block is re-read.
+    pub pool_refresh: Duration,
 }
 
 /// Where the settings come from, for [`Config::load`].
@@ -174,11 +180,20 @@ impl Config {
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.connection_timeout),
         };
+        let pool_refresh = match s.pool_refresh.as_deref() {
+            None => Duration::from_secs(30),
+            Some(text) => humantime::parse_duration(text).map_err(|_| {
+                Error::Config(format!(
+                    "pool refresh {text:?} is not a duration such as 30s or 5m"
+                ))
+            })?,
+        };
         Ok(Config {
             data_dir,
             database_url,
             key,
             pool,
+            pool_refresh,
         })
     }
 }

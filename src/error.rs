@@ -81,6 +81,21 @@ pub enum Error {
     #[error("configuration error: {0}")]
     Config(String),
 
+    #[error("{0}")]
+    UnsupportedDriver(String),
+
+    #[error("block {name:?} is not a database connection: {reason}")]
+    NotAConnection { name: String, reason: String },
+
+    #[error("{message}")]
+    Connect {
+        kind: ConnectFailure,
+        message: String,
+    },
+
+    #[error("{0}")]
+    RequirementNotMet(String),
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -113,6 +128,10 @@ impl Error {
             Error::Store(_) => "STORE_ERROR",
             Error::Config(_) => "CONFIG_ERROR",
             Error::Io { .. } => "IO_ERROR",
+            Error::UnsupportedDriver(_) => "UNSUPPORTED_DRIVER",
+            Error::NotAConnection { .. } => "NOT_A_CONNECTION",
+            Error::Connect { kind, .. } => kind.code(),
+            Error::RequirementNotMet(_) => "REQUIREMENT_NOT_MET",
         }
     }
 
@@ -120,6 +139,31 @@ impl Error {
         Error::Io {
             context: context.to_string(),
             source,
+        }
+    }
+}
+
+/// Why a connection to a block's database failed, in the terms `block test` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectFailure {
+    HostUnreachable,
+    AuthenticationFailed,
+    DatabaseNotFound,
+    Tls,
+    Timeout,
+    Other,
+}
+
+impl ConnectFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            ConnectFailure::HostUnreachable => "HOST_UNREACHABLE",
+            ConnectFailure::AuthenticationFailed => "AUTHENTICATION_FAILED",
+            ConnectFailure::DatabaseNotFound => "DATABASE_NOT_FOUND",
+            ConnectFailure::Tls => "TLS_ERROR",
+            ConnectFailure::Timeout => "CONNECTION_TIMEOUT",
+            ConnectFailure::Other => "CONNECTION_FAILED",
         }
     }
 }

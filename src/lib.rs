@@ -29,7 +29,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod crypto;
+pub mod db;
 pub mod document;
 pub mod error;
 pub mod name;

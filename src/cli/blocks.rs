@@ -1,4 +1,5 @@
-//! `blockyard block ...`: create, list, inspect, update, rename, delete, history.
+//! `blockyard block ...`: create, list, inspect, update, rename, delete, history (and
+//! test, url, env, which live in [`super::connect`]).
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::input::{self, DocumentArgs};
 use super::output::{Printer, details, pretty, table};
+use crate::connect::EnvFormat;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::registry::{Block, NewBlock, Registry};
@@ -96,6 +98,42 @@ pub enum BlockCommand {
     },
     /// List every kept version of a block (secrets masked).
     History { name: String },
+    /// Connect to the block's database: report the server version, round-trip latency
+    /// and whether the block's `requires` are met. Fails (exit 1) with the reason:
+    /// HOST_UNREACHABLE, AUTHENTICATION_FAILED, DATABASE_NOT_FOUND, TLS_ERROR,
+    /// CONNECTION_TIMEOUT, UNSUPPORTED_DRIVER or REQUIREMENT_NOT_MET.
+    Test {
+        name: String,
+        /// Give up connecting after this long (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Print the block's connection URL, password masked unless --show-secrets.
+    ///
+    /// Example: blockyard block url crdb-sage
+    ///          postgresql://databot:********@localhost:26257/sage
+    #[command(verbatim_doc_comment)]
+    Url {
+        name: String,
+        /// Show the password (percent-encoded) in the URL.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Print the block's connection as environment variables (password included).
+    ///
+    /// Examples:
+    ///   blockyard block env crdb-sage --format dotenv --prefix SESAME_DATABASE > .env
+    ///   eval "$(blockyard block env crdb-sage --format shell)"
+    ///   blockyard block env crdb-sage --format libpq
+    #[command(verbatim_doc_comment)]
+    Env {
+        name: String,
+        #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
+        format: EnvFormat,
+        /// Variable prefix for dotenv and shell (default DATABASE: DATABASE_HOST, ...).
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+    },
 }
 
 pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> {
@@ -231,6 +269,15 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             );
             Ok(())
         }
+        BlockCommand::Test { name, timeout } => super::connect::test(registry, &name, timeout, out),
+        BlockCommand::Url { name, show_secrets } => {
+            super::connect::url(registry, &name, show_secrets, out)
+        }
+        BlockCommand::Env {
+            name,
+            format,
+            prefix,
+        } => super::connect::env(registry, &name, format, prefix.as_deref(), out),
         BlockCommand::History { name } => {
             let versions = registry.block_history(&name)?;
             out.emit(&versions, || {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::document::{get_path, parse_url_field, remove_path, set_path};
+use crate::connect::ConnectionInfo;
+use crate::document::{get_path, remove_path, set_path};
 use crate::error::{Error, Result};
 use crate::types::{BlockType, FieldKind};
 
@@ -244,53 +245,11 @@ fn merge_objects(doc: &mut Value, patch: Value) {
 /// Splits a connection URL into `connection_info` components. User name and password
 /// are percent-decoded; query options become `query`.
 pub fn url_to_components(raw: &str) -> Result<Value> {
-    let url = parse_url_field("--url", raw)?;
-    let decode = |s: &str| -> Result<String> {
-        percent_decode(s).ok_or_else(|| {
-            Error::InvalidInput("--url: the user name or password is not valid UTF-8".into())
-        })
-    };
-    let driver = match url.scheme() {
-        "postgres" => "postgresql".to_owned(),
-        other => other.to_owned(),
-    };
-    let mut info = Map::new();
-    info.insert("driver".into(), Value::String(driver));
-    let database = decode(url.path().trim_start_matches('/'))?;
-    if database.is_empty() {
-        return Err(Error::InvalidBlockData(
-            "--url: the URL names no database (add /dbname)".into(),
-        ));
+    let mut info = ConnectionInfo::from_url("--url", raw)?;
+    if info.driver == "postgres" {
+        info.driver = "postgresql".into();
     }
-    info.insert("database".into(), Value::String(database));
-    if !url.username().is_empty() {
-        info.insert("username".into(), Value::String(decode(url.username())?));
-    }
-    if let Some(password) = url.password() {
-        info.insert("password".into(), Value::String(decode(password)?));
-    }
-    if let Some(host) = url.host_str() {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        info.insert("host".into(), Value::String(host.to_owned()));
-    }
-    if let Some(port) = url.port() {
-        info.insert("port".into(), Value::from(port));
-    }
-    let query: Map<String, Value> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-        .collect();
-    if !query.is_empty() {
-        info.insert("query".into(), Value::Object(query));
-    }
-    Ok(Value::Object(info))
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .ok()
-        .map(|c| c.into_owned())
+    Ok(info.to_components())
 }
 
 /// Builds `connection_info` from `PREFIX_HOST`, `_PORT`, `_NAME`, `_USER` (or

@@ -3,6 +3,7 @@
 
 mod admin;
 mod blocks;
+mod connect;
 mod input;
 mod output;
 
@@ -84,6 +85,18 @@ pub enum Command {
     /// Master key and data keys.
     #[command(subcommand)]
     Key(admin::KeyCommand),
+    /// Run a program with a block's connection in its environment.
+    ///
+    /// The password is passed in the environment only (PGPASSWORD, MYSQL_PWD), never on
+    /// a command line, and the program's exit code is passed through.
+    ///
+    /// Examples:
+    ///   blockyard exec crdb-sage -- psql -c 'select 1'
+    ///   blockyard exec crdb-sage -- pg_dump -Fc -f backup.dump
+    ///   blockyard exec warehouse -- sh -c 'mysql -u "$MYSQL_USER" "$MYSQL_DATABASE"'
+    ///   blockyard exec crdb-sage --format dotenv --prefix SESAME_DATABASE -- ./run-flow
+    #[command(verbatim_doc_comment)]
+    Exec(connect::ExecArgs),
 }
 
 /// Runs a parsed command line; `env` is the process environment.
@@ -114,6 +127,7 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         Command::Block(cmd) => blocks::run(*cmd, &open(config, &out)?, &out),
         Command::Type(cmd) => admin::types(cmd, &open(config, &out)?, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
+        Command::Exec(args) => connect::exec(&open(config, &out)?, args),
     }
 }
 

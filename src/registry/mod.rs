@@ -2,15 +2,19 @@
 //! together. Interfaces (CLI, later HTTP) call it; it validates documents against their
 //! types, seals and opens secrets, and keeps every change as a version.
 
+mod connections;
 mod keys;
 mod model;
 
 pub use keys::{InitReport, KeyStatus, RotationReport};
 pub use model::{Block, BlockSummary, BlockVersion};
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::connect::pool::PoolCache;
 use crate::document::split_secrets;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
@@ -28,11 +32,13 @@ pub struct NewBlock {
     pub id: Option<uuid::Uuid>,
 }
 
-/// The registry: a store, the configured master key, and the block types.
-#[derive(Debug)]
+/// The registry: a store, the configured master key, the block types, and the pools
+/// handed out by block name. Cloning is cheap and clones share everything.
+#[derive(Clone, Debug)]
 pub struct Registry {
     store: Store,
-    keys: keys::KeyManager,
+    keys: Arc<keys::KeyManager>,
+    pools: Arc<PoolCache>,
 }
 
 impl Registry {
@@ -51,9 +57,10 @@ impl Registry {
                 status.pending.join(", ")
             )));
         }
-        let keys = keys::KeyManager::new(config.key, config.data_dir);
+        let keys = Arc::new(keys::KeyManager::new(config.key, config.data_dir));
         let report = keys.initialise_if_needed(&store)?;
-        Ok((Registry { store, keys }, report))
+        let pools = Arc::new(PoolCache::new(config.pool_refresh));
+        Ok((Registry { store, keys, pools }, report))
     }
 
     pub fn store(&self) -> &Store {
@@ -163,14 +170,7 @@ impl Registry {
 
     /// Loads a block with its secrets decrypted.
     pub fn load_block(&self, name: &str) -> Result<Block> {
-        let row = self.find_row(name)?;
-        let secrets = self.keys.open(
-            &self.store,
-            &row.id,
-            row.sealed_secrets.as_deref(),
-            row.key_id.as_deref(),
-        )?;
-        Block::from_row(row, Some(secrets))
+        load_block(&self.store, &self.keys, name)
     }
 
     /// Loads a block with secrets masked; nothing is decrypted.
@@ -253,10 +253,7 @@ impl Registry {
     }
 
     fn find_row(&self, name: &str) -> Result<BlockRow> {
-        let name = BlockName::parse(name)?;
-        self.store
-            .find_block(name.as_str())?
-            .ok_or_else(|| Error::BlockNotFound(name.to_string()))
+        find_row(&self.store, name)
     }
 
     // ---- keys -------------------------------------------------------------------
@@ -276,6 +273,24 @@ impl Registry {
     pub fn verify_master_key(&self) -> Result<()> {
         self.keys.master(&self.store).map(|_| ())
     }
+}
+
+fn find_row(store: &Store, name: &str) -> Result<BlockRow> {
+    let name = BlockName::parse(name)?;
+    store
+        .find_block(name.as_str())?
+        .ok_or_else(|| Error::BlockNotFound(name.to_string()))
+}
+
+fn load_block(store: &Store, keys: &keys::KeyManager, name: &str) -> Result<Block> {
+    let row = find_row(store, name)?;
+    let secrets = keys.open(
+        store,
+        &row.id,
+        row.sealed_secrets.as_deref(),
+        row.key_id.as_deref(),
+    )?;
+    Block::from_row(row, Some(secrets))
 }
 
 fn check_version(current: &BlockRow, expected: Option<i64>) -> Result<i64> {

@@ -8,7 +8,11 @@ mod url;
 
 pub use blocks::{BlockFilter, BlockRow, ChangeKind, SealedRow, VersionRow};
 pub use keys::DataKeyRow;
-pub use url::{Backend, StoreUrl};
+pub use url::StoreUrl;
+
+/// Store connections are [`AnyConnection`]s; the store URL only ever selects SQLite or
+/// PostgreSQL.
+pub type StoreConnection = AnyConnection;
 
 use std::time::Duration;
 
@@ -17,17 +21,11 @@ use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::db::{AnyConnection, Backend, Connect};
 use crate::error::{Error, Result};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-
-/// One connection type for every store backend; the variant is chosen by URL scheme.
-#[derive(diesel::MultiConnection)]
-pub enum StoreConnection {
-    Postgresql(diesel::PgConnection),
-    Sqlite(diesel::SqliteConnection),
-}
 
 /// Opens connections of the backend a [`StoreUrl`] names (never by trial and error,
 /// so a wrong PostgreSQL password reports as such).
@@ -41,23 +39,15 @@ impl ManageConnection for StoreManager {
     type Error = diesel::ConnectionError;
 
     fn connect(&self) -> Result<StoreConnection, diesel::ConnectionError> {
-        let target = self.url.connection_string();
-        match self.url.backend() {
-            Backend::Postgres => {
-                diesel::PgConnection::establish(&target).map(StoreConnection::Postgresql)
-            }
-            Backend::Sqlite => {
-                let mut conn = diesel::SqliteConnection::establish(&target)?;
-                // WAL lets readers run beside a writer; busy_timeout queues writers
-                // instead of failing them.
-                conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                )
+        let backend = self.url.backend();
+        let mut conn = AnyConnection::connect(backend, &self.url.connection_string())?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers run beside a writer (busy_timeout, set for every SQLite
+            // connection, queues writers instead of failing them).
+            conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(StoreConnection::Sqlite(conn))
-            }
         }
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut StoreConnection) -> Result<(), diesel::ConnectionError> {
@@ -144,6 +134,7 @@ impl Store {
         let (applied, pending) = match &mut *conn {
             StoreConnection::Sqlite(c) => migration_names(c, SQLITE_MIGRATIONS)?,
             StoreConnection::Postgresql(c) => migration_names(c, POSTGRES_MIGRATIONS)?,
+            StoreConnection::Mysql(_) => return Err(not_a_store()),
         };
         Ok(MigrationStatus { applied, pending })
     }
@@ -154,6 +145,7 @@ impl Store {
         let done = match &mut *conn {
             StoreConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
             StoreConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+            StoreConnection::Mysql(_) => return Err(not_a_store()),
         }
         .map_err(|err| Error::Store(format!("migration failed: {err}")))?;
         Ok(done.iter().map(ToString::to_string).collect())
@@ -196,6 +188,10 @@ impl Store {
             Err(err) => Err(err.into()),
         }
     }
+}
+
+fn not_a_store() -> Error {
+    Error::InvalidDatabaseUrl("MySQL is not a store backend; use SQLite or PostgreSQL".into())
 }
 
 type MigrationNames = (Vec<String>, Vec<String>);

@@ -5,12 +5,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
-/// The backend a store URL selects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+use crate::db::Backend;
 
 /// A parsed store location. `Display` never shows a password.
 #[derive(Clone, PartialEq, Eq)]

@@ -247,6 +247,14 @@ fn master_key_in_the_os_keyring() {
         r#"set -e
 eval "$(printf 'blockyard-test' | gnome-keyring-daemon --unlock --components=secrets)"
 eval "$(printf 'blockyard-test' | gnome-keyring-daemon --start --components=secrets)"
+# Wait until the default collection is there and unlocked (the daemon sets it up
+# asynchronously; asking earlier makes it try to prompt, which fails headless).
+for _ in $(seq 1 100); do
+  dbus-send --session --print-reply --dest=org.freedesktop.secrets \
+    /org/freedesktop/secrets/aliases/default org.freedesktop.DBus.Properties.Get \
+    string:org.freedesktop.Secret.Collection string:Locked 2>/dev/null | grep -q 'boolean false' && break
+  sleep 0.1
+done
 B='{bin}'
 "$B" init --key-source keyring
 "$B" block create k1 --type secret --password-stdin <<< 'keyring-held-secret'

@@ -1,0 +1,148 @@
+//! `block test`, `block url`, `block env` and `exec`: using a block's connection from
+//! the command line.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{Map, Value, json};
+
+use super::output::{Printer, details};
+use crate::connect::{self, ConnectionInfo, EnvFormat, TestReport, env};
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+
+fn info_of(registry: &Registry, name: &str) -> Result<(ConnectionInfo, Value)> {
+    let block = registry.load_block(name)?;
+    let doc = block
+        .document()
+        .unwrap_or_else(|| block.masked_data().clone());
+    Ok((ConnectionInfo::from_document(name, &doc)?, doc))
+}
+
+pub fn test(registry: &Registry, name: &str, timeout: Duration, out: &Printer) -> Result<()> {
+    let (_, doc) = info_of(registry, name)?;
+    let report = connect::test(name, &doc, timeout)?;
+    out.emit(&report, || describe_test(&report));
+    match report.requirements_met() {
+        true => Ok(()),
+        false => {
+            let failed: Vec<String> = report
+                .requirements
+                .iter()
+                .filter(|r| !r.ok)
+                .map(|r| format!("{} (found {})", r.requirement, r.found))
+                .collect();
+            Err(Error::RequirementNotMet(format!(
+                "block {name:?} connects, but its database does not meet: {}",
+                failed.join("; ")
+            )))
+        }
+    }
+}
+
+fn describe_test(report: &TestReport) -> String {
+    let mut rows = vec![
+        ("block", report.name.clone()),
+        (
+            "driver",
+            format!("{} ({})", report.driver, report.backend.as_str()),
+        ),
+        ("url", report.url.clone()),
+        ("server", report.server_version.clone()),
+        ("connect", format!("{:.1} ms", report.connect_ms)),
+        (
+            "round trip",
+            format!("{:.2} ms (median of 5 SELECTs)", report.latency_ms),
+        ),
+    ];
+    for r in &report.requirements {
+        let verdict = if r.ok { "ok" } else { "NOT MET" };
+        rows.push((
+            "requires",
+            format!("{}: {verdict} ({})", r.requirement, r.found),
+        ));
+    }
+    details(&rows)
+}
+
+pub fn url(registry: &Registry, name: &str, show_secrets: bool, out: &Printer) -> Result<()> {
+    let (info, _) = info_of(registry, name)?;
+    let url = info.display_url(show_secrets)?;
+    out.emit(&json!({"name": name, "url": url}), || url.clone());
+    Ok(())
+}
+
+pub fn env(
+    registry: &Registry,
+    name: &str,
+    format: EnvFormat,
+    prefix: Option<&str>,
+    out: &Printer,
+) -> Result<()> {
+    let (info, _) = info_of(registry, name)?;
+    let vars = env::variables(&info, format, prefix)?;
+    let object: Map<String, Value> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    out.emit(&object, || env::render(&vars, format));
+    Ok(())
+}
+
+/// `blockyard exec NAME -- PROGRAM ARGS...`
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The block whose connection to pass on.
+    pub name: String,
+    /// Variables to set; default: libpq for PostgreSQL, mysql for MySQL, dotenv for SQLite.
+    #[arg(long, value_enum)]
+    pub format: Option<EnvFormat>,
+    /// Also set PREFIX_HOST, PREFIX_PORT, PREFIX_NAME, PREFIX_USER, PREFIX_PASSWORD,
+    /// PREFIX_URL (the dotenv set).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub command: Vec<OsString>,
+}
+
+/// Runs the program with the block's variables in its environment (never on its
+/// command line) and passes its exit code through.
+pub fn exec(registry: &Registry, args: ExecArgs) -> Result<()> {
+    let (info, _) = info_of(registry, &args.name)?;
+    let format = match args.format {
+        Some(format) => format,
+        None => env::native_format(info.driver()?.backend()),
+    };
+    let mut vars = env::variables(&info, format, None)?;
+    if let Some(prefix) = &args.prefix {
+        vars.extend(env::variables(&info, EnvFormat::Dotenv, Some(prefix))?);
+    }
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Error::InvalidInput("no program given after --".into()))?;
+    let mut command = std::process::Command::new(program);
+    command.args(rest).envs(vars);
+    run_replacing(command, program)
+}
+
+#[cfg(unix)]
+fn run_replacing(mut command: std::process::Command, program: &OsString) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    // exec replaces this process: exit code and signals are the program's own.
+    let err = command.exec();
+    Err(Error::io(
+        format!("cannot run {}", program.to_string_lossy()),
+        err,
+    ))
+}
+
+#[cfg(not(unix))]
+fn run_replacing(mut command: std::process::Command, program: &OsString) -> Result<()> {
+    let status = command
+        .status()
+        .map_err(|err| Error::io(format!("cannot run {}", program.to_string_lossy()), err))?;
+    std::process::exit(status.code().unwrap_or(1));
+}

@@ -1,0 +1,185 @@
+//! Environment variables for a block's connection: `dotenv` and `shell` (optionally
+//! prefixed, `SESAME_DATABASE_HOST`...), `libpq` (`PG*`) and `mysql` (`MYSQL_*`), as
+//! used by `block env` and `exec`.
+
+use std::fmt::Write as _;
+
+use super::info::ConnectionInfo;
+use crate::db::Backend;
+use crate::error::{Error, Result};
+
+/// The variable sets `block env` and `exec` know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnvFormat {
+    /// NAME=value lines with double-quoted values, read by dotenv loaders.
+    Dotenv,
+    /// `export NAME='value'` lines, safe to `eval` in sh, bash and zsh.
+    Shell,
+    /// PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (+ PGSSLMODE, PGAPPNAME...).
+    Libpq,
+    /// MYSQL_HOST, MYSQL_TCP_PORT, MYSQL_UNIX_PORT, MYSQL_PWD, MYSQL_USER, MYSQL_DATABASE.
+    Mysql,
+}
+
+/// The variables for a connection. `prefix` applies to `dotenv` and `shell`
+/// (`{prefix}_HOST`, default `DATABASE`); libpq and mysql names are fixed.
+pub fn variables(
+    info: &ConnectionInfo,
+    format: EnvFormat,
+    prefix: Option<&str>,
+) -> Result<Vec<(String, String)>> {
+    let backend = info.driver()?.backend();
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut put = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            vars.push((name.to_owned(), value));
+        }
+    };
+    let port = info.effective_port().map(|p| p.to_string());
+    match format {
+        EnvFormat::Dotenv | EnvFormat::Shell => {
+            let prefix = prefix.unwrap_or("DATABASE");
+            if prefix.is_empty()
+                || !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || prefix.starts_with(|c: char| c.is_ascii_digit())
+            {
+                return Err(Error::InvalidInput(format!(
+                    "--prefix {prefix:?}: use letters, digits and underscores, e.g. SESAME_DATABASE"
+                )));
+            }
+            let name = |suffix: &str| format!("{prefix}_{suffix}");
+            put(&name("DRIVER"), Some(info.driver.clone()));
+            put(
+                &name("HOST"),
+                info.socket().or(info.tcp_host()).map(str::to_owned),
+            );
+            if backend != Backend::Sqlite {
+                put(&name("PORT"), port);
+            }
+            put(&name("NAME"), Some(info.database.clone()));
+            put(&name("USER"), info.username.clone());
+            put(&name("PASSWORD"), info.password.clone());
+            put(&name("URL"), Some(info.connection_url()?));
+        }
+        EnvFormat::Libpq | EnvFormat::Mysql if prefix.is_some() => {
+            return Err(Error::InvalidInput(
+                "--prefix applies to the dotenv and shell formats; libpq and mysql variable \
+                 names are fixed"
+                    .into(),
+            ));
+        }
+        EnvFormat::Libpq => {
+            if backend != Backend::Postgres {
+                return Err(wrong_backend("libpq", backend));
+            }
+            put(
+                "PGHOST",
+                info.socket().or(info.tcp_host()).map(str::to_owned),
+            );
+            put("PGPORT", port);
+            put("PGUSER", info.username.clone());
+            put("PGPASSWORD", info.password.clone());
+            put("PGDATABASE", Some(info.database.clone()));
+            for (option, var) in [
+                ("sslmode", "PGSSLMODE"),
+                ("sslrootcert", "PGSSLROOTCERT"),
+                ("sslcert", "PGSSLCERT"),
+                ("sslkey", "PGSSLKEY"),
+                ("application_name", "PGAPPNAME"),
+                ("connect_timeout", "PGCONNECT_TIMEOUT"),
+                ("options", "PGOPTIONS"),
+                ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+            ] {
+                put(var, info.query.get(option).cloned());
+            }
+        }
+        EnvFormat::Mysql => {
+            if backend != Backend::Mysql {
+                return Err(wrong_backend("mysql", backend));
+            }
+            put("MYSQL_HOST", info.tcp_host().map(str::to_owned));
+            put("MYSQL_TCP_PORT", port);
+            put("MYSQL_UNIX_PORT", info.socket().map(str::to_owned));
+            put("MYSQL_USER", info.username.clone());
+            put("MYSQL_PWD", info.password.clone());
+            put("MYSQL_DATABASE", Some(info.database.clone()));
+        }
+    }
+    Ok(vars)
+}
+
+fn wrong_backend(format: &str, backend: Backend) -> Error {
+    Error::InvalidInput(format!(
+        "the {format} format is for {format} databases; this block is {}",
+        backend.as_str()
+    ))
+}
+
+/// The native variable set of a backend, used by `exec` by default.
+pub fn native_format(backend: Backend) -> EnvFormat {
+    match backend {
+        Backend::Postgres => EnvFormat::Libpq,
+        Backend::Mysql => EnvFormat::Mysql,
+        Backend::Sqlite => EnvFormat::Dotenv,
+    }
+}
+
+/// Renders variables as text in `format`.
+pub fn render(vars: &[(String, String)], format: EnvFormat) -> String {
+    let mut out = String::new();
+    for (name, value) in vars {
+        let _ = match format {
+            EnvFormat::Shell => writeln!(out, "export {name}={}", shell_quote(value)),
+            _ => writeln!(out, "{name}={}", dotenv_quote(value)),
+        };
+    }
+    out
+}
+
+/// Single quotes, with each `'` written as `'\''`: nothing inside is expanded.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// Double quotes with `\`, `"`, `$` and newlines escaped, as dotenv loaders read them.
+fn dotenv_quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str(r"\\"),
+            '"' => out.push_str("\\\""),
+            '$' => out.push_str("\\$"),
+            '\n' => out.push_str(r"\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_quotes() {
+        assert_eq!(shell_quote("it's $HOME"), r"'it'\''s $HOME'");
+    }
+
+    #[test]
+    fn dotenv_round_trips_through_dotenvy() {
+        let value = "p@ss \"q\" $x \\ 'y' # z\nline2";
+        let text = render(&[("A_PASSWORD".into(), value.into())], EnvFormat::Dotenv);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, text).unwrap();
+        let back: Vec<(String, String)> = dotenvy::from_path_iter(&path)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(back, vec![("A_PASSWORD".to_owned(), value.to_owned())]);
+    }
+}

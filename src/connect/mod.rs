@@ -1,0 +1,16 @@
+//! Connecting to the databases blocks describe: SQLAlchemy drivers mapped to diesel
+//! backends, connection URLs, cached r2d2 pools, `block test`, and environment exports
+//! for `block env` and `exec`.
+
+mod classify;
+pub mod driver;
+pub mod env;
+pub mod info;
+pub mod pool;
+pub mod probe;
+
+pub use driver::Driver;
+pub use env::EnvFormat;
+pub use info::ConnectionInfo;
+pub use pool::{BlockManager, BlockPool, PoolSettings, connection_info};
+pub use probe::{TestReport, test};

@@ -1,0 +1,391 @@
+//! Pools of connections to the databases blocks describe: settings read from the block,
+//! an r2d2 manager that re-reads the block when authentication fails, and the cache that
+//! makes `Registry::pool(name)` cost no registry round trip while it is fresh.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use diesel::r2d2::ManageConnection;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use super::classify;
+use super::info::ConnectionInfo;
+use crate::db::{Backend, Connect};
+use crate::error::{ConnectFailure, Error, Result};
+use crate::registry::Block;
+
+/// An r2d2 pool of `C` connections to one block's database.
+pub type BlockPool<C> = r2d2::Pool<BlockManager<C>>;
+
+/// Pool settings, from the block's optional `pool` object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolSettings {
+    pub max_size: u32,
+    pub min_idle: Option<u32>,
+    pub connection_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
+    pub test_on_check_out: bool,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_size: 10,
+            min_idle: Some(0),
+            connection_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+            test_on_check_out: true,
+        }
+    }
+}
+
+impl PoolSettings {
+    /// Reads `pool.*` from a block document; absent fields keep their defaults.
+    /// Durations are seconds (`30`) or human-readable (`"30s"`, `"5m"`).
+    pub fn from_document(doc: &Value) -> Result<PoolSettings> {
+        let mut s = PoolSettings::default();
+        let Some(pool) = doc.get("pool").filter(|p| !p.is_null()) else {
+            return Ok(s);
+        };
+        let bad =
+            |field: &str, what: &str| Error::InvalidBlockData(format!("pool.{field}: {what}"));
+        let count = |field: &str| -> Result<Option<u32>> {
+            match pool.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .map(Some)
+                    .ok_or_else(|| bad(field, "must be a whole number")),
+            }
+        };
+        let duration = |field: &str| -> Result<Option<Duration>> {
+            match pool.get(field) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(text)) => humantime::parse_duration(text)
+                    .map(Some)
+                    .map_err(|_| bad(field, "must be seconds or a duration such as \"30s\"")),
+                Some(v) => v
+                    .as_f64()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .map(|n| Some(Duration::from_secs_f64(n)))
+                    .ok_or_else(|| bad(field, "must be seconds or a duration such as \"30s\"")),
+            }
+        };
+        if let Some(n) = count("max_size")? {
+            if n == 0 {
+                return Err(bad("max_size", "must be at least 1"));
+            }
+            s.max_size = n;
+        }
+        if let Some(n) = count("min_idle")? {
+            s.min_idle = Some(n.min(s.max_size));
+        }
+        if let Some(d) = duration("connection_timeout")? {
+            s.connection_timeout = d.max(Duration::from_millis(1));
+        }
+        if pool.get("idle_timeout").is_some() {
+            s.idle_timeout = duration("idle_timeout")?;
+        }
+        if pool.get("max_lifetime").is_some() {
+            s.max_lifetime = duration("max_lifetime")?;
+        }
+        if let Some(v) = pool.get("test_on_check_out").filter(|v| !v.is_null()) {
+            s.test_on_check_out = v
+                .as_bool()
+                .ok_or_else(|| bad("test_on_check_out", "must be true or false"))?;
+        }
+        Ok(s)
+    }
+}
+
+/// Where a pool connects to, replaced in place when the block changes.
+struct Live {
+    backend: Backend,
+    url: Zeroizing<String>,
+    version: i64,
+}
+
+/// Loads a block by name, secrets included (the registry, local or remote).
+pub(crate) type Loader = Arc<dyn Fn(&str) -> Result<Block> + Send + Sync>;
+
+/// State shared by a pool's manager and the cache entry.
+struct Target {
+    name: String,
+    live: RwLock<Live>,
+    loader: Loader,
+    /// Set when a connection failed authentication: the next `pool(name)` re-reads.
+    stale: std::sync::atomic::AtomicBool,
+    last_reload: Mutex<Option<Instant>>,
+}
+
+impl Target {
+    /// Re-reads the block after an authentication failure (at most once a second);
+    /// true if it changed and the connection is worth retrying.
+    fn reload_after_auth_failure(&self) -> bool {
+        self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
+        {
+            let mut last = self.last_reload.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        let Ok(block) = (self.loader)(&self.name) else {
+            return false;
+        };
+        let current = self.live.read().unwrap_or_else(|e| e.into_inner()).version;
+        if block.version == current {
+            return false;
+        }
+        match live_from_block(&block) {
+            Ok(live) => {
+                *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn live_from_block(block: &Block) -> Result<Live> {
+    let info = connection_info(block)?;
+    Ok(Live {
+        backend: info.driver()?.backend(),
+        url: Zeroizing::new(info.connection_url()?),
+        version: block.version,
+    })
+}
+
+/// The connection details of a loaded block.
+pub fn connection_info(block: &Block) -> Result<ConnectionInfo> {
+    let doc = block
+        .document()
+        .unwrap_or_else(|| block.masked_data().clone());
+    ConnectionInfo::from_document(&block.name, &doc)
+}
+
+/// The r2d2 manager of a block pool. Its `Debug` names the block, never the URL.
+pub struct BlockManager<C> {
+    target: Arc<Target>,
+    _connection: PhantomData<fn() -> C>,
+}
+
+impl<C> fmt::Debug for BlockManager<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlockManager({:?})", self.target.name)
+    }
+}
+
+impl<C: Connect> BlockManager<C> {
+    fn try_connect(&self) -> std::result::Result<C, diesel::ConnectionError> {
+        let live = self.target.live.read().unwrap_or_else(|e| e.into_inner());
+        C::connect(live.backend, &live.url)
+    }
+}
+
+impl<C: Connect> ManageConnection for BlockManager<C> {
+    type Connection = C;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> std::result::Result<C, Self::Error> {
+        match self.try_connect() {
+            Err(err)
+                if classify::connection_error(&err) == ConnectFailure::AuthenticationFailed
+                    && self.target.reload_after_auth_failure() =>
+            {
+                self.try_connect()
+            }
+            other => other,
+        }
+        .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut C) -> std::result::Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut C) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+struct Entry {
+    pool: Box<dyn Any + Send + Sync>,
+    target: Arc<Target>,
+    settings: PoolSettings,
+    url_fingerprint: [u8; 32],
+    checked: Instant,
+}
+
+/// Pools by (block name, connection type), refreshed from the registry at most every
+/// `refresh` (and at once after an authentication failure).
+pub(crate) struct PoolCache {
+    refresh: Duration,
+    /// By block name, then by connection type (looked up by `&str`, no allocation).
+    entries: RwLock<HashMap<String, HashMap<TypeId, Entry>>>,
+}
+
+impl fmt::Debug for PoolCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.entries.read().map(|e| e.len()).unwrap_or_default();
+        write!(f, "PoolCache({n} pools, refresh {:?})", self.refresh)
+    }
+}
+
+fn fingerprint(url: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(url.as_bytes()).into()
+}
+
+impl PoolCache {
+    pub(crate) fn new(refresh: Duration) -> Self {
+        PoolCache {
+            refresh,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The cached pool if it is fresh; otherwise re-reads the block through `loader`
+    /// and keeps the pool if nothing that matters changed, or builds a new one.
+    pub(crate) fn get<C: Connect>(
+        &self,
+        name: &str,
+        loader: impl FnOnce() -> Loader,
+    ) -> Result<BlockPool<C>> {
+        let type_id = TypeId::of::<C>();
+        if let Some(entry) = self
+            .entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .and_then(|by_type| by_type.get(&type_id))
+            && entry.checked.elapsed() < self.refresh
+            && !entry
+                .target
+                .stale
+                .load(std::sync::atomic::Ordering::Relaxed)
+            && let Some(pool) = entry.pool.downcast_ref::<BlockPool<C>>()
+        {
+            return Ok(pool.clone());
+        }
+        let loader = loader();
+        let block = loader(name)?;
+        let info = connection_info(&block)?;
+        let driver = info.driver()?;
+        if !C::supports(driver.backend()) {
+            return Err(Error::UnsupportedDriver(format!(
+                "block {name:?} uses driver {driver} ({} backend); ask for a pool of that \
+                 connection type, or use any_pool",
+                driver.backend().as_str()
+            )));
+        }
+        let settings = PoolSettings::from_document(
+            &block
+                .document()
+                .unwrap_or_else(|| block.masked_data().clone()),
+        )?;
+        let live = live_from_block(&block)?;
+        let url_fingerprint = fingerprint(&live.url);
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let by_type = entries.entry(name.to_owned()).or_default();
+        if let Some(entry) = by_type.get_mut(&type_id) {
+            entry
+                .target
+                .stale
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            entry.checked = Instant::now();
+            if entry.settings == settings
+                && entry.url_fingerprint == url_fingerprint
+                && let Some(pool) = entry.pool.downcast_ref::<BlockPool<C>>()
+            {
+                entry
+                    .target
+                    .live
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .version = block.version;
+                return Ok(pool.clone());
+            }
+            // Holders of the old pool get the new credentials for new connections too.
+            let mut old = entry.target.live.write().unwrap_or_else(|e| e.into_inner());
+            *old = live_from_block(&block)?;
+        }
+        let target = Arc::new(Target {
+            name: name.to_owned(),
+            live: RwLock::new(live),
+            loader: loader.clone(),
+            stale: false.into(),
+            last_reload: Mutex::new(None),
+        });
+        let pool: BlockPool<C> = build_pool(
+            &settings,
+            BlockManager {
+                target: target.clone(),
+                _connection: PhantomData,
+            },
+        );
+        by_type.insert(
+            type_id,
+            Entry {
+                pool: Box::new(pool.clone()),
+                target,
+                settings,
+                url_fingerprint,
+                checked: Instant::now(),
+            },
+        );
+        Ok(pool)
+    }
+}
+
+fn build_pool<C: Connect>(settings: &PoolSettings, manager: BlockManager<C>) -> BlockPool<C> {
+    r2d2::Pool::builder()
+        .max_size(settings.max_size)
+        .min_idle(settings.min_idle)
+        .connection_timeout(settings.connection_timeout)
+        .idle_timeout(settings.idle_timeout)
+        .max_lifetime(settings.max_lifetime)
+        .test_on_check_out(settings.test_on_check_out)
+        .error_handler(Box::new(r2d2::NopErrorHandler))
+        .build_unchecked(manager)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pool_settings_from_a_block() {
+        let s = PoolSettings::from_document(&json!({"pool": {
+            "max_size": 4, "min_idle": 9, "connection_timeout": "2s",
+            "idle_timeout": null, "max_lifetime": 60, "test_on_check_out": false}}))
+        .unwrap();
+        assert_eq!(s.max_size, 4);
+        assert_eq!(s.min_idle, Some(4));
+        assert_eq!(s.connection_timeout, Duration::from_secs(2));
+        assert_eq!(s.idle_timeout, None);
+        assert_eq!(s.max_lifetime, Some(Duration::from_secs(60)));
+        assert!(!s.test_on_check_out);
+        assert_eq!(
+            PoolSettings::from_document(&json!({})).unwrap(),
+            PoolSettings::default()
+        );
+        for bad in [
+            json!({"max_size": 0}),
+            json!({"max_size": "x"}),
+            json!({"idle_timeout": "soon"}),
+        ] {
+            let err = PoolSettings::from_document(&json!({ "pool": bad })).unwrap_err();
+            assert_eq!(err.code(), "INVALID_BLOCK_DATA");
+        }
+    }
+}

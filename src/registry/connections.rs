@@ -1,0 +1,47 @@
+//! What flows come for: a registry opened from the environment, and pooled diesel
+//! connections to a block's database by name.
+
+use std::sync::Arc;
+
+use super::{Registry, load_block};
+use crate::config::{Config, Sources};
+use crate::connect::BlockPool;
+use crate::connect::pool::Loader;
+use crate::db::{AnyConnection, Connect};
+use crate::error::Result;
+
+impl Registry {
+    /// Opens the registry the way the `blockyard` command does: `BLOCKYARD_*`
+    /// variables, then `./.env`, then the config file.
+    pub fn from_env() -> Result<Registry> {
+        let config = Config::load(Sources {
+            env: std::env::vars().collect(),
+            dotenv: Some(".env".into()),
+            ..Sources::default()
+        })?;
+        Ok(Registry::open(config)?.0)
+    }
+
+    /// A pool of `C` connections to the database block `name` describes, cached by
+    /// name: while it is fresh (see `BLOCKYARD_POOL_REFRESH`, default 30 s) a call costs
+    /// no registry round trip. After that, or at once after a connection failed
+    /// authentication, the block is re-read; if its connection or `pool` settings
+    /// changed, a new pool is returned (and the old one connects with the new
+    /// credentials too).
+    ///
+    /// `C` is `diesel::PgConnection` (PostgreSQL, CockroachDB), `diesel::MysqlConnection`
+    /// (MySQL, MariaDB), `diesel::SqliteConnection`, or [`AnyConnection`].
+    pub fn pool<C: Connect>(&self, name: &str) -> Result<BlockPool<C>> {
+        self.pools.get::<C>(name, || self.loader())
+    }
+
+    /// A pool whose backend is chosen by the block's driver.
+    pub fn any_pool(&self, name: &str) -> Result<BlockPool<AnyConnection>> {
+        self.pool::<AnyConnection>(name)
+    }
+
+    fn loader(&self) -> Loader {
+        let (store, keys) = (self.store.clone(), self.keys.clone());
+        Arc::new(move |name: &str| load_block(&store, &keys, name))
+    }
+}
