@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod blocks;
+mod connect;
 mod keys;
 mod secrets;
 

@@ -65,12 +65,32 @@ impl TestEnv {
         }
     }
 
+    /// The same store, opened through the library (as a flow would).
+    pub fn registry(&self, pool_refresh: &str) -> blockyard::Registry {
+        let config = blockyard::Config::load(blockyard::config::Sources {
+            flags: blockyard::config::Settings {
+                data_dir: Some(self.data_dir()),
+                database_url: Some(self.database_url()),
+                pool_refresh: Some(pool_refresh.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        blockyard::Registry::open(config).unwrap().0
+    }
+
     pub fn key_file(&self) -> PathBuf {
         self.data_dir().join("master.key")
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.program(Path::new(BIN), args)
+    }
+
+    /// Any program, run in this test's directory with its environment.
+    pub fn program(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(self.dir.path())
             .env_clear()
