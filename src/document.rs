@@ -138,6 +138,33 @@ pub fn merge_secrets(doc: &mut Value, secrets: &Secrets) {
     }
 }
 
+/// Where a document sent back by a client still holds `********` at a secret (or as a
+/// URL's password), puts the stored secret back, so a masked document can be edited and
+/// returned without knowing the secrets.
+pub fn restore_masked(doc: &mut Value, stored: &Secrets) {
+    for (key, value) in &stored.0 {
+        match key.strip_suffix(URL_PASSWORD) {
+            Some(path) => {
+                let Some(Value::String(text)) = get_path(doc, path) else {
+                    continue;
+                };
+                let (Ok(mut url), Some(pw)) = (url::Url::parse(text), value.as_str()) else {
+                    continue;
+                };
+                if url.password() == Some(MASK) {
+                    let _ = url.set_password(Some(pw));
+                    let _ = set_path(doc, path, Value::String(url.into()));
+                }
+            }
+            None => {
+                if get_path(doc, key).and_then(Value::as_str) == Some(MASK) {
+                    let _ = set_path(doc, key, value.clone());
+                }
+            }
+        }
+    }
+}
+
 /// Parses a URL field's value. The error names the field, never the URL (which may
 /// hold a password).
 pub fn parse_url_field(path: &str, text: &str) -> Result<url::Url> {

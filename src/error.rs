@@ -96,6 +96,18 @@ pub enum Error {
     #[error("{0}")]
     RequirementNotMet(String),
 
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+
+    #[error("the audit log cannot be written, so nothing is returned: {0}")]
+    AuditUnavailable(String),
+
+    #[error("{message}")]
+    Remote { code: String, message: String },
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -132,6 +144,10 @@ impl Error {
             Error::NotAConnection { .. } => "NOT_A_CONNECTION",
             Error::Connect { kind, .. } => kind.code(),
             Error::RequirementNotMet(_) => "REQUIREMENT_NOT_MET",
+            Error::Unauthorized(_) => "UNAUTHORIZED",
+            Error::Forbidden(_) => "FORBIDDEN",
+            Error::AuditUnavailable(_) => "AUDIT_UNAVAILABLE",
+            Error::Remote { code, .. } => remote_code(code),
         }
     }
 
@@ -141,6 +157,40 @@ impl Error {
             source,
         }
     }
+}
+
+/// Codes a server may send; an unknown one is reported as `REMOTE_ERROR`.
+const REMOTE_CODES: &[&str] = &[
+    "INVALID_BLOCK_NAME",
+    "BLOCK_NOT_FOUND",
+    "BLOCK_ALREADY_EXISTS",
+    "VERSION_CONFLICT",
+    "UNKNOWN_BLOCK_TYPE",
+    "INVALID_BLOCK_TYPE",
+    "BLOCK_TYPE_ALREADY_EXISTS",
+    "INVALID_BLOCK_DATA",
+    "INVALID_INPUT",
+    "UNAUTHORIZED",
+    "FORBIDDEN",
+    "PAYLOAD_TOO_LARGE",
+    "STORE_UNAVAILABLE",
+    "STORE_ERROR",
+    "AUDIT_UNAVAILABLE",
+    "DECRYPTION_FAILED",
+    "NOT_FOUND",
+    "BAD_REQUEST",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "PRECONDITION_REQUIRED",
+    "INTERNAL_ERROR",
+    "REMOTE_UNAVAILABLE",
+];
+
+fn remote_code(code: &str) -> &'static str {
+    REMOTE_CODES
+        .iter()
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or("REMOTE_ERROR")
 }
 
 /// Why a connection to a block's database failed, in the terms `block test` reports.

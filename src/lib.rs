@@ -27,6 +27,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connect;
@@ -36,6 +38,7 @@ pub mod document;
 pub mod error;
 pub mod name;
 pub mod registry;
+pub mod server;
 pub mod store;
 pub mod time;
 pub mod types;

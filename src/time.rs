@@ -14,3 +14,20 @@ pub(crate) fn serialize_rfc3339<S: serde::Serializer>(
 ) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*millis))
 }
+
+/// Parses `--since`: a duration ago (`1h`, `7days`) or an RFC 3339 time; Unix millis.
+pub fn parse_since(text: &str) -> crate::error::Result<i64> {
+    let now = crate::store::now_millis();
+    if let Ok(ago) = humantime::parse_duration(text.trim()) {
+        return Ok(now - ago.as_millis().min(i64::MAX as u128) as i64);
+    }
+    humantime::parse_rfc3339_weak(text.trim())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .ok_or_else(|| {
+            crate::error::Error::InvalidInput(format!(
+                "since {text:?} is neither a duration (1h, 7days) nor a time (2026-11-21T10:00:00Z)"
+            ))
+        })
+}

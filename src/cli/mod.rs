@@ -6,6 +6,7 @@ mod blocks;
 mod connect;
 mod input;
 mod output;
+mod server;
 
 use std::path::PathBuf;
 
@@ -97,6 +98,18 @@ pub enum Command {
     ///   blockyard exec crdb-sage --format dotenv --prefix SESAME_DATABASE -- ./run-flow
     #[command(verbatim_doc_comment)]
     Exec(connect::ExecArgs),
+    /// Serve the registry over HTTP (/api/v1, and /prefect/api for Prefect clients).
+    ///
+    /// Every route but /health and /ready needs a token (`blockyard token create`).
+    /// Example: blockyard server --migrate --database-url postgres://blockyard@db/blockyard
+    #[command(verbatim_doc_comment)]
+    Server(server::ServerArgs),
+    /// API tokens for the HTTP server.
+    #[command(subcommand)]
+    Token(server::TokenCommand),
+    /// The audit log of secret reads and changes made over HTTP.
+    #[command(subcommand)]
+    Audit(server::AuditCommand),
 }
 
 /// Runs a parsed command line; `env` is the process environment.
@@ -128,6 +141,18 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         Command::Type(cmd) => admin::types(cmd, &open(config, &out)?, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
         Command::Exec(args) => connect::exec(&open(config, &out)?, args),
+        Command::Server(args) => {
+            if args.migrate {
+                let store = crate::store::Store::open(config.database_url.clone(), &config.pool)?;
+                let applied = store.migrate()?;
+                if !applied.is_empty() {
+                    out.notice(&format!("applied migrations: {}", applied.join(", ")));
+                }
+            }
+            server::serve(open(config, &out)?, args)
+        }
+        Command::Token(cmd) => server::tokens(cmd, &open(config, &out)?, &out),
+        Command::Audit(cmd) => server::audit(cmd, &open(config, &out)?, &out),
     }
 }
 

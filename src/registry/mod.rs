@@ -7,7 +7,7 @@ mod keys;
 mod model;
 
 pub use keys::{InitReport, KeyStatus, RotationReport};
-pub use model::{Block, BlockSummary, BlockVersion};
+pub use model::{Block, BlockMeta, BlockSummary, BlockVersion};
 
 use std::sync::Arc;
 

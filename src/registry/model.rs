@@ -36,6 +36,29 @@ impl Block {
         })
     }
 
+    /// A block received from a Blockyard server: `masked` is the masked document and
+    /// `secrets` what was split out of the full one, if it was sent.
+    pub fn from_parts(meta: BlockMeta, masked: Value, secrets: Option<Secrets>) -> Block {
+        Block {
+            id: meta.id,
+            name: meta.name,
+            block_type: meta.block_type,
+            version: meta.version,
+            created_at: meta.created_at,
+            updated_at: meta.updated_at,
+            masked,
+            secrets,
+        }
+    }
+
+    /// Puts this block's secrets back where `doc` still holds `********` (a masked
+    /// document edited and sent back).
+    pub fn restore_masked(&self, doc: &mut Value) {
+        if let Some(secrets) = &self.secrets {
+            crate::document::restore_masked(doc, secrets);
+        }
+    }
+
     /// The document with `********` where each secret is.
     pub fn masked_data(&self) -> &Value {
         &self.masked
@@ -66,6 +89,17 @@ impl Block {
             "data": data,
         })
     }
+}
+
+/// The fields of a block other than its data.
+#[derive(Clone, Debug)]
+pub struct BlockMeta {
+    pub id: String,
+    pub name: String,
+    pub block_type: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 fn parse_data(text: &str, name: &str) -> Result<Value> {

@@ -1,11 +1,13 @@
 //! The store: pooled diesel connections to SQLite or PostgreSQL, migrations, and the
 //! row-level queries the registry needs. It stores ciphertext and never sees a key.
 
+mod access;
 mod blocks;
 mod keys;
 pub mod schema;
 mod url;
 
+pub use access::{AuditFilter, AuditRow, NewAuditRow, TokenRow};
 pub use blocks::{BlockFilter, BlockRow, ChangeKind, SealedRow, VersionRow};
 pub use keys::DataKeyRow;
 pub use url::StoreUrl;

@@ -52,3 +52,27 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        name -> Text,
+        secret_hash -> Binary,
+        scopes -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        request_id -> Text,
+        actor -> Text,
+        action -> Text,
+        block -> Nullable<Text>,
+        outcome -> Text,
+    }
+}

@@ -1,0 +1,381 @@
+//! API tokens and their scopes: creation (the secret is shown once, only its SHA-256 is
+//! stored), verification in constant time with a short-lived cache, revocation, and
+//! the permission check every HTTP route makes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+use crate::store::{Store, TokenRow, now_millis};
+
+const PREFIX: &str = "byd";
+
+/// What a scope allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permission {
+    /// Read blocks with secrets masked.
+    Read,
+    /// Read blocks with secrets.
+    ReadSecrets,
+    /// Create, update, rename and delete blocks.
+    Write,
+    /// Everything, including block types, tokens and the audit log.
+    Admin,
+}
+
+/// A permission, optionally limited to block names matching a pattern (`crdb-*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    pub permission: Permission,
+    pub pattern: Option<String>,
+}
+
+impl Scope {
+    /// Parses `blocks:read`, `blocks:read-secrets`, `blocks:write` or `admin`, each with
+    /// an optional `:PATTERN` (`*` matches any run of characters).
+    pub fn parse(text: &str) -> Result<Scope> {
+        let bad = || {
+            Error::InvalidInput(format!(
+                "scope {text:?} is not one of blocks:read, blocks:read-secrets, blocks:write, \
+                 admin (each optionally followed by :PATTERN, e.g. blocks:read:crdb-*)"
+            ))
+        };
+        let mut parts = text.trim().splitn(3, ':');
+        let (permission, rest) = match (parts.next(), parts.next(), parts.next()) {
+            (Some("admin"), pattern, None) => (Permission::Admin, pattern),
+            (Some("blocks"), Some(p), pattern) => (
+                match p {
+                    "read" => Permission::Read,
+                    "read-secrets" => Permission::ReadSecrets,
+                    "write" => Permission::Write,
+                    _ => return Err(bad()),
+                },
+                pattern,
+            ),
+            _ => return Err(bad()),
+        };
+        let pattern = match rest {
+            None | Some("*") => None,
+            Some(p)
+                if !p.is_empty()
+                    && p.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.*".contains(c)
+                    }) =>
+            {
+                Some(p.to_owned())
+            }
+            Some(_) => return Err(bad()),
+        };
+        Ok(Scope {
+            permission,
+            pattern,
+        })
+    }
+
+    /// Whether this scope grants `wanted` on block `name` (`None`: on every block).
+    pub fn grants(&self, wanted: Permission, name: Option<&str>) -> bool {
+        let level_ok = match (self.permission, wanted) {
+            (Permission::Admin, _) => true,
+            (Permission::ReadSecrets, Permission::Read | Permission::ReadSecrets) => true,
+            (Permission::Write, Permission::Read | Permission::Write) => true,
+            (have, want) => have == want,
+        };
+        level_ok
+            && match (&self.pattern, name) {
+                (None, _) => true,
+                (Some(pattern), Some(name)) => glob(pattern, name),
+                (Some(_), None) => false,
+            }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let base = match self.permission {
+            Permission::Read => "blocks:read",
+            Permission::ReadSecrets => "blocks:read-secrets",
+            Permission::Write => "blocks:write",
+            Permission::Admin => "admin",
+        };
+        match &self.pattern {
+            Some(p) => write!(f, "{base}:{p}"),
+            None => f.write_str(base),
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == n[ni] {
+            pi += 1;
+            ni += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// Who is calling, once their token is verified.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub token_id: String,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Actor {
+    pub fn may(&self, wanted: Permission, name: Option<&str>) -> bool {
+        self.scopes.iter().any(|s| s.grants(wanted, name))
+    }
+
+    /// Whether any scope reaches `wanted` on some block (to list with a filter).
+    pub fn may_some(&self, wanted: Permission) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| s.grants(wanted, Some("")) || s.pattern.is_some() && s.permission >= wanted)
+    }
+}
+
+/// A token as listed (no secret, no hash).
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    pub created_at: i64,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub state: &'static str,
+}
+
+/// A new token: `secret` is the only copy of the full token.
+pub struct NewToken {
+    pub info: TokenInfo,
+    pub secret: String,
+}
+
+impl fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewToken")
+            .field("info", &self.info)
+            .field("secret", &"********")
+            .finish()
+    }
+}
+
+fn info(row: &TokenRow) -> Result<TokenInfo> {
+    let scopes: Vec<String> = serde_json::from_str(&row.scopes)
+        .map_err(|_| Error::Store(format!("token {:?} has unreadable scopes", row.name)))?;
+    let now = now_millis();
+    let state = match (row.revoked_at, row.expires_at) {
+        (Some(_), _) => "revoked",
+        (None, Some(at)) if at <= now => "expired",
+        _ => "active",
+    };
+    Ok(TokenInfo {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        scopes,
+        created_at: row.created_at,
+        expires_at: row.expires_at.map(crate::time::rfc3339),
+        revoked_at: row.revoked_at.map(crate::time::rfc3339),
+        state,
+    })
+}
+
+fn hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Creates a token. The returned secret is shown once; only its hash is stored.
+pub fn create_token(
+    store: &Store,
+    name: &str,
+    scopes: &[String],
+    expires_in: Option<Duration>,
+) -> Result<NewToken> {
+    crate::name::BlockName::parse(name).map_err(|_| {
+        Error::InvalidInput(format!(
+            "token name {name:?}: use 1-128 lowercase letters, digits, '-', '_', '.'"
+        ))
+    })?;
+    if scopes.is_empty() {
+        return Err(Error::InvalidInput(
+            "give at least one --scope (blocks:read, blocks:read-secrets, blocks:write, admin)"
+                .into(),
+        ));
+    }
+    let parsed: Vec<String> = scopes
+        .iter()
+        .map(|s| Scope::parse(s).map(|s| s.to_string()))
+        .collect::<Result<_>>()?;
+    let mut random = [0u8; 32];
+    getrandom(&mut random)?;
+    let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+    let secret = format!("{PREFIX}_{id}_{}", URL_SAFE_NO_PAD.encode(random));
+    let now = now_millis();
+    let row = TokenRow {
+        id,
+        name: name.to_owned(),
+        secret_hash: hash(&secret).to_vec(),
+        scopes: serde_json::to_string(&parsed).unwrap_or_default(),
+        created_at: now,
+        expires_at: expires_in.map(|d| now + d.as_millis() as i64),
+        revoked_at: None,
+    };
+    store.insert_token(&row)?;
+    Ok(NewToken {
+        info: info(&row)?,
+        secret,
+    })
+}
+
+fn getrandom(buf: &mut [u8]) -> Result<()> {
+    use chacha20poly1305::aead::{OsRng, rand_core::RngCore};
+    OsRng
+        .try_fill_bytes(buf)
+        .map_err(|_| Error::Store("the OS random number generator failed".into()))
+}
+
+pub fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>> {
+    store.tokens()?.iter().map(info).collect()
+}
+
+pub fn revoke_token(store: &Store, name_or_id: &str) -> Result<()> {
+    match store.revoke_token(name_or_id, now_millis())? {
+        true => Ok(()),
+        false => Err(Error::InvalidInput(format!(
+            "no active token named {name_or_id:?}; `blockyard token ls` lists them"
+        ))),
+    }
+}
+
+/// Verifies bearer tokens against the store, caching each token row for `ttl` (so a
+/// revocation reaches every server within that time).
+pub struct Verifier {
+    store: Store,
+    ttl: Duration,
+    cache: RwLock<HashMap<String, (Option<TokenRow>, Instant)>>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Verifier(ttl {:?})", self.ttl)
+    }
+}
+
+impl Verifier {
+    pub fn new(store: Store, ttl: Duration) -> Self {
+        Verifier {
+            store,
+            ttl,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The actor a token belongs to, or `Unauthorized` (never saying why beyond
+    /// "invalid, expired or revoked", and never echoing the token).
+    pub fn verify(&self, token: &str) -> Result<Actor> {
+        let unauthorized =
+            || Error::Unauthorized("the token is invalid, expired or revoked".into());
+        let id = token
+            .strip_prefix("byd_")
+            .and_then(|rest| rest.split_once('_'))
+            .map(|(id, _)| id)
+            .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(unauthorized)?;
+        let row = self.row(id)?;
+        let row = row.ok_or_else(unauthorized)?;
+        let matches: bool = row.secret_hash.as_slice().ct_eq(&hash(token)).into();
+        let now = now_millis();
+        if !matches || row.revoked_at.is_some() || row.expires_at.is_some_and(|at| at <= now) {
+            return Err(unauthorized());
+        }
+        let scopes: Vec<String> = serde_json::from_str(&row.scopes).map_err(|_| unauthorized())?;
+        Ok(Actor {
+            token_id: row.id.clone(),
+            name: row.name.clone(),
+            scopes: scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
+        })
+    }
+
+    fn row(&self, id: &str) -> Result<Option<TokenRow>> {
+        if let Some((row, at)) = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(row.clone());
+        }
+        let row = self.store.token(id)?;
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 10_000 {
+            // Thousands of unknown token ids must not grow memory without bound.
+            cache.retain(|_, (row, at)| row.is_some() && at.elapsed() < self.ttl);
+        }
+        cache.insert(id.to_owned(), (row.clone(), Instant::now()));
+        Ok(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_and_grant() {
+        let s = Scope::parse("blocks:read-secrets:crdb-*").unwrap();
+        assert!(s.grants(Permission::ReadSecrets, Some("crdb-sage")));
+        assert!(s.grants(Permission::Read, Some("crdb-sage")));
+        assert!(!s.grants(Permission::ReadSecrets, Some("pg-sage")));
+        assert!(!s.grants(Permission::Write, Some("crdb-sage")));
+        assert!(
+            Scope::parse("admin")
+                .unwrap()
+                .grants(Permission::Write, Some("x"))
+        );
+        let w = Scope::parse("blocks:write").unwrap();
+        assert!(
+            w.grants(Permission::Read, Some("x")) && !w.grants(Permission::ReadSecrets, Some("x"))
+        );
+        for bad in [
+            "blocks",
+            "blocks:delete",
+            "root",
+            "blocks:read:UPPER",
+            "blocks:read:",
+        ] {
+            assert!(Scope::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Scope::parse("blocks:read:*").unwrap().pattern, None);
+    }
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob("crdb-*", "crdb-sage"));
+        assert!(glob("*-prod", "pg-prod"));
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(!glob("crdb-*", "crdb"));
+        assert!(!glob("exact", "exactly"));
+    }
+}

@@ -1,0 +1,422 @@
+//! The `/api/v1` routes: blocks, block types, the audit log and the OpenAPI document.
+//! Each route checks the caller's scope before touching the store (so a 403 never says
+//! whether a block exists), runs diesel work on the blocking pool, and records secret
+//! reads and changes in the audit log before it answers.
+
+use rocket::data::Data;
+use rocket::http::{ContentType, Status};
+use rocket::{FromForm, delete, get, post, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::http::{ApiError, ApiResult, Ctx, Json, json_body};
+use super::{State, blocking};
+use crate::audit::AuditEvent;
+use crate::auth::{Actor, Permission};
+use crate::error::Error;
+use crate::name::BlockName;
+use crate::registry::{Block, NewBlock};
+use crate::store::{AuditFilter, BlockFilter};
+use crate::types::BlockTypeDef;
+
+const OPENAPI: &str = include_str!("openapi.json");
+const MAX_PAGE: i64 = 1000;
+
+fn forbidden(actor: &Actor, what: &str) -> ApiError {
+    ApiError::from(Error::Forbidden(format!(
+        "token {:?} does not allow {what}",
+        actor.name
+    )))
+}
+
+fn require(actor: &Actor, wanted: Permission, name: Option<&str>, what: &str) -> ApiResult<()> {
+    match actor.may(wanted, name) {
+        true => Ok(()),
+        false => Err(forbidden(actor, what)),
+    }
+}
+
+fn parse_name(raw: &str) -> ApiResult<BlockName> {
+    BlockName::parse(raw).map_err(ApiError::from)
+}
+
+fn parse_bool(field: &str, raw: Option<&str>) -> ApiResult<bool> {
+    match raw {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(_) => Err(ApiError::from(Error::InvalidInput(format!(
+            "{field} must be true or false"
+        )))),
+    }
+}
+
+fn parse_number(field: &str, raw: Option<&str>) -> ApiResult<Option<i64>> {
+    raw.map(|text| {
+        text.parse::<i64>().map_err(|_| {
+            ApiError::from(Error::InvalidInput(format!(
+                "{field} must be a whole number"
+            )))
+        })
+    })
+    .transpose()
+}
+
+/// Records an audit event; if it cannot be written, the request fails with 503.
+async fn audit(
+    state: &State,
+    ctx: &Ctx,
+    actor: &Actor,
+    action: &'static str,
+    block: Option<&str>,
+    outcome: &str,
+) -> ApiResult<()> {
+    state
+        .audit
+        .record(AuditEvent {
+            request_id: ctx.request_id.clone(),
+            actor: actor.name.clone(),
+            action,
+            block: block.map(str::to_owned),
+            outcome: outcome.to_owned(),
+        })
+        .await
+        .map_err(ApiError::from)
+}
+
+/// Runs a change, then records its outcome (success or error code) before answering.
+async fn audited<T>(
+    state: &State,
+    ctx: &Ctx,
+    actor: &Actor,
+    action: &'static str,
+    block: &str,
+    result: ApiResult<T>,
+) -> ApiResult<T> {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(err) => err.code,
+    };
+    audit(state, ctx, actor, action, Some(block), outcome).await?;
+    result
+}
+
+fn block_response(block: &Block, reveal: bool, status: Status) -> Json {
+    Json::new(status, block.to_json(reveal)).header("ETag", format!("\"{}\"", block.version))
+}
+
+#[derive(FromForm)]
+pub struct ListQuery<'r> {
+    #[field(name = "type")]
+    block_type: Option<&'r str>,
+    prefix: Option<&'r str>,
+    limit: Option<&'r str>,
+    cursor: Option<&'r str>,
+}
+
+#[get("/blocks?<q..>")]
+pub async fn list_blocks(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    q: ListQuery<'_>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor()?.clone();
+    if !actor.may_some(Permission::Read) {
+        return Err(forbidden(&actor, "reading blocks"));
+    }
+    let limit = parse_number("limit", q.limit)?.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::from(Error::InvalidInput(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        ))));
+    }
+    if let Some(cursor) = q.cursor {
+        parse_name(cursor)?;
+    }
+    let filter = BlockFilter {
+        block_type: q.block_type.map(str::to_owned),
+        name_prefix: q.prefix.map(str::to_owned),
+        after: q.cursor.map(str::to_owned),
+        limit: Some(limit + 1),
+    };
+    let registry = state.registry.clone();
+    let mut rows = blocking(move || registry.list_blocks(&filter)).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more.then(|| rows.last().map(|b| b.name.clone())).flatten();
+    rows.retain(|b| actor.may(Permission::Read, Some(&b.name)));
+    Ok(Json::ok(
+        json!({"blocks": rows, "next_cursor": next_cursor}),
+    ))
+}
+
+#[get("/blocks/<name>?<include_secrets>")]
+pub async fn get_block(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    name: &str,
+    include_secrets: Option<&str>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor()?;
+    let reveal = parse_bool("include_secrets", include_secrets)?;
+    let name = parse_name(name)?.to_string();
+    if !reveal {
+        require(actor, Permission::Read, Some(&name), "reading this block")?;
+        let registry = state.registry.clone();
+        let block = blocking(move || registry.get_block_masked(&name)).await?;
+        return Ok(block_response(&block, false, Status::Ok));
+    }
+    if !actor.may(Permission::ReadSecrets, Some(&name)) {
+        audit(state, &ctx, actor, "read-secrets", Some(&name), "FORBIDDEN").await?;
+        return Err(forbidden(actor, "reading this block's secrets"));
+    }
+    let registry = state.registry.clone();
+    let lookup = name.clone();
+    let result = blocking(move || registry.load_block(&lookup)).await;
+    // The read is on record before any secret leaves the server.
+    let block = audited(state, &ctx, actor, "read-secrets", &name, result).await?;
+    Ok(block_response(&block, true, Status::Ok))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    name: String,
+    block_type: String,
+    data: Value,
+    #[serde(default)]
+    id: Option<uuid::Uuid>,
+}
+
+#[post("/blocks", data = "<data>")]
+pub async fn create_block(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    content_type: Option<&ContentType>,
+    data: Data<'_>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor()?;
+    let body: CreateBody = json_body(content_type, data).await?;
+    let name = parse_name(&body.name)?;
+    if !actor.may(Permission::Write, Some(name.as_str())) {
+        audit(
+            state,
+            &ctx,
+            actor,
+            "create",
+            Some(name.as_str()),
+            "FORBIDDEN",
+        )
+        .await?;
+        return Err(forbidden(actor, "creating this block"));
+    }
+    let registry = state.registry.clone();
+    let new = NewBlock {
+        name: name.clone(),
+        block_type: body.block_type,
+        document: body.data,
+        id: body.id,
+    };
+    let result = blocking(move || registry.create_block(new)).await;
+    let block = audited(state, &ctx, actor, "create", name.as_str(), result).await?;
+    Ok(block_response(&block, false, Status::Created))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    data: Value,
+}
+
+#[put("/blocks/<name>", data = "<data>")]
+pub async fn update_block(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    name: &str,
+    content_type: Option<&ContentType>,
+    data: Data<'_>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor()?;
+    let name = parse_name(name)?.to_string();
+    let expected = ctx.expected_version()?;
+    let body: UpdateBody = json_body(content_type, data).await?;
+    if !actor.may(Permission::Write, Some(&name)) {
+        audit(state, &ctx, actor, "update", Some(&name), "FORBIDDEN").await?;
+        return Err(forbidden(actor, "changing this block"));
+    }
+    let registry = state.registry.clone();
+    let target = name.clone();
+    let result = blocking(move || {
+        let current = registry.load_block(&target)?;
+        let mut doc = body.data;
+        current.restore_masked(&mut doc);
+        registry.update_block(&target, doc, Some(expected.unwrap_or(current.version)))
+    })
+    .await;
+    let block = audited(state, &ctx, actor, "update", &name, result).await?;
+    Ok(block_response(&block, false, Status::Ok))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameBody {
+    new_name: String,
+}
+
+#[post("/blocks/<name>/rename", data = "<data>")]
+pub async fn rename_block(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    name: &str,
+    content_type: Option<&ContentType>,
+    data: Data<'_>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor()?;
+    let name = parse_name(name)?.to_string();
+    let expected = ctx.expected_version()?;
+    let body: RenameBody = json_body(content_type, data).await?;
+    let new_name = parse_name(&body.new_name)?;
+    if !actor.may(Permission::Write, Some(&name))
+        || !actor.may(Permission::Write, Some(new_name.as_str()))
+    {
+        audit(state, &ctx, actor, "rename", Some(&name), "FORBIDDEN").await?;
+        return Err(forbidden(actor, "renaming this block to that name"));
+    }
+    let registry = state.registry.clone();
+    let target = name.clone();
+    let result = blocking(move || registry.rename_block(&target, &new_name, expected)).await;
+    let block = audited(state, &ctx, actor, "rename", &name, result).await?;
+    Ok(block_response(&block, false, Status::Ok))
+}
+
+#[delete("/blocks/<name>")]
+pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) -> ApiResult<Json> {
+    let actor = ctx.actor()?;
+    let name = parse_name(name)?.to_string();
+    let expected = ctx.expected_version()?;
+    if !actor.may(Permission::Write, Some(&name)) {
+        audit(state, &ctx, actor, "delete", Some(&name), "FORBIDDEN").await?;
+        return Err(forbidden(actor, "deleting this block"));
+    }
+    let registry = state.registry.clone();
+    let target = name.clone();
+    let result = blocking(move || registry.delete_block(&target, expected)).await;
+    let block = audited(state, &ctx, actor, "delete", &name, result).await?;
+    Ok(Json::ok(
+        json!({"deleted": block.name, "id": block.id, "version": block.version}),
+    ))
+}
+
+#[get("/blocks/<name>/history")]
+pub async fn block_history(ctx: Ctx, state: &rocket::State<State>, name: &str) -> ApiResult<Json> {
+    let actor = ctx.actor()?;
+    let name = parse_name(name)?.to_string();
+    require(actor, Permission::Read, Some(&name), "reading this block")?;
+    let registry = state.registry.clone();
+    let versions = blocking(move || registry.block_history(&name)).await?;
+    Ok(Json::ok(json!({ "versions": versions })))
+}
+
+#[get("/block-types")]
+pub async fn list_types(ctx: Ctx, state: &rocket::State<State>) -> ApiResult<Json> {
+    ctx.actor()?;
+    let registry = state.registry.clone();
+    let types = blocking(move || registry.block_types()).await?;
+    let defs: Vec<&BlockTypeDef> = types.iter().map(|t| &t.def).collect();
+    Ok(Json::ok(json!({ "block_types": defs })))
+}
+
+#[get("/block-types/<slug>")]
+pub async fn get_type(ctx: Ctx, state: &rocket::State<State>, slug: &str) -> ApiResult<Json> {
+    ctx.actor()?;
+    let registry = state.registry.clone();
+    let slug = slug.to_owned();
+    match blocking(move || registry.block_type(&slug)).await {
+        Ok(ty) => Ok(Json::ok(json!(ty.def))),
+        Err(err) if err.code == "UNKNOWN_BLOCK_TYPE" => {
+            Err(ApiError::new(Status::NotFound, err.code, err.message))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+#[post("/block-types?<replace>", data = "<data>")]
+pub async fn register_type(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    replace: Option<&str>,
+    content_type: Option<&ContentType>,
+    data: Data<'_>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor()?;
+    let replace = parse_bool("replace", replace)?;
+    let def: BlockTypeDef = json_body(content_type, data).await?;
+    let label = format!("type:{}", def.slug);
+    if !actor.may(Permission::Admin, None) {
+        audit(
+            state,
+            &ctx,
+            actor,
+            "register-type",
+            Some(&label),
+            "FORBIDDEN",
+        )
+        .await?;
+        return Err(forbidden(actor, "registering block types (needs admin)"));
+    }
+    let registry = state.registry.clone();
+    let result = blocking(move || registry.register_type(def, replace)).await;
+    let ty = audited(state, &ctx, actor, "register-type", &label, result).await?;
+    Ok(Json::new(Status::Created, json!(ty.def)))
+}
+
+#[derive(FromForm)]
+pub struct AuditQuery<'r> {
+    block: Option<&'r str>,
+    since: Option<&'r str>,
+    limit: Option<&'r str>,
+    before: Option<&'r str>,
+}
+
+#[get("/audit?<q..>")]
+pub async fn list_audit(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    q: AuditQuery<'_>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor()?;
+    require(
+        actor,
+        Permission::Admin,
+        None,
+        "reading the audit log (needs admin)",
+    )?;
+    let limit = parse_number("limit", q.limit)?.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::from(Error::InvalidInput(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        ))));
+    }
+    let since = match q.since {
+        None => None,
+        Some(text) => Some(crate::time::parse_since(text).map_err(ApiError::from)?),
+    };
+    let filter = AuditFilter {
+        block: q.block.map(str::to_owned),
+        since,
+        before_id: parse_number("before", q.before)?,
+        limit,
+    };
+    let store = state.registry.store().clone();
+    let rows = blocking(move || store.audit(&filter)).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(Json::ok(json!({"records": rows, "next_before": next})))
+}
+
+#[get("/openapi.json")]
+pub async fn openapi(ctx: Ctx) -> ApiResult<Json> {
+    ctx.actor()?;
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
+    Ok(Json::ok(doc))
+}

@@ -1,0 +1,378 @@
+//! HTTP plumbing shared by every route: JSON errors with stable codes, JSON bodies with
+//! a size limit, the request context (request id, caller, `If-Match`), the per-request
+//! log line, and catchers that keep even Rocket's own errors in the API's shape.
+
+use std::time::Instant;
+
+use rocket::data::{Data, ToByteUnit};
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::{self, Responder, Response};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::State;
+use crate::auth::Actor;
+use crate::error::Error;
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: u64 = 256 * 1024;
+
+/// An error as the API returns it: `{"error": {"code", "message"}}` and a 4xx/5xx status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: Status,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: Status, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        let code = err.code();
+        let status = match &err {
+            Error::InvalidBlockName { .. } | Error::InvalidInput(_) => Status::BadRequest,
+            Error::InvalidBlockData(_)
+            | Error::InvalidBlockType(_)
+            | Error::UnknownBlockType(_) => Status::UnprocessableEntity,
+            Error::BlockNotFound(_) => Status::NotFound,
+            Error::BlockAlreadyExists(_) | Error::BlockTypeAlreadyExists(_) => Status::Conflict,
+            Error::VersionConflict { .. } => Status::PreconditionFailed,
+            Error::Unauthorized(_) => Status::Unauthorized,
+            Error::Forbidden(_) => Status::Forbidden,
+            Error::StoreUnavailable(_) | Error::AuditUnavailable(_) => Status::ServiceUnavailable,
+            _ => Status::InternalServerError,
+        };
+        let message = match status {
+            // Internal details stay in the server's log line, not in the response.
+            Status::InternalServerError => format!("internal error ({code})"),
+            _ => err.to_string(),
+        };
+        ApiError {
+            status,
+            code,
+            message,
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for ApiError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        req.local_cache(|| ErrorCode(Some(self.code)));
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut res = Json::new(self.status, body).respond_to(req)?;
+        if self.status == Status::Unauthorized {
+            res.set_header(Header::new(
+                "WWW-Authenticate",
+                "Bearer realm=\"blockyard\"",
+            ));
+        }
+        Ok(res)
+    }
+}
+
+/// The error code of a failed request, for the log line.
+struct ErrorCode(Option<&'static str>);
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON response with a status and extra headers.
+pub struct Json {
+    status: Status,
+    body: Value,
+    headers: Vec<Header<'static>>,
+}
+
+impl Json {
+    pub fn new(status: Status, body: Value) -> Self {
+        Json {
+            status,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn ok(body: Value) -> Self {
+        Json::new(Status::Ok, body)
+    }
+
+    pub fn header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push(Header::new(name, value));
+        self
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Json {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let text = serde_json::to_string(&self.body).unwrap_or_else(|_| "null".into());
+        let mut res = Response::build();
+        res.status(self.status)
+            .header(ContentType::JSON)
+            .sized_body(text.len(), std::io::Cursor::new(text));
+        for h in self.headers {
+            res.header(h);
+        }
+        Ok(res.finalize())
+    }
+}
+
+/// Reads a JSON body: `application/json` (415 otherwise), at most [`BODY_LIMIT`] bytes
+/// (413), well-formed and of the expected shape (400).
+pub async fn json_body<T: DeserializeOwned>(
+    req_type: Option<&ContentType>,
+    data: Data<'_>,
+) -> ApiResult<T> {
+    if !req_type.is_some_and(|t| t.is_json()) {
+        return Err(ApiError::new(
+            Status::UnsupportedMediaType,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the body as application/json",
+        ));
+    }
+    let text = data
+        .open(BODY_LIMIT.bytes())
+        .into_string()
+        .await
+        .map_err(|_| ApiError::new(Status::BadRequest, "BAD_REQUEST", "the body is not UTF-8"))?;
+    if !text.is_complete() {
+        return Err(too_large());
+    }
+    serde_json::from_str(&text).map_err(|err| {
+        ApiError::new(
+            Status::BadRequest,
+            "INVALID_INPUT",
+            format!(
+                "the body is not valid JSON of the expected shape (line {}, column {}: {})",
+                err.line(),
+                err.column(),
+                shape_message(&err)
+            ),
+        )
+    })
+}
+
+/// serde's message without any quoted input value.
+fn shape_message(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let text = text.split(" at line ").next().unwrap_or_default();
+    match text.find("invalid type") {
+        Some(_) => text.split(':').next().unwrap_or_default().to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        Status::PayloadTooLarge,
+        "PAYLOAD_TOO_LARGE",
+        format!("the body is larger than {} KiB", BODY_LIMIT / 1024),
+    )
+}
+
+/// Per-request context: request id, `If-Match`, and the caller (if the token checked out).
+pub struct Ctx {
+    pub request_id: String,
+    pub if_match: Option<String>,
+    pub caller: Result<Actor, Error>,
+}
+
+impl Ctx {
+    /// The verified caller, or 401.
+    pub fn actor(&self) -> ApiResult<&Actor> {
+        self.caller.as_ref().map_err(|err| match err {
+            Error::Unauthorized(_) => ApiError::from(Error::Unauthorized(
+                "the token is missing, invalid, expired or revoked".into(),
+            )),
+            other => ApiError::new(
+                Status::ServiceUnavailable,
+                "STORE_UNAVAILABLE",
+                format!("cannot check the token: {}", other.code()),
+            ),
+        })
+    }
+
+    /// The version `If-Match` names (`3`, `"3"` or `W/"3"`), or 400 if it is not one.
+    pub fn expected_version(&self) -> ApiResult<Option<i64>> {
+        let Some(raw) = &self.if_match else {
+            return Ok(None);
+        };
+        let text = raw.trim().trim_start_matches("W/").trim_matches('"');
+        text.parse::<i64>().map(Some).map_err(|_| {
+            ApiError::new(
+                Status::BadRequest,
+                "INVALID_INPUT",
+                "If-Match must be the block's version, e.g. If-Match: \"3\"",
+            )
+        })
+    }
+}
+
+/// The name the log line shows for the caller.
+struct LoggedActor(String);
+
+/// The token from `Authorization: Bearer T` (Prefect's `PREFECT_API_KEY`) or
+/// `Authorization: Basic base64(user:T)` (Prefect's `PREFECT_API_AUTH_STRING`).
+fn token_from(req: &Request<'_>) -> Option<String> {
+    let value = req.headers().get_one("Authorization")?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Some(rest.trim().to_owned()),
+        "basic" => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()?;
+            let text = String::from_utf8(bytes).ok()?;
+            text.split_once(':').map(|(_, token)| token.to_owned())
+        }
+        _ => None,
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Ctx {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let state = req.rocket().state::<State>().expect("server state");
+        let request_id = req.local_cache(|| RequestStart::new(req)).id.clone();
+        let caller = match token_from(req) {
+            None => Err(Error::Unauthorized("no token".into())),
+            Some(token) => {
+                let verifier = state.verifier.clone();
+                rocket::tokio::task::spawn_blocking(move || verifier.verify(&token))
+                    .await
+                    .unwrap_or_else(|_| Err(Error::Store("token check failed".into())))
+            }
+        };
+        if let Ok(actor) = &caller {
+            req.local_cache(|| LoggedActor(actor.name.clone()));
+        }
+        Outcome::Success(Ctx {
+            request_id,
+            if_match: req.headers().get_one("If-Match").map(str::to_owned),
+            caller,
+        })
+    }
+}
+
+/// When a request started and its id.
+struct RequestStart {
+    at: Instant,
+    id: String,
+}
+
+impl RequestStart {
+    fn new(req: &Request<'_>) -> Self {
+        let id = req
+            .headers()
+            .get_one("X-Request-Id")
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= 64
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            })
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        RequestStart {
+            at: Instant::now(),
+            id,
+        }
+    }
+}
+
+/// Adds `X-Request-Id` to every response and logs one JSON line per request: method,
+/// path (never the query, which could carry anything), status, latency, actor.
+pub struct RequestLog {
+    pub enabled: bool,
+}
+
+#[rocket::async_trait]
+impl Fairing for RequestLog {
+    fn info(&self) -> Info {
+        Info {
+            name: "request log",
+            kind: Kind::Request | Kind::Response,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        req.local_cache(|| RequestStart::new(req));
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        let start = req.local_cache(|| RequestStart::new(req));
+        res.set_header(Header::new("X-Request-Id", start.id.clone()));
+        if !self.enabled {
+            return;
+        }
+        let actor = req.local_cache(|| LoggedActor("-".into()));
+        let code = req.local_cache(|| ErrorCode(None));
+        let line = json!({
+            "ts": crate::time::rfc3339(crate::store::now_millis()),
+            "request_id": start.id,
+            "method": req.method().as_str(),
+            "path": req.uri().path().as_str(),
+            "status": res.status().code,
+            "latency_ms": (start.at.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            "actor": actor.0,
+            "error": code.0,
+        });
+        eprintln!("{line}");
+    }
+}
+
+fn caught(status: Status, code: &'static str, message: &str) -> ApiError {
+    ApiError::new(status, code, message)
+}
+
+#[rocket::catch(400)]
+pub fn bad_request() -> ApiError {
+    caught(
+        Status::BadRequest,
+        "BAD_REQUEST",
+        "the request is malformed",
+    )
+}
+
+#[rocket::catch(404)]
+pub fn not_found() -> ApiError {
+    caught(
+        Status::NotFound,
+        "NOT_FOUND",
+        "no such route; see /api/v1/openapi.json",
+    )
+}
+
+#[rocket::catch(413)]
+pub fn payload_too_large() -> ApiError {
+    too_large()
+}
+
+#[rocket::catch(422)]
+pub fn unprocessable() -> ApiError {
+    caught(
+        Status::BadRequest,
+        "INVALID_INPUT",
+        "a parameter of the request is invalid",
+    )
+}
+
+#[rocket::catch(default)]
+pub fn default_catcher(status: Status, _: &Request<'_>) -> ApiError {
+    match status.code {
+        500..=599 => caught(status, "INTERNAL_ERROR", "internal error"),
+        _ => caught(status, "BAD_REQUEST", status.reason_lossy()),
+    }
+}

@@ -1,0 +1,165 @@
+//! The HTTP server (`blockyard server`): Rocket 0.5 serving the registry over `/api/v1`
+//! and the routes a stock Prefect client uses under `/prefect/api`. Diesel work runs on
+//! Tokio's blocking pool, never on the async executor.
+
+mod api;
+mod http;
+mod prefect;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocket::{Build, Rocket, catchers, get, routes};
+use serde_json::json;
+
+use crate::audit::AuditLog;
+use crate::auth::Verifier;
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use http::{ApiError, ApiResult, Json};
+
+pub use http::BODY_LIMIT;
+
+/// What every route shares.
+pub struct State {
+    pub registry: Registry,
+    pub verifier: Arc<Verifier>,
+    pub audit: AuditLog,
+}
+
+/// How to run the server.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub address: IpAddr,
+    pub port: u16,
+    /// How long a verified token is trusted before it is checked again (revocations
+    /// reach every server within this time).
+    pub token_cache: Duration,
+    /// Log one JSON line per request on stderr.
+    pub request_log: bool,
+    pub workers: Option<usize>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            address: IpAddr::from([127, 0, 0, 1]),
+            port: 4200,
+            token_cache: Duration::from_secs(1),
+            request_log: true,
+            workers: None,
+        }
+    }
+}
+
+/// Runs a store call on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    rocket::tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::from(Error::Store("a store call panicked".into())))?
+        .map_err(ApiError::from)
+}
+
+#[get("/health")]
+fn health() -> Json {
+    Json::ok(json!({"status": "ok"}))
+}
+
+#[get("/ready")]
+async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
+    let store = state.registry.store().clone();
+    let status = blocking(move || store.migration_status()).await?;
+    if !status.pending.is_empty() {
+        return Err(ApiError::new(
+            rocket::http::Status::ServiceUnavailable,
+            "STORE_NOT_MIGRATED",
+            format!("{} pending migration(s)", status.pending.len()),
+        ));
+    }
+    Ok(Json::ok(json!({"status": "ready"})))
+}
+
+/// The Rocket application for a registry.
+pub fn app(registry: Registry, options: &ServerOptions) -> Rocket<Build> {
+    let store = registry.store().clone();
+    let state = State {
+        verifier: Arc::new(Verifier::new(store.clone(), options.token_cache)),
+        audit: AuditLog::start(store),
+        registry,
+    };
+    let mut config = rocket::Config {
+        address: options.address,
+        port: options.port,
+        log_level: rocket::config::LogLevel::Off,
+        cli_colors: false,
+        ident: rocket::config::Ident::try_new("blockyard").expect("valid ident"),
+        ..rocket::Config::default()
+    };
+    if let Some(workers) = options.workers {
+        config.workers = workers;
+    }
+    rocket::custom(config)
+        .manage(state)
+        .attach(http::RequestLog {
+            enabled: options.request_log,
+        })
+        .mount("/", routes![health, ready])
+        .mount(
+            "/api/v1",
+            routes![
+                api::list_blocks,
+                api::get_block,
+                api::create_block,
+                api::update_block,
+                api::rename_block,
+                api::delete_block,
+                api::block_history,
+                api::list_types,
+                api::get_type,
+                api::register_type,
+                api::list_audit,
+                api::openapi,
+            ],
+        )
+        .mount("/prefect/api", prefect::routes())
+        .register(
+            "/",
+            catchers![
+                http::bad_request,
+                http::not_found,
+                http::payload_too_large,
+                http::unprocessable,
+                http::default_catcher
+            ],
+        )
+}
+
+/// Checks the store and master key, then serves until SIGINT/SIGTERM (in-flight
+/// requests are finished first).
+pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
+    registry.verify_master_key()?;
+    let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("blockyard-http")
+        .build()
+        .map_err(|err| Error::io("starting the server runtime", err))?;
+    runtime.block_on(async move {
+        let rocket = app(registry, &options)
+            .ignite()
+            .await
+            .map_err(|err| Error::Config(format!("cannot start the server: {err}")))?;
+        eprintln!(
+            "{}",
+            json!({"ts": crate::time::rfc3339(crate::store::now_millis()), "event": "listening",
+                   "address": options.address.to_string(), "port": options.port})
+        );
+        rocket
+            .launch()
+            .await
+            .map_err(|err| Error::Config(format!("the server stopped: {err}")))?;
+        Ok(())
+    })
+}

@@ -1,0 +1,167 @@
+//! The slice of Prefect's REST API a stock Prefect 3 client needs to load a block:
+//! `GET /block_types/slug/{slug}/block_documents/name/{name}` in Prefect's BlockDocument
+//! shape, `GET /admin/version` and `GET /health`. Prefect's `PREFECT_API_KEY` (Bearer)
+//! and `PREFECT_API_AUTH_STRING` (Basic) carry a Blockyard token.
+
+use rocket::{Route, get, routes};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::http::{ApiResult, Ctx, Json};
+use super::{State, blocking};
+use crate::auth::Permission;
+use crate::error::Error;
+use crate::registry::Block;
+use crate::types::BlockTypeDef;
+
+/// The Prefect server version we answer as (the client checks the major version).
+const PREFECT_VERSION: &str = "3.4.0";
+
+pub fn routes() -> Vec<Route> {
+    routes![health, version, block_document]
+}
+
+#[get("/health")]
+fn health() -> Json {
+    Json::ok(json!(true))
+}
+
+#[get("/admin/version")]
+fn version(ctx: Ctx) -> ApiResult<Json> {
+    ctx.actor()?;
+    Ok(Json::ok(json!(PREFECT_VERSION)))
+}
+
+/// A stable UUID for a name (block types and schemas have no id of their own here).
+fn derived_id(kind: &str, key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("blockyard:{kind}:{key}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+#[get("/block_types/slug/<slug>/block_documents/name/<name>?<include_secrets>")]
+async fn block_document(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    slug: &str,
+    name: &str,
+    include_secrets: Option<bool>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor()?;
+    let name = crate::name::BlockName::parse(name)?.to_string();
+    let reveal = include_secrets.unwrap_or(false);
+    let wanted = if reveal {
+        Permission::ReadSecrets
+    } else {
+        Permission::Read
+    };
+    if !actor.may(wanted, Some(&name)) {
+        return Err(Error::Forbidden(format!(
+            "token {:?} does not allow reading this block{}",
+            actor.name,
+            if reveal { "'s secrets" } else { "" }
+        ))
+        .into());
+    }
+    let registry = state.registry.clone();
+    let lookup = name.clone();
+    let result = blocking(move || {
+        let block = match reveal {
+            true => registry.load_block(&lookup)?,
+            false => registry.get_block_masked(&lookup)?,
+        };
+        let ty = registry.block_type(&block.block_type)?;
+        Ok((block, ty.def))
+    })
+    .await;
+    let (block, def) = match reveal {
+        true => {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(err) => err.code,
+            };
+            state
+                .audit
+                .record(crate::audit::AuditEvent {
+                    request_id: ctx.request_id.clone(),
+                    actor: actor.name.clone(),
+                    action: "read-secrets",
+                    block: Some(name.clone()),
+                    outcome: outcome.into(),
+                })
+                .await?;
+            result?
+        }
+        false => result?,
+    };
+    if block.block_type != slug {
+        return Err(Error::BlockNotFound(format!("{slug}/{name}")).into());
+    }
+    Ok(Json::ok(block_document_json(&block, &def, reveal)))
+}
+
+/// Prefect's BlockDocument: the block's data without Blockyard-only fields, and the
+/// block schema and type a client resolves its Python class from.
+fn block_document_json(block: &Block, def: &BlockTypeDef, reveal: bool) -> Value {
+    let mut data = match reveal {
+        true => block
+            .document()
+            .unwrap_or_else(|| block.masked_data().clone()),
+        false => block.masked_data().clone(),
+    };
+    if let Some(obj) = data.as_object_mut() {
+        obj.remove("pool");
+        obj.remove("requires");
+    }
+    let created = crate::time::rfc3339(block.created_at);
+    let updated = crate::time::rfc3339(block.updated_at);
+    let type_id = derived_id("type", &def.slug);
+    let schema_id = derived_id("schema", &def.slug);
+    let block_type = json!({
+        "id": type_id,
+        "created": created,
+        "updated": updated,
+        "name": def.name,
+        "slug": def.slug,
+        "logo_url": null,
+        "documentation_url": null,
+        "description": def.description,
+        "code_example": null,
+        "is_protected": false,
+    });
+    let mut fields = def.schema.clone();
+    if let Some(obj) = fields.as_object_mut() {
+        obj.insert("title".into(), json!(def.name));
+        obj.insert("block_type_slug".into(), json!(def.slug));
+        obj.insert("secret_fields".into(), json!(def.secret_fields));
+        obj.insert("block_schema_references".into(), json!({}));
+    }
+    json!({
+        "id": block.id.parse::<Uuid>().map(|u| u.to_string()).unwrap_or_else(|_| derived_id("block", &block.id)),
+        "created": created,
+        "updated": updated,
+        "name": block.name,
+        "data": data,
+        "block_schema_id": schema_id,
+        "block_schema": {
+            "id": schema_id,
+            "created": created,
+            "updated": updated,
+            "checksum": format!("sha256:{}", derived_id("checksum", &def.slug).replace('-', "")),
+            "fields": fields,
+            "block_type_id": type_id,
+            "block_type": block_type,
+            "capabilities": [],
+            "version": "blockyard",
+        },
+        "block_type_id": type_id,
+        "block_type_name": def.name,
+        "block_type": block_type,
+        "block_document_references": {},
+        "is_anonymous": false,
+    })
+}

@@ -1,0 +1,132 @@
+//! Rows of API tokens (only a hash of each secret) and of the audit log.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::Store;
+use super::schema::{api_tokens::dsl as t, audit_log::dsl as a};
+use crate::error::{Error, Result};
+
+/// An API token as stored.
+#[derive(Clone, Debug, Queryable, Insertable, Selectable)]
+#[diesel(table_name = super::schema::api_tokens)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: Vec<u8>,
+    /// JSON array of scope strings.
+    pub scopes: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// An audit record to write.
+#[derive(Clone, Debug, Insertable)]
+#[diesel(table_name = super::schema::audit_log)]
+pub struct NewAuditRow {
+    pub at: i64,
+    pub request_id: String,
+    pub actor: String,
+    pub action: String,
+    pub block: Option<String>,
+    pub outcome: String,
+}
+
+/// An audit record as read back.
+#[derive(Clone, Debug, Queryable, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    pub at: i64,
+    pub request_id: String,
+    pub actor: String,
+    pub action: String,
+    pub block: Option<String>,
+    pub outcome: String,
+}
+
+/// Which audit records to list (newest first).
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub block: Option<String>,
+    /// Unix milliseconds.
+    pub since: Option<i64>,
+    /// Records with an id below this (pagination, newest first).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+impl Store {
+    pub fn insert_token(&self, row: &TokenRow) -> Result<()> {
+        let mut conn = self.conn()?;
+        match diesel::insert_into(t::api_tokens)
+            .values(row.clone())
+            .execute(&mut *conn)
+        {
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => Err(Error::InvalidInput(format!(
+                "a token named {:?} already exists; revoke it or choose another name",
+                row.name
+            ))),
+            other => other.map(|_| ()).map_err(Error::from),
+        }
+    }
+
+    pub fn token(&self, id: &str) -> Result<Option<TokenRow>> {
+        let mut conn = self.conn()?;
+        Ok(t::api_tokens.find(id).first(&mut *conn).optional()?)
+    }
+
+    pub fn tokens(&self) -> Result<Vec<TokenRow>> {
+        let mut conn = self.conn()?;
+        Ok(t::api_tokens.order(t::name.asc()).load(&mut *conn)?)
+    }
+
+    /// Marks a token (by name or id) revoked; false if there is none not yet revoked.
+    pub fn revoke_token(&self, name_or_id: &str, at: i64) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let n = diesel::update(
+            t::api_tokens
+                .filter(t::name.eq(name_or_id).or(t::id.eq(name_or_id)))
+                .filter(t::revoked_at.is_null()),
+        )
+        .set(t::revoked_at.eq(Some(at)))
+        .execute(&mut *conn)?;
+        Ok(n > 0)
+    }
+
+    /// Writes audit records in one transaction: all or none.
+    pub fn insert_audit(&self, rows: &[NewAuditRow]) -> Result<()> {
+        let mut conn = self.conn()?;
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            for row in rows {
+                diesel::insert_into(a::audit_log)
+                    .values(row.clone())
+                    .execute(conn)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
+        let mut conn = self.conn()?;
+        let mut query = a::audit_log.into_boxed();
+        if let Some(block) = &filter.block {
+            query = query.filter(a::block.eq(block.clone()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(a::at.ge(since));
+        }
+        if let Some(before) = filter.before_id {
+            query = query.filter(a::id.lt(before));
+        }
+        Ok(query
+            .order(a::id.desc())
+            .limit(filter.limit)
+            .load(&mut *conn)?)
+    }
+}
