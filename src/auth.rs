@@ -272,6 +272,15 @@ pub fn revoke_token(store: &Store, name_or_id: &str) -> Result<()> {
     }
 }
 
+/// The id part of `byd_<id>_<secret>`.
+fn token_id(token: &str) -> Option<&str> {
+    token
+        .strip_prefix("byd_")
+        .and_then(|rest| rest.split_once('_'))
+        .map(|(id, _)| id)
+        .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Verifies bearer tokens against the store, caching each token row for `ttl` (so a
 /// revocation reaches every server within that time).
 pub struct Verifier {
@@ -300,12 +309,7 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> Result<Actor> {
         let unauthorized =
             || Error::Unauthorized("the token is invalid, expired or revoked".into());
-        let id = token
-            .strip_prefix("byd_")
-            .and_then(|rest| rest.split_once('_'))
-            .map(|(id, _)| id)
-            .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(unauthorized)?;
+        let id = token_id(token).ok_or_else(unauthorized)?;
         let row = self.row(id)?;
         let row = row.ok_or_else(unauthorized)?;
         let matches: bool = row.secret_hash.as_slice().ct_eq(&hash(token)).into();
@@ -319,6 +323,19 @@ impl Verifier {
             name: row.name.clone(),
             scopes: scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
         })
+    }
+
+    /// Verifies from the cache only: `None` if the token's row is not cached (or stale),
+    /// so the caller can do the store lookup off the async executor.
+    pub fn verify_cached(&self, token: &str) -> Option<Result<Actor>> {
+        let id = token_id(token)?;
+        let fresh = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .is_some_and(|(_, at)| at.elapsed() < self.ttl);
+        fresh.then(|| self.verify(token))
     }
 
     fn row(&self, id: &str) -> Result<Option<TokenRow>> {

@@ -19,6 +19,9 @@ use crate::error::Error;
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: u64 = 256 * 1024;
 
+/// How much of an oversized body is read and discarded before answering 413.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
 /// An error as the API returns it: `{"error": {"code", "message"}}` and a 4xx/5xx status.
 #[derive(Debug)]
 pub struct ApiError {
@@ -139,14 +142,28 @@ pub async fn json_body<T: DeserializeOwned>(
             "send the body as application/json",
         ));
     }
-    let text = data
-        .open(BODY_LIMIT.bytes())
-        .into_string()
-        .await
-        .map_err(|_| ApiError::new(Status::BadRequest, "BAD_REQUEST", "the body is not UTF-8"))?;
-    if !text.is_complete() {
+    use rocket::tokio::io::AsyncReadExt;
+    // Read at most the limit; drain (up to DRAIN_LIMIT) and drop the rest of an
+    // oversized body, so the client reads our 413 instead of a reset connection.
+    let mut stream = data.open(DRAIN_LIMIT.bytes());
+    let mut bytes = Vec::new();
+    let read = (&mut stream)
+        .take(BODY_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .await;
+    if read.is_err() {
+        return Err(ApiError::new(
+            Status::BadRequest,
+            "BAD_REQUEST",
+            "the body could not be read",
+        ));
+    }
+    if bytes.len() as u64 > BODY_LIMIT {
+        let _ = rocket::tokio::io::copy(&mut stream, &mut rocket::tokio::io::sink()).await;
         return Err(too_large());
     }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ApiError::new(Status::BadRequest, "BAD_REQUEST", "the body is not UTF-8"))?;
     serde_json::from_str(&text).map_err(|err| {
         ApiError::new(
             Status::BadRequest,
@@ -248,12 +265,15 @@ impl<'r> FromRequest<'r> for Ctx {
         let request_id = req.local_cache(|| RequestStart::new(req)).id.clone();
         let caller = match token_from(req) {
             None => Err(Error::Unauthorized("no token".into())),
-            Some(token) => {
-                let verifier = state.verifier.clone();
-                rocket::tokio::task::spawn_blocking(move || verifier.verify(&token))
-                    .await
-                    .unwrap_or_else(|_| Err(Error::Store("token check failed".into())))
-            }
+            Some(token) => match state.verifier.verify_cached(&token) {
+                Some(result) => result,
+                None => {
+                    let verifier = state.verifier.clone();
+                    rocket::tokio::task::spawn_blocking(move || verifier.verify(&token))
+                        .await
+                        .unwrap_or_else(|_| Err(Error::Store("token check failed".into())))
+                }
+            },
         };
         if let Ok(actor) = &caller {
             req.local_cache(|| LoggedActor(actor.name.clone()));

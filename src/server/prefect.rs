@@ -14,8 +14,9 @@ use crate::error::Error;
 use crate::registry::Block;
 use crate::types::BlockTypeDef;
 
-/// The Prefect server version we answer as (the client checks the major version).
-const PREFECT_VERSION: &str = "3.4.0";
+/// The Prefect server version we answer as: the newest client these routes are tested
+/// with (older servers make clients warn).
+const PREFECT_VERSION: &str = "3.8.8";
 
 pub fn routes() -> Vec<Route> {
     routes![health, version, block_document]

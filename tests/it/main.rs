@@ -8,6 +8,7 @@ mod blocks;
 mod connect;
 mod keys;
 mod secrets;
+mod server;
 
 #[test]
 fn verify_cli() {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Load benchmark of the HTTP API: wrk against GET /api/v1/blocks/<name>?include_secrets=true
+# with 1,000 blocks stored, 16 connections, 20 s, on SQLite and PostgreSQL, and against the
+# static /health route of the same server (the framework's ceiling). Reports requests/s,
+# p50/p99 latency, errors and the server's peak RSS.
+#
+# Run: benches/http/wrk.sh            (DURATION=20s CONNECTIONS=16 BLOCKS=1000 to change)
+# Needs: wrk (Debian package), a release build (built here), PostgreSQL for the PG run
+# (BLOCKYARD_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${DURATION:-20s}
+CONNECTIONS=${CONNECTIONS:-16}
+BLOCKS=${BLOCKS:-1000}
+PG_ADMIN=${BLOCKYARD_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+PORT=${PORT:-4399}
+
+cargo build --release --quiet
+BIN=$PWD/target/release/blockyard
+work=$(mktemp -d)
+server_pid=
+pg_db=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  [ -n "$pg_db" ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wrk prints latency percentiles with --latency; report=1 sums errors.
+run_wrk() {
+  local url=$1 token=$2
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$url" > "$work/wrk.txt"
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
+  p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")
+  p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
+  errors=$(awk '/Non-2xx|Socket errors/ {s += $NF} END {print s + 0}' "$work/wrk.txt")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt")
+  echo "  requests/s $rps   p50 $p50   p99 $p99   errors ${non2xx:-0} non-2xx, $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo 'no socket errors')"
+}
+
+bench_store() {
+  local label=$1 url=$2
+  export BLOCKYARD_DATA_DIR=$work/$label
+  export BLOCKYARD_DATABASE_URL=$url
+  "$BIN" init > /dev/null 2>&1
+  echo "$label: storing $BLOCKS blocks..."
+  for i in $(seq 1 "$BLOCKS"); do
+    printf 'pw-%s' "$i" | "$BIN" block create "crdb-$i" --type sqlalchemy-connector \
+      --set connection_info.driver=cockroachdb+psycopg2 --set connection_info.database=sage \
+      --set connection_info.username=databot --set connection_info.host=localhost \
+      --set connection_info.port=26257 --password-stdin > /dev/null
+  done
+  local token
+  token=$("$BIN" token create "bench-$label" --scope blocks:read-secrets -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  "$BIN" server --port "$PORT" --quiet 2> "$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.1; done
+  echo "$label: GET /api/v1/blocks/crdb-$((BLOCKS / 2))?include_secrets=true"
+  run_wrk "http://127.0.0.1:$PORT/api/v1/blocks/crdb-$((BLOCKS / 2))?include_secrets=true" "$token"
+  echo "$label: GET /health (static route)"
+  run_wrk "http://127.0.0.1:$PORT/health" "$token"
+  echo "  server peak RSS: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$server_pid/status)"
+  echo "  audit records written: $("$BIN" audit ls --limit 1 -o json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["id"] if r else 0)')"
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
+
+bench_store sqlite "$work/sqlite/blockyard.db"
+pg_db=blockyard_bench_$$
+psql "$PG_ADMIN" -qc "CREATE DATABASE $pg_db"
+pg_url=$(python3 -c "import sys, urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/$pg_db').geturl())" "$PG_ADMIN")
+bench_store postgres "$pg_url"

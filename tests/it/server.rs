@@ -1,0 +1,950 @@
+//! The HTTP API against a real server process on a loopback port, on SQLite and on
+//! PostgreSQL: every route, error codes, token scopes and patterns, the audit trail,
+//! planted secrets, a stock Prefect client, and two servers sharing one PostgreSQL.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A `blockyard server` process; stopped (SIGTERM) when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    pub fn start(env: &TestEnv, extra: &[&str]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = env.dir.path().join(format!("server-{port}.log"));
+        let mut args = vec!["server", "--port"];
+        let port_text = port.to_string();
+        args.push(&port_text);
+        args.extend_from_slice(extra);
+        let mut child = env
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if ureq::get(&format!("{base}/health")).call().is_ok() {
+                return Server { child, base, log };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "server did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response: status and body (JSON if it parses).
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+    pub etag: Option<String>,
+}
+
+pub fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = ureq::request(method, url);
+    if let Some(token) = token {
+        req = req.set("Authorization", &format!("Bearer {token}"));
+    }
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some(b) => req.send_json(b.clone()),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(err) => panic!("{method} {url}: {err}"),
+    };
+    let status = resp.status();
+    let etag = resp.header("ETag").map(str::to_owned);
+    let mut text = String::new();
+    resp.into_reader()
+        .take(10_000_000)
+        .read_to_string(&mut text)
+        .unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        body,
+        text,
+        etag,
+    }
+}
+
+pub fn token(env: &TestEnv, name: &str, scopes: &[&str], extra: &[&str]) -> String {
+    let mut args = vec!["token", "create", name];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    args.extend_from_slice(extra);
+    env.json(&args)["token"].as_str().unwrap().to_owned()
+}
+
+fn assert_error(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert_eq!(reply.body["error"]["code"], code, "{}", reply.text);
+    assert!(reply.body["error"]["message"].is_string());
+}
+
+const PLANTED: &str = "planted-S3CRET-value";
+
+fn connector(name: &str, password: &str) -> Value {
+    json!({"name": name, "block_type": "sqlalchemy-connector", "data": {"connection_info": {
+        "driver": "cockroachdb+psycopg2", "database": "sage", "username": "databot",
+        "host": "localhost", "port": 26257, "password": password}}})
+}
+
+on_both_stores!(every_route_and_error, |env: TestEnv| {
+    env.ok(&["init"]);
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let server = Server::start(&env, &[]);
+    let api = format!("{}/api/v1", server.base);
+    let a = Some(admin.as_str());
+
+    assert_eq!(
+        call("GET", &format!("{}/ready", server.base), None, None, &[]).status,
+        200
+    );
+    let created = call(
+        "POST",
+        &format!("{api}/blocks"),
+        a,
+        Some(&connector("crdb-sage", PLANTED)),
+        &[],
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        created.body["data"]["connection_info"]["password"],
+        "********"
+    );
+    assert_eq!(created.etag.as_deref(), Some("\"1\""));
+
+    let masked = call("GET", &format!("{api}/blocks/crdb-sage"), a, None, &[]);
+    assert_eq!(
+        masked.body["data"]["connection_info"]["password"],
+        "********"
+    );
+    assert!(!masked.text.contains(PLANTED));
+    let full = call(
+        "GET",
+        &format!("{api}/blocks/crdb-sage?include_secrets=true"),
+        a,
+        None,
+        &[],
+    );
+    assert_eq!(full.body["data"]["connection_info"]["password"], PLANTED);
+
+    // Update with If-Match; the masked password sent back keeps the stored one.
+    let mut data = masked.body["data"].clone();
+    data["connection_info"]["port"] = json!(26258);
+    let updated = call(
+        "PUT",
+        &format!("{api}/blocks/crdb-sage"),
+        a,
+        Some(&json!({"data": data})),
+        &[("If-Match", "\"1\"")],
+    );
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    assert_eq!(updated.body["version"], 2);
+    let stale = call(
+        "PUT",
+        &format!("{api}/blocks/crdb-sage"),
+        a,
+        Some(&json!({"data": {"connection_info": "postgresql://x@h/db"}})),
+        &[("If-Match", "1")],
+    );
+    assert_error(&stale, 412, "VERSION_CONFLICT");
+    let after = call(
+        "GET",
+        &format!("{api}/blocks/crdb-sage?include_secrets=true"),
+        a,
+        None,
+        &[],
+    );
+    assert_eq!(after.body["data"]["connection_info"]["port"], 26258);
+    assert_eq!(after.body["data"]["connection_info"]["password"], PLANTED);
+
+    // Listing with cursor pagination, type and prefix filters.
+    for i in 0..5 {
+        let mut b = connector(&format!("pg-{i}"), "pw");
+        b["data"]["connection_info"]["driver"] = json!("postgresql");
+        assert_eq!(
+            call("POST", &format!("{api}/blocks"), a, Some(&b), &[]).status,
+            201
+        );
+    }
+    let page1 = call(
+        "GET",
+        &format!("{api}/blocks?prefix=pg-&limit=2"),
+        a,
+        None,
+        &[],
+    );
+    assert_eq!(page1.body["blocks"].as_array().unwrap().len(), 2);
+    let cursor = page1.body["next_cursor"].as_str().unwrap().to_owned();
+    let page2 = call(
+        "GET",
+        &format!("{api}/blocks?prefix=pg-&limit=2&cursor={cursor}"),
+        a,
+        None,
+        &[],
+    );
+    assert_eq!(page2.body["blocks"][0]["name"], "pg-2");
+    let page3 = call(
+        "GET",
+        &format!("{api}/blocks?prefix=pg-&limit=2&cursor=pg-3"),
+        a,
+        None,
+        &[],
+    );
+    assert_eq!(page3.body["blocks"].as_array().unwrap().len(), 1);
+    assert!(page3.body["next_cursor"].is_null());
+    let typed = call("GET", &format!("{api}/blocks?type=secret"), a, None, &[]);
+    assert_eq!(typed.body["blocks"].as_array().unwrap().len(), 0);
+
+    // Rename, history, delete.
+    let renamed = call(
+        "POST",
+        &format!("{api}/blocks/pg-4/rename"),
+        a,
+        Some(&json!({"new_name": "pg-four"})),
+        &[],
+    );
+    assert_eq!(renamed.body["name"], "pg-four", "{}", renamed.text);
+    let history = call(
+        "GET",
+        &format!("{api}/blocks/crdb-sage/history"),
+        a,
+        None,
+        &[],
+    );
+    assert_eq!(history.body["versions"].as_array().unwrap().len(), 2);
+    assert!(!history.text.contains(PLANTED));
+    assert_eq!(
+        call(
+            "DELETE",
+            &format!("{api}/blocks/pg-four"),
+            a,
+            None,
+            &[("If-Match", "2")]
+        )
+        .status,
+        200
+    );
+    assert_error(
+        &call("GET", &format!("{api}/blocks/pg-four"), a, None, &[]),
+        404,
+        "BLOCK_NOT_FOUND",
+    );
+
+    // Block types.
+    let types = call("GET", &format!("{api}/block-types"), a, None, &[]);
+    assert!(types.body["block_types"].as_array().unwrap().len() >= 4);
+    assert_eq!(
+        call("GET", &format!("{api}/block-types/secret"), a, None, &[]).body["slug"],
+        "secret"
+    );
+    assert_error(
+        &call("GET", &format!("{api}/block-types/nope"), a, None, &[]),
+        404,
+        "UNKNOWN_BLOCK_TYPE",
+    );
+    let def = json!({"slug": "api-key", "name": "API key", "secret_fields": ["key"],
+        "schema": {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}});
+    assert_eq!(
+        call("POST", &format!("{api}/block-types"), a, Some(&def), &[]).status,
+        201
+    );
+    assert_error(
+        &call("POST", &format!("{api}/block-types"), a, Some(&def), &[]),
+        409,
+        "BLOCK_TYPE_ALREADY_EXISTS",
+    );
+
+    // The OpenAPI document names every route the server has.
+    let doc = call("GET", &format!("{api}/openapi.json"), a, None, &[]);
+    let paths = doc.body["paths"].as_object().expect("openapi paths");
+    for p in [
+        "/blocks",
+        "/blocks/{name}",
+        "/blocks/{name}/rename",
+        "/blocks/{name}/history",
+        "/block-types",
+        "/block-types/{slug}",
+        "/audit",
+        "/openapi.json",
+    ] {
+        assert!(
+            paths.contains_key(&format!("/api/v1{p}")),
+            "{p} missing from openapi.json"
+        );
+    }
+
+    // Bad input: all 4xx with a code, and nothing stored changes.
+    let before = env.snapshot();
+    let huge = json!({"name": "big", "block_type": "json", "data": {"value": "x".repeat(400_000)}});
+    let bad: Vec<(Reply, u16, &str)> = vec![
+        (
+            call("GET", &format!("{api}/blocks"), None, None, &[]),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{api}/blocks"),
+                Some("byd_0123456789abcdef_nope"),
+                None,
+                &[],
+            ),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{api}/blocks"),
+                None,
+                None,
+                &[("X-Api-Key", &admin)],
+            ),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{api}/blocks"),
+                None,
+                None,
+                &[("Authorization", &admin)],
+            ),
+            401,
+            "UNAUTHORIZED",
+        ),
+        (
+            call("GET", &format!("{api}/blocks/Bad_Name"), a, None, &[]),
+            400,
+            "INVALID_BLOCK_NAME",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{api}/blocks/..%2Fetc%2Fpasswd"),
+                a,
+                None,
+                &[],
+            ),
+            400,
+            "INVALID_BLOCK_NAME",
+        ),
+        (
+            call("GET", &format!("{api}/blocks/crdb-sage%00x"), a, None, &[]),
+            400,
+            "INVALID_BLOCK_NAME",
+        ),
+        (
+            call("GET", &format!("{api}/blocks/crdb%2Dsage%20"), a, None, &[]),
+            400,
+            "INVALID_BLOCK_NAME",
+        ),
+        (
+            call(
+                "GET",
+                &format!("{api}/blocks/crdb-sage?include_secrets=maybe"),
+                a,
+                None,
+                &[],
+            ),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            call("GET", &format!("{api}/blocks?limit=0"), a, None, &[]),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            call("GET", &format!("{api}/blocks?limit=abc"), a, None, &[]),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{api}/blocks"),
+                a,
+                Some(&connector("crdb-sage", "x")),
+                &[],
+            ),
+            409,
+            "BLOCK_ALREADY_EXISTS",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{api}/blocks"),
+                a,
+                Some(&json!({"name": "x", "block_type": "nope", "data": {}})),
+                &[],
+            ),
+            422,
+            "UNKNOWN_BLOCK_TYPE",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{api}/blocks"),
+                a,
+                Some(
+                    &json!({"name": "x", "block_type": "sqlalchemy-connector", "data": {"connection_info": {"driver": "pg", "database": "d", "port": "5432"}}}),
+                ),
+                &[],
+            ),
+            422,
+            "INVALID_BLOCK_DATA",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{api}/blocks"),
+                a,
+                Some(&json!({"name": "x", "block_type": "json"})),
+                &[],
+            ),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            call(
+                "POST",
+                &format!("{api}/blocks"),
+                a,
+                Some(&json!([1, 2])),
+                &[],
+            ),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            call("POST", &format!("{api}/blocks"), a, Some(&huge), &[]),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            call(
+                "PUT",
+                &format!("{api}/blocks/crdb-sage"),
+                a,
+                Some(&json!({"data": {}})),
+                &[("If-Match", "soon")],
+            ),
+            400,
+            "INVALID_INPUT",
+        ),
+        (
+            call(
+                "PUT",
+                &format!("{api}/blocks/nope"),
+                a,
+                Some(&json!({"data": {}})),
+                &[],
+            ),
+            404,
+            "BLOCK_NOT_FOUND",
+        ),
+        (
+            call(
+                "DELETE",
+                &format!("{api}/blocks/crdb-sage"),
+                a,
+                None,
+                &[("If-Match", "\"1\"")],
+            ),
+            412,
+            "VERSION_CONFLICT",
+        ),
+        (
+            call("GET", &format!("{api}/nowhere"), a, None, &[]),
+            404,
+            "NOT_FOUND",
+        ),
+    ];
+    for (reply, status, code) in &bad {
+        assert_error(reply, *status, code);
+    }
+    let raw = |content_type: &str, body: &str| {
+        let resp = ureq::post(&format!("{api}/blocks"))
+            .set("Authorization", &format!("Bearer {admin}"))
+            .set("Content-Type", content_type)
+            .send_string(body);
+        match resp {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (status, text) = raw("application/json", "{\"name\": \"x\", ");
+    assert_eq!(status, 400, "{text}");
+    let (status, text) = raw("text/plain", "{}");
+    assert_eq!(status, 415, "{text}");
+    assert!(text.contains("UNSUPPORTED_MEDIA_TYPE"));
+    assert_eq!(env.snapshot(), before, "bad input changed the store");
+    assert!(
+        !server.log().contains(PLANTED),
+        "the planted secret reached the log"
+    );
+    assert!(!server.log().contains(&admin), "a token reached the log");
+});
+
+#[test]
+fn token_scopes_patterns_expiry_and_revocation() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let reader = token(&env, "reader", &["blocks:read"], &[]);
+    let databot = token(&env, "databot", &["blocks:read-secrets:crdb-*"], &[]);
+    let writer = token(&env, "ci", &["blocks:write:ci-*"], &[]);
+    let short = token(&env, "short", &["blocks:read"], &["--expires-in", "1s"]);
+    let revoked = token(&env, "gone", &["admin"], &[]);
+    let server = Server::start(&env, &["--token-cache", "0s"]);
+    let api = format!("{}/api/v1", server.base);
+    for name in ["crdb-sage", "pg-sage"] {
+        assert_eq!(
+            call(
+                "POST",
+                &format!("{api}/blocks"),
+                Some(&admin),
+                Some(&connector(name, PLANTED)),
+                &[]
+            )
+            .status,
+            201
+        );
+    }
+    let get = |token: &str, name: &str, secrets: bool| {
+        call(
+            "GET",
+            &format!("{api}/blocks/{name}?include_secrets={secrets}"),
+            Some(token),
+            None,
+            &[],
+        )
+    };
+    assert_eq!(get(&reader, "crdb-sage", false).status, 200);
+    assert_error(&get(&reader, "crdb-sage", true), 403, "FORBIDDEN");
+    assert_eq!(
+        get(&databot, "crdb-sage", true).body["data"]["connection_info"]["password"],
+        PLANTED
+    );
+    assert_error(&get(&databot, "pg-sage", true), 403, "FORBIDDEN");
+    assert_error(&get(&databot, "pg-sage", false), 403, "FORBIDDEN");
+    // A 403 does not say whether the block exists.
+    let missing = get(&databot, "pg-nothing", true);
+    assert_error(&missing, 403, "FORBIDDEN");
+    assert_eq!(
+        get(&databot, "pg-sage", true).body["error"]["message"],
+        missing.body["error"]["message"]
+    );
+    // Lists show only what the token may read.
+    let listed = call("GET", &format!("{api}/blocks"), Some(&databot), None, &[]);
+    let names: Vec<&str> = listed.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["crdb-sage"]);
+    // Write scopes with a pattern.
+    let mut ci = connector("ci-db", "pw");
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{api}/blocks"),
+            Some(&writer),
+            Some(&ci),
+            &[]
+        )
+        .status,
+        201
+    );
+    ci["name"] = json!("prod-db");
+    assert_error(
+        &call(
+            "POST",
+            &format!("{api}/blocks"),
+            Some(&writer),
+            Some(&ci),
+            &[],
+        ),
+        403,
+        "FORBIDDEN",
+    );
+    assert_error(
+        &call(
+            "DELETE",
+            &format!("{api}/blocks/crdb-sage"),
+            Some(&reader),
+            None,
+            &[],
+        ),
+        403,
+        "FORBIDDEN",
+    );
+    assert_error(
+        &call("GET", &format!("{api}/audit"), Some(&reader), None, &[]),
+        403,
+        "FORBIDDEN",
+    );
+    let def = json!({"slug": "x-type", "name": "X", "schema": {"type": "object"}});
+    assert_error(
+        &call(
+            "POST",
+            &format!("{api}/block-types"),
+            Some(&writer),
+            Some(&def),
+            &[],
+        ),
+        403,
+        "FORBIDDEN",
+    );
+    // Expired and revoked tokens.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_error(&get(&short, "crdb-sage", false), 401, "UNAUTHORIZED");
+    assert_eq!(get(&revoked, "crdb-sage", false).status, 200);
+    env.ok(&["token", "revoke", "gone"]);
+    assert_error(&get(&revoked, "crdb-sage", false), 401, "UNAUTHORIZED");
+    let listed = env.json(&["token", "ls"]);
+    let states: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["state"].as_str().unwrap()))
+        .collect();
+    assert!(
+        states.contains(&("gone", "revoked")) && states.contains(&("short", "expired")),
+        "{states:?}"
+    );
+    assert!(
+        !listed.to_string().contains(&admin[20..]),
+        "token ls shows a secret"
+    );
+    // Thousands of unknown tokens: all 401, never 5xx.
+    for i in 0..2000 {
+        let fake = format!("byd_{i:016x}_{}", "A".repeat(43));
+        assert_eq!(
+            call(
+                "GET",
+                &format!("{api}/blocks/crdb-sage"),
+                Some(&fake),
+                None,
+                &[]
+            )
+            .status,
+            401
+        );
+    }
+    // Bad scopes are refused at creation.
+    env.run(&["token", "create", "bad", "--scope", "blocks:delete"])
+        .fails_with("INVALID_INPUT");
+    env.run(&["token", "create", "bad", "--scope", "blocks:read:UPPER"])
+        .fails_with("INVALID_INPUT");
+}
+
+#[test]
+fn audit_trail_of_secret_reads_and_changes() {
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let databot = token(&env, "databot", &["blocks:read-secrets:crdb-*"], &[]);
+    let server = Server::start(&env, &[]);
+    let api = format!("{}/api/v1", server.base);
+    call(
+        "POST",
+        &format!("{api}/blocks"),
+        Some(&admin),
+        Some(&connector("crdb-sage", PLANTED)),
+        &[],
+    );
+    call(
+        "POST",
+        &format!("{api}/blocks"),
+        Some(&admin),
+        Some(&connector("pg-sage", PLANTED)),
+        &[],
+    );
+    let read = call(
+        "GET",
+        &format!("{api}/blocks/crdb-sage?include_secrets=true"),
+        Some(&databot),
+        None,
+        &[("X-Request-Id", "req-42")],
+    );
+    assert_eq!(read.status, 200);
+    call(
+        "GET",
+        &format!("{api}/blocks/pg-sage?include_secrets=true"),
+        Some(&databot),
+        None,
+        &[],
+    );
+    call(
+        "DELETE",
+        &format!("{api}/blocks/pg-sage"),
+        Some(&admin),
+        None,
+        &[],
+    );
+
+    let records = env.json(&["audit", "ls", "--since", "1h"]);
+    let rows: Vec<(String, String, String, String)> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["actor"].as_str().unwrap().to_owned(),
+                r["action"].as_str().unwrap().to_owned(),
+                r["block"].as_str().unwrap_or("").to_owned(),
+                r["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expect = |actor: &str, action: &str, block: &str, outcome: &str| {
+        assert!(
+            rows.contains(&(actor.into(), action.into(), block.into(), outcome.into())),
+            "{rows:?}"
+        );
+    };
+    expect("admin", "create", "crdb-sage", "ok");
+    expect("databot", "read-secrets", "crdb-sage", "ok");
+    expect("databot", "read-secrets", "pg-sage", "FORBIDDEN");
+    expect("admin", "delete", "pg-sage", "ok");
+    assert!(records.to_string().contains("req-42"));
+    let only = env.json(&["audit", "ls", "--block", "crdb-sage"]);
+    assert_eq!(only.as_array().unwrap().len(), 2);
+    let over_http = call(
+        "GET",
+        &format!("{api}/audit?block=crdb-sage"),
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(over_http.body["records"].as_array().unwrap().len(), 2);
+    assert!(!server.log().contains(PLANTED));
+    // Every request has one structured log line with its actor.
+    let line = server
+        .log()
+        .lines()
+        .find(|l| l.contains("req-42"))
+        .unwrap()
+        .to_owned();
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (
+            line["actor"].as_str(),
+            line["status"].as_u64(),
+            line["method"].as_str()
+        ),
+        (Some("databot"), Some(200), Some("GET"))
+    );
+    assert!(line["latency_ms"].is_number());
+}
+
+#[test]
+fn two_servers_on_one_postgres_never_lose_a_write() {
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    let admin = token(&env, "admin", &["admin"], &["--expires-in", "1h"]);
+    let one = Server::start(&env, &["--quiet"]);
+    let two = Server::start(&env, &["--quiet"]);
+    let block = json!({"name": "counter", "block_type": "json", "data": {"value": 0}});
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{}/api/v1/blocks", one.base),
+            Some(&admin),
+            Some(&block),
+            &[]
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        call(
+            "GET",
+            &format!("{}/api/v1/blocks/counter", two.base),
+            Some(&admin),
+            None,
+            &[]
+        )
+        .body["data"]["value"],
+        0
+    );
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let base = if i % 2 == 0 {
+                one.base.clone()
+            } else {
+                two.base.clone()
+            };
+            let admin = admin.clone();
+            std::thread::spawn(move || {
+                let url = format!("{base}/api/v1/blocks/counter");
+                let mut conflicts = 0;
+                for _ in 0..10 {
+                    loop {
+                        let current = call("GET", &url, Some(&admin), None, &[]);
+                        let value = current.body["data"]["value"].as_i64().unwrap();
+                        let etag = current.etag.unwrap();
+                        let put = call(
+                            "PUT",
+                            &url,
+                            Some(&admin),
+                            Some(&json!({"data": {"value": value + 1}})),
+                            &[("If-Match", &etag)],
+                        );
+                        match put.status {
+                            200 => break,
+                            412 => conflicts += 1,
+                            other => panic!("{other}: {}", put.text),
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let conflicts: i32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let end = call(
+        "GET",
+        &format!("{}/api/v1/blocks/counter", two.base),
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(end.body["data"]["value"], 40, "a write was lost");
+    assert_eq!(end.body["version"], 41);
+    eprintln!("{conflicts} conflicts were retried");
+}
+
+/// A stock Prefect 3 client (pip-installed; see .ci/run) loads a block from us.
+#[test]
+fn prefect_client_loads_a_block() {
+    let python = std::env::var("BLOCKYARD_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/target/prefect-venv/bin/python",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "crdb-sage",
+            "--type",
+            "sqlalchemy-connector",
+            "--set",
+            "connection_info.driver=cockroachdb+psycopg2",
+            "--set",
+            "connection_info.database=sage",
+            "--set",
+            "connection_info.username=databot",
+            "--set",
+            "connection_info.host=localhost",
+            "--set",
+            "connection_info.port=26257",
+            "--set-json",
+            r#"pool={"max_size": 4}"#,
+            "--password-stdin",
+        ],
+        PLANTED,
+    )
+    .success();
+    let databot = token(&env, "databot", &["blocks:read-secrets:crdb-*"], &[]);
+    let server = Server::start(&env, &[]);
+    let script = r#"
+from prefect_sqlalchemy import SqlAlchemyConnector
+from prefect.blocks.core import Block
+c = SqlAlchemyConnector.load("crdb-sage")
+print(c.connection_info.port, c.connection_info.database, c.connection_info.password.get_secret_value())
+b = Block.load("sqlalchemy-connector/crdb-sage")
+print(type(b).__name__, b.connection_info.username)
+"#;
+    for auth in [
+        ("PREFECT_API_KEY", databot.clone()),
+        ("PREFECT_API_AUTH_STRING", format!("databot:{databot}")),
+    ] {
+        let out = Command::new(&python)
+            .args(["-c", script])
+            .env("PREFECT_API_URL", format!("{}/prefect/api", server.base))
+            .env(auth.0, &auth.1)
+            .env("PREFECT_HOME", env.dir.path().join("prefect"))
+            .output()
+            .expect("python with prefect and prefect-sqlalchemy (created by .ci/run)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout.lines().collect::<Vec<_>>(),
+            [
+                format!("26257 sage {PLANTED}").as_str(),
+                "SqlAlchemyConnector databot"
+            ],
+            "{}",
+            auth.0
+        );
+    }
+    // Without a token, Prefect gets a 401.
+    let out = Command::new(&python)
+        .args(["-c", "from prefect_sqlalchemy import SqlAlchemyConnector; SqlAlchemyConnector.load('crdb-sage')"])
+        .env("PREFECT_API_URL", format!("{}/prefect/api", server.base))
+        .env("PREFECT_HOME", env.dir.path().join("prefect"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!server.log().contains(PLANTED));
+}
