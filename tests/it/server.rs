@@ -29,23 +29,25 @@ impl Server {
         let port_text = port.to_string();
         args.push(&port_text);
         args.extend_from_slice(extra);
-        let mut child = env
+        let child = env
             .command(&args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
+        // Built at once so that a failed start still stops the process (Drop).
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
         for _ in 0..100 {
-            if ureq::get(&format!("{base}/health")).call().is_ok() {
-                return Server { child, base, log };
+            if ureq::get(&format!("{}/health", server.base)).call().is_ok() {
+                return server;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "server did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        panic!("server did not start: {}", server.log());
     }
 
     pub fn log(&self) -> String {
