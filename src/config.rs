@@ -27,6 +27,10 @@ pub struct Settings {
     pub connect_timeout_secs: Option<u64>,
     /// How long a block pool is used before the block is re-read (`30s`, `5m`).
     pub pool_refresh: Option<String>,
+    /// A Blockyard server to use instead of a local store (remote mode).
+    pub server_url: Option<String>,
+    /// The API token for `server_url`.
+    pub token: Option<String>,
 }
 
 impl Settings {
@@ -41,6 +45,8 @@ impl Settings {
             pool_max_size: self.pool_max_size.or(other.pool_max_size),
             connect_timeout_secs: self.connect_timeout_secs.or(other.connect_timeout_secs),
             pool_refresh: self.pool_refresh.or(other.pool_refresh),
+            server_url: self.server_url.or(other.server_url),
+            token: self.token.or(other.token),
         }
     }
 
@@ -66,6 +72,8 @@ impl Settings {
                 .map(|n| n.min(u32::MAX as u64) as u32),
             connect_timeout_secs: number("BLOCKYARD_CONNECT_TIMEOUT")?,
             pool_refresh: get("BLOCKYARD_POOL_REFRESH"),
+            server_url: get("BLOCKYARD_URL"),
+            token: get("BLOCKYARD_TOKEN"),
         })
     }
 }
@@ -88,6 +96,21 @@ pub struct Config {
     pub pool: PoolOptions,
     /// How long a cached block pool is used before its block is re-read.
     pub pool_refresh: Duration,
+    /// Remote mode: the server and token to use instead of the local store.
+    pub remote: Option<RemoteSettings>,
+}
+
+/// A Blockyard server and the token to call it with. `Debug` hides the token.
+#[derive(Clone)]
+pub struct RemoteSettings {
+    pub url: url::Url,
+    pub token: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for RemoteSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteSettings({}, token ********)", self.url)
+    }
 }
 
 /// Where the settings come from, for [`Config::load`].
@@ -188,12 +211,43 @@ impl Config {
                 ))
             })?,
         };
+        let remote = match (s.server_url, s.token) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "BLOCKYARD_URL is set but BLOCKYARD_TOKEN is not; remote mode needs both \
+                     (create a token on the server with `blockyard token create`)"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "BLOCKYARD_TOKEN is set but BLOCKYARD_URL is not; remote mode needs both"
+                        .into(),
+                ));
+            }
+            (Some(text), Some(token)) => {
+                let url = url::Url::parse(&text)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "BLOCKYARD_URL {text:?} is not an http(s) URL such as http://127.0.0.1:4200"
+                        ))
+                    })?;
+                Some(RemoteSettings {
+                    url,
+                    token: Zeroizing::new(token),
+                })
+            }
+        };
         Ok(Config {
             data_dir,
             database_url,
             key,
             pool,
             pool_refresh,
+            remote,
         })
     }
 }

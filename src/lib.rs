@@ -38,6 +38,7 @@ pub mod document;
 pub mod error;
 pub mod name;
 pub mod registry;
+pub mod remote;
 pub mod server;
 pub mod store;
 pub mod time;

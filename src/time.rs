@@ -31,3 +31,12 @@ pub fn parse_since(text: &str) -> crate::error::Result<i64> {
             ))
         })
 }
+
+/// Unix milliseconds of RFC 3339 text (as the API sends); 0 if it is not one.
+pub fn parse_rfc3339(text: &str) -> i64 {
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -52,7 +52,7 @@ pub fn init(registry: &Registry, report: Option<InitReport>, out: &Printer) -> R
     registry.verify_master_key()?;
     let status = registry.key_status()?;
     let created = report.is_some();
-    let store = registry.store().url().to_string();
+    let store = registry.store()?.url().to_string();
     out.emit(
         &json!({"store": store, "created": created, "master_key": status.master_key, "fingerprint": status.fingerprint}),
         || match &report {

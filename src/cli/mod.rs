@@ -59,6 +59,14 @@ pub struct GlobalArgs {
     /// TOML config file [env: BLOCKYARD_CONFIG; default: ~/.config/blockyard/config.toml].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Remote mode: use the Blockyard server at this URL instead of a local store
+    /// (block and type commands, block test/url/env, exec) [env: BLOCKYARD_URL].
+    #[arg(long, global = true, value_name = "URL", visible_alias = "remote")]
+    pub server_url: Option<String>,
+    /// API token for --server-url [env: BLOCKYARD_TOKEN; prefer the variable: flags show up
+    /// in `ps`].
+    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -124,12 +132,19 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
                 .global
                 .key_source
                 .map(|k| format!("{k:?}").to_lowercase()),
+            server_url: cli.global.server_url,
+            token: cli.global.token,
             ..Settings::default()
         },
         env,
         config_file: cli.global.config,
         dotenv: Some(PathBuf::from(".env")),
     })?;
+    let mut config = config;
+    if matches!(cli.command, Command::Server(_)) {
+        // A server always serves its own store, whatever BLOCKYARD_URL says.
+        config.remote = None;
+    }
     match cli.command {
         Command::Key(admin::KeyCommand::Generate) => admin::generate_key(&out),
         Command::Database(cmd) => admin::database(cmd, config, &out),

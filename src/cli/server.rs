@@ -81,7 +81,7 @@ pub enum TokenCommand {
 }
 
 pub fn tokens(cmd: TokenCommand, registry: &Registry, out: &Printer) -> Result<()> {
-    let store = registry.store();
+    let store = registry.store()?;
     match cmd {
         TokenCommand::Create {
             name,
@@ -165,7 +165,7 @@ pub fn audit(cmd: AuditCommand, registry: &Registry, out: &Printer) -> Result<()
         before_id: None,
         limit: i64::from(limit),
     };
-    let rows = registry.store().audit(&filter)?;
+    let rows = registry.store()?.audit(&filter)?;
     out.emit(&rows, || {
         if rows.is_empty() {
             return "no audit records".into();

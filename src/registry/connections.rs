@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Registry, load_block};
+use super::{Registry, Source, load_block};
 use crate::config::{Config, Sources};
 use crate::connect::BlockPool;
 use crate::connect::pool::Loader;
@@ -12,7 +12,8 @@ use crate::error::Result;
 
 impl Registry {
     /// Opens the registry the way the `blockyard` command does: `BLOCKYARD_*`
-    /// variables, then `./.env`, then the config file.
+    /// variables, then `./.env`, then the config file. With `BLOCKYARD_URL` and
+    /// `BLOCKYARD_TOKEN` set, blocks are loaded from that server instead of a store.
     pub fn from_env() -> Result<Registry> {
         let config = Config::load(Sources {
             env: std::env::vars().collect(),
@@ -41,7 +42,15 @@ impl Registry {
     }
 
     fn loader(&self) -> Loader {
-        let (store, keys) = (self.store.clone(), self.keys.clone());
-        Arc::new(move |name: &str| load_block(&store, &keys, name))
+        match &self.source {
+            Source::Local { store, keys } => {
+                let (store, keys) = (store.clone(), keys.clone());
+                Arc::new(move |name: &str| load_block(&store, &keys, name))
+            }
+            Source::Remote(client) => {
+                let client = client.clone();
+                Arc::new(move |name: &str| client.load_block(name))
+            }
+        }
     }
 }

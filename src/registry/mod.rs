@@ -18,6 +18,7 @@ use crate::connect::pool::PoolCache;
 use crate::document::split_secrets;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
+use crate::remote::RemoteClient;
 use crate::store::{BlockFilter, BlockRow, ChangeKind, Store, now_millis, schema};
 use crate::types::{BlockType, BlockTypeDef, builtin_type, builtin_types};
 
@@ -36,15 +37,35 @@ pub struct NewBlock {
 /// handed out by block name. Cloning is cheap and clones share everything.
 #[derive(Clone, Debug)]
 pub struct Registry {
-    store: Store,
-    keys: Arc<keys::KeyManager>,
+    source: Source,
     pools: Arc<PoolCache>,
+}
+
+/// Where blocks live: a store opened here, or a Blockyard server (remote mode).
+#[derive(Clone, Debug)]
+enum Source {
+    Local {
+        store: Store,
+        keys: Arc<keys::KeyManager>,
+    },
+    Remote(Arc<RemoteClient>),
 }
 
 impl Registry {
     /// Opens the configured store. A brand-new store is migrated and given a master key
     /// and a first data key; the report says where they are.
     pub fn open(config: Config) -> Result<(Registry, Option<InitReport>)> {
+        let pools = Arc::new(PoolCache::new(config.pool_refresh));
+        if let Some(remote) = config.remote {
+            let client = Arc::new(RemoteClient::new(remote)?);
+            return Ok((
+                Registry {
+                    source: Source::Remote(client),
+                    pools,
+                },
+                None,
+            ));
+        }
         let store = Store::open(config.database_url.clone(), &config.pool)?;
         let status = store.migration_status()?;
         let fresh = status.applied.is_empty();
@@ -59,22 +80,45 @@ impl Registry {
         }
         let keys = Arc::new(keys::KeyManager::new(config.key, config.data_dir));
         let report = keys.initialise_if_needed(&store)?;
-        let pools = Arc::new(PoolCache::new(config.pool_refresh));
-        Ok((Registry { store, keys, pools }, report))
+        let source = Source::Local { store, keys };
+        Ok((Registry { source, pools }, report))
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The local store; an error in remote mode.
+    pub fn store(&self) -> Result<&Store> {
+        self.local().map(|(store, _)| store)
+    }
+
+    /// The server this registry talks to, in remote mode.
+    pub fn remote(&self) -> Option<&RemoteClient> {
+        match &self.source {
+            Source::Remote(client) => Some(client),
+            Source::Local { .. } => None,
+        }
+    }
+
+    fn local(&self) -> Result<(&Store, &Arc<keys::KeyManager>)> {
+        match &self.source {
+            Source::Local { store, keys } => Ok((store, keys)),
+            Source::Remote(client) => Err(Error::Config(format!(
+                "this works on a local store only, and BLOCKYARD_URL points at the server {}; \
+                 unset it (and --server-url) to use the store directly",
+                client.base()
+            ))),
+        }
     }
 
     // ---- block types ----------------------------------------------------------
 
     /// Every type: built-in first, then registered ones, by slug.
     pub fn block_types(&self) -> Result<Vec<BlockType>> {
+        if let Some(r) = self.remote() {
+            return r.block_types();
+        }
         use diesel::prelude::*;
         use schema::block_types::dsl as t;
         let mut types = builtin_types();
-        let mut conn = self.store.conn()?;
+        let mut conn = self.local()?.0.conn()?;
         let stored: Vec<String> = t::block_types
             .select(t::definition)
             .order(t::slug.asc())
@@ -86,12 +130,15 @@ impl Registry {
     }
 
     pub fn block_type(&self, slug: &str) -> Result<BlockType> {
+        if let Some(r) = self.remote() {
+            return r.block_type(slug);
+        }
         use diesel::prelude::*;
         use schema::block_types::dsl as t;
         if let Some(ty) = builtin_type(slug) {
             return Ok(ty);
         }
-        let mut conn = self.store.conn()?;
+        let mut conn = self.local()?.0.conn()?;
         let text: Option<String> = t::block_types
             .find(slug)
             .select(t::definition)
@@ -106,6 +153,9 @@ impl Registry {
     /// Registers (or with `replace`, replaces) a user type. Built-in types cannot be
     /// replaced.
     pub fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType> {
+        if let Some(r) = self.remote() {
+            return r.register_type(def, replace);
+        }
         use diesel::prelude::*;
         use schema::block_types::dsl as t;
         let ty = BlockType::from_def(def, false)?;
@@ -115,7 +165,7 @@ impl Registry {
         let text =
             serde_json::to_string(&ty.def).map_err(|e| Error::InvalidBlockType(e.to_string()))?;
         let now = now_millis();
-        let mut conn = self.store.conn()?;
+        let mut conn = self.local()?.0.conn()?;
         let updated = if replace {
             diesel::update(t::block_types.find(ty.slug()))
                 .set((t::definition.eq(&text), t::updated_at.eq(now)))
@@ -147,11 +197,14 @@ impl Registry {
 
     /// Creates a block after validating it against its type; secrets are sealed.
     pub fn create_block(&self, new: NewBlock) -> Result<Block> {
+        if let Some(r) = self.remote() {
+            return r.create_block(new);
+        }
         let ty = self.block_type(&new.block_type)?;
         ty.validate(&new.document)?;
         let (masked, secrets) = split_secrets(&ty, new.document)?;
         let id = new.id.unwrap_or_else(uuid::Uuid::new_v4).to_string();
-        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &id, &secrets)?;
+        let (sealed_secrets, key_id) = self.local()?.1.seal(self.local()?.0, &id, &secrets)?;
         let now = now_millis();
         let row = BlockRow {
             id,
@@ -164,23 +217,34 @@ impl Registry {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_block(&row)?;
+        self.local()?.0.insert_block(&row)?;
         Block::from_row(row, Some(secrets))
     }
 
     /// Loads a block with its secrets decrypted.
     pub fn load_block(&self, name: &str) -> Result<Block> {
-        load_block(&self.store, &self.keys, name)
+        if let Some(r) = self.remote() {
+            return r.load_block(name);
+        }
+        let (store, keys) = self.local()?;
+        load_block(store, keys, name)
     }
 
     /// Loads a block with secrets masked; nothing is decrypted.
     pub fn get_block_masked(&self, name: &str) -> Result<Block> {
+        if let Some(r) = self.remote() {
+            return r.get_block_masked(name);
+        }
         Block::from_row(self.find_row(name)?, None)
     }
 
     pub fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
+        if let Some(r) = self.remote() {
+            return r.list_blocks(filter);
+        }
         Ok(self
-            .store
+            .local()?
+            .0
             .list_blocks(filter)?
             .into_iter()
             .map(BlockSummary::from)
@@ -195,12 +259,18 @@ impl Registry {
         document: Value,
         expected_version: Option<i64>,
     ) -> Result<Block> {
+        if let Some(r) = self.remote() {
+            return r.update_block(name, document, expected_version);
+        }
         let current = self.find_row(name)?;
         let expected = check_version(&current, expected_version)?;
         let ty = self.block_type(&current.block_type)?;
         ty.validate(&document)?;
         let (masked, secrets) = split_secrets(&ty, document)?;
-        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &current.id, &secrets)?;
+        let (sealed_secrets, key_id) =
+            self.local()?
+                .1
+                .seal(self.local()?.0, &current.id, &secrets)?;
         let row = BlockRow {
             version: current.version + 1,
             data: masked.to_string(),
@@ -209,7 +279,8 @@ impl Registry {
             updated_at: now_millis(),
             ..current
         };
-        self.store
+        self.local()?
+            .0
             .update_block(&row, expected, ChangeKind::Update)?;
         Block::from_row(row, Some(secrets))
     }
@@ -220,6 +291,9 @@ impl Registry {
         new_name: &BlockName,
         expected_version: Option<i64>,
     ) -> Result<Block> {
+        if let Some(r) = self.remote() {
+            return r.rename_block(name, new_name, expected_version);
+        }
         let current = self.find_row(name)?;
         let expected = check_version(&current, expected_version)?;
         let row = BlockRow {
@@ -228,24 +302,33 @@ impl Registry {
             updated_at: now_millis(),
             ..current
         };
-        self.store
+        self.local()?
+            .0
             .update_block(&row, expected, ChangeKind::Rename)?;
         Block::from_row(row, None)
     }
 
     pub fn delete_block(&self, name: &str, expected_version: Option<i64>) -> Result<Block> {
+        if let Some(r) = self.remote() {
+            return r.delete_block(name, expected_version);
+        }
         self.verify_master_key()?;
         let current = self.find_row(name)?;
         let expected = check_version(&current, expected_version)?;
-        self.store
+        self.local()?
+            .0
             .delete_block(&current.id, &current.name, expected)?;
         Block::from_row(current, None)
     }
 
     /// Every kept version of a block, oldest first, secrets masked.
     pub fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
+        if let Some(r) = self.remote() {
+            return r.block_history(name);
+        }
         let current = self.find_row(name)?;
-        self.store
+        self.local()?
+            .0
             .block_versions(&current.id)?
             .into_iter()
             .map(BlockVersion::try_from)
@@ -253,25 +336,25 @@ impl Registry {
     }
 
     fn find_row(&self, name: &str) -> Result<BlockRow> {
-        find_row(&self.store, name)
+        find_row(self.local()?.0, name)
     }
 
     // ---- keys -------------------------------------------------------------------
 
     pub fn key_status(&self) -> Result<KeyStatus> {
-        self.keys.status(&self.store)
+        self.local()?.1.status(self.local()?.0)
     }
 
     /// Re-seals every block (and every kept version) under a new data key, in batches;
     /// `progress(done, total)` is called after each batch. Safe to interrupt: each row
     /// names the key that sealed it, and old keys are deleted only at the end.
     pub fn rotate_data_key(&self, progress: impl FnMut(u64, u64)) -> Result<RotationReport> {
-        self.keys.rotate(&self.store, progress)
+        self.local()?.1.rotate(self.local()?.0, progress)
     }
 
     /// Verifies the configured master key against the store.
     pub fn verify_master_key(&self) -> Result<()> {
-        self.keys.master(&self.store).map(|_| ())
+        self.local()?.1.master(self.local()?.0).map(|_| ())
     }
 }
 

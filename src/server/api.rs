@@ -406,7 +406,7 @@ pub async fn list_audit(
         before_id: parse_number("before", q.before)?,
         limit,
     };
-    let store = state.registry.store().clone();
+    let store = state.store.clone();
     let rows = blocking(move || store.audit(&filter)).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id))

@@ -24,6 +24,7 @@ pub use http::BODY_LIMIT;
 /// What every route shares.
 pub struct State {
     pub registry: Registry,
+    pub store: crate::store::Store,
     pub verifier: Arc<Verifier>,
     pub audit: AuditLog,
 }
@@ -70,7 +71,7 @@ fn health() -> Json {
 
 #[get("/ready")]
 async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
-    let store = state.registry.store().clone();
+    let store = state.store.clone();
     let status = blocking(move || store.migration_status()).await?;
     if !status.pending.is_empty() {
         return Err(ApiError::new(
@@ -83,9 +84,10 @@ async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
 }
 
 /// The Rocket application for a registry.
-pub fn app(registry: Registry, options: &ServerOptions) -> Rocket<Build> {
-    let store = registry.store().clone();
+pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>> {
+    let store = registry.store()?.clone();
     let state = State {
+        store: store.clone(),
         verifier: Arc::new(Verifier::new(store.clone(), options.token_cache)),
         audit: AuditLog::start(store),
         registry,
@@ -101,7 +103,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Rocket<Build> {
     if let Some(workers) = options.workers {
         config.workers = workers;
     }
-    rocket::custom(config)
+    Ok(rocket::custom(config)
         .manage(state)
         .attach(http::RequestLog {
             enabled: options.request_log,
@@ -134,7 +136,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Rocket<Build> {
                 http::unprocessable,
                 http::default_catcher
             ],
-        )
+        ))
 }
 
 /// Checks the store and master key, then serves until SIGINT/SIGTERM (in-flight
@@ -147,7 +149,7 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
         .build()
         .map_err(|err| Error::io("starting the server runtime", err))?;
     runtime.block_on(async move {
-        let rocket = app(registry, &options)
+        let rocket = app(registry, &options)?
             .ignite()
             .await
             .map_err(|err| Error::Config(format!("cannot start the server: {err}")))?;
