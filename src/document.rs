@@ -119,6 +119,18 @@ pub fn split_secrets(ty: &BlockType, mut doc: Value) -> Result<(Value, Secrets)>
 
 /// Puts secrets back into a masked document: the full plaintext document.
 pub fn merge_secrets(doc: &mut Value, secrets: &Secrets) {
+    put_secrets(doc, secrets, false);
+}
+
+/// Where a document sent back by a client still holds `********` at a secret (or as a
+/// URL's password), puts the stored secret back, so a masked document can be edited and
+/// returned without knowing the secrets.
+pub fn restore_masked(doc: &mut Value, stored: &Secrets) {
+    put_secrets(doc, stored, true);
+}
+
+/// Writes each secret to its place; with `only_masked`, only where `********` stands.
+fn put_secrets(doc: &mut Value, secrets: &Secrets, only_masked: bool) {
     for (key, value) in &secrets.0 {
         match key.strip_suffix(URL_PASSWORD) {
             Some(path) => {
@@ -128,36 +140,13 @@ pub fn merge_secrets(doc: &mut Value, secrets: &Secrets) {
                 let (Ok(mut url), Some(pw)) = (url::Url::parse(text), value.as_str()) else {
                     continue;
                 };
-                let _ = url.set_password(Some(pw));
-                let _ = set_path(doc, path, Value::String(url.into()));
-            }
-            None => {
-                let _ = set_path(doc, key, value.clone());
-            }
-        }
-    }
-}
-
-/// Where a document sent back by a client still holds `********` at a secret (or as a
-/// URL's password), puts the stored secret back, so a masked document can be edited and
-/// returned without knowing the secrets.
-pub fn restore_masked(doc: &mut Value, stored: &Secrets) {
-    for (key, value) in &stored.0 {
-        match key.strip_suffix(URL_PASSWORD) {
-            Some(path) => {
-                let Some(Value::String(text)) = get_path(doc, path) else {
-                    continue;
-                };
-                let (Ok(mut url), Some(pw)) = (url::Url::parse(text), value.as_str()) else {
-                    continue;
-                };
-                if url.password() == Some(MASK) {
+                if !only_masked || url.password() == Some(MASK) {
                     let _ = url.set_password(Some(pw));
                     let _ = set_path(doc, path, Value::String(url.into()));
                 }
             }
             None => {
-                if get_path(doc, key).and_then(Value::as_str) == Some(MASK) {
+                if !only_masked || get_path(doc, key).and_then(Value::as_str) == Some(MASK) {
                     let _ = set_path(doc, key, value.clone());
                 }
             }

@@ -61,6 +61,17 @@ fn parse_number(field: &str, raw: Option<&str>) -> ApiResult<Option<i64>> {
     .transpose()
 }
 
+/// A page size: 100 by default, at most [`MAX_PAGE`].
+fn parse_limit(raw: Option<&str>) -> ApiResult<i64> {
+    let limit = parse_number("limit", raw)?.unwrap_or(100);
+    match (1..=MAX_PAGE).contains(&limit) {
+        true => Ok(limit),
+        false => Err(ApiError::from(Error::InvalidInput(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )))),
+    }
+}
+
 /// Records an audit event; if it cannot be written, the request fails with 503.
 async fn audit(
     state: &State,
@@ -84,7 +95,7 @@ async fn audit(
 }
 
 /// Runs a change, then records its outcome (success or error code) before answering.
-async fn audited<T>(
+pub(super) async fn audited<T>(
     state: &State,
     ctx: &Ctx,
     actor: &Actor,
@@ -123,12 +134,7 @@ pub async fn list_blocks(
     if !actor.may_some(Permission::Read) {
         return Err(forbidden(&actor, "reading blocks"));
     }
-    let limit = parse_number("limit", q.limit)?.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::from(Error::InvalidInput(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        ))));
-    }
+    let limit = parse_limit(q.limit)?;
     if let Some(cursor) = q.cursor {
         parse_name(cursor)?;
     }
@@ -390,12 +396,7 @@ pub async fn list_audit(
         None,
         "reading the audit log (needs admin)",
     )?;
-    let limit = parse_number("limit", q.limit)?.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::from(Error::InvalidInput(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        ))));
-    }
+    let limit = parse_limit(q.limit)?;
     let since = match q.since {
         None => None,
         Some(text) => Some(crate::time::parse_since(text).map_err(ApiError::from)?),

@@ -80,23 +80,7 @@ async fn block_document(
     })
     .await;
     let (block, def) = match reveal {
-        true => {
-            let outcome = match &result {
-                Ok(_) => "ok",
-                Err(err) => err.code,
-            };
-            state
-                .audit
-                .record(crate::audit::AuditEvent {
-                    request_id: ctx.request_id.clone(),
-                    actor: actor.name.clone(),
-                    action: "read-secrets",
-                    block: Some(name.clone()),
-                    outcome: outcome.into(),
-                })
-                .await?;
-            result?
-        }
+        true => super::api::audited(state, &ctx, actor, "read-secrets", &name, result).await?,
         false => result?,
     };
     if block.block_type != slug {
