@@ -1,11 +1,17 @@
 //! The audit log: who read a secret or changed what, when, with which outcome. Records
-//! are written by one thread that commits whatever is queued in a single transaction
-//! (group commit); a caller learns its record is stored before it answers.
+//! are written by one thread, on a store connection of its own, that commits whatever
+//! is queued in a single transaction (group commit); a caller learns its record is
+//! stored before it answers. The same trip confirms that a block the server kept from
+//! an earlier read is still the stored one, so a repeated read costs one batched query
+//! and no decryption.
 
+use std::collections::HashMap;
 use std::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::store::{NewAuditRow, Store, now_millis};
+use crate::store::{
+    BlockStamp, NewAuditRow, Store, StoreConnection, block_stamps, insert_audit, now_millis,
+};
 
 /// One thing to record.
 #[derive(Clone, Debug)]
@@ -17,12 +23,27 @@ pub struct AuditEvent {
     pub outcome: String,
 }
 
-type Reply = rocket::tokio::sync::oneshot::Sender<Result<()>>;
+/// A block read from memory, valid only if the store still holds it at `stamp`.
+#[derive(Clone, Debug)]
+pub struct Expected {
+    pub name: String,
+    pub stamp: BlockStamp,
+}
+
+type Reply = rocket::tokio::sync::oneshot::Sender<Result<bool>>;
+
+/// What the writer thread is asked to do: record `event` (if any), but only if
+/// `expected` (if any) still holds.
+struct Job {
+    event: Option<AuditEvent>,
+    expected: Option<Expected>,
+    reply: Reply,
+}
 
 /// Handle to the audit writer thread; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
-    queue: mpsc::SyncSender<(AuditEvent, Reply)>,
+    queue: mpsc::SyncSender<Job>,
 }
 
 const BATCH: usize = 512;
@@ -30,52 +51,43 @@ const BATCH: usize = 512;
 impl AuditLog {
     /// Starts the writer thread for `store`.
     pub fn start(store: Store) -> AuditLog {
-        let (queue, rx) = mpsc::sync_channel::<(AuditEvent, Reply)>(8 * BATCH);
+        let (queue, rx) = mpsc::sync_channel::<Job>(8 * BATCH);
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(item) => batch.push(item),
-                            Err(_) => break,
-                        }
-                    }
-                    let at = now_millis();
-                    let rows: Vec<NewAuditRow> = batch
-                        .iter()
-                        .map(|(e, _)| NewAuditRow {
-                            at,
-                            request_id: e.request_id.clone(),
-                            actor: e.actor.clone(),
-                            action: e.action.into(),
-                            block: e.block.clone(),
-                            outcome: e.outcome.clone(),
-                        })
-                        .collect();
-                    let outcome = store.insert_audit(&rows);
-                    for (_, reply) in batch {
-                        let _ = reply.send(match &outcome {
-                            Ok(()) => Ok(()),
-                            Err(err) => Err(Error::AuditUnavailable(err.to_string())),
-                        });
-                    }
-                }
-            })
+            .spawn(move || write_batches(&store, &rx))
             .expect("spawning the audit writer thread");
         AuditLog { queue }
     }
 
     /// Records an event; resolves once it is committed.
     pub async fn record(&self, event: AuditEvent) -> Result<()> {
-        let (tx, rx) = rocket::tokio::sync::oneshot::channel();
+        self.submit(Some(event), None).await.map(|_| ())
+    }
+
+    /// Records `event` (if any) only if the block named in `expected` is still at its
+    /// stamp; resolves to whether it was. A stale read records nothing: the caller
+    /// reads the block again and records that read.
+    pub async fn record_if_current(
+        &self,
+        event: Option<AuditEvent>,
+        expected: Expected,
+    ) -> Result<bool> {
+        self.submit(event, Some(expected)).await
+    }
+
+    async fn submit(&self, event: Option<AuditEvent>, expected: Option<Expected>) -> Result<bool> {
+        let (reply, rx) = rocket::tokio::sync::oneshot::channel();
         let queue = self.queue.clone();
+        let job = Job {
+            event,
+            expected,
+            reply,
+        };
         // A full queue blocks; keep that off the async executor.
-        let sent = match queue.try_send((event, tx)) {
+        let sent = match queue.try_send(job) {
             Ok(()) => true,
-            Err(mpsc::TrySendError::Full(item)) => {
-                rocket::tokio::task::spawn_blocking(move || queue.send(item).is_ok())
+            Err(mpsc::TrySendError::Full(job)) => {
+                rocket::tokio::task::spawn_blocking(move || queue.send(job).is_ok())
                     .await
                     .unwrap_or(false)
             }
@@ -87,4 +99,80 @@ impl AuditLog {
         rx.await
             .unwrap_or_else(|_| Err(Error::AuditUnavailable("the audit writer stopped".into())))
     }
+}
+
+/// The writer thread: takes what is queued (up to [`BATCH`] jobs), commits it, answers
+/// every job, and waits for more.
+fn write_batches(store: &Store, rx: &mpsc::Receiver<Job>) {
+    let mut conn: Option<StoreConnection> = None;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // A connection that failed (the store restarted, say) is replaced and the batch
+        // tried once more before anyone is told it failed.
+        let outcome = commit(store, &mut conn, &batch).or_else(|_| {
+            conn = None;
+            commit(store, &mut conn, &batch)
+        });
+        if outcome.is_err() {
+            conn = None;
+        }
+        for (i, job) in batch.into_iter().enumerate() {
+            let answer = match &outcome {
+                Ok(current) => Ok(current[i]),
+                Err(err) if job.event.is_some() => Err(Error::AuditUnavailable(err.to_string())),
+                Err(err) => Err(Error::StoreUnavailable(err.to_string())),
+            };
+            let _ = job.reply.send(answer);
+        }
+    }
+}
+
+/// One batch: which expectations still hold (read after every job in it arrived), then
+/// the records of the jobs that may be recorded, in one statement.
+fn commit(store: &Store, conn: &mut Option<StoreConnection>, batch: &[Job]) -> Result<Vec<bool>> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => conn.insert(store.connect_dedicated()?),
+    };
+    let names: Vec<&str> = batch
+        .iter()
+        .filter_map(|job| job.expected.as_ref().map(|e| e.name.as_str()))
+        .collect();
+    let stamps = match names.is_empty() {
+        true => HashMap::new(),
+        false => block_stamps(conn, &names)?,
+    };
+    let current: Vec<bool> = batch
+        .iter()
+        .map(|job| {
+            job.expected
+                .as_ref()
+                .is_none_or(|e| stamps.get(&e.name) == Some(&e.stamp))
+        })
+        .collect();
+    let at = now_millis();
+    let rows: Vec<NewAuditRow> = batch
+        .iter()
+        .zip(&current)
+        .filter(|(_, current)| **current)
+        .filter_map(|(job, _)| job.event.as_ref())
+        .map(|e| NewAuditRow {
+            at,
+            request_id: e.request_id.clone(),
+            actor: e.actor.clone(),
+            action: e.action.into(),
+            block: e.block.clone(),
+            outcome: e.outcome.clone(),
+        })
+        .collect();
+    if !rows.is_empty() {
+        insert_audit(conn, &rows)?;
+    }
+    Ok(current)
 }

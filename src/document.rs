@@ -30,6 +30,22 @@ impl fmt::Debug for Secrets {
     }
 }
 
+/// Opened secrets can stay in memory a while (a server keeps recent reads), so their
+/// strings are wiped when dropped.
+impl Drop for Secrets {
+    fn drop(&mut self) {
+        fn wipe(value: &mut Value) {
+            match value {
+                Value::String(text) => zeroize::Zeroize::zeroize(text),
+                Value::Array(items) => items.iter_mut().for_each(wipe),
+                Value::Object(fields) => fields.values_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        self.0.values_mut().for_each(wipe);
+    }
+}
+
 impl Secrets {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

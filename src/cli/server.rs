@@ -31,6 +31,10 @@ pub struct ServerArgs {
     /// reaches every server within this time.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub token_cache: Duration,
+    /// How long a block read is kept in memory to answer the next read of it faster
+    /// (each such answer is first confirmed current with the store); 0 keeps nothing.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub block_cache: Duration,
     /// Do not log a line per request.
     #[arg(long)]
     pub quiet: bool,
@@ -48,6 +52,7 @@ pub fn serve(registry: Registry, args: ServerArgs) -> Result<()> {
             token_cache: args.token_cache,
             request_log: !args.quiet,
             workers: args.workers,
+            block_cache: args.block_cache,
         },
     )
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::document::{Secrets, merge_secrets};
 use crate::error::{Error, Result};
-use crate::store::{BlockRow, VersionRow};
+use crate::store::{BlockRow, BlockStamp, VersionRow};
 
 /// A block document.
 #[derive(Clone, Debug)]
@@ -56,6 +56,35 @@ impl Block {
     pub fn restore_masked(&self, doc: &mut Value) {
         if let Some(secrets) = &self.secrets {
             crate::document::restore_masked(doc, secrets);
+        }
+    }
+
+    /// Whether this block was read with its secrets.
+    pub fn has_secrets(&self) -> bool {
+        self.secrets.is_some()
+    }
+
+    /// The stored state this block was read from.
+    pub fn stamp(&self) -> BlockStamp {
+        BlockStamp {
+            id: self.id.clone(),
+            version: self.version,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// A block with an empty document, for tests of code that keeps blocks.
+    #[cfg(test)]
+    pub(crate) fn for_tests(name: &str, version: i64, secrets: bool) -> Block {
+        Block {
+            id: format!("id-{name}"),
+            name: name.into(),
+            block_type: "json".into(),
+            version,
+            created_at: 0,
+            updated_at: version,
+            masked: Value::Object(Default::default()),
+            secrets: secrets.then(Secrets::default),
         }
     }
 

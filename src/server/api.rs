@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use super::http::{ApiError, ApiResult, Ctx, Json, json_body};
 use super::{State, blocking};
-use crate::audit::AuditEvent;
+use std::sync::Arc;
+
+use crate::audit::{AuditEvent, Expected};
 use crate::auth::{Actor, Permission};
 use crate::error::Error;
 use crate::name::BlockName;
@@ -83,15 +85,25 @@ async fn audit(
 ) -> ApiResult<()> {
     state
         .audit
-        .record(AuditEvent {
-            request_id: ctx.request_id.clone(),
-            actor: actor.name.clone(),
-            action,
-            block: block.map(str::to_owned),
-            outcome: outcome.to_owned(),
-        })
+        .record(event(ctx, actor, action, block, outcome))
         .await
         .map_err(ApiError::from)
+}
+
+fn event(
+    ctx: &Ctx,
+    actor: &Actor,
+    action: &'static str,
+    block: Option<&str>,
+    outcome: &str,
+) -> AuditEvent {
+    AuditEvent {
+        request_id: ctx.request_id.clone(),
+        actor: actor.name.clone(),
+        action,
+        block: block.map(str::to_owned),
+        outcome: outcome.to_owned(),
+    }
 }
 
 /// Runs a change, then records its outcome (success or error code) before answering.
@@ -167,20 +179,48 @@ pub async fn get_block(
     let name = parse_name(name)?.to_string();
     if !reveal {
         require(actor, Permission::Read, Some(&name), "reading this block")?;
-        let registry = state.registry.clone();
-        let block = blocking(move || registry.get_block_masked(&name)).await?;
-        return Ok(block_response(&block, false, Status::Ok));
-    }
-    if !actor.may(Permission::ReadSecrets, Some(&name)) {
+    } else if !actor.may(Permission::ReadSecrets, Some(&name)) {
         audit(state, &ctx, actor, "read-secrets", Some(&name), "FORBIDDEN").await?;
         return Err(forbidden(actor, "reading this block's secrets"));
     }
+    let block = read_block(state, &ctx, actor, &name, reveal).await?;
+    Ok(block_response(&block, reveal, Status::Ok))
+}
+
+/// Reads a block for a caller already allowed to (with its secrets if `reveal`; that
+/// read is on record before any secret leaves the server). A block kept from an earlier
+/// read is served only once the store confirms it is unchanged, in the same trip that
+/// records the read; otherwise the block is read from the store and kept.
+pub(super) async fn read_block(
+    state: &State,
+    ctx: &Ctx,
+    actor: &Actor,
+    name: &str,
+    reveal: bool,
+) -> ApiResult<Arc<Block>> {
+    if let Some(kept) = state.blocks.get(name, reveal) {
+        let event = reveal.then(|| event(ctx, actor, "read-secrets", Some(name), "ok"));
+        let expected = Expected {
+            name: name.to_owned(),
+            stamp: kept.stamp(),
+        };
+        match state.audit.record_if_current(event, expected).await? {
+            true => return Ok(kept),
+            false => state.blocks.forget(name),
+        }
+    }
     let registry = state.registry.clone();
-    let lookup = name.clone();
-    let result = blocking(move || registry.load_block(&lookup)).await;
-    // The read is on record before any secret leaves the server.
-    let block = audited(state, &ctx, actor, "read-secrets", &name, result).await?;
-    Ok(block_response(&block, true, Status::Ok))
+    let lookup = name.to_owned();
+    let block = match reveal {
+        true => {
+            let result = blocking(move || registry.load_block(&lookup)).await;
+            audited(state, ctx, actor, "read-secrets", name, result).await?
+        }
+        false => blocking(move || registry.get_block_masked(&lookup)).await?,
+    };
+    let block = Arc::new(block);
+    state.blocks.put(block.clone());
+    Ok(block)
 }
 
 #[derive(Deserialize)]
@@ -258,6 +298,7 @@ pub async fn update_block(
         registry.update_block(&target, doc, Some(expected.unwrap_or(current.version)))
     })
     .await;
+    state.blocks.forget(&name);
     let block = audited(state, &ctx, actor, "update", &name, result).await?;
     Ok(block_response(&block, false, Status::Ok))
 }
@@ -290,6 +331,7 @@ pub async fn rename_block(
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking(move || registry.rename_block(&target, &new_name, expected)).await;
+    state.blocks.forget(&name);
     let block = audited(state, &ctx, actor, "rename", &name, result).await?;
     Ok(block_response(&block, false, Status::Ok))
 }
@@ -306,6 +348,7 @@ pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) ->
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking(move || registry.delete_block(&target, expected)).await;
+    state.blocks.forget(&name);
     let block = audited(state, &ctx, actor, "delete", &name, result).await?;
     Ok(Json::ok(
         json!({"deleted": block.name, "id": block.id, "version": block.version}),

@@ -3,6 +3,7 @@
 //! Tokio's blocking pool, never on the async executor.
 
 mod api;
+mod cache;
 mod http;
 mod prefect;
 
@@ -27,6 +28,7 @@ pub struct State {
     pub store: crate::store::Store,
     pub verifier: Arc<Verifier>,
     pub audit: AuditLog,
+    pub blocks: Arc<cache::BlockCache>,
 }
 
 /// How to run the server.
@@ -40,6 +42,9 @@ pub struct ServerOptions {
     /// Log one JSON line per request on stderr.
     pub request_log: bool,
     pub workers: Option<usize>,
+    /// How long a block read is kept in memory for the next read of it (every hit is
+    /// first confirmed current with the store); zero keeps nothing.
+    pub block_cache: Duration,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +55,7 @@ impl Default for ServerOptions {
             token_cache: Duration::from_secs(1),
             request_log: true,
             workers: None,
+            block_cache: Duration::from_secs(30),
         }
     }
 }
@@ -90,6 +96,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         store: store.clone(),
         verifier: Arc::new(Verifier::new(store.clone(), options.token_cache)),
         audit: AuditLog::start(store),
+        blocks: Arc::new(cache::BlockCache::new(options.block_cache)),
         registry,
     };
     let mut config = rocket::Config {
@@ -103,8 +110,24 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
     if let Some(workers) = options.workers {
         config.workers = workers;
     }
+    let blocks = state.blocks.clone();
+    let sweep_every = options.block_cache.max(Duration::from_secs(1));
     Ok(rocket::custom(config)
         .manage(state)
+        .attach(rocket::fairing::AdHoc::on_liftoff(
+            "block cache sweeper",
+            move |_| {
+                Box::pin(async move {
+                    rocket::tokio::spawn(async move {
+                        let mut every = rocket::tokio::time::interval(sweep_every);
+                        loop {
+                            every.tick().await;
+                            blocks.sweep();
+                        }
+                    });
+                })
+            },
+        ))
         .attach(http::RequestLog {
             enabled: options.request_log,
         })

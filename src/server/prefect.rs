@@ -68,24 +68,13 @@ async fn block_document(
         ))
         .into());
     }
-    let registry = state.registry.clone();
-    let lookup = name.clone();
-    let result = blocking(move || {
-        let block = match reveal {
-            true => registry.load_block(&lookup)?,
-            false => registry.get_block_masked(&lookup)?,
-        };
-        let ty = registry.block_type(&block.block_type)?;
-        Ok((block, ty.def))
-    })
-    .await;
-    let (block, def) = match reveal {
-        true => super::api::audited(state, &ctx, actor, "read-secrets", &name, result).await?,
-        false => result?,
-    };
+    let block = super::api::read_block(state, &ctx, actor, &name, reveal).await?;
     if block.block_type != slug {
         return Err(Error::BlockNotFound(format!("{slug}/{name}")).into());
     }
+    let registry = state.registry.clone();
+    let slug = slug.to_owned();
+    let def = blocking(move || registry.block_type(&slug)).await?.def;
     Ok(Json::ok(block_document_json(&block, &def, reveal)))
 }
 

@@ -3,8 +3,8 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::Store;
 use super::schema::{api_tokens::dsl as t, audit_log::dsl as a};
+use super::{Store, StoreConnection};
 use crate::error::{Error, Result};
 
 /// An API token as stored.
@@ -23,7 +23,7 @@ pub struct TokenRow {
 
 /// An audit record to write.
 #[derive(Clone, Debug, Insertable)]
-#[diesel(table_name = super::schema::audit_log)]
+#[diesel(table_name = super::schema::audit_log, treat_none_as_default_value = false)]
 pub struct NewAuditRow {
     pub at: i64,
     pub request_id: String,
@@ -55,6 +55,17 @@ pub struct AuditFilter {
     /// Records with an id below this (pagination, newest first).
     pub before_id: Option<i64>,
     pub limit: i64,
+}
+
+/// Writes audit records in one statement: all or none.
+pub fn insert_audit(conn: &mut StoreConnection, rows: &[NewAuditRow]) -> Result<()> {
+    let insert = diesel::insert_into(a::audit_log).values(rows);
+    match conn {
+        StoreConnection::Sqlite(conn) => insert.execute(conn)?,
+        StoreConnection::Postgresql(conn) => insert.execute(conn)?,
+        StoreConnection::Mysql(_) => return Err(super::not_a_store()),
+    };
+    Ok(())
 }
 
 impl Store {
@@ -96,20 +107,6 @@ impl Store {
         .set(t::revoked_at.eq(Some(at)))
         .execute(&mut *conn)?;
         Ok(n > 0)
-    }
-
-    /// Writes audit records in one transaction: all or none.
-    pub fn insert_audit(&self, rows: &[NewAuditRow]) -> Result<()> {
-        let mut conn = self.conn()?;
-        conn.transaction::<_, diesel::result::Error, _>(|conn| {
-            for row in rows {
-                diesel::insert_into(a::audit_log)
-                    .values(row.clone())
-                    .execute(conn)?;
-            }
-            Ok(())
-        })?;
-        Ok(())
     }
 
     pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {

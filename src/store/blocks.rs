@@ -3,8 +3,10 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use super::Store;
+use std::collections::HashMap;
+
 use super::schema::{block_versions::dsl as v, blocks::dsl as b};
+use super::{Store, StoreConnection};
 use crate::error::{Error, Result};
 
 /// A block as stored: public data as JSON text, secrets sealed.
@@ -20,6 +22,50 @@ pub struct BlockRow {
     pub key_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// Which stored state of a block something was read from. A copy read earlier is still
+/// current while the block under that name has the same stamp (a block deleted and
+/// created again under its old id has a new `updated_at`).
+#[derive(Clone, Debug, PartialEq, Eq, Queryable)]
+pub struct BlockStamp {
+    pub id: String,
+    pub version: i64,
+    pub updated_at: i64,
+}
+
+/// The current stamp of each named block that exists. PostgreSQL answers in one query
+/// (`name = ANY($1)`, one round trip); SQLite, in process, answers one cached statement
+/// per distinct name faster than it prepares a new `IN (...)` list for each batch.
+pub fn block_stamps(
+    conn: &mut StoreConnection,
+    names: &[&str],
+) -> Result<HashMap<String, BlockStamp>> {
+    let columns = (b::name, (b::id, b::version, b::updated_at));
+    let rows: Vec<(String, BlockStamp)> = match conn {
+        StoreConnection::Postgresql(conn) => b::blocks
+            .filter(b::name.eq_any(names))
+            .select(columns)
+            .load(conn)?,
+        StoreConnection::Sqlite(conn) => {
+            let mut rows = Vec::new();
+            let mut distinct: Vec<&str> = names.to_vec();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for name in distinct {
+                rows.extend(
+                    b::blocks
+                        .filter(b::name.eq(name))
+                        .select(columns)
+                        .first(conn)
+                        .optional()?,
+                );
+            }
+            rows
+        }
+        StoreConnection::Mysql(_) => return Err(super::not_a_store()),
+    };
+    Ok(rows.into_iter().collect())
 }
 
 /// One kept version of a block.

@@ -7,8 +7,10 @@ mod keys;
 pub mod schema;
 mod url;
 
-pub use access::{AuditFilter, AuditRow, NewAuditRow, TokenRow};
-pub use blocks::{BlockFilter, BlockRow, ChangeKind, SealedRow, VersionRow};
+pub use access::{AuditFilter, AuditRow, NewAuditRow, TokenRow, insert_audit};
+pub use blocks::{
+    BlockFilter, BlockRow, BlockStamp, ChangeKind, SealedRow, VersionRow, block_stamps,
+};
 pub use keys::DataKeyRow;
 pub use url::StoreUrl;
 
@@ -119,6 +121,22 @@ impl Store {
 
     pub fn url(&self) -> &StoreUrl {
         &self.url
+    }
+
+    /// A connection of its own, outside the pool, for a thread that writes all the time
+    /// (the audit writer) and keeps one open instead of checking one out, and pinging
+    /// it, for each batch.
+    pub fn connect_dedicated(&self) -> Result<StoreConnection> {
+        StoreManager {
+            url: self.url.clone(),
+        }
+        .connect()
+        .map_err(|err| {
+            Error::StoreUnavailable(format!(
+                "cannot connect to the store at {}: {err}",
+                self.url
+            ))
+        })
     }
 
     pub(crate) fn conn(&self) -> Result<Conn> {

@@ -791,6 +791,93 @@ fn audit_trail_of_secret_reads_and_changes() {
     assert!(line["latency_ms"].is_number());
 }
 
+// A server keeps blocks it has read; every later read must still see each change at
+// once, whoever made it (here the CLI, another process on the same store), and be
+// audited like the first.
+on_both_stores!(kept_reads_see_every_change_at_once, |env: TestEnv| {
+    env.ok(&["init"]);
+    let databot = token(&env, "databot", &["blocks:read-secrets:crdb-*"], &[]);
+    let server = Server::start(&env, &["--block-cache", "1h"]);
+    let url = |name: &str| format!("{}/api/v1/blocks/{name}", server.base);
+    let password = |name: &str| {
+        let reply = call(
+            "GET",
+            &format!("{}?include_secrets=true", url(name)),
+            Some(&databot),
+            None,
+            &[],
+        );
+        match reply.status {
+            200 => reply.body["data"]["connection_info"]["password"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            _ => reply.body["error"]["code"].as_str().unwrap().to_owned(),
+        }
+    };
+    let create = |password: &str, extra: &[&str]| {
+        let mut args = vec![
+            "block",
+            "create",
+            "crdb-sage",
+            "--url",
+            "cockroachdb+psycopg2://databot@db.internal:26257/sage",
+            "--password-stdin",
+        ];
+        args.extend_from_slice(extra);
+        env.run_stdin(&args, password).success();
+    };
+    create("first-pw", &[]);
+    let id = env.json(&["block", "inspect", "crdb-sage"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(password("crdb-sage"), "first-pw");
+    assert_eq!(password("crdb-sage"), "first-pw");
+
+    // An update by another process.
+    env.run_stdin(
+        &["block", "update", "crdb-sage", "--password-stdin"],
+        "second-pw",
+    )
+    .success();
+    assert_eq!(password("crdb-sage"), "second-pw");
+    let masked = call("GET", &url("crdb-sage"), Some(&databot), None, &[]);
+    assert_eq!(masked.body["version"], 2);
+    assert_eq!(
+        masked.body["data"]["connection_info"]["password"],
+        "********"
+    );
+
+    // Deleted and created again with the same id: version 1 again, new contents.
+    env.ok(&["block", "delete", "crdb-sage"]);
+    assert_eq!(password("crdb-sage"), "BLOCK_NOT_FOUND");
+    create("third-pw", &["--id", &id]);
+    assert_eq!(password("crdb-sage"), "third-pw");
+    env.run_stdin(&["block", "delete", "crdb-sage"], "")
+        .success();
+    std::thread::sleep(Duration::from_millis(5));
+    create("fourth-pw", &["--id", &id]);
+    assert_eq!(password("crdb-sage"), "fourth-pw");
+
+    // Renamed away: the old name is gone at once.
+    env.ok(&["block", "rename", "crdb-sage", "crdb-old"]);
+    assert_eq!(password("crdb-sage"), "BLOCK_NOT_FOUND");
+    assert_eq!(password("crdb-old"), "fourth-pw");
+
+    // Every read with secrets is on record, the ones answered from memory too.
+    let records = env.json(&["audit", "ls", "--limit", "100"]);
+    let reads: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "read-secrets")
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(reads.len(), 8, "{reads:?}");
+    assert_eq!(reads.iter().filter(|o| **o == "BLOCK_NOT_FOUND").count(), 2);
+});
+
 #[test]
 fn two_servers_on_one_postgres_never_lose_a_write() {
     let env = TestEnv::new(Backend::Postgres);

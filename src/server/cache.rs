@@ -1,0 +1,139 @@
+//! Blocks the server has read recently, kept so a repeated read skips the lookup and the
+//! decryption. An entry is never served on its own word: the audit writer first checks
+//! that the store still holds the block at the entry's stamp (see `crate::audit`), so a
+//! change made through any server or the CLI is seen by the next read. Entries are
+//! dropped after a time to live, which bounds how long opened secrets stay in memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::registry::Block;
+
+/// At most this many blocks are kept; past it, expired entries are swept and, if that
+/// is not enough, new reads are not kept.
+const MAX_ENTRIES: usize = 10_000;
+
+struct Entry {
+    block: Arc<Block>,
+    at: Instant,
+}
+
+/// The kept blocks, by name.
+pub struct BlockCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<String, Entry>>,
+}
+
+impl BlockCache {
+    /// A cache whose entries live `ttl`; a zero `ttl` keeps nothing.
+    pub fn new(ttl: Duration) -> Self {
+        BlockCache {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The kept block named `name`, if it is young enough and, when `secrets` is asked
+    /// for, was read with its secrets.
+    pub fn get(&self, name: &str, secrets: bool) -> Option<Arc<Block>> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(name)?;
+        (entry.at.elapsed() < self.ttl && (!secrets || entry.block.has_secrets()))
+            .then(|| entry.block.clone())
+    }
+
+    /// Keeps a block just read from the store. A masked read does not replace a kept
+    /// read with secrets of the same stamp.
+    pub fn put(&self, block: Arc<Block>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = entries.get(&block.name)
+            && old.block.has_secrets()
+            && !block.has_secrets()
+            && old.block.stamp() == block.stamp()
+        {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&block.name) {
+            let ttl = self.ttl;
+            entries.retain(|_, entry| entry.at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                return;
+            }
+        }
+        entries.insert(
+            block.name.clone(),
+            Entry {
+                block,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets `name` (it changed, or the store no longer holds the kept stamp).
+    pub fn forget(&self, name: &str) {
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
+    /// Drops expired entries (called now and then, so opened secrets do not outlive
+    /// their time to live in an idle server).
+    pub fn sweep(&self) {
+        let ttl = self.ttl;
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, entry| entry.at.elapsed() < ttl);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(name: &str, version: i64, secrets: bool) -> Arc<Block> {
+        Arc::new(Block::for_tests(name, version, secrets))
+    }
+
+    #[test]
+    fn keeps_reads_until_their_time_to_live() {
+        let cache = BlockCache::new(Duration::from_millis(200));
+        cache.put(block("a", 1, true));
+        assert_eq!(cache.get("a", true).unwrap().version, 1);
+        assert!(cache.get("b", false).is_none());
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(cache.get("a", false).is_none());
+        cache.sweep();
+        assert!(cache.entries.read().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_masked_read_never_serves_secrets() {
+        let cache = BlockCache::new(Duration::from_secs(60));
+        cache.put(block("a", 1, false));
+        assert!(cache.get("a", true).is_none());
+        assert!(cache.get("a", false).is_some());
+        cache.put(block("a", 1, true));
+        cache.put(block("a", 1, false));
+        assert!(cache.get("a", true).is_some(), "kept the read with secrets");
+        cache.put(block("a", 2, false));
+        assert!(
+            cache.get("a", true).is_none(),
+            "a newer version replaces it"
+        );
+        cache.forget("a");
+        assert!(cache.get("a", false).is_none());
+    }
+
+    #[test]
+    fn zero_time_to_live_keeps_nothing() {
+        let cache = BlockCache::new(Duration::ZERO);
+        cache.put(block("a", 1, true));
+        assert!(cache.get("a", false).is_none());
+    }
+}
