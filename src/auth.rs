@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -281,12 +281,57 @@ fn token_id(token: &str) -> Option<&str> {
         .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Verifies bearer tokens against the store, caching each token row for `ttl` (so a
-/// revocation reaches every server within that time).
+/// Verifies bearer tokens against the store, caching each token row (with the actor it
+/// stands for, scopes parsed) for `ttl`, so a revocation reaches every server within
+/// that time.
 pub struct Verifier {
     store: Store,
     ttl: Duration,
-    cache: RwLock<HashMap<String, (Option<TokenRow>, Instant)>>,
+    cache: RwLock<HashMap<String, Cached>>,
+}
+
+/// A token id's row as last read (`None`: no such token) and when it was read.
+type Cached = (Option<Arc<Known>>, Instant);
+
+/// A stored token as the verifier keeps it: what to check a presented token against,
+/// and who it is.
+struct Known {
+    secret_hash: Vec<u8>,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    actor: Arc<Actor>,
+}
+
+impl Known {
+    /// `None` for a row whose scopes do not parse (it then verifies nothing).
+    fn from_row(row: TokenRow) -> Option<Known> {
+        let scopes: Vec<String> = serde_json::from_str(&row.scopes).ok()?;
+        Some(Known {
+            secret_hash: row.secret_hash,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+            actor: Arc::new(Actor {
+                token_id: row.id,
+                name: row.name,
+                scopes: scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
+            }),
+        })
+    }
+
+    fn check(&self, token: &str) -> Result<Arc<Actor>> {
+        let matches: bool = self.secret_hash.as_slice().ct_eq(&hash(token)).into();
+        let expired = self.expires_at.is_some_and(|at| at <= now_millis());
+        match matches && self.revoked_at.is_none() && !expired {
+            true => Ok(self.actor.clone()),
+            false => Err(unauthorized()),
+        }
+    }
+}
+
+/// The one answer for a token that does not verify: never why beyond "invalid, expired
+/// or revoked", and never the token.
+fn unauthorized() -> Error {
+    Error::Unauthorized("the token is invalid, expired or revoked".into())
 }
 
 impl fmt::Debug for Verifier {
@@ -304,54 +349,44 @@ impl Verifier {
         }
     }
 
-    /// The actor a token belongs to, or `Unauthorized` (never saying why beyond
-    /// "invalid, expired or revoked", and never echoing the token).
-    pub fn verify(&self, token: &str) -> Result<Actor> {
-        let unauthorized =
-            || Error::Unauthorized("the token is invalid, expired or revoked".into());
+    /// The actor a token belongs to, or `Unauthorized`.
+    pub fn verify(&self, token: &str) -> Result<Arc<Actor>> {
         let id = token_id(token).ok_or_else(unauthorized)?;
-        let row = self.row(id)?;
-        let row = row.ok_or_else(unauthorized)?;
-        let matches: bool = row.secret_hash.as_slice().ct_eq(&hash(token)).into();
-        let now = now_millis();
-        if !matches || row.revoked_at.is_some() || row.expires_at.is_some_and(|at| at <= now) {
-            return Err(unauthorized());
-        }
-        let scopes: Vec<String> = serde_json::from_str(&row.scopes).map_err(|_| unauthorized())?;
-        Ok(Actor {
-            token_id: row.id.clone(),
-            name: row.name.clone(),
-            scopes: scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect(),
-        })
+        let known = match self.cached(id) {
+            Some(known) => known,
+            None => self.load(id)?,
+        };
+        known.ok_or_else(unauthorized)?.check(token)
     }
 
     /// Verifies from the cache only: `None` if the token's row is not cached (or stale),
     /// so the caller can do the store lookup off the async executor.
-    pub fn verify_cached(&self, token: &str) -> Option<Result<Actor>> {
+    pub fn verify_cached(&self, token: &str) -> Option<Result<Arc<Actor>>> {
         let id = token_id(token)?;
-        let fresh = self
-            .cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .is_some_and(|(_, at)| at.elapsed() < self.ttl);
-        fresh.then(|| self.verify(token))
+        let known = self.cached(id)?;
+        Some(known.ok_or_else(unauthorized).and_then(|k| k.check(token)))
     }
 
-    fn row(&self, id: &str) -> Result<Option<TokenRow>> {
-        if let Some((row, at)) = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(id)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(row.clone());
-        }
-        let row = self.store.token(id)?;
+    /// The cached row for a token id, if fresh (`Some(None)`: known not to exist).
+    fn cached(&self, id: &str) -> Option<Option<Arc<Known>>> {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        let (known, at) = cache.get(id)?;
+        (at.elapsed() < self.ttl).then(|| known.clone())
+    }
+
+    fn load(&self, id: &str) -> Result<Option<Arc<Known>>> {
+        let known = self
+            .store
+            .token(id)?
+            .and_then(Known::from_row)
+            .map(Arc::new);
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 10_000 {
             // Thousands of unknown token ids must not grow memory without bound.
-            cache.retain(|_, (row, at)| row.is_some() && at.elapsed() < self.ttl);
+            cache.retain(|_, (known, at)| known.is_some() && at.elapsed() < self.ttl);
         }
-        cache.insert(id.to_owned(), (row.clone(), Instant::now()));
-        Ok(row)
+        cache.insert(id.to_owned(), (known.clone(), Instant::now()));
+        Ok(known)
     }
 }
 

@@ -9,6 +9,7 @@ use rocket::{FromForm, delete, get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::cache::Kept;
 use super::http::{ApiError, ApiResult, Ctx, Json, json_body};
 use super::{State, blocking};
 use std::sync::Arc;
@@ -183,8 +184,9 @@ pub async fn get_block(
         audit(state, &ctx, actor, "read-secrets", Some(&name), "FORBIDDEN").await?;
         return Err(forbidden(actor, "reading this block's secrets"));
     }
-    let block = read_block(state, &ctx, actor, &name, reveal).await?;
-    Ok(block_response(&block, reveal, Status::Ok))
+    let kept = read_block(state, &ctx, actor, &name, reveal).await?;
+    Ok(Json::rendered(Status::Ok, kept.view(reveal))
+        .header("ETag", format!("\"{}\"", kept.block.version)))
 }
 
 /// Reads a block for a caller already allowed to (with its secrets if `reveal`; that
@@ -197,12 +199,12 @@ pub(super) async fn read_block(
     actor: &Actor,
     name: &str,
     reveal: bool,
-) -> ApiResult<Arc<Block>> {
+) -> ApiResult<Arc<Kept>> {
     if let Some(kept) = state.blocks.get(name, reveal) {
         let event = reveal.then(|| event(ctx, actor, "read-secrets", Some(name), "ok"));
         let expected = Expected {
             name: name.to_owned(),
-            stamp: kept.stamp(),
+            stamp: kept.block.stamp(),
         };
         match state.audit.record_if_current(event, expected).await? {
             true => return Ok(kept),
@@ -218,9 +220,9 @@ pub(super) async fn read_block(
         }
         false => blocking(move || registry.get_block_masked(&lookup)).await?,
     };
-    let block = Arc::new(block);
-    state.blocks.put(block.clone());
-    Ok(block)
+    let kept = Arc::new(Kept::new(block));
+    state.blocks.put(kept.clone());
+    Ok(kept)
 }
 
 #[derive(Deserialize)]

@@ -5,9 +5,10 @@
 //! dropped after a time to live, which bounds how long opened secrets stay in memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use super::http::RenderedJson;
 use crate::registry::Block;
 
 /// At most this many blocks are kept; past it, expired entries are swept and, if that
@@ -15,8 +16,30 @@ use crate::registry::Block;
 const MAX_ENTRIES: usize = 10_000;
 
 struct Entry {
-    block: Arc<Block>,
+    kept: Arc<Kept>,
     at: Instant,
+}
+
+/// A kept block, with its JSON views (masked, and with secrets) rendered once.
+pub struct Kept {
+    pub block: Block,
+    views: [OnceLock<RenderedJson>; 2],
+}
+
+impl Kept {
+    pub fn new(block: Block) -> Self {
+        Kept {
+            block,
+            views: Default::default(),
+        }
+    }
+
+    /// The block's JSON view, with secrets if `reveal` (and they were read).
+    pub fn view(&self, reveal: bool) -> RenderedJson {
+        self.views[usize::from(reveal)]
+            .get_or_init(|| RenderedJson::new(&self.block.to_json(reveal)))
+            .clone()
+    }
 }
 
 /// The kept blocks, by name.
@@ -36,24 +59,25 @@ impl BlockCache {
 
     /// The kept block named `name`, if it is young enough and, when `secrets` is asked
     /// for, was read with its secrets.
-    pub fn get(&self, name: &str, secrets: bool) -> Option<Arc<Block>> {
+    pub fn get(&self, name: &str, secrets: bool) -> Option<Arc<Kept>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(name)?;
-        (entry.at.elapsed() < self.ttl && (!secrets || entry.block.has_secrets()))
-            .then(|| entry.block.clone())
+        (entry.at.elapsed() < self.ttl && (!secrets || entry.kept.block.has_secrets()))
+            .then(|| entry.kept.clone())
     }
 
     /// Keeps a block just read from the store. A masked read does not replace a kept
     /// read with secrets of the same stamp.
-    pub fn put(&self, block: Arc<Block>) {
+    pub fn put(&self, kept: Arc<Kept>) {
         if self.ttl.is_zero() {
             return;
         }
+        let block = &kept.block;
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = entries.get(&block.name)
-            && old.block.has_secrets()
+            && old.kept.block.has_secrets()
             && !block.has_secrets()
-            && old.block.stamp() == block.stamp()
+            && old.kept.block.stamp() == block.stamp()
         {
             return;
         }
@@ -67,7 +91,7 @@ impl BlockCache {
         entries.insert(
             block.name.clone(),
             Entry {
-                block,
+                kept: kept.clone(),
                 at: Instant::now(),
             },
         );
@@ -96,15 +120,15 @@ impl BlockCache {
 mod tests {
     use super::*;
 
-    fn block(name: &str, version: i64, secrets: bool) -> Arc<Block> {
-        Arc::new(Block::for_tests(name, version, secrets))
+    fn block(name: &str, version: i64, secrets: bool) -> Arc<Kept> {
+        Arc::new(Kept::new(Block::for_tests(name, version, secrets)))
     }
 
     #[test]
     fn keeps_reads_until_their_time_to_live() {
         let cache = BlockCache::new(Duration::from_millis(200));
         cache.put(block("a", 1, true));
-        assert_eq!(cache.get("a", true).unwrap().version, 1);
+        assert_eq!(cache.get("a", true).unwrap().block.version, 1);
         assert!(cache.get("b", false).is_none());
         std::thread::sleep(Duration::from_millis(250));
         assert!(cache.get("a", false).is_none());

@@ -2,6 +2,7 @@
 //! a size limit, the request context (request id, caller, `If-Match`), the per-request
 //! log line, and catchers that keep even Rocket's own errors in the API's shape.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use rocket::data::{Data, ToByteUnit};
@@ -11,6 +12,7 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use super::State;
 use crate::auth::Actor;
@@ -92,21 +94,53 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// A JSON response with a status and extra headers.
 pub struct Json {
     status: Status,
-    body: Value,
+    body: Body,
     headers: Vec<Header<'static>>,
+}
+
+enum Body {
+    Value(Value),
+    Rendered(RenderedJson),
+}
+
+/// JSON text rendered once and sent many times (a kept block's view). It may hold
+/// secrets, so the text is wiped when the last copy is dropped.
+#[derive(Clone)]
+pub struct RenderedJson(Arc<Zeroizing<String>>);
+
+impl RenderedJson {
+    pub fn new(value: &Value) -> Self {
+        RenderedJson(Arc::new(Zeroizing::new(
+            serde_json::to_string(value).unwrap_or_else(|_| "null".into()),
+        )))
+    }
+}
+
+impl AsRef<[u8]> for RenderedJson {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 impl Json {
     pub fn new(status: Status, body: Value) -> Self {
         Json {
             status,
-            body,
+            body: Body::Value(body),
             headers: Vec::new(),
         }
     }
 
     pub fn ok(body: Value) -> Self {
         Json::new(Status::Ok, body)
+    }
+
+    pub fn rendered(status: Status, body: RenderedJson) -> Self {
+        Json {
+            status,
+            body: Body::Rendered(body),
+            headers: Vec::new(),
+        }
     }
 
     pub fn header(mut self, name: &'static str, value: String) -> Self {
@@ -117,11 +151,17 @@ impl Json {
 
 impl<'r> Responder<'r, 'static> for Json {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let text = serde_json::to_string(&self.body).unwrap_or_else(|_| "null".into());
         let mut res = Response::build();
-        res.status(self.status)
-            .header(ContentType::JSON)
-            .sized_body(text.len(), std::io::Cursor::new(text));
+        res.status(self.status).header(ContentType::JSON);
+        match self.body {
+            Body::Value(value) => {
+                let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
+                res.sized_body(text.len(), std::io::Cursor::new(text))
+            }
+            Body::Rendered(text) => {
+                res.sized_body(text.0.len(), std::io::Cursor::new(text.clone()))
+            }
+        };
         for h in self.headers {
             res.header(h);
         }
@@ -200,13 +240,13 @@ fn too_large() -> ApiError {
 pub struct Ctx {
     pub request_id: String,
     pub if_match: Option<String>,
-    pub caller: Result<Actor, Error>,
+    pub caller: Result<std::sync::Arc<Actor>, Error>,
 }
 
 impl Ctx {
     /// The verified caller, or 401.
     pub fn actor(&self) -> ApiResult<&Actor> {
-        self.caller.as_ref().map_err(|err| match err {
+        self.caller.as_deref().map_err(|err| match err {
             Error::Unauthorized(_) => ApiError::from(Error::Unauthorized(
                 "the token is missing, invalid, expired or revoked".into(),
             )),

@@ -68,14 +68,15 @@ async fn block_document(
         ))
         .into());
     }
-    let block = super::api::read_block(state, &ctx, actor, &name, reveal).await?;
+    let kept = super::api::read_block(state, &ctx, actor, &name, reveal).await?;
+    let block = &kept.block;
     if block.block_type != slug {
         return Err(Error::BlockNotFound(format!("{slug}/{name}")).into());
     }
     let registry = state.registry.clone();
     let slug = slug.to_owned();
     let def = blocking(move || registry.block_type(&slug)).await?.def;
-    Ok(Json::ok(block_document_json(&block, &def, reveal)))
+    Ok(Json::ok(block_document_json(block, &def, reveal)))
 }
 
 /// Prefect's BlockDocument: the block's data without Blockyard-only fields, and the
