@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::store::{
-    BlockStamp, NewAuditRow, Store, StoreConnection, block_stamps, insert_audit, now_millis,
+    BlockStamp, NewAuditRow, Store, WriterConnection, block_stamps, insert_audit, now_millis,
 };
 
 /// One thing to record.
@@ -104,7 +104,7 @@ impl AuditLog {
 /// The writer thread: takes what is queued (up to [`BATCH`] jobs), commits it, answers
 /// every job, and waits for more.
 fn write_batches(store: &Store, rx: &mpsc::Receiver<Job>) {
-    let mut conn: Option<StoreConnection> = None;
+    let mut conn: Option<WriterConnection> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -135,11 +135,12 @@ fn write_batches(store: &Store, rx: &mpsc::Receiver<Job>) {
 
 /// One batch: which expectations still hold (read after every job in it arrived), then
 /// the records of the jobs that may be recorded, in one statement.
-fn commit(store: &Store, conn: &mut Option<StoreConnection>, batch: &[Job]) -> Result<Vec<bool>> {
-    let conn = match conn {
-        Some(conn) => conn,
-        None => conn.insert(store.connect_dedicated()?),
+fn commit(store: &Store, conn: &mut Option<WriterConnection>, batch: &[Job]) -> Result<Vec<bool>> {
+    let writer = match conn {
+        Some(writer) => writer,
+        None => conn.insert(store.connect_writer()?),
     };
+    let conn = &mut writer.conn;
     let names: Vec<&str> = batch
         .iter()
         .filter_map(|job| job.expected.as_ref().map(|e| e.name.as_str()))
@@ -173,6 +174,7 @@ fn commit(store: &Store, conn: &mut Option<StoreConnection>, batch: &[Job]) -> R
         .collect();
     if !rows.is_empty() {
         insert_audit(conn, &rows)?;
+        writer.committed();
     }
     Ok(current)
 }
