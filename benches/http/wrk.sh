@@ -4,7 +4,9 @@
 # static /health route of the same server (the framework's ceiling). Reports requests/s,
 # p50/p99 latency, errors and the server's peak RSS.
 #
-# Run: benches/http/wrk.sh            (DURATION=20s CONNECTIONS=16 BLOCKS=1000 to change)
+# Run: benches/http/wrk.sh            (DURATION=20s CONNECTIONS=16 BLOCKS=1000 RUNS=1 to change)
+# With RUNS=N the lookup and the static route are measured N times, alternating (a shared
+# machine drifts), and the medians and their ratio are printed.
 # Needs: wrk (Debian package), a release build (built here), PostgreSQL for the PG run
 # (BLOCKYARD_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
@@ -12,6 +14,7 @@ cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-16}
 BLOCKS=${BLOCKS:-1000}
+RUNS=${RUNS:-1}
 PG_ADMIN=${BLOCKYARD_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT=${PORT:-4399}
 
@@ -27,18 +30,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wrk prints latency percentiles with --latency; report=1 sums errors.
+# wrk prints latency percentiles with --latency. Prints one line and appends
+# "requests/s p99-in-ms" to the file $3.
 run_wrk() {
-  local url=$1 token=$2
+  local url=$1 token=$2 record=$3
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$url" > "$work/wrk.txt"
-  local rps p50 p99 errors
+  local rps p50 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
   p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
-  errors=$(awk '/Non-2xx|Socket errors/ {s += $NF} END {print s + 0}' "$work/wrk.txt")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt")
   echo "  requests/s $rps   p50 $p50   p99 $p99   errors ${non2xx:-0} non-2xx, $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo 'no socket errors')"
+  echo "$rps $(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' "$work/wrk.txt")" >> "$record"
 }
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 bench_store() {
   local label=$1 url=$2
@@ -57,10 +63,18 @@ bench_store() {
   "$BIN" server --port "$PORT" --quiet 2> "$work/server.log" &
   server_pid=$!
   for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.1; done
-  echo "$label: GET /api/v1/blocks/crdb-$((BLOCKS / 2))?include_secrets=true"
-  run_wrk "http://127.0.0.1:$PORT/api/v1/blocks/crdb-$((BLOCKS / 2))?include_secrets=true" "$token"
-  echo "$label: GET /health (static route)"
-  run_wrk "http://127.0.0.1:$PORT/health" "$token"
+  : > "$work/lookup.txt"
+  : > "$work/static.txt"
+  for run in $(seq 1 "$RUNS"); do
+    echo "$label: GET /api/v1/blocks/crdb-$((BLOCKS / 2))?include_secrets=true (run $run)"
+    run_wrk "http://127.0.0.1:$PORT/api/v1/blocks/crdb-$((BLOCKS / 2))?include_secrets=true" "$token" "$work/lookup.txt"
+    echo "$label: GET /health, static route (run $run)"
+    run_wrk "http://127.0.0.1:$PORT/health" "$token" "$work/static.txt"
+  done
+  local lookup static
+  lookup=$(cut -d' ' -f1 "$work/lookup.txt" | median)
+  static=$(cut -d' ' -f1 "$work/static.txt" | median)
+  echo "  median of $RUNS: lookup $lookup requests/s (p99 $(cut -d' ' -f2 "$work/lookup.txt" | median) ms), static $static requests/s; lookup/static $(awk -v a="$lookup" -v b="$static" 'BEGIN {printf "%.0f%%", 100 * a / b}')"
   echo "  server peak RSS: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$server_pid/status)"
   echo "  audit records written: $("$BIN" audit ls --limit 1 -o json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["id"] if r else 0)')"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
