@@ -178,3 +178,92 @@ fn commit(store: &Store, conn: &mut Option<WriterConnection>, batch: &[Job]) -> 
     }
     Ok(current)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditFilter, BlockRow, PoolOptions, StoreUrl};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StoreUrl::parse(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        let store = Store::open(url, &PoolOptions::default()).unwrap();
+        store.migrate().unwrap();
+        (dir, store)
+    }
+
+    fn job(n: usize, expected: Option<Expected>) -> Job {
+        Job {
+            event: Some(AuditEvent {
+                request_id: format!("r{n}"),
+                actor: "bot".into(),
+                action: "read-secrets",
+                block: Some("b".into()),
+                outcome: "ok".into(),
+            }),
+            expected,
+            reply: rocket::tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    /// 43 records take every chunk size (32 + 8 + 2 + 1); a job whose block changed is
+    /// answered `false` and leaves no record.
+    #[test]
+    fn a_batch_is_written_whole_in_order_and_only_where_current() {
+        let (_dir, store) = store();
+        store
+            .insert_block(&BlockRow {
+                id: "id-b".into(),
+                name: "b".into(),
+                block_type: "json".into(),
+                version: 3,
+                data: "{}".into(),
+                sealed_secrets: None,
+                key_id: None,
+                created_at: 1,
+                updated_at: 7,
+            })
+            .unwrap();
+        let stamp = |version| BlockStamp {
+            id: "id-b".into(),
+            version,
+            updated_at: 7,
+        };
+        let mut batch: Vec<Job> = (0..43).map(|n| job(n, None)).collect();
+        batch.push(job(
+            100,
+            Some(Expected {
+                name: "b".into(),
+                stamp: stamp(3),
+            }),
+        ));
+        batch.push(job(
+            101,
+            Some(Expected {
+                name: "b".into(),
+                stamp: stamp(2),
+            }),
+        ));
+        batch.push(job(
+            102,
+            Some(Expected {
+                name: "gone".into(),
+                stamp: stamp(3),
+            }),
+        ));
+        let mut conn = None;
+        let current = commit(&store, &mut conn, &batch).unwrap();
+        assert!(current[..44].iter().all(|c| *c));
+        assert_eq!(&current[44..], &[false, false]);
+        let rows = store
+            .audit(&AuditFilter {
+                limit: 100,
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        let ids: Vec<&str> = rows.iter().rev().map(|r| r.request_id.as_str()).collect();
+        let mut expected: Vec<String> = (0..43).map(|n| format!("r{n}")).collect();
+        expected.push("r100".into());
+        assert_eq!(ids, expected);
+    }
+}

@@ -57,15 +57,48 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-/// Writes audit records in one statement: all or none.
+/// Writes audit records, all or none. PostgreSQL takes them in one statement. SQLite
+/// takes them in chunks of fixed sizes (32, 8, 2, 1 rows), one statement each in one
+/// transaction, so every statement is prepared once and reused: preparing a new
+/// multi-row statement for each batch cost more than inserting it.
 pub fn insert_audit(conn: &mut StoreConnection, rows: &[NewAuditRow]) -> Result<()> {
-    let insert = diesel::insert_into(a::audit_log).values(rows);
     match conn {
-        StoreConnection::Sqlite(conn) => insert.execute(conn)?,
-        StoreConnection::Postgresql(conn) => insert.execute(conn)?,
+        StoreConnection::Postgresql(conn) => {
+            diesel::insert_into(a::audit_log)
+                .values(rows)
+                .execute(conn)?;
+        }
+        StoreConnection::Sqlite(conn) => {
+            conn.transaction::<_, diesel::result::Error, _>(|conn| {
+                let mut rest = rows;
+                while !rest.is_empty() {
+                    rest = match rest.len() {
+                        32.. => insert_chunk::<32>(conn, rest)?,
+                        8.. => insert_chunk::<8>(conn, rest)?,
+                        2.. => insert_chunk::<2>(conn, rest)?,
+                        _ => insert_chunk::<1>(conn, rest)?,
+                    };
+                }
+                Ok(())
+            })?;
+        }
         StoreConnection::Mysql(_) => return Err(super::not_a_store()),
-    };
+    }
     Ok(())
+}
+
+/// Inserts the first `N` rows with a statement of a fixed shape (cached by diesel);
+/// returns the rest.
+fn insert_chunk<'a, const N: usize>(
+    conn: &mut diesel::SqliteConnection,
+    rows: &'a [NewAuditRow],
+) -> QueryResult<&'a [NewAuditRow]> {
+    let (chunk, rest) = rows.split_at(N);
+    let chunk: &[NewAuditRow; N] = chunk.try_into().expect("split at N");
+    diesel::insert_into(a::audit_log)
+        .values(chunk)
+        .execute(conn)?;
+    Ok(rest)
 }
 
 impl Store {

@@ -57,7 +57,7 @@ pub fn block_stamps(
                     b::blocks
                         .filter(b::name.eq(name))
                         .select(columns)
-                        .first(conn)
+                        .get_result(conn)
                         .optional()?,
                 );
             }
