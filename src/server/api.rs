@@ -3,6 +3,8 @@
 //! whether a block exists), runs diesel work on the blocking pool, and records secret
 //! reads and changes in the audit log before it answers.
 
+use std::sync::Arc;
+
 use rocket::data::Data;
 use rocket::http::{ContentType, Status};
 use rocket::{FromForm, delete, get, post, put};
@@ -12,8 +14,6 @@ use serde_json::{Value, json};
 use super::cache::Kept;
 use super::http::{ApiError, ApiResult, Ctx, Json, json_body};
 use super::{State, blocking};
-use std::sync::Arc;
-
 use crate::audit::{AuditEvent, Expected};
 use crate::auth::{Actor, Permission};
 use crate::error::Error;

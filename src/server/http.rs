@@ -158,9 +158,7 @@ impl<'r> Responder<'r, 'static> for Json {
                 let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
                 res.sized_body(text.len(), std::io::Cursor::new(text))
             }
-            Body::Rendered(text) => {
-                res.sized_body(text.0.len(), std::io::Cursor::new(text.clone()))
-            }
+            Body::Rendered(text) => res.sized_body(text.0.len(), std::io::Cursor::new(text)),
         };
         for h in self.headers {
             res.header(h);
@@ -240,7 +238,7 @@ fn too_large() -> ApiError {
 pub struct Ctx {
     pub request_id: String,
     pub if_match: Option<String>,
-    pub caller: Result<std::sync::Arc<Actor>, Error>,
+    pub caller: Result<Arc<Actor>, Error>,
 }
 
 impl Ctx {
