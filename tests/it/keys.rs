@@ -246,15 +246,24 @@ fn master_key_in_the_os_keyring() {
     let script = format!(
         r#"set -e
 eval "$(printf 'blockyard-test' | gnome-keyring-daemon --unlock --components=secrets)"
+# --start before the login keyring exists makes the daemon prompt for a new default
+# keyring, which fails headless (seen once in CI under load).
+for _ in $(seq 1 300); do
+  [ -f "$HOME/.local/share/keyrings/login.keyring" ] && break
+  sleep 0.1
+done
 eval "$(printf 'blockyard-test' | gnome-keyring-daemon --start --components=secrets)"
 # Wait until the default collection is there and unlocked (the daemon sets it up
 # asynchronously; asking earlier makes it try to prompt, which fails headless).
-for _ in $(seq 1 100); do
+unlocked=
+for _ in $(seq 1 300); do
   dbus-send --session --print-reply --dest=org.freedesktop.secrets \
     /org/freedesktop/secrets/aliases/default org.freedesktop.DBus.Properties.Get \
-    string:org.freedesktop.Secret.Collection string:Locked 2>/dev/null | grep -q 'boolean false' && break
+    string:org.freedesktop.Secret.Collection string:Locked 2>/dev/null | grep -q 'boolean false' \
+    && {{ unlocked=1; break; }}
   sleep 0.1
 done
+[ -n "$unlocked" ] || {{ echo "setup: the default keyring collection never unlocked" >&2; exit 1; }}
 B='{bin}'
 "$B" init --key-source keyring
 "$B" block create k1 --type secret --password-stdin <<< 'keyring-held-secret'
