@@ -1,9 +1,9 @@
 //! Rows of blocks and their versions, with optimistic concurrency on updates.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-
-use std::collections::HashMap;
 
 use super::schema::{block_versions::dsl as v, blocks::dsl as b};
 use super::{Store, StoreConnection};
