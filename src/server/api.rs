@@ -124,8 +124,9 @@ pub(super) async fn audited<T>(
     result
 }
 
-fn block_response(block: &Block, reveal: bool, status: Status) -> Json {
-    Json::new(status, block.to_json(reveal)).header("ETag", format!("\"{}\"", block.version))
+/// A block just written: its masked view, with its version as the ETag.
+fn block_response(block: &Block, status: Status) -> Json {
+    Json::new(status, block.to_json(false)).etag(block.version)
 }
 
 #[derive(FromForm)]
@@ -185,8 +186,7 @@ pub async fn get_block(
         return Err(forbidden(actor, "reading this block's secrets"));
     }
     let kept = read_block(state, &ctx, actor, &name, reveal).await?;
-    Ok(Json::rendered(Status::Ok, kept.view(reveal))
-        .header("ETag", format!("\"{}\"", kept.block.version)))
+    Ok(Json::rendered(Status::Ok, kept.view(reveal)).etag(kept.block.version))
 }
 
 /// Reads a block for a caller already allowed to (with its secrets if `reveal`; that
@@ -266,7 +266,7 @@ pub async fn create_block(
     };
     let result = blocking(move || registry.create_block(new)).await;
     let block = audited(state, &ctx, actor, "create", name.as_str(), result).await?;
-    Ok(block_response(&block, false, Status::Created))
+    Ok(block_response(&block, Status::Created))
 }
 
 #[derive(Deserialize)]
@@ -300,9 +300,8 @@ pub async fn update_block(
         registry.update_block(&target, doc, Some(expected.unwrap_or(current.version)))
     })
     .await;
-    state.blocks.forget(&name);
     let block = audited(state, &ctx, actor, "update", &name, result).await?;
-    Ok(block_response(&block, false, Status::Ok))
+    Ok(block_response(&block, Status::Ok))
 }
 
 #[derive(Deserialize)]
@@ -333,9 +332,8 @@ pub async fn rename_block(
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking(move || registry.rename_block(&target, &new_name, expected)).await;
-    state.blocks.forget(&name);
     let block = audited(state, &ctx, actor, "rename", &name, result).await?;
-    Ok(block_response(&block, false, Status::Ok))
+    Ok(block_response(&block, Status::Ok))
 }
 
 #[delete("/blocks/<name>")]
@@ -350,7 +348,6 @@ pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) ->
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking(move || registry.delete_block(&target, expected)).await;
-    state.blocks.forget(&name);
     let block = audited(state, &ctx, actor, "delete", &name, result).await?;
     Ok(Json::ok(
         json!({"deleted": block.name, "id": block.id, "version": block.version}),

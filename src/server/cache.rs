@@ -82,8 +82,7 @@ impl BlockCache {
             return;
         }
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&block.name) {
-            let ttl = self.ttl;
-            entries.retain(|_, entry| entry.at.elapsed() < ttl);
+            drop_expired(&mut entries, self.ttl);
             if entries.len() >= MAX_ENTRIES {
                 return;
             }
@@ -97,7 +96,7 @@ impl BlockCache {
         );
     }
 
-    /// Forgets `name` (it changed, or the store no longer holds the kept stamp).
+    /// Forgets `name` (the store no longer holds the kept stamp).
     pub fn forget(&self, name: &str) {
         self.entries
             .write()
@@ -108,12 +107,13 @@ impl BlockCache {
     /// Drops expired entries (called now and then, so opened secrets do not outlive
     /// their time to live in an idle server).
     pub fn sweep(&self) {
-        let ttl = self.ttl;
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, entry| entry.at.elapsed() < ttl);
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        drop_expired(&mut entries, self.ttl);
     }
+}
+
+fn drop_expired(entries: &mut HashMap<String, Entry>, ttl: Duration) {
+    entries.retain(|_, entry| entry.at.elapsed() < ttl);
 }
 
 #[cfg(test)]

@@ -147,6 +147,11 @@ impl Json {
         self.headers.push(Header::new(name, value));
         self
     }
+
+    /// The `ETag` of a block at `version` (what `If-Match` sends back).
+    pub fn etag(self, version: i64) -> Self {
+        self.header("ETag", format!("\"{version}\""))
+    }
 }
 
 impl<'r> Responder<'r, 'static> for Json {
