@@ -24,22 +24,65 @@ impl Backend {
             Backend::Sqlite => "sqlite",
         }
     }
+
+    /// Whether this build can connect to the backend: each one is a cargo feature
+    /// (`sqlite`, `postgres`, `mysql`).
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Backend::Postgres => cfg!(feature = "postgres"),
+            Backend::Mysql => cfg!(feature = "mysql"),
+            Backend::Sqlite => cfg!(feature = "sqlite"),
+        }
+    }
+
+    /// `Ok` when this build can connect to the backend, else the one-line
+    /// `UNSUPPORTED_DRIVER` error that says how to rebuild.
+    pub fn ensure_compiled(self) -> crate::error::Result<()> {
+        if self.is_compiled() {
+            return Ok(());
+        }
+        Err(crate::error::Error::UnsupportedDriver(not_compiled(self)))
+    }
+}
+
+fn not_compiled(backend: Backend) -> String {
+    let (name, needs) = match backend {
+        Backend::Postgres => (
+            "PostgreSQL",
+            "bundles libpq; needs a C compiler and libssl-dev",
+        ),
+        Backend::Mysql => ("MySQL", "needs libmariadb-dev"),
+        Backend::Sqlite => ("SQLite", "bundles SQLite; needs a C compiler"),
+    };
+    format!(
+        "this build has no {name} support; rebuild with --features {} ({needs})",
+        backend.as_str()
+    )
 }
 
 /// A connection to any supported backend. The store uses it (SQLite or PostgreSQL) and
 /// so does [`crate::Registry::any_pool`] for blocks.
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
+    #[cfg(feature = "postgres")]
     Postgresql(diesel::PgConnection),
+    #[cfg(feature = "mysql")]
     Mysql(diesel::MysqlConnection),
+    #[cfg(feature = "sqlite")]
     Sqlite(diesel::SqliteConnection),
 }
+
+#[cfg(not(feature = "sqlite"))]
+compile_error!("Blockyard needs the `sqlite` feature: SQLite is its default, embedded store");
 
 impl AnyConnection {
     pub fn backend(&self) -> Backend {
         match self {
+            #[cfg(feature = "postgres")]
             AnyConnection::Postgresql(_) => Backend::Postgres,
+            #[cfg(feature = "mysql")]
             AnyConnection::Mysql(_) => Backend::Mysql,
+            #[cfg(feature = "sqlite")]
             AnyConnection::Sqlite(_) => Backend::Sqlite,
         }
     }
@@ -54,6 +97,10 @@ pub trait Connect: R2D2Connection + Sized + Send + 'static {
     fn connect(backend: Backend, target: &str) -> ConnectionResult<Self>;
 }
 
+fn not_compiled_error(backend: Backend) -> ConnectionError {
+    ConnectionError::BadConnection(not_compiled(backend))
+}
+
 fn mismatch(backend: Backend) -> ConnectionError {
     ConnectionError::BadConnection(format!(
         "this connection type cannot connect to {}",
@@ -62,6 +109,7 @@ fn mismatch(backend: Backend) -> ConnectionError {
 }
 
 /// SQLite settings for every connection: wait for a busy writer instead of failing.
+#[cfg(feature = "sqlite")]
 fn open_sqlite(target: &str) -> ConnectionResult<diesel::SqliteConnection> {
     let mut conn = diesel::SqliteConnection::establish(target)?;
     conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
@@ -69,6 +117,7 @@ fn open_sqlite(target: &str) -> ConnectionResult<diesel::SqliteConnection> {
     Ok(conn)
 }
 
+#[cfg(feature = "postgres")]
 impl Connect for diesel::PgConnection {
     fn supports(backend: Backend) -> bool {
         backend == Backend::Postgres
@@ -81,6 +130,7 @@ impl Connect for diesel::PgConnection {
     }
 }
 
+#[cfg(feature = "mysql")]
 impl Connect for diesel::MysqlConnection {
     fn supports(backend: Backend) -> bool {
         backend == Backend::Mysql
@@ -93,6 +143,7 @@ impl Connect for diesel::MysqlConnection {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl Connect for diesel::SqliteConnection {
     fn supports(backend: Backend) -> bool {
         backend == Backend::Sqlite
@@ -110,12 +161,18 @@ impl Connect for AnyConnection {
         true
     }
     fn connect(backend: Backend, target: &str) -> ConnectionResult<Self> {
+        let _ = target;
         Ok(match backend {
+            #[cfg(feature = "postgres")]
             Backend::Postgres => {
                 AnyConnection::Postgresql(diesel::PgConnection::establish(target)?)
             }
+            #[cfg(feature = "mysql")]
             Backend::Mysql => AnyConnection::Mysql(diesel::MysqlConnection::establish(target)?),
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite => AnyConnection::Sqlite(open_sqlite(target)?),
+            #[allow(unreachable_patterns)]
+            other => return Err(not_compiled_error(other)),
         })
     }
 }

@@ -280,6 +280,7 @@ impl PoolCache {
         let block = loader(name)?;
         let info = connection_info(&block)?;
         let driver = info.driver()?;
+        driver.backend().ensure_compiled()?;
         if !C::supports(driver.backend()) {
             return Err(Error::UnsupportedDriver(format!(
                 "block {name:?} uses driver {driver} ({} backend); ask for a pool of that \

@@ -53,6 +53,7 @@ struct TextRow {
 /// contains the password.
 pub fn connect(info: &ConnectionInfo, timeout: Duration) -> Result<AnyConnection> {
     let backend = info.driver()?.backend();
+    backend.ensure_compiled()?;
     let mut url = info.connection_url()?;
     if backend == Backend::Postgres && !info.query.contains_key("connect_timeout") {
         // libpq's own limit (whole seconds, at least 2) keeps a dead host from lingering.

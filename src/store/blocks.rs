@@ -43,6 +43,7 @@ pub fn block_stamps(
 ) -> Result<HashMap<String, BlockStamp>> {
     let columns = (b::name, (b::id, b::version, b::updated_at));
     let rows: Vec<(String, BlockStamp)> = match conn {
+        #[cfg(feature = "postgres")]
         StoreConnection::Postgresql(conn) => b::blocks
             .filter(b::name.eq_any(names))
             .select(columns)
@@ -63,7 +64,8 @@ pub fn block_stamps(
             }
             rows
         }
-        StoreConnection::Mysql(_) => return Err(super::not_a_store()),
+        #[allow(unreachable_patterns)]
+        _ => return Err(super::not_a_store()),
     };
     Ok(rows.into_iter().collect())
 }

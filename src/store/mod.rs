@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(5);
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Opens connections of the backend a [`StoreUrl`] names (never by trial and error,
@@ -125,6 +126,7 @@ pub(crate) type Conn = PooledConnection<StoreManager>;
 impl Store {
     /// Builds the pool without connecting; the first query connects.
     pub fn open(url: StoreUrl, options: &PoolOptions) -> Result<Self> {
+        url.backend().ensure_compiled()?;
         if let StoreUrl::Sqlite(path) = &url
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
@@ -194,8 +196,10 @@ impl Store {
         let mut conn = self.conn()?;
         let (applied, pending) = match &mut *conn {
             StoreConnection::Sqlite(c) => migration_names(c, SQLITE_MIGRATIONS)?,
+            #[cfg(feature = "postgres")]
             StoreConnection::Postgresql(c) => migration_names(c, POSTGRES_MIGRATIONS)?,
-            StoreConnection::Mysql(_) => return Err(not_a_store()),
+            #[allow(unreachable_patterns)]
+            _ => return Err(not_a_store()),
         };
         Ok(MigrationStatus { applied, pending })
     }
@@ -205,8 +209,10 @@ impl Store {
         let mut conn = self.conn()?;
         let done = match &mut *conn {
             StoreConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+            #[cfg(feature = "postgres")]
             StoreConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
-            StoreConnection::Mysql(_) => return Err(not_a_store()),
+            #[allow(unreachable_patterns)]
+            _ => return Err(not_a_store()),
         }
         .map_err(|err| Error::Store(format!("migration failed: {err}")))?;
         Ok(done.iter().map(ToString::to_string).collect())

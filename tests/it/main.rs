@@ -7,6 +7,8 @@ mod bad_input;
 mod blocks;
 mod connect;
 mod keys;
+#[cfg(feature = "mysql")]
+mod mysql;
 mod secrets;
 mod server;
 
