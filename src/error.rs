@@ -42,13 +42,13 @@ pub enum Error {
     #[error("block type {0:?} already exists")]
     BlockTypeAlreadyExists(String),
 
-    #[error("invalid block data: {0}")]
+    #[error("{0}")]
     InvalidBlockData(String),
 
-    #[error("invalid input: {0}")]
+    #[error("{0}")]
     InvalidInput(String),
 
-    #[error("invalid database URL: {0}")]
+    #[error("{0}")]
     InvalidDatabaseUrl(String),
 
     #[error("{0}")]
@@ -66,20 +66,23 @@ pub enum Error {
     #[error("{0}")]
     DecryptionFailed(String),
 
-    #[error("keyring error: {0}")]
+    #[error("the OS keyring: {0}")]
     Keyring(String),
 
     #[error("the store is not migrated ({0}); run `blockyard database migrate`")]
     StoreNotMigrated(String),
 
-    #[error("store unavailable: {0}")]
+    #[error("{0}")]
     StoreUnavailable(String),
 
-    #[error("store error: {0}")]
+    #[error("the store: {0}")]
     Store(String),
 
-    #[error("configuration error: {0}")]
+    #[error("{0}")]
     Config(String),
+
+    #[error("{0}")]
+    AddressUnavailable(String),
 
     #[error("{0}")]
     UnsupportedDriver(String),
@@ -96,10 +99,10 @@ pub enum Error {
     #[error("{0}")]
     RequirementNotMet(String),
 
-    #[error("unauthorized: {0}")]
+    #[error("{0}")]
     Unauthorized(String),
 
-    #[error("forbidden: {0}")]
+    #[error("{0}")]
     Forbidden(String),
 
     #[error("the audit log cannot be written, so nothing is returned: {0}")]
@@ -107,6 +110,15 @@ pub enum Error {
 
     #[error("{message}")]
     Remote { code: String, message: String },
+
+    /// `exec` could not start its program (exit 127 when it is not found, 126 when it
+    /// cannot be run), as shells do.
+    #[error("cannot run {program}: {source}")]
+    Exec {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("{context}: {source}")]
     Io {
@@ -140,6 +152,11 @@ impl Error {
             Error::Store(_) => "STORE_ERROR",
             Error::Config(_) => "CONFIG_ERROR",
             Error::Io { .. } => "IO_ERROR",
+            Error::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                "PROGRAM_NOT_FOUND"
+            }
+            Error::Exec { .. } => "PROGRAM_NOT_EXECUTABLE",
+            Error::AddressUnavailable(_) => "ADDRESS_UNAVAILABLE",
             Error::UnsupportedDriver(_) => "UNSUPPORTED_DRIVER",
             Error::NotAConnection { .. } => "NOT_A_CONNECTION",
             Error::Connect { kind, .. } => kind.code(),
@@ -148,6 +165,16 @@ impl Error {
             Error::Forbidden(_) => "FORBIDDEN",
             Error::AuditUnavailable(_) => "AUDIT_UNAVAILABLE",
             Error::Remote { code, .. } => remote_code(code),
+        }
+    }
+
+    /// The process exit code for this error: 1, or what a shell uses when a program
+    /// cannot be run (127 not found, 126 not executable).
+    pub fn exit_code(&self) -> u8 {
+        match self.code() {
+            "PROGRAM_NOT_FOUND" => 127,
+            "PROGRAM_NOT_EXECUTABLE" => 126,
+            _ => 1,
         }
     }
 

@@ -1,19 +1,58 @@
 //! The `blockyard` binary: parses the command line and maps errors to exit codes
-//! (0 ok, 1 failure, 2 usage).
+//! (0 ok, 1 failure, 2 usage; `exec` passes its program's code through).
 
 use std::process::ExitCode;
 
-use blockyard::cli::{Cli, run};
+use blockyard::cli::{Cli, OutputFormat, print_error, print_usage_error, run};
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     let format = cli.global.output;
     match run(cli, std::env::vars().collect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            blockyard::cli::print_error(format, &err);
-            ExitCode::from(1)
+            print_error(format, &err);
+            ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// `--help` and `--version` print as usual; a usage error is clap's text, or with JSON
+/// output (`-o json` anywhere, or BLOCKYARD_OUTPUT=json) the JSON error shape; exit 2.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = json_requested(
+        std::env::args().skip(1),
+        std::env::var("BLOCKYARD_OUTPUT").ok(),
+    );
+    let informational = matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    );
+    if informational || !json {
+        err.exit()
+    }
+    print_usage_error(OutputFormat::Json, &err);
+    ExitCode::from(2)
+}
+
+/// Whether the (unparsed) command line or the environment asks for JSON output.
+fn json_requested(args: impl Iterator<Item = String>, env: Option<String>) -> bool {
+    let mut format = env;
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "-o" || arg == "--output" {
+            format = args.next();
+        } else if let Some(v) = arg.strip_prefix("--output=").or(arg.strip_prefix("-o")) {
+            format = Some(v.trim_start_matches('=').to_owned());
+        }
+    }
+    format.is_some_and(|f| f.eq_ignore_ascii_case("json"))
 }

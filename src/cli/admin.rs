@@ -20,9 +20,13 @@ pub enum TypeCommand {
     #[command(visible_alias = "list")]
     Ls,
     /// Show a type's fields (JSON Schema) and which of them are secret.
-    Inspect { slug: String },
+    Inspect {
+        /// The type's slug, e.g. sqlalchemy-connector (`blockyard type ls`).
+        slug: String,
+    },
     /// Register a block type from a JSON file (same shape as the files in blocks/).
     Register {
+        /// A JSON file: slug, name, JSON Schema, secret fields (see blocks/*.json).
         file: PathBuf,
         /// Replace a registered type of the same slug.
         #[arg(long)]

@@ -64,6 +64,7 @@ pub enum BlockCommand {
     /// Show one block; secrets are masked unless --show-secrets.
     #[command(visible_alias = "show")]
     Inspect {
+        /// The block to show.
         name: String,
         /// Show secret values in clear.
         #[arg(long)]
@@ -71,6 +72,7 @@ pub enum BlockCommand {
     },
     /// Change fields of a block (read, edit, write back if nobody changed it meanwhile).
     Update {
+        /// The block to change.
         name: String,
         /// Remove a field.
         #[arg(long, value_name = "PATH")]
@@ -84,25 +86,34 @@ pub enum BlockCommand {
     /// Rename a block; its id, data and history are kept.
     #[command(visible_alias = "mv")]
     Rename {
+        /// The block to rename.
         name: String,
+        /// Its new name (same rules as for create).
         new_name: String,
+        /// Fail (VERSION_CONFLICT) unless the block is at this version.
         #[arg(long, value_name = "N")]
         if_version: Option<i64>,
     },
     /// Delete a block and its history.
     #[command(visible_alias = "rm")]
     Delete {
+        /// The block to delete.
         name: String,
+        /// Fail (VERSION_CONFLICT) unless the block is at this version.
         #[arg(long, value_name = "N")]
         if_version: Option<i64>,
     },
     /// List every kept version of a block (secrets masked).
-    History { name: String },
+    History {
+        /// The block whose versions to list.
+        name: String,
+    },
     /// Connect to the block's database: report the server version, round-trip latency
     /// and whether the block's `requires` are met. Fails (exit 1) with the reason:
     /// HOST_UNREACHABLE, AUTHENTICATION_FAILED, DATABASE_NOT_FOUND, TLS_ERROR,
     /// CONNECTION_TIMEOUT, UNSUPPORTED_DRIVER or REQUIREMENT_NOT_MET.
     Test {
+        /// The block to connect with.
         name: String,
         /// Give up connecting after this long (e.g. 5s, 500ms).
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -114,6 +125,7 @@ pub enum BlockCommand {
     ///          postgresql://databot:********@localhost:26257/sage
     #[command(verbatim_doc_comment)]
     Url {
+        /// The block whose URL to print.
         name: String,
         /// Show the password (percent-encoded) in the URL.
         #[arg(long)]
@@ -127,7 +139,10 @@ pub enum BlockCommand {
     ///   blockyard block env crdb-sage --format libpq
     #[command(verbatim_doc_comment)]
     Env {
+        /// The block whose connection to print.
         name: String,
+        /// Which variables: dotenv (DATABASE_URL, DATABASE_HOST, ...), shell (the same as
+        /// export lines), libpq (PGHOST, PGPORT, ...), mysql (MYSQL_HOST, ...).
         #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
         format: EnvFormat,
         /// Variable prefix for dotenv and shell (default DATABASE: DATABASE_HOST, ...).

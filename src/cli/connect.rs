@@ -31,7 +31,7 @@ pub fn test(registry: &Registry, name: &str, timeout: Duration, out: &Printer) -
                 .requirements
                 .iter()
                 .filter(|r| !r.ok)
-                .map(|r| format!("{} (found {})", r.requirement, r.found))
+                .map(|r| format!("{}: {}", r.requirement, r.found))
                 .collect();
             Err(Error::RequirementNotMet(format!(
                 "block {name:?} connects, but its database does not meet: {}",
@@ -132,17 +132,18 @@ pub fn exec(registry: &Registry, args: ExecArgs) -> Result<()> {
 fn run_replacing(mut command: std::process::Command, program: &OsString) -> Result<()> {
     use std::os::unix::process::CommandExt;
     // exec replaces this process: exit code and signals are the program's own.
-    let err = command.exec();
-    Err(Error::io(
-        format!("cannot run {}", program.to_string_lossy()),
-        err,
-    ))
+    let source = command.exec();
+    Err(Error::Exec {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    })
 }
 
 #[cfg(not(unix))]
 fn run_replacing(mut command: std::process::Command, program: &OsString) -> Result<()> {
-    let status = command
-        .status()
-        .map_err(|err| Error::io(format!("cannot run {}", program.to_string_lossy()), err))?;
+    let status = command.status().map_err(|source| Error::Exec {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    })?;
     std::process::exit(status.code().unwrap_or(1));
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod blocks;
 mod connect;
+mod docs;
 mod input;
 mod output;
 mod server;
@@ -16,7 +17,15 @@ use crate::config::{Config, Settings, Sources};
 use crate::error::Result;
 use crate::registry::{InitReport, Registry};
 
-pub use output::{OutputFormat, print_error};
+pub use output::{OutputFormat, print_error, print_usage_error};
+
+/// `blockyard --version`: the crate version and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BLOCKYARD_GIT_COMMIT"),
+    ")"
+);
 
 /// Blockyard: a registry of named connection blocks, stored encrypted.
 ///
@@ -27,7 +36,7 @@ pub use output::{OutputFormat, print_error};
 #[derive(Debug, Parser)]
 #[command(
     name = "blockyard",
-    version,
+    version = VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
@@ -41,31 +50,63 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Output format: tables for people, JSON for scripts.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table, env = "BLOCKYARD_OUTPUT")]
+    #[arg(long, short = 'o', global = true, help_heading = "Global options", value_enum, default_value_t = OutputFormat::Table, env = "BLOCKYARD_OUTPUT", hide_env_values = true)]
     pub output: OutputFormat,
     /// Store URL: a path or sqlite:///path (default: blockyard.db in the data directory),
     /// or postgres://user@host/db.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "URL"
+    )]
     pub database_url: Option<String>,
     /// Directory for the default SQLite store and key file [env: BLOCKYARD_DATA_DIR].
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
     pub data_dir: Option<PathBuf>,
     /// Master key file (created 0600 on first use) [env: BLOCKYARD_KEY_FILE].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub key_file: Option<PathBuf>,
     /// Where the master key lives when no key file or BLOCKYARD_MASTER_KEY is given.
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum)]
     pub key_source: Option<KeySourceArg>,
     /// TOML config file [env: BLOCKYARD_CONFIG; default: ~/.config/blockyard/config.toml].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Remote mode: use the Blockyard server at this URL instead of a local store
     /// (block and type commands, block test/url/env, exec) [env: BLOCKYARD_URL].
-    #[arg(long, global = true, value_name = "URL", visible_alias = "remote")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "URL",
+        visible_alias = "remote"
+    )]
     pub server_url: Option<String>,
     /// API token for --server-url [env: BLOCKYARD_TOKEN; prefer the variable: flags show up
     /// in `ps`].
-    #[arg(long, global = true, value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 }
 
@@ -118,11 +159,40 @@ pub enum Command {
     /// The audit log of secret reads and changes made over HTTP.
     #[command(subcommand)]
     Audit(server::AuditCommand),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   blockyard completions bash > /etc/bash_completion.d/blockyard
+    ///   blockyard completions zsh > "${fpath[1]}/_blockyard"
+    ///   blockyard completions fish > ~/.config/fish/completions/blockyard.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a directory.
+    ///
+    /// Examples:
+    ///   blockyard man > blockyard.1 && man ./blockyard.1
+    ///   blockyard man --dir /usr/local/share/man/man1
+    #[command(verbatim_doc_comment)]
+    Man {
+        /// Write blockyard.1, blockyard-block.1, blockyard-block-create.1, ... here.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs a parsed command line; `env` is the process environment.
 pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<()> {
     let out = output::Printer::new(cli.global.output);
+    // Commands that need no configuration and no store.
+    match &cli.command {
+        Command::Completions { shell } => return docs::completions(*shell),
+        Command::Man { dir } => return docs::man(dir.as_deref()),
+        Command::Key(admin::KeyCommand::Generate) => return admin::generate_key(&out),
+        _ => {}
+    }
     let config = Config::load(Sources {
         flags: Settings {
             data_dir: cli.global.data_dir,
@@ -146,6 +216,7 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         config.remote = None;
     }
     match cli.command {
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::Key(admin::KeyCommand::Generate) => admin::generate_key(&out),
         Command::Database(cmd) => admin::database(cmd, config, &out),
         Command::Init => {

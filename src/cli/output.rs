@@ -26,11 +26,11 @@ impl Printer {
     /// Prints `value` as JSON, or `human()` for people.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         match self.format {
-            OutputFormat::Json => println!("{}", to_json(value)),
+            OutputFormat::Json => write_stdout(&to_json(value)),
             OutputFormat::Table => {
                 let text = human();
                 if !text.is_empty() {
-                    println!("{}", text.trim_end());
+                    write_stdout(text.trim_end());
                 }
             }
         }
@@ -39,6 +39,21 @@ impl Printer {
     /// A message for people, on stderr so it never mixes with JSON on stdout.
     pub fn notice(&self, message: &str) {
         eprintln!("{message}");
+    }
+}
+
+/// Writes a line to stdout. When the reader has gone (`blockyard block ls | head -1`),
+/// stops quietly with exit code 0, as Unix tools do, instead of panicking.
+fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    if let Err(err) = written {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error[IO_ERROR]: writing to stdout: {err}");
+        std::process::exit(1);
     }
 }
 
@@ -69,6 +84,26 @@ pub fn details(rows: &[(&str, String)]) -> String {
 
 pub fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+/// Prints a command-line usage error in the API's JSON error shape (`USAGE_ERROR`);
+/// with table output clap prints its own text.
+pub fn print_usage_error(format: OutputFormat, err: &clap::Error) {
+    let text = err.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    match format {
+        OutputFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({"error": {"code": "USAGE_ERROR", "message": message}})
+        ),
+        OutputFormat::Table => eprintln!("error[USAGE_ERROR]: {message}"),
+    }
 }
 
 /// Prints an error on stderr: one line for people, or the API's JSON error shape.

@@ -100,7 +100,19 @@ fn distinct_lines(message: &str) -> String {
             seen.push(line);
         }
     }
-    seen.join(" ")
+    // Join as sentences: "Connection refused. Is the server running ...?"
+    let mut text = String::new();
+    for line in seen {
+        if !text.is_empty() {
+            text.push_str(if text.ends_with(['.', '?', '!', ':', ';']) {
+                " "
+            } else {
+                ". "
+            });
+        }
+        text.push_str(line);
+    }
+    text
 }
 
 /// Removes a password (raw and percent-encoded) from a driver message.
@@ -215,7 +227,9 @@ fn check_requirements(
             ok,
             found: match (ok, report.backend) {
                 (true, _) => "installed".into(),
-                (false, Backend::Postgres) => "missing (CREATE EXTENSION it)".into(),
+                (false, Backend::Postgres) => {
+                    format!("not installed; CREATE EXTENSION {ext} adds it")
+                }
                 (false, _) => "extensions are a PostgreSQL feature".into(),
             },
         });
@@ -246,8 +260,13 @@ pub fn version_matches(version: &str, range: &str) -> Result<bool> {
             .iter()
             .find_map(|op| part.strip_prefix(op).map(|rest| (*op, rest)))
             .unwrap_or(("=", part));
+        let rest = rest.trim();
         let want = numeric_version(rest);
-        if want.is_empty() {
+        let well_formed = !rest.is_empty()
+            && rest
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if want.is_empty() || !well_formed {
             return Err(Error::InvalidBlockData(format!(
                 "requires.server_version: {range:?} is not a version range such as \">=13\""
             )));
@@ -280,6 +299,7 @@ mod tests {
         assert!(version_matches("15.4", "=15").unwrap());
         assert!(version_matches("3.46.0", "^3").unwrap());
         assert!(version_matches("15", "abc").is_err());
+        assert!(version_matches("15", "13+").is_err());
     }
 
     #[test]

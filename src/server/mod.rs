@@ -172,19 +172,29 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
         .build()
         .map_err(|err| Error::io("starting the server runtime", err))?;
     runtime.block_on(async move {
+        let address = options.address;
+        let port = options.port;
         let rocket = app(registry, &options)?
+            .attach(rocket::fairing::AdHoc::on_liftoff("listening", move |_| {
+                // Logged once the socket is bound, never before.
+                Box::pin(async move {
+                    eprintln!(
+                        "{}",
+                        json!({"ts": crate::time::rfc3339(crate::store::now_millis()),
+                               "event": "listening", "address": address.to_string(), "port": port})
+                    );
+                })
+            }))
             .ignite()
             .await
             .map_err(|err| Error::Config(format!("cannot start the server: {err}")))?;
-        eprintln!(
-            "{}",
-            json!({"ts": crate::time::rfc3339(crate::store::now_millis()), "event": "listening",
-                   "address": options.address.to_string(), "port": options.port})
-        );
-        rocket
-            .launch()
-            .await
-            .map_err(|err| Error::Config(format!("the server stopped: {err}")))?;
+        rocket.launch().await.map_err(|err| match err.kind() {
+            rocket::error::ErrorKind::Bind(source) => Error::AddressUnavailable(format!(
+                "cannot listen on {address}:{port}: {source}; choose another port with \
+                 --port (or BLOCKYARD_PORT), or stop the program using it"
+            )),
+            _ => Error::Config(format!("the server stopped: {err}")),
+        })?;
         Ok(())
     })
 }

@@ -1,0 +1,65 @@
+//! `blockyard completions SHELL` and `blockyard man`: shell completions (clap_complete)
+//! and man pages (clap_mangen) generated from the same clap definitions as the CLI.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use super::Cli;
+use crate::error::{Error, Result};
+
+pub fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut command = Cli::command();
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut command, "blockyard", &mut text);
+    write_stdout(&text)
+}
+
+/// The main page on stdout, or one page per command (and subcommand) in `dir`.
+pub fn man(dir: Option<&Path>) -> Result<()> {
+    let command = Cli::command();
+    match dir {
+        None => {
+            let mut page = Vec::new();
+            render(&command, &mut page)?;
+            write_stdout(&page)
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
+            write_pages(&command, "blockyard", dir)
+        }
+    }
+}
+
+fn write_pages(command: &clap::Command, name: &str, dir: &Path) -> Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone())
+        .title(name.to_owned())
+        .render(&mut page)
+        .map_err(|err| Error::io("rendering the man page", err))?;
+    let path = dir.join(format!("{name}.1"));
+    std::fs::write(&path, page)
+        .map_err(|err| Error::io(format!("writing {}", path.display()), err))?;
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+    }
+    Ok(())
+}
+
+fn render(command: &clap::Command, out: &mut Vec<u8>) -> Result<()> {
+    clap_mangen::Man::new(command.clone())
+        .render(out)
+        .map_err(|err| Error::io("rendering the man page", err))
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("writing to stdout", err))
+        }
+        _ => Ok(()),
+    }
+}
