@@ -64,6 +64,88 @@ impl Secrets {
     }
 }
 
+/// One field that differs between two versions of a block, as `block diff` and
+/// `block history` show it: values of non-secret fields, only "changed" for secrets.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldChange {
+    pub path: String,
+    /// The earlier value (absent when the field was added; `null` for a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    /// The later value (absent when the field was removed; `null` for a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// The fields that differ between two masked documents and their secrets. Secret
+/// values are compared but never returned; without secrets (a remote history) only
+/// the masked documents are compared.
+pub fn changes(
+    before: &Value,
+    before_secrets: Option<&Secrets>,
+    after: &Value,
+    after_secrets: Option<&Secrets>,
+) -> Vec<FieldChange> {
+    let (a, b) = (leaves(before), leaves(after));
+    let mut out: BTreeMap<String, FieldChange> = BTreeMap::new();
+    for path in a.keys().chain(b.keys()) {
+        let (x, y) = (a.get(path), b.get(path));
+        if x != y {
+            let masked = |v: Option<&Value>| v.filter(|v| v.as_str() != Some(MASK)).cloned();
+            let secret = x.or(y).and_then(Value::as_str) == Some(MASK);
+            out.insert(
+                path.clone(),
+                FieldChange {
+                    path: path.clone(),
+                    before: masked(x),
+                    after: masked(y),
+                    secret,
+                },
+            );
+        }
+    }
+    if let (Some(sa), Some(sb)) = (before_secrets, after_secrets) {
+        for key in sa.0.keys().chain(sb.0.keys()) {
+            if sa.0.get(key) != sb.0.get(key) {
+                let path = key.strip_suffix(URL_PASSWORD).unwrap_or(key).to_owned();
+                out.entry(path.clone()).or_insert(FieldChange {
+                    path,
+                    before: sa.0.contains_key(key).then_some(Value::Null),
+                    after: sb.0.contains_key(key).then_some(Value::Null),
+                    secret: true,
+                });
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+/// Every leaf of a document by dotted path (arrays are leaves).
+fn leaves(doc: &Value) -> BTreeMap<String, Value> {
+    fn walk(prefix: &str, node: &Value, out: &mut BTreeMap<String, Value>) {
+        match node {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_owned(), other.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", doc, &mut out);
+    out
+}
+
 /// Reads the value at a dotted path.
 pub fn get_path<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(doc, |node, seg| node.get(seg))

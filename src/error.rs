@@ -14,8 +14,10 @@ use std::fmt;
 /// Result alias used across the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Every failure the library reports.
-#[derive(Debug, thiserror::Error)]
+/// Every failure the library reports. `Display` is one sentence; `Debug` adds the code
+/// (`error[BLOCK_NOT_FOUND]: block "x" not found; ...`), so a flow whose `main` returns
+/// this error prints a line a person can act on, not a dump of the enum.
+#[derive(thiserror::Error)]
 pub enum Error {
     #[error("invalid block name {name:?}: {reason}")]
     InvalidBlockName { name: String, reason: &'static str },
@@ -186,6 +188,12 @@ impl Error {
     }
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error[{}]: {self}", self.code())
+    }
+}
+
 /// Codes a server may send; an unknown one is reported as `REMOTE_ERROR`.
 const REMOTE_CODES: &[&str] = &[
     "INVALID_BLOCK_NAME",
@@ -233,6 +241,17 @@ pub enum ConnectFailure {
 }
 
 impl ConnectFailure {
+    /// Failures that retrying will not fix until something changes (a refused port, a
+    /// wrong password, a missing database): a pool reports them at once.
+    pub fn is_certain(self) -> bool {
+        matches!(
+            self,
+            ConnectFailure::HostUnreachable
+                | ConnectFailure::AuthenticationFailed
+                | ConnectFailure::DatabaseNotFound
+        )
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             ConnectFailure::HostUnreachable => "HOST_UNREACHABLE",

@@ -241,6 +241,7 @@ impl RemoteClient {
                 change: text(&v, "change"),
                 created_at: parse_rfc3339(v["created_at"].as_str().unwrap_or_default()),
                 data: v["data"].clone(),
+                changes: serde_json::from_value(v["changes"].clone()).unwrap_or_default(),
             })
             .collect())
     }

@@ -103,7 +103,22 @@ pub enum BlockCommand {
         #[arg(long, value_name = "N")]
         if_version: Option<i64>,
     },
-    /// List every kept version of a block (secrets masked).
+    /// Show what changed between two versions of a block (secrets only as changed).
+    ///
+    /// Examples:
+    ///   blockyard block diff crdb-sage          # the latest version against the one before
+    ///   blockyard block diff crdb-sage 3        # version 3 against the latest
+    ///   blockyard block diff crdb-sage 2 5
+    #[command(verbatim_doc_comment)]
+    Diff {
+        /// The block to compare versions of.
+        name: String,
+        /// The earlier version (default: the one before V2).
+        v1: Option<i64>,
+        /// The later version (default: the latest).
+        v2: Option<i64>,
+    },
+    /// List every kept version of a block and what each one changed (secrets masked).
     History {
         /// The block whose versions to list.
         name: String,
@@ -256,8 +271,16 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             doc.apply(&ty, &mut document, None)?;
             let expected = Some(if_version.unwrap_or(current.version));
             let block = registry.update_block(&name, document, expected)?;
-            out.emit(&block.to_json(false), || {
-                format!("updated block {} to version {}", block.name, block.version)
+            let unchanged = block.version == current.version;
+            let mut report = block.to_json(false);
+            report["changed"] = Value::Bool(!unchanged);
+            out.emit(&report, || match unchanged {
+                true => format!(
+                    "block {} unchanged: the update changes nothing, so no version was written \
+                     (still version {})",
+                    block.name, block.version
+                ),
+                false => format!("updated block {} to version {}", block.name, block.version),
             });
             Ok(())
         }
@@ -297,21 +320,120 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             let versions = registry.block_history(&name)?;
             out.emit(&versions, || {
                 table(
-                    &["VERSION", "CHANGE", "NAME", "AT", "DATA"],
+                    &["VERSION", "CHANGE", "NAME", "AT", "WHAT CHANGED"],
                     versions.iter().rev().map(|v| {
+                        let what = match v.changes.is_empty() {
+                            true if v.version == 1 => "created".to_owned(),
+                            true => "-".to_owned(),
+                            false => summarize(&v.changes),
+                        };
                         vec![
                             v.version.to_string(),
                             v.change.clone(),
                             v.name.clone(),
                             rfc3339(v.created_at),
-                            compact(&v.data),
+                            what,
                         ]
                     }),
                 )
             });
             Ok(())
         }
+        BlockCommand::Diff { name, v1, v2 } => diff(registry, &name, v1, v2, out),
     }
+}
+
+/// `block diff`: the fields that differ between two kept versions. Non-secret fields
+/// are compared by value; a secret is "changed" when any version in between changed it.
+fn diff(
+    registry: &Registry,
+    name: &str,
+    v1: Option<i64>,
+    v2: Option<i64>,
+    out: &Printer,
+) -> Result<()> {
+    let versions = registry.block_history(name)?;
+    let latest = versions.iter().map(|v| v.version).max().unwrap_or(1);
+    let (v1, v2) = match (v1, v2) {
+        (Some(a), Some(b)) => (a, b),
+        (Some(a), None) => (a, latest),
+        (None, _) => (latest.saturating_sub(1).max(1), latest),
+    };
+    let find = |n: i64| {
+        versions.iter().find(|v| v.version == n).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "block {name:?} has no version {n}; `blockyard block history {name}` lists them"
+            ))
+        })
+    };
+    let (a, b) = (find(v1)?, find(v2)?);
+    let (lo, hi) = (v1.min(v2), v1.max(v2));
+    let mut changes = crate::document::changes(&a.data, None, &b.data, None);
+    for v in versions
+        .iter()
+        .filter(|v| v.version > lo && v.version <= hi)
+    {
+        for c in v.changes.iter().filter(|c| c.secret) {
+            if !changes.iter().any(|x| x.path == c.path) {
+                changes.push(crate::document::FieldChange {
+                    path: c.path.clone(),
+                    before: Some(Value::Null),
+                    after: Some(Value::Null),
+                    secret: true,
+                });
+            }
+        }
+    }
+    changes.sort_by(|x, y| x.path.cmp(&y.path));
+    let report = json!({"name": name, "from": v1, "to": v2, "changes": changes});
+    out.emit(&report, || {
+        if changes.is_empty() {
+            return format!("{name}: versions {v1} and {v2} are the same");
+        }
+        table(
+            &["FIELD", &format!("VERSION {v1}"), &format!("VERSION {v2}")],
+            changes.iter().map(|c| match c.secret {
+                true => vec![
+                    c.path.clone(),
+                    "********".into(),
+                    "******** (changed)".into(),
+                ],
+                false => vec![
+                    c.path.clone(),
+                    shown(c.before.as_ref()),
+                    shown(c.after.as_ref()),
+                ],
+            }),
+        )
+    });
+    Ok(())
+}
+
+fn shown(value: Option<&Value>) -> String {
+    match value {
+        None => "(absent)".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// One line per version for `block history`: each changed field and how.
+fn summarize(changes: &[crate::document::FieldChange]) -> String {
+    changes
+        .iter()
+        .map(|c| match (c.secret, &c.before, &c.after) {
+            (true, _, _) => format!("{} changed (secret)", c.path),
+            (false, None, after) => format!("{} added: {}", c.path, shown(after.as_ref())),
+            (false, before, None) => format!("{} removed (was {})", c.path, shown(before.as_ref())),
+            (false, before, after) => format!(
+                "{}: {} → {}",
+                c.path,
+                shown(before.as_ref()),
+                shown(after.as_ref())
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn describe(block: &Block, reveal: bool) -> String {
@@ -332,12 +454,4 @@ fn describe(block: &Block, reveal: bool) -> String {
     text.push_str("data:\n");
     text.push_str(&pretty(&data));
     text
-}
-
-fn compact(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
 }

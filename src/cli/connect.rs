@@ -123,9 +123,52 @@ pub fn exec(registry: &Registry, args: ExecArgs) -> Result<()> {
         .command
         .split_first()
         .ok_or_else(|| Error::InvalidInput("no program given after --".into()))?;
+    let client_args = client_arguments(program, rest, &info);
+    // The MySQL clients want option-file flags (--defaults-file, --no-defaults) first.
+    let (leading, rest) = rest.split_at(
+        rest.iter()
+            .take_while(|a| {
+                let a = a.to_string_lossy();
+                a.starts_with("--defaults") || a == "--no-defaults"
+            })
+            .count(),
+    );
     let mut command = std::process::Command::new(program);
-    command.args(rest).envs(vars);
+    command
+        .args(leading)
+        .args(client_args)
+        .args(rest)
+        .envs(vars);
     run_replacing(command, program)
+}
+
+/// Arguments the common clients need ahead of the user's own, because they do not read
+/// them from the environment: the MySQL clients ignore MYSQL_USER (and `mysql`
+/// MYSQL_DATABASE), and `sqlite3` takes the database file as an argument. The password
+/// never goes here; it stays in MYSQL_PWD / PGPASSWORD. psql and pg_dump need nothing:
+/// libpq reads every PG* variable.
+fn client_arguments(program: &OsString, rest: &[OsString], info: &ConnectionInfo) -> Vec<OsString> {
+    let name = std::path::Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut args = Vec::new();
+    let user = info.username.as_deref();
+    match name.as_str() {
+        "mysql" | "mariadb" => {
+            args.extend(user.map(|u| format!("--user={u}")));
+            args.push(format!("--database={}", info.database));
+        }
+        "mysqldump" | "mariadb-dump" | "mysqladmin" | "mariadb-admin" | "mysqlshow"
+        | "mariadb-show" | "mysqlcheck" | "mariadb-check" | "mysqlimport" | "mariadb-import" => {
+            args.extend(user.map(|u| format!("--user={u}")));
+        }
+        "sqlite3" if !rest.iter().any(|a| a.to_string_lossy() == info.database) => {
+            args.push(info.database.clone());
+        }
+        _ => {}
+    }
+    args.into_iter().map(OsString::from).collect()
 }
 
 #[cfg(unix)]

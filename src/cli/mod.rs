@@ -138,12 +138,18 @@ pub enum Command {
     /// Run a program with a block's connection in its environment.
     ///
     /// The password is passed in the environment only (PGPASSWORD, MYSQL_PWD), never on
-    /// a command line, and the program's exit code is passed through.
+    /// a command line, and the program's exit code is passed through (127 when the
+    /// program is not found, 126 when it cannot be run). The common clients work as
+    /// written: psql and pg_dump read the PG* variables; mysql and mysqldump get
+    /// --user (and mysql --database) ahead of your arguments, since they ignore
+    /// MYSQL_USER; sqlite3 gets the database file as its first argument.
     ///
     /// Examples:
     ///   blockyard exec crdb-sage -- psql -c 'select 1'
     ///   blockyard exec crdb-sage -- pg_dump -Fc -f backup.dump
-    ///   blockyard exec warehouse -- sh -c 'mysql -u "$MYSQL_USER" "$MYSQL_DATABASE"'
+    ///   blockyard exec warehouse -- mysql -e 'select current_user()'
+    ///   blockyard exec warehouse -- mysqldump warehouse > warehouse.sql
+    ///   blockyard exec local -- sqlite3 'select count(*) from regions'
     ///   blockyard exec crdb-sage --format dotenv --prefix SESAME_DATABASE -- ./run-flow
     #[command(verbatim_doc_comment)]
     Exec(connect::ExecArgs),

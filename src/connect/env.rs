@@ -61,7 +61,7 @@ pub fn variables(
             put(&name("NAME"), Some(info.database.clone()));
             put(&name("USER"), info.username.clone());
             put(&name("PASSWORD"), info.password.clone());
-            put(&name("URL"), Some(info.connection_url()?));
+            put(&name("URL"), Some(info.display_url(true)?));
         }
         EnvFormat::Libpq | EnvFormat::Mysql if prefix.is_some() => {
             return Err(Error::InvalidInput(

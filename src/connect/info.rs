@@ -225,11 +225,16 @@ impl ConnectionInfo {
     }
 
     /// The URL to hand to diesel (password included) — never print it.
+    /// For SQLite it is the file's path, which is what the driver opens.
     pub fn connection_url(&self) -> Result<String> {
+        if self.driver()?.backend() == Backend::Sqlite {
+            return Ok(self.database.clone());
+        }
         self.build_url(true)
     }
 
-    /// The URL with the password masked (or shown, if `reveal`).
+    /// The URL with the password masked (or shown, if `reveal`), as `block url` prints
+    /// it and `block env` exports it (`sqlite:////abs/path` for SQLite, as in SQLAlchemy).
     pub fn display_url(&self, reveal: bool) -> Result<String> {
         self.build_url(reveal)
     }
@@ -238,8 +243,7 @@ impl ConnectionInfo {
         let driver = self.driver()?;
         if driver.backend() == Backend::Sqlite {
             return Ok(match self.database.as_str() {
-                ":memory:" | "" if !reveal => "sqlite://".to_owned(),
-                path if reveal => path.to_owned(),
+                ":memory:" | "" => "sqlite://".to_owned(),
                 path => format!("sqlite:///{path}"),
             });
         }

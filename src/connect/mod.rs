@@ -12,5 +12,5 @@ pub mod probe;
 pub use driver::Driver;
 pub use env::EnvFormat;
 pub use info::ConnectionInfo;
-pub use pool::{BlockManager, BlockPool, PoolSettings, connection_info};
+pub use pool::{BlockConnection, BlockManager, BlockPool, PoolSettings, connection_info};
 pub use probe::{TestReport, test};

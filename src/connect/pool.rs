@@ -19,8 +19,96 @@ use crate::db::{Backend, Connect};
 use crate::error::{ConnectFailure, Error, Result};
 use crate::registry::Block;
 
-/// An r2d2 pool of `C` connections to one block's database.
-pub type BlockPool<C> = r2d2::Pool<BlockManager<C>>;
+/// An r2d2 pool of `C` connections to one block's database. It dereferences to the
+/// r2d2 pool (`state()`, `max_size()`, ...), but [`BlockPool::get`] answers with
+/// Blockyard's classified errors (`AUTHENTICATION_FAILED`, `HOST_UNREACHABLE`, ...),
+/// and does not wait out the pool's timeout when the cause is certain.
+pub struct BlockPool<C: Connect> {
+    pool: r2d2::Pool<BlockManager<C>>,
+    target: Arc<Target>,
+}
+
+/// A connection checked out of a [`BlockPool`]; returned to the pool when dropped.
+pub type BlockConnection<C> = r2d2::PooledConnection<BlockManager<C>>;
+
+impl<C: Connect> Clone for BlockPool<C> {
+    fn clone(&self) -> Self {
+        BlockPool {
+            pool: self.pool.clone(),
+            target: self.target.clone(),
+        }
+    }
+}
+
+impl<C: Connect> fmt::Debug for BlockPool<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlockPool({:?})", self.target.name)
+    }
+}
+
+impl<C: Connect> std::ops::Deref for BlockPool<C> {
+    type Target = r2d2::Pool<BlockManager<C>>;
+    fn deref(&self) -> &Self::Target {
+        &self.pool
+    }
+}
+
+/// How often a waiting `get` looks at the last connection failure.
+const FAILURE_POLL: Duration = Duration::from_millis(25);
+
+impl<C: Connect> BlockPool<C> {
+    /// A connection, within the block's `pool.connection_timeout`. A refused
+    /// connection, a failed authentication or a missing database fails at once with
+    /// its code; anything else is retried until the timeout.
+    pub fn get(&self) -> Result<BlockConnection<C>> {
+        if let Some(conn) = self.pool.try_get() {
+            return Ok(conn);
+        }
+        let started = Instant::now();
+        let timeout = self.pool.connection_timeout();
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            match self.pool.get_timeout(left.min(FAILURE_POLL)) {
+                Ok(conn) => return Ok(conn),
+                Err(err) => {
+                    let failure = self.target.failure_since(started);
+                    match failure {
+                        Some((kind, message)) if kind.is_certain() => {
+                            return Err(Error::Connect { kind, message });
+                        }
+                        _ if started.elapsed() >= timeout => {
+                            return Err(self.timed_out(failure, &err, timeout));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn timed_out(
+        &self,
+        failure: Option<(ConnectFailure, String)>,
+        err: &r2d2::Error,
+        timeout: Duration,
+    ) -> Error {
+        let waited = humantime::format_duration(timeout);
+        match failure {
+            Some((kind, message)) => Error::Connect {
+                kind,
+                message: format!("{message} (retried for {waited})"),
+            },
+            None => Error::Connect {
+                kind: ConnectFailure::Timeout,
+                message: format!(
+                    "no connection to block {:?}'s database within {waited} (pool.connection_timeout): {}",
+                    self.target.name,
+                    self.target.scrub(&err.to_string())
+                ),
+            },
+        }
+    }
+}
 
 /// Pool settings, from the block's optional `pool` object.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,6 +198,10 @@ impl PoolSettings {
 struct Live {
     backend: Backend,
     url: Zeroizing<String>,
+    /// To scrub from driver messages.
+    password: Zeroizing<String>,
+    /// The connection details without the password, to describe failures.
+    info: ConnectionInfo,
     version: i64,
 }
 
@@ -124,9 +216,35 @@ struct Target {
     /// Set when a connection failed authentication: the next `pool(name)` re-reads.
     stale: std::sync::atomic::AtomicBool,
     last_reload: Mutex<Option<Instant>>,
+    /// The last connection failure: when, its kind and its (scrubbed) message.
+    failure: Mutex<Option<(Instant, ConnectFailure, String)>>,
 }
 
 impl Target {
+    fn record_failure(&self, err: &diesel::ConnectionError) {
+        let kind = classify::connection_error(err);
+        let message = {
+            let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+            super::probe::failure_message(kind, &live.info, &err.to_string(), &live.password)
+        };
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), kind, message));
+    }
+
+    /// The last failure if it happened after `since`.
+    fn failure_since(&self, since: Instant) -> Option<(ConnectFailure, String)> {
+        let failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        failure
+            .as_ref()
+            .filter(|(at, _, _)| *at >= since)
+            .map(|(_, kind, message)| (*kind, message.clone()))
+    }
+
+    fn scrub(&self, message: &str) -> String {
+        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+        super::probe::scrub_secret(message, &live.password)
+    }
+
     /// Re-reads the block after an authentication failure (at most once a second);
     /// true if it changed and the connection is worth retrying.
     fn reload_after_auth_failure(&self) -> bool {
@@ -156,10 +274,14 @@ impl Target {
 }
 
 fn live_from_block(block: &Block) -> Result<Live> {
-    let info = connection_info(block)?;
+    let mut info = connection_info(block)?;
+    let url = Zeroizing::new(info.connection_url()?);
+    let password = Zeroizing::new(info.password.take().unwrap_or_default());
     Ok(Live {
         backend: info.driver()?.backend(),
-        url: Zeroizing::new(info.connection_url()?),
+        url,
+        password,
+        info,
         version: block.version,
     })
 }
@@ -205,6 +327,7 @@ impl<C: Connect> ManageConnection for BlockManager<C> {
             }
             other => other,
         }
+        .inspect_err(|err| self.target.record_failure(err))
         .map_err(diesel::r2d2::Error::ConnectionError)
     }
 
@@ -272,9 +395,12 @@ impl PoolCache {
                 .target
                 .stale
                 .load(std::sync::atomic::Ordering::Relaxed)
-            && let Some(pool) = entry.pool.downcast_ref::<BlockPool<C>>()
+            && let Some(pool) = entry.pool.downcast_ref::<r2d2::Pool<BlockManager<C>>>()
         {
-            return Ok(pool.clone());
+            return Ok(BlockPool {
+                pool: pool.clone(),
+                target: entry.target.clone(),
+            });
         }
         let loader = loader();
         let block = loader(name)?;
@@ -305,7 +431,7 @@ impl PoolCache {
             entry.checked = Instant::now();
             if entry.settings == settings
                 && entry.url_fingerprint == url_fingerprint
-                && let Some(pool) = entry.pool.downcast_ref::<BlockPool<C>>()
+                && let Some(pool) = entry.pool.downcast_ref::<r2d2::Pool<BlockManager<C>>>()
             {
                 entry
                     .target
@@ -313,7 +439,10 @@ impl PoolCache {
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .version = block.version;
-                return Ok(pool.clone());
+                return Ok(BlockPool {
+                    pool: pool.clone(),
+                    target: entry.target.clone(),
+                });
             }
             // Holders of the old pool get the new credentials for new connections too.
             let mut old = entry.target.live.write().unwrap_or_else(|e| e.into_inner());
@@ -325,8 +454,9 @@ impl PoolCache {
             loader: loader.clone(),
             stale: false.into(),
             last_reload: Mutex::new(None),
+            failure: Mutex::new(None),
         });
-        let pool: BlockPool<C> = build_pool(
+        let pool = build_pool(
             &settings,
             BlockManager {
                 target: target.clone(),
@@ -337,17 +467,20 @@ impl PoolCache {
             type_id,
             Entry {
                 pool: Box::new(pool.clone()),
-                target,
+                target: target.clone(),
                 settings,
                 url_fingerprint,
                 checked: Instant::now(),
             },
         );
-        Ok(pool)
+        Ok(BlockPool { pool, target })
     }
 }
 
-fn build_pool<C: Connect>(settings: &PoolSettings, manager: BlockManager<C>) -> BlockPool<C> {
+fn build_pool<C: Connect>(
+    settings: &PoolSettings,
+    manager: BlockManager<C>,
+) -> r2d2::Pool<BlockManager<C>> {
     r2d2::Pool::builder()
         .max_size(settings.max_size)
         .min_idle(settings.min_idle)

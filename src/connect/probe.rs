@@ -54,6 +54,9 @@ struct TextRow {
 pub fn connect(info: &ConnectionInfo, timeout: Duration) -> Result<AnyConnection> {
     let backend = info.driver()?.backend();
     backend.ensure_compiled()?;
+    if backend == Backend::Sqlite {
+        sqlite_file_exists(info)?;
+    }
     let mut url = info.connection_url()?;
     if backend == Backend::Postgres && !info.query.contains_key("connect_timeout") {
         // libpq's own limit (whole seconds, at least 2) keeps a dead host from lingering.
@@ -66,18 +69,13 @@ pub fn connect(info: &ConnectionInfo, timeout: Duration) -> Result<AnyConnection
     std::thread::spawn(move || {
         let _ = tx.send(AnyConnection::connect(backend, &url));
     });
-    let scrub = |message: String| scrub_secret(&message, &password);
     match rx.recv_timeout(timeout) {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(err)) => {
             let kind = classify::connection_error(&err);
             Err(Error::Connect {
                 kind,
-                message: format!(
-                    "{}: {}",
-                    describe(kind, info),
-                    scrub(distinct_lines(&err.to_string()))
-                ),
+                message: failure_message(kind, info, &err.to_string(), &password),
             })
         }
         Err(_) => Err(Error::Connect {
@@ -89,6 +87,42 @@ pub fn connect(info: &ConnectionInfo, timeout: Duration) -> Result<AnyConnection
             ),
         }),
     }
+}
+
+/// Testing never creates anything: SQLite would create a missing file (and leave an
+/// empty database behind a typo), so a missing file or directory is reported instead.
+fn sqlite_file_exists(info: &ConnectionInfo) -> Result<()> {
+    let path = std::path::Path::new(&info.database);
+    if info.database.is_empty() || info.database == ":memory:" || path.is_file() {
+        return Ok(());
+    }
+    let missing = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => format!("its directory {} does not exist", dir.display()),
+        _ => "the file does not exist".to_owned(),
+    };
+    Err(Error::Connect {
+        kind: ConnectFailure::DatabaseNotFound,
+        message: format!(
+            "SQLite database {}: {missing}; `block test` never creates it (check \
+             connection_info.database)",
+            path.display()
+        ),
+    })
+}
+
+/// What `block test` and a flow's `pool.get()` say when a connection fails: where it
+/// went and why, on one line, without the password.
+pub(crate) fn failure_message(
+    kind: ConnectFailure,
+    info: &ConnectionInfo,
+    driver_message: &str,
+    password: &str,
+) -> String {
+    format!(
+        "{}: {}",
+        describe(kind, info),
+        scrub_secret(&distinct_lines(driver_message), password)
+    )
 }
 
 /// A driver message on one line, each distinct line once (libpq repeats itself when
@@ -129,7 +163,9 @@ pub fn scrub_secret(message: &str, password: &str) -> String {
 }
 
 fn describe(kind: ConnectFailure, info: &ConnectionInfo) -> String {
+    let sqlite = info.driver().is_ok_and(|d| d.backend() == Backend::Sqlite);
     let host = match (info.socket(), info.tcp_host()) {
+        _ if sqlite => format!("SQLite database {}", info.database),
         (Some(socket), _) => format!("socket {socket}"),
         (None, Some(host)) => format!("{host}:{}", info.effective_port().unwrap_or_default()),
         (None, None) => format!("localhost:{}", info.effective_port().unwrap_or_default()),

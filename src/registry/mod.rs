@@ -267,10 +267,21 @@ impl Registry {
         let ty = self.block_type(&current.block_type)?;
         ty.validate(&document)?;
         let (masked, secrets) = split_secrets(&ty, document)?;
-        let (sealed_secrets, key_id) =
-            self.local()?
-                .1
-                .seal(self.local()?.0, &current.id, &secrets)?;
+        let (store, keys) = self.local()?;
+        // An update that changes nothing writes no version: the block is returned as it
+        // is (same version), which callers report as "unchanged".
+        let current_secrets = keys.open(
+            store,
+            &current.id,
+            current.sealed_secrets.as_deref(),
+            current.key_id.as_deref(),
+        )?;
+        if current_secrets == secrets
+            && serde_json::from_str::<Value>(&current.data).is_ok_and(|d| d == masked)
+        {
+            return Block::from_row(current, Some(secrets));
+        }
+        let (sealed_secrets, key_id) = keys.seal(store, &current.id, &secrets)?;
         let row = BlockRow {
             version: current.version + 1,
             data: masked.to_string(),
@@ -327,12 +338,25 @@ impl Registry {
             return r.block_history(name);
         }
         let current = self.find_row(name)?;
-        self.local()?
-            .0
-            .block_versions(&current.id)?
-            .into_iter()
-            .map(BlockVersion::try_from)
-            .collect()
+        let (store, keys) = self.local()?;
+        let mut versions = Vec::new();
+        let mut previous: Option<(Value, crate::document::Secrets)> = None;
+        for row in store.block_versions(&current.id)? {
+            let secrets = keys.open(
+                store,
+                &row.block_id,
+                row.sealed_secrets.as_deref(),
+                row.key_id.as_deref(),
+            )?;
+            let mut version = BlockVersion::try_from(row)?;
+            if let Some((data, before)) = &previous {
+                version.changes =
+                    crate::document::changes(data, Some(before), &version.data, Some(&secrets));
+            }
+            previous = Some((version.data.clone(), secrets));
+            versions.push(version);
+        }
+        Ok(versions)
     }
 
     fn find_row(&self, name: &str) -> Result<BlockRow> {

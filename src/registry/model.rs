@@ -172,6 +172,10 @@ pub struct BlockVersion {
     #[serde(serialize_with = "crate::time::serialize_rfc3339")]
     pub created_at: i64,
     pub data: Value,
+    /// What this version changed against the one before it (secrets as changed or
+    /// not, never their values); empty for the first version.
+    #[serde(default)]
+    pub changes: Vec<crate::document::FieldChange>,
 }
 
 impl TryFrom<VersionRow> for BlockVersion {
@@ -184,6 +188,7 @@ impl TryFrom<VersionRow> for BlockVersion {
             block_type: row.block_type,
             change: row.change,
             created_at: row.created_at,
+            changes: Vec::new(),
         })
     }
 }
