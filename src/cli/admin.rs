@@ -140,10 +140,16 @@ pub fn database(cmd: DatabaseCommand, config: Config, out: &Printer) -> Result<(
         DatabaseCommand::Status => {
             let status = store.migration_status()?;
             out.emit(&status, || {
-                format!(
-                    "applied: {}\npending: {}",
-                    status.applied.join(", "),
-                    status.pending.join(", ")
+                table(
+                    &["MIGRATION", "APPLIED"],
+                    status.migrations.iter().map(|m| {
+                        vec![
+                            m.name.clone(),
+                            m.applied_at
+                                .clone()
+                                .unwrap_or_else(|| "pending (blockyard database migrate)".into()),
+                        ]
+                    }),
                 )
             });
         }

@@ -17,8 +17,9 @@ use crate::time::rfc3339;
 /// `blockyard server`
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Apply pending store migrations before serving (otherwise an unmigrated store is
-    /// refused).
+    /// Apply pending store migrations before serving. Without it, a new, empty store is
+    /// initialised (as by any first command), but a store with pending migrations is
+    /// refused (STORE_NOT_MIGRATED).
     #[arg(long)]
     pub migrate: bool,
     /// Address to listen on.

@@ -386,7 +386,8 @@ impl Fairing for RequestLog {
             "ts": crate::time::rfc3339(crate::store::now_millis()),
             "request_id": start.id,
             "method": req.method().as_str(),
-            "path": req.uri().path().as_str(),
+            // Decoded, so grepping the log for `crdb-sage` finds `/blocks/crdb%2Dsage`.
+            "path": req.uri().path().percent_decode_lossy(),
             "status": res.status().code,
             "latency_ms": (start.at.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             "actor": actor.0,

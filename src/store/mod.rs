@@ -89,8 +89,41 @@ impl Default for PoolOptions {
 /// Migration state of a store.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct MigrationStatus {
-    pub applied: Vec<String>,
-    pub pending: Vec<String>,
+    /// Every migration this build knows, oldest first, with when it was applied.
+    pub migrations: Vec<MigrationState>,
+}
+
+impl MigrationStatus {
+    pub fn applied(&self) -> Vec<String> {
+        self.names(true)
+    }
+
+    pub fn pending(&self) -> Vec<String> {
+        self.names(false)
+    }
+
+    fn names(&self, applied: bool) -> Vec<String> {
+        self.migrations
+            .iter()
+            .filter(|m| m.applied_at.is_some() == applied)
+            .map(|m| m.name.clone())
+            .collect()
+    }
+}
+
+/// One migration: its name and when it was applied (`None`: pending).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MigrationState {
+    pub name: String,
+    pub applied_at: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct AppliedRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    run_on: String,
 }
 
 /// The connection of [`Store::connect_writer`]; dropping it ends its checkpoint thread.
@@ -194,14 +227,14 @@ impl Store {
     /// Applied and pending migrations.
     pub fn migration_status(&self) -> Result<MigrationStatus> {
         let mut conn = self.conn()?;
-        let (applied, pending) = match &mut *conn {
+        let migrations = match &mut *conn {
             StoreConnection::Sqlite(c) => migration_names(c, SQLITE_MIGRATIONS)?,
             #[cfg(feature = "postgres")]
             StoreConnection::Postgresql(c) => migration_names(c, POSTGRES_MIGRATIONS)?,
             #[allow(unreachable_patterns)]
             _ => return Err(not_a_store()),
         };
-        Ok(MigrationStatus { applied, pending })
+        Ok(MigrationStatus { migrations })
     }
 
     /// Applies every pending migration; returns the names applied.
@@ -261,21 +294,40 @@ fn not_a_store() -> Error {
     Error::InvalidDatabaseUrl("MySQL is not a store backend; use SQLite or PostgreSQL".into())
 }
 
-type MigrationNames = (Vec<String>, Vec<String>);
-
-fn migration_names<C>(conn: &mut C, source: EmbeddedMigrations) -> Result<MigrationNames>
+fn migration_names<C>(conn: &mut C, source: EmbeddedMigrations) -> Result<Vec<MigrationState>>
 where
     C: MigrationHarness<C::Backend> + diesel::Connection,
+    diesel::query_builder::SqlQuery: diesel::query_dsl::LoadQuery<'static, C, AppliedRow>,
 {
+    use diesel::migration::MigrationSource;
     let wrap = |err: Box<dyn std::error::Error + Send + Sync>| {
         Error::Store(format!("reading migrations: {err}"))
     };
-    let applied = conn.applied_migrations().map_err(wrap)?;
-    let pending = conn.pending_migrations(source).map_err(wrap)?;
-    Ok((
-        applied.iter().map(ToString::to_string).collect(),
-        pending.iter().map(|m| m.name().to_string()).collect(),
-    ))
+    // Creates diesel's table when missing, so the query below finds it.
+    conn.applied_migrations().map_err(wrap)?;
+    let applied: Vec<AppliedRow> = diesel::sql_query(
+        "SELECT version, CAST(run_on AS TEXT) AS run_on FROM __diesel_schema_migrations",
+    )
+    .load(conn)?;
+    let mut known: Vec<MigrationState> = MigrationSource::<C::Backend>::migrations(&source)
+        .map_err(wrap)?
+        .iter()
+        .map(|m| {
+            let name = m.name();
+            // diesel stores the version without separators (`20261121000001`).
+            let digits = |v: &str| v.chars().filter(char::is_ascii_digit).collect::<String>();
+            let version = digits(&name.version().to_string());
+            MigrationState {
+                name: name.to_string(),
+                applied_at: applied
+                    .iter()
+                    .find(|a| digits(&a.version) == version)
+                    .map(|a| a.run_on.clone()),
+            }
+        })
+        .collect();
+    known.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(known)
 }
 
 /// Current time as Unix milliseconds, the store's timestamp format.
