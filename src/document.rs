@@ -252,20 +252,24 @@ fn put_secrets(doc: &mut Value, secrets: &Secrets, only_masked: bool) {
     }
 }
 
+/// Why a URL does not parse, and how to fix it when it is the usual cause: a password
+/// with `/`, `@`, `:`, `#` or `?` written as is cuts the URL in the wrong place
+/// ("invalid port number"). Never quotes the URL, which may hold a password.
+pub fn url_error(text: &str, err: &url::ParseError) -> String {
+    let hint = if text.contains('@') {
+        "; if the password holds / @ : # ? or %, percent-encode them (%2F %40 %3A %23 %3F \
+         %25), or leave the password out of the URL and give it with --password-stdin"
+    } else {
+        ""
+    };
+    format!("not a valid URL ({err}){hint}")
+}
+
 /// Parses a URL field's value. The error names the field, never the URL (which may
 /// hold a password).
 pub fn parse_url_field(path: &str, text: &str) -> Result<url::Url> {
-    let url = url::Url::parse(text).map_err(|err| {
-        // A password with `/`, `@`, `:`, `#` or `?` written as is cuts the URL in the wrong
-        // place ("invalid port number"): say how to write it instead.
-        let hint = if text.contains('@') {
-            "; if the password holds / @ : # ? or %, percent-encode them (%2F %40 %3A %23 %3F \
-             %25), or leave the password out of the URL and give it with --password-stdin"
-        } else {
-            ""
-        };
-        Error::InvalidBlockData(format!("{path}: not a valid URL ({err}){hint}"))
-    })?;
+    let url = url::Url::parse(text)
+        .map_err(|err| Error::InvalidBlockData(format!("{path}: {}", url_error(text, &err))))?;
     let needs_host = !url.scheme().starts_with("sqlite") && !url.scheme().starts_with("file");
     if needs_host && url.host_str().is_none_or(str::is_empty) {
         return Err(Error::InvalidBlockData(format!(

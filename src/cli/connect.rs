@@ -113,7 +113,9 @@ pub fn exec(registry: &Registry, args: ExecArgs) -> Result<()> {
     let (info, _) = info_of(registry, &args.name)?;
     let format = match args.format {
         Some(format) => format,
-        None => env::native_format(info.driver()?.backend()),
+        None => info
+            .driver()
+            .map_or(EnvFormat::Dotenv, |d| env::native_format(d.backend())),
     };
     let mut vars = env::variables(&info, format, None)?;
     if let Some(prefix) = &args.prefix {

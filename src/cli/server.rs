@@ -83,7 +83,10 @@ pub enum TokenCommand {
     #[command(visible_alias = "list")]
     Ls,
     /// Revoke a token by name or id.
-    Revoke { name: String },
+    Revoke {
+        /// The token's name (as given to `token create`) or id (`token ls`).
+        name: String,
+    },
 }
 
 pub fn tokens(cmd: TokenCommand, registry: &Registry, out: &Printer) -> Result<()> {

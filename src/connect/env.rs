@@ -28,7 +28,9 @@ pub fn variables(
     format: EnvFormat,
     prefix: Option<&str>,
 ) -> Result<Vec<(String, String)>> {
-    let backend = info.driver()?.backend();
+    // Printing variables needs no driver: a block Blockyard cannot connect to (mssql,
+    // oracle) still exports its parts, without a URL.
+    let backend = info.driver().ok().map(|d| d.backend());
     let mut vars: Vec<(String, String)> = Vec::new();
     let mut put = |name: &str, value: Option<String>| {
         if let Some(value) = value {
@@ -55,13 +57,15 @@ pub fn variables(
                 &name("HOST"),
                 info.socket().or(info.tcp_host()).map(str::to_owned),
             );
-            if backend != Backend::Sqlite {
+            if backend != Some(Backend::Sqlite) {
                 put(&name("PORT"), port);
             }
             put(&name("NAME"), Some(info.database.clone()));
             put(&name("USER"), info.username.clone());
             put(&name("PASSWORD"), info.password.clone());
-            put(&name("URL"), Some(info.display_url(true)?));
+            if backend.is_some() {
+                put(&name("URL"), Some(info.display_url(true)?));
+            }
         }
         EnvFormat::Libpq | EnvFormat::Mysql if prefix.is_some() => {
             return Err(Error::InvalidInput(
@@ -71,8 +75,8 @@ pub fn variables(
             ));
         }
         EnvFormat::Libpq => {
-            if backend != Backend::Postgres {
-                return Err(wrong_backend("libpq", backend));
+            if backend != Some(Backend::Postgres) {
+                return Err(wrong_backend("libpq", info));
             }
             put(
                 "PGHOST",
@@ -96,8 +100,8 @@ pub fn variables(
             }
         }
         EnvFormat::Mysql => {
-            if backend != Backend::Mysql {
-                return Err(wrong_backend("mysql", backend));
+            if backend != Some(Backend::Mysql) {
+                return Err(wrong_backend("mysql", info));
             }
             put("MYSQL_HOST", info.tcp_host().map(str::to_owned));
             put("MYSQL_TCP_PORT", port);
@@ -110,10 +114,10 @@ pub fn variables(
     Ok(vars)
 }
 
-fn wrong_backend(format: &str, backend: Backend) -> Error {
+fn wrong_backend(format: &str, info: &ConnectionInfo) -> Error {
     Error::InvalidInput(format!(
-        "the {format} format is for {format} databases; this block is {}",
-        backend.as_str()
+        "the {format} format is for {format} databases; this block's driver is {}",
+        info.driver
     ))
 }
 

@@ -65,7 +65,7 @@ impl ConnectionInfo {
     /// quote the URL, which may hold a password.
     pub fn from_url(path: &str, raw: &str) -> Result<ConnectionInfo> {
         let url = url::Url::parse(raw.trim())
-            .map_err(|err| invalid(path, format_args!("not a valid URL ({err})")))?;
+            .map_err(|err| invalid(path, crate::document::url_error(raw, &err)))?;
         let driver = url.scheme().to_owned();
         let is_sqlite = driver.starts_with("sqlite");
         let mut query = BTreeMap::new();

@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod blocks;
 mod connect;
+mod everyday;
 mod keys;
 #[cfg(feature = "mysql")]
 mod mysql;

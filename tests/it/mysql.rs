@@ -85,9 +85,28 @@ fn mariadb_pool_test_and_exec() {
     assert_eq!(conn.backend(), blockyard::db::Backend::Mysql);
     assert_eq!(text(&mut *conn, "SELECT DATABASE() AS value"), user.name);
 
-    let run = env.ok(&["exec", "warehouse", "--", "sh", "-c",
-        r#"mysql -h "$MYSQL_HOST" -P "$MYSQL_TCP_PORT" -u "$MYSQL_USER" -N -e 'select database()' "$MYSQL_DATABASE""#]);
-    assert_eq!(run.stdout.trim(), user.name);
+    // The clients work as written: no -u, no database argument.
+    let run = env.ok(&[
+        "exec",
+        "warehouse",
+        "--",
+        "mysql",
+        "-N",
+        "-e",
+        "select current_user(), database()",
+    ]);
+    let line = run.stdout.trim();
+    assert!(line.starts_with(&format!("{}@", user.name)), "{line}");
+    assert!(line.ends_with(&user.name), "{line}");
+    let dump = env.ok(&[
+        "exec",
+        "warehouse",
+        "--",
+        "mysqldump",
+        "--no-data",
+        &user.name,
+    ]);
+    assert!(dump.stdout.contains("-- Dump completed"), "{}", dump.stdout);
 
     update_password(&env, "warehouse", "wrong");
     env.run(&["block", "test", "warehouse"])
