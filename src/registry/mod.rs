@@ -68,14 +68,14 @@ impl Registry {
         }
         let store = Store::open(config.database_url.clone(), &config.pool)?;
         let status = store.migration_status()?;
-        let fresh = status.applied().is_empty();
+        let fresh = status.applied.is_empty();
         if fresh {
             store.migrate()?;
-        } else if !status.pending().is_empty() {
+        } else if !status.pending.is_empty() {
             return Err(Error::StoreNotMigrated(format!(
                 "{} pending migration(s): {}",
-                status.pending().len(),
-                status.pending().join(", ")
+                status.pending.len(),
+                status.pending.join(", ")
             )));
         }
         let keys = Arc::new(keys::KeyManager::new(config.key, config.data_dir));

@@ -79,11 +79,11 @@ fn health() -> Json {
 async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
     let store = state.store.clone();
     let status = blocking(move || store.migration_status()).await?;
-    if !status.pending().is_empty() {
+    if !status.pending.is_empty() {
         return Err(ApiError::new(
             rocket::http::Status::ServiceUnavailable,
             "STORE_NOT_MIGRATED",
-            format!("{} pending migration(s)", status.pending().len()),
+            format!("{} pending migration(s)", status.pending.len()),
         ));
     }
     Ok(Json::ok(json!({"status": "ready"})))

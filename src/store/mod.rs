@@ -91,24 +91,11 @@ impl Default for PoolOptions {
 pub struct MigrationStatus {
     /// Every migration this build knows, oldest first, with when it was applied.
     pub migrations: Vec<MigrationState>,
-}
-
-impl MigrationStatus {
-    pub fn applied(&self) -> Vec<String> {
-        self.names(true)
-    }
-
-    pub fn pending(&self) -> Vec<String> {
-        self.names(false)
-    }
-
-    fn names(&self, applied: bool) -> Vec<String> {
-        self.migrations
-            .iter()
-            .filter(|m| m.applied_at.is_some() == applied)
-            .map(|m| m.name.clone())
-            .collect()
-    }
+    /// Names of the applied migrations, oldest first (and versions this build does not
+    /// know, as recorded).
+    pub applied: Vec<String>,
+    /// Names of the pending migrations, oldest first.
+    pub pending: Vec<String>,
 }
 
 /// One migration: its name and when it was applied (`None`: pending).
@@ -227,14 +214,14 @@ impl Store {
     /// Applied and pending migrations.
     pub fn migration_status(&self) -> Result<MigrationStatus> {
         let mut conn = self.conn()?;
-        let migrations = match &mut *conn {
+        let status = match &mut *conn {
             StoreConnection::Sqlite(c) => migration_names(c, SQLITE_MIGRATIONS)?,
             #[cfg(feature = "postgres")]
             StoreConnection::Postgresql(c) => migration_names(c, POSTGRES_MIGRATIONS)?,
             #[allow(unreachable_patterns)]
             _ => return Err(not_a_store()),
         };
-        Ok(MigrationStatus { migrations })
+        Ok(status)
     }
 
     /// Applies every pending migration; returns the names applied.
@@ -294,7 +281,7 @@ fn not_a_store() -> Error {
     Error::InvalidDatabaseUrl("MySQL is not a store backend; use SQLite or PostgreSQL".into())
 }
 
-fn migration_names<C>(conn: &mut C, source: EmbeddedMigrations) -> Result<Vec<MigrationState>>
+fn migration_names<C>(conn: &mut C, source: EmbeddedMigrations) -> Result<MigrationStatus>
 where
     C: MigrationHarness<C::Backend> + diesel::Connection,
     diesel::query_builder::SqlQuery: diesel::query_dsl::LoadQuery<'static, C, AppliedRow>,
@@ -327,7 +314,36 @@ where
         })
         .collect();
     known.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(known)
+    let mut applied_names: Vec<String> = known
+        .iter()
+        .filter(|m| m.applied_at.is_some())
+        .map(|m| m.name.clone())
+        .collect();
+    let known_versions: Vec<String> = known
+        .iter()
+        .map(|m| {
+            m.name
+                .chars()
+                .take(17)
+                .filter(char::is_ascii_digit)
+                .collect()
+        })
+        .collect();
+    applied_names.extend(
+        applied
+            .iter()
+            .map(|a| a.version.clone())
+            .filter(|v| !known_versions.contains(v)),
+    );
+    Ok(MigrationStatus {
+        pending: known
+            .iter()
+            .filter(|m| m.applied_at.is_none())
+            .map(|m| m.name.clone())
+            .collect(),
+        applied: applied_names,
+        migrations: known,
+    })
 }
 
 /// Current time as Unix milliseconds, the store's timestamp format.

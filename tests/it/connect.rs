@@ -459,8 +459,13 @@ fn exec_with_psql_and_pg_dump_and_env_outputs_read_by_a_shell() {
             .code,
         7
     );
-    env.run(&["exec", "crdb-sage", "--", "no-such-program-xyz"])
-        .fails_with("IO_ERROR");
+    let run = env.run(&["exec", "crdb-sage", "--", "no-such-program-xyz"]);
+    assert_eq!(run.code, 127, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error[PROGRAM_NOT_FOUND]"),
+        "{}",
+        run.stderr
+    );
 
     // shell and dotenv outputs read back by a shell give the exact password.
     let shell = env
@@ -530,6 +535,10 @@ fn sqlite_pools() {
         "--url",
         &format!("sqlite+aiosqlite:///{}", db.display()),
     ]);
+    // `block test` never creates the file; a flow's pool does.
+    env.run(&["block", "test", "local"])
+        .fails_with("DATABASE_NOT_FOUND");
+    SqliteConnection::establish(db.to_str().unwrap()).unwrap();
     env.ok(&["block", "test", "local"]);
     let registry = env.registry("30s");
     let pool = registry.pool::<SqliteConnection>("local").unwrap();

@@ -10,6 +10,7 @@ mod everyday;
 mod keys;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod readme;
 mod secrets;
 mod server;
 
