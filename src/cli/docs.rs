@@ -20,11 +20,7 @@ pub fn completions(shell: clap_complete::Shell) -> Result<()> {
 pub fn man(dir: Option<&Path>) -> Result<()> {
     let command = Cli::command();
     match dir {
-        None => {
-            let mut page = Vec::new();
-            render(&command, &mut page)?;
-            write_stdout(&page)
-        }
+        None => write_stdout(&render(&command, "blockyard")?),
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
@@ -34,11 +30,7 @@ pub fn man(dir: Option<&Path>) -> Result<()> {
 }
 
 fn write_pages(command: &clap::Command, name: &str, dir: &Path) -> Result<()> {
-    let mut page = Vec::new();
-    clap_mangen::Man::new(command.clone())
-        .title(name.to_owned())
-        .render(&mut page)
-        .map_err(|err| Error::io("rendering the man page", err))?;
+    let page = render(command, name)?;
     let path = dir.join(format!("{name}.1"));
     std::fs::write(&path, page)
         .map_err(|err| Error::io(format!("writing {}", path.display()), err))?;
@@ -48,10 +40,14 @@ fn write_pages(command: &clap::Command, name: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn render(command: &clap::Command, out: &mut Vec<u8>) -> Result<()> {
+/// One man page, titled `name` (`blockyard-block-create` for a subcommand).
+fn render(command: &clap::Command, name: &str) -> Result<Vec<u8>> {
+    let mut page = Vec::new();
     clap_mangen::Man::new(command.clone())
-        .render(out)
-        .map_err(|err| Error::io("rendering the man page", err))
+        .title(name.to_owned())
+        .render(&mut page)
+        .map_err(|err| Error::io("rendering the man page", err))?;
+    Ok(page)
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<()> {

@@ -222,8 +222,10 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         config.remote = None;
     }
     match cli.command {
-        Command::Completions { .. } | Command::Man { .. } => Ok(()),
-        Command::Key(admin::KeyCommand::Generate) => admin::generate_key(&out),
+        // Answered above, before the configuration is loaded.
+        Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Key(admin::KeyCommand::Generate) => Ok(()),
         Command::Database(cmd) => admin::database(cmd, config, &out),
         Command::Init => {
             let (registry, report) = Registry::open(config)?;

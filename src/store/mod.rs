@@ -296,51 +296,41 @@ where
         "SELECT version, CAST(run_on AS TEXT) AS run_on FROM __diesel_schema_migrations",
     )
     .load(conn)?;
-    let mut known: Vec<MigrationState> = MigrationSource::<C::Backend>::migrations(&source)
-        .map_err(wrap)?
-        .iter()
-        .map(|m| {
-            let name = m.name();
-            // diesel stores the version without separators (`20261121000001`).
-            let digits = |v: &str| v.chars().filter(char::is_ascii_digit).collect::<String>();
-            let version = digits(&name.version().to_string());
-            MigrationState {
-                name: name.to_string(),
-                applied_at: applied
+    // diesel records a version without separators (`20261121000001`).
+    let digits = |v: &str| v.chars().filter(char::is_ascii_digit).collect::<String>();
+    let mut known: Vec<(String, MigrationState)> =
+        MigrationSource::<C::Backend>::migrations(&source)
+            .map_err(wrap)?
+            .iter()
+            .map(|m| {
+                let version = digits(&m.name().version().to_string());
+                let applied_at = applied
                     .iter()
                     .find(|a| digits(&a.version) == version)
-                    .map(|a| a.run_on.clone()),
-            }
-        })
-        .collect();
-    known.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut applied_names: Vec<String> = known
-        .iter()
-        .filter(|m| m.applied_at.is_some())
-        .map(|m| m.name.clone())
-        .collect();
-    let known_versions: Vec<String> = known
-        .iter()
-        .map(|m| {
-            m.name
-                .chars()
-                .take(17)
-                .filter(char::is_ascii_digit)
-                .collect()
-        })
-        .collect();
+                    .map(|a| a.run_on.clone());
+                let name = m.name().to_string();
+                (version, MigrationState { name, applied_at })
+            })
+            .collect();
+    known.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    let (versions, known): (Vec<String>, Vec<MigrationState>) = known.into_iter().unzip();
+    let names = |applied: bool| -> Vec<String> {
+        known
+            .iter()
+            .filter(|m| m.applied_at.is_some() == applied)
+            .map(|m| m.name.clone())
+            .collect()
+    };
+    let mut applied_names = names(true);
+    // Versions this build does not know still count as applied (a newer build's store).
     applied_names.extend(
         applied
             .iter()
-            .map(|a| a.version.clone())
-            .filter(|v| !known_versions.contains(v)),
+            .map(|a| digits(&a.version))
+            .filter(|v| !versions.contains(v)),
     );
     Ok(MigrationStatus {
-        pending: known
-            .iter()
-            .filter(|m| m.applied_at.is_none())
-            .map(|m| m.name.clone())
-            .collect(),
+        pending: names(false),
         applied: applied_names,
         migrations: known,
     })

@@ -5,28 +5,7 @@ use crate::support::*;
 const SECRET: &str = "s3cr3t-lifecycle";
 
 fn create_crdb_sage(env: &TestEnv) -> Run {
-    env.run_stdin(
-        &[
-            "block",
-            "create",
-            "crdb-sage",
-            "--type",
-            "sqlalchemy-connector",
-            "--set",
-            "connection_info.driver=cockroachdb+psycopg2",
-            "--set",
-            "connection_info.database=sage",
-            "--set",
-            "connection_info.username=databot",
-            "--set",
-            "connection_info.host=localhost",
-            "--set",
-            "connection_info.port=26257",
-            "--password-stdin",
-        ],
-        &format!("{SECRET}\n"),
-    )
-    .success()
+    crate::support::create_crdb_sage(env, &format!("{SECRET}\n"), &[]).success()
 }
 
 on_both_stores!(lifecycle, |env: TestEnv| {

@@ -459,13 +459,8 @@ fn exec_with_psql_and_pg_dump_and_env_outputs_read_by_a_shell() {
             .code,
         7
     );
-    let run = env.run(&["exec", "crdb-sage", "--", "no-such-program-xyz"]);
-    assert_eq!(run.code, 127, "{}", run.stderr);
-    assert!(
-        run.stderr.starts_with("error[PROGRAM_NOT_FOUND]"),
-        "{}",
-        run.stderr
-    );
+    env.run(&["exec", "crdb-sage", "--", "no-such-program-xyz"])
+        .exits_with(127, "PROGRAM_NOT_FOUND");
 
     // shell and dotenv outputs read back by a shell give the exact password.
     let shell = env

@@ -12,28 +12,7 @@ use crate::server::Server;
 use crate::support::*;
 
 fn crdb_sage(env: &TestEnv) {
-    env.run_stdin(
-        &[
-            "block",
-            "create",
-            "crdb-sage",
-            "--type",
-            "sqlalchemy-connector",
-            "--set",
-            "connection_info.driver=cockroachdb+psycopg2",
-            "--set",
-            "connection_info.database=sage",
-            "--set",
-            "connection_info.username=databot",
-            "--set",
-            "connection_info.host=localhost",
-            "--set",
-            "connection_info.port=26257",
-            "--password-stdin",
-        ],
-        "s3cr3t",
-    )
-    .success();
+    create_crdb_sage(env, "s3cr3t", &[]).success();
 }
 
 /// `blockyard block ls | head -1`: a reader that has gone is not a panic.
@@ -193,21 +172,11 @@ fn exec_exit_codes_follow_the_shell() {
         "--url",
         "postgresql://u@127.0.0.1/db",
     ]);
-    let run = env.run(&["exec", "pg", "--", "nosuchprogram-blockyard"]);
-    assert_eq!(run.code, 127, "{}", run.stderr);
-    assert!(
-        run.stderr.starts_with("error[PROGRAM_NOT_FOUND]"),
-        "{}",
-        run.stderr
-    );
+    env.run(&["exec", "pg", "--", "nosuchprogram-blockyard"])
+        .exits_with(127, "PROGRAM_NOT_FOUND");
     let script = write_file(env.dir.path(), "not-executable.sh", "echo hi\n");
-    let run = env.run(&["exec", "pg", "--", script.to_str().unwrap()]);
-    assert_eq!(run.code, 126, "{}", run.stderr);
-    assert!(
-        run.stderr.starts_with("error[PROGRAM_NOT_EXECUTABLE]"),
-        "{}",
-        run.stderr
-    );
+    env.run(&["exec", "pg", "--", script.to_str().unwrap()])
+        .exits_with(126, "PROGRAM_NOT_EXECUTABLE");
     let run = env.run(&["exec", "pg", "--", "sh", "-c", "exit 7"]);
     assert_eq!(run.code, 7);
 }
@@ -228,17 +197,22 @@ fn printing_variables_needs_no_driver() {
     assert_eq!(vars["DATABASE_PORT"], "1433");
 }
 
+/// Creates an SQLite block for this file.
+fn sqlite_block(env: &TestEnv, name: &str, path: &std::path::Path) {
+    env.ok(&[
+        "block",
+        "create",
+        name,
+        "--url",
+        &format!("sqlite:///{}", path.display()),
+    ]);
+}
+
 #[test]
 fn sqlite_blocks_are_tested_without_creating_files_and_print_one_url() {
     let env = TestEnv::new(Backend::Sqlite);
     let missing = env.dir.path().join("typo.db");
-    env.ok(&[
-        "block",
-        "create",
-        "typo",
-        "--url",
-        &format!("sqlite:///{}", missing.display()),
-    ]);
+    sqlite_block(&env, "typo", &missing);
     let run = env
         .run(&["block", "test", "typo"])
         .fails_with("DATABASE_NOT_FOUND");
@@ -249,13 +223,7 @@ fn sqlite_blocks_are_tested_without_creating_files_and_print_one_url() {
         missing.display()
     );
     let nodir = env.dir.path().join("nodir/x.db");
-    env.ok(&[
-        "block",
-        "create",
-        "nodir",
-        "--url",
-        &format!("sqlite:///{}", nodir.display()),
-    ]);
+    sqlite_block(&env, "nodir", &nodir);
     let run = env
         .run(&["block", "test", "nodir"])
         .fails_with("DATABASE_NOT_FOUND");
@@ -264,13 +232,7 @@ fn sqlite_blocks_are_tested_without_creating_files_and_print_one_url() {
 
     let real = env.dir.path().join("real.db");
     diesel::SqliteConnection::establish(real.to_str().unwrap()).unwrap();
-    env.ok(&[
-        "block",
-        "create",
-        "real",
-        "--url",
-        &format!("sqlite:///{}", real.display()),
-    ]);
+    sqlite_block(&env, "real", &real);
     env.ok(&["block", "test", "real"]);
     let url = env.ok(&["block", "url", "real"]).stdout.trim().to_owned();
     assert_eq!(url, format!("sqlite:///{}", real.display()));

@@ -966,30 +966,7 @@ fn prefect_client_loads_a_block() {
     });
     let env = TestEnv::new(Backend::Sqlite);
     env.ok(&["init"]);
-    env.run_stdin(
-        &[
-            "block",
-            "create",
-            "crdb-sage",
-            "--type",
-            "sqlalchemy-connector",
-            "--set",
-            "connection_info.driver=cockroachdb+psycopg2",
-            "--set",
-            "connection_info.database=sage",
-            "--set",
-            "connection_info.username=databot",
-            "--set",
-            "connection_info.host=localhost",
-            "--set",
-            "connection_info.port=26257",
-            "--set-json",
-            r#"pool={"max_size": 4}"#,
-            "--password-stdin",
-        ],
-        PLANTED,
-    )
-    .success();
+    create_crdb_sage(&env, PLANTED, &["--set-json", r#"pool={"max_size": 4}"#]).success();
     let databot = token(&env, "databot", &["blocks:read-secrets:crdb-*"], &[]);
     let server = Server::start(&env, &[]);
     let script = r#"

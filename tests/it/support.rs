@@ -242,6 +242,18 @@ impl Run {
         self
     }
 
+    /// Asserts a failure with this exit code and error code (exec's 126 and 127).
+    pub fn exits_with(self, exit: i32, code: &str) -> Run {
+        assert_eq!(self.code, exit, "`{}`: {}", self.args, self.stderr);
+        assert!(
+            self.stderr.starts_with(&format!("error[{code}]")),
+            "`{}`: expected {code}, got: {}",
+            self.args,
+            self.stderr
+        );
+        self
+    }
+
     /// Asserts a failure (exit 1) with this error code on stderr.
     pub fn fails_with(self, code: &str) -> Run {
         assert_eq!(
@@ -297,4 +309,31 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The README's `crdb-sage` block (cockroachdb+psycopg2, sage, databot, localhost:26257).
+pub const CRDB_SAGE: &[&str] = &[
+    "block",
+    "create",
+    "crdb-sage",
+    "--type",
+    "sqlalchemy-connector",
+    "--set",
+    "connection_info.driver=cockroachdb+psycopg2",
+    "--set",
+    "connection_info.database=sage",
+    "--set",
+    "connection_info.username=databot",
+    "--set",
+    "connection_info.host=localhost",
+    "--set",
+    "connection_info.port=26257",
+];
+
+/// Creates `crdb-sage` with this password on stdin, and `extra` arguments.
+pub fn create_crdb_sage(env: &TestEnv, password: &str, extra: &[&str]) -> Run {
+    let mut args = CRDB_SAGE.to_vec();
+    args.extend_from_slice(extra);
+    args.push("--password-stdin");
+    env.run_stdin(&args, password)
 }
