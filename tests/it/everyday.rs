@@ -120,11 +120,7 @@ fn messages_say_what_to_do_and_do_not_repeat_their_code() {
     ])
     .fails_with("INVALID_BLOCK_DATA");
     // A refused connection reads as sentences.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     env.ok(&[
         "block",
         "create",
@@ -387,11 +383,7 @@ fn the_request_log_shows_decoded_block_names() {
 #[test]
 fn flows_get_classified_errors() {
     let env = TestEnv::new(Backend::Sqlite);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     env.ok(&[
         "block",
         "create",

@@ -337,3 +337,12 @@ pub fn create_crdb_sage(env: &TestEnv, password: &str, extra: &[&str]) -> Run {
     args.push("--password-stdin");
     env.run_stdin(&args, password)
 }
+
+/// A loopback port nothing listens on (bound, then released): connections are refused.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
