@@ -98,6 +98,9 @@ pub enum Error {
         message: String,
     },
 
+    #[error("{message}")]
+    HttpStatus { status: u16, message: String },
+
     #[error("{0}")]
     RequirementNotMet(String),
 
@@ -162,6 +165,7 @@ impl Error {
             Error::UnsupportedDriver(_) => "UNSUPPORTED_DRIVER",
             Error::NotAConnection { .. } => "NOT_A_CONNECTION",
             Error::Connect { kind, .. } => kind.code(),
+            Error::HttpStatus { .. } => "HTTP_ERROR",
             Error::RequirementNotMet(_) => "REQUIREMENT_NOT_MET",
             Error::Unauthorized(_) => "UNAUTHORIZED",
             Error::Forbidden(_) => "FORBIDDEN",

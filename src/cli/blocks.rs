@@ -158,8 +158,10 @@ pub enum BlockCommand {
         name: String,
         /// Which variables: dotenv (DATABASE_URL, DATABASE_HOST, ...), shell (the same as
         /// export lines), libpq (PGHOST, PGPORT, ...), mysql (MYSQL_HOST, ...).
-        #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
-        format: EnvFormat,
+        /// Default: dotenv. For an HTTP service block: dotenv or shell, with
+        /// PREFIX_URL and PREFIX_API_KEY (PREFIX: the block's name in capitals).
+        #[arg(long, value_enum)]
+        format: Option<EnvFormat>,
         /// Variable prefix for dotenv and shell (default DATABASE: DATABASE_HOST, ...).
         #[arg(long, value_name = "PREFIX")]
         prefix: Option<String>,

@@ -8,20 +8,41 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use super::output::{Printer, details};
-use crate::connect::{self, ConnectionInfo, EnvFormat, TestReport, env};
+use crate::connect::{
+    self, ConnectionInfo, EnvFormat, HttpService, HttpTestReport, TestReport, env,
+};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 
-fn info_of(registry: &Registry, name: &str) -> Result<(ConnectionInfo, Value)> {
+/// What a block connects to: a database, or an HTTP service (a type with `http`).
+enum Target {
+    Database(ConnectionInfo, Value),
+    Http(HttpService),
+}
+
+fn target_of(registry: &Registry, name: &str) -> Result<Target> {
     let block = registry.load_block(name)?;
     let doc = block
         .document()
         .unwrap_or_else(|| block.masked_data().clone());
-    Ok((ConnectionInfo::from_document(name, &doc)?, doc))
+    match registry.block_type(&block.block_type)?.def.http {
+        Some(spec) => Ok(Target::Http(HttpService::from_document(&spec, &doc)?)),
+        None => Ok(Target::Database(
+            ConnectionInfo::from_document(name, &doc)?,
+            doc,
+        )),
+    }
 }
 
 pub fn test(registry: &Registry, name: &str, timeout: Duration, out: &Printer) -> Result<()> {
-    let (_, doc) = info_of(registry, name)?;
+    let doc = match target_of(registry, name)? {
+        Target::Http(service) => {
+            let report = service.test(name, timeout)?;
+            out.emit(&report, || describe_http_test(&report));
+            return Ok(());
+        }
+        Target::Database(_, doc) => doc,
+    };
     let report = connect::test(name, &doc, timeout)?;
     out.emit(&report, || describe_test(&report));
     match report.requirements_met() {
@@ -39,6 +60,19 @@ pub fn test(registry: &Registry, name: &str, timeout: Duration, out: &Printer) -
             )))
         }
     }
+}
+
+fn describe_http_test(report: &HttpTestReport) -> String {
+    details(&[
+        ("block", report.name.clone()),
+        ("url", report.url.clone()),
+        ("status", report.status.to_string()),
+        (
+            "server",
+            report.server.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("round trip", format!("{:.1} ms", report.latency_ms)),
+    ])
 }
 
 fn describe_test(report: &TestReport) -> String {
@@ -67,21 +101,56 @@ fn describe_test(report: &TestReport) -> String {
 }
 
 pub fn url(registry: &Registry, name: &str, show_secrets: bool, out: &Printer) -> Result<()> {
-    let (info, _) = info_of(registry, name)?;
-    let url = info.display_url(show_secrets)?;
+    let url = match target_of(registry, name)? {
+        Target::Database(info, _) => info.display_url(show_secrets)?,
+        Target::Http(service) => service.display_url(show_secrets),
+    };
     out.emit(&json!({"name": name, "url": url}), || url.clone());
     Ok(())
+}
+
+/// The variables `block env` prints and `exec` sets. For an HTTP service block they are
+/// `<PREFIX>_URL` and `<PREFIX>_API_KEY` (prefix: the block's name in capitals), in the
+/// dotenv or shell format.
+fn variables(
+    target: &Target,
+    name: &str,
+    format: Option<EnvFormat>,
+    prefix: Option<&str>,
+) -> Result<(Vec<(String, String)>, EnvFormat)> {
+    match target {
+        Target::Database(info, _) => {
+            let format = match format {
+                Some(format) => format,
+                None => info
+                    .driver()
+                    .map_or(EnvFormat::Dotenv, |d| env::native_format(d.backend())),
+            };
+            Ok((env::variables(info, format, prefix)?, format))
+        }
+        Target::Http(service) => {
+            let format = format.unwrap_or(EnvFormat::Dotenv);
+            if !matches!(format, EnvFormat::Dotenv | EnvFormat::Shell) {
+                return Err(Error::InvalidInput(format!(
+                    "block {name:?} is an HTTP service: use --format dotenv or shell"
+                )));
+            }
+            let prefix = prefix.map_or_else(|| env::prefix_from_name(name), str::to_owned);
+            env::check_prefix(&prefix)?;
+            Ok((service.variables(&prefix), format))
+        }
+    }
 }
 
 pub fn env(
     registry: &Registry,
     name: &str,
-    format: EnvFormat,
+    format: Option<EnvFormat>,
     prefix: Option<&str>,
     out: &Printer,
 ) -> Result<()> {
-    let (info, _) = info_of(registry, name)?;
-    let vars = env::variables(&info, format, prefix)?;
+    let format = Some(format.unwrap_or(EnvFormat::Dotenv));
+    let (vars, format) = variables(&target_of(registry, name)?, name, format, prefix)?;
     let object: Map<String, Value> = vars
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
@@ -110,22 +179,27 @@ pub struct ExecArgs {
 /// Runs the program with the block's variables in its environment (never on its
 /// command line) and passes its exit code through.
 pub fn exec(registry: &Registry, args: ExecArgs) -> Result<()> {
-    let (info, _) = info_of(registry, &args.name)?;
-    let format = match args.format {
-        Some(format) => format,
-        None => info
-            .driver()
-            .map_or(EnvFormat::Dotenv, |d| env::native_format(d.backend())),
+    let target = target_of(registry, &args.name)?;
+    let (vars, info) = match &target {
+        // --prefix names an HTTP service's variables...
+        Target::Http(_) => {
+            let prefix = args.prefix.as_deref();
+            (variables(&target, &args.name, args.format, prefix)?.0, None)
+        }
+        // ... and adds the prefixed dotenv set to a database's native variables.
+        Target::Database(info, _) => {
+            let mut vars = variables(&target, &args.name, args.format, None)?.0;
+            if let Some(prefix) = &args.prefix {
+                vars.extend(env::variables(info, EnvFormat::Dotenv, Some(prefix))?);
+            }
+            (vars, Some(info))
+        }
     };
-    let mut vars = env::variables(&info, format, None)?;
-    if let Some(prefix) = &args.prefix {
-        vars.extend(env::variables(&info, EnvFormat::Dotenv, Some(prefix))?);
-    }
     let (program, rest) = args
         .command
         .split_first()
         .ok_or_else(|| Error::InvalidInput("no program given after --".into()))?;
-    let client_args = client_arguments(program, rest, &info);
+    let client_args = info.map_or_else(Vec::new, |info| client_arguments(program, rest, info));
     // The MySQL clients want option-file flags (--defaults-file, --no-defaults) first.
     let (leading, rest) = rest.split_at(
         rest.iter()

@@ -41,16 +41,7 @@ pub fn variables(
     match format {
         EnvFormat::Dotenv | EnvFormat::Shell => {
             let prefix = prefix.unwrap_or("DATABASE");
-            if prefix.is_empty()
-                || !prefix
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                || prefix.starts_with(|c: char| c.is_ascii_digit())
-            {
-                return Err(Error::InvalidInput(format!(
-                    "--prefix {prefix:?}: use letters, digits and underscores, e.g. SESAME_DATABASE"
-                )));
-            }
+            check_prefix(prefix)?;
             let name = |suffix: &str| format!("{prefix}_{suffix}");
             put(&name("DRIVER"), Some(info.driver.clone()));
             put(
@@ -112,6 +103,37 @@ pub fn variables(
         }
     }
     Ok(vars)
+}
+
+/// A variable prefix: letters, digits and underscores, not starting with a digit.
+pub fn check_prefix(prefix: &str) -> Result<()> {
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || prefix.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(Error::InvalidInput(format!(
+            "--prefix {prefix:?}: use letters, digits and underscores, e.g. SESAME_DATABASE"
+        )));
+    }
+    Ok(())
+}
+
+/// The default prefix of an HTTP service block's variables: its name in capitals,
+/// other characters as `_` (`es-logs` → `ES_LOGS_URL`).
+pub fn prefix_from_name(name: &str) -> String {
+    let prefix: String = name
+        .chars()
+        .map(|c| match c.is_ascii_alphanumeric() {
+            true => c.to_ascii_uppercase(),
+            false => '_',
+        })
+        .collect();
+    match prefix.starts_with(|c: char| c.is_ascii_digit()) {
+        true => format!("SERVICE_{prefix}"),
+        false => prefix,
+    }
 }
 
 fn wrong_backend(format: &str, info: &ConnectionInfo) -> Error {

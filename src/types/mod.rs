@@ -46,6 +46,24 @@ pub struct BlockTypeDef {
     pub primary_secret: Option<String>,
     /// JSON Schema of the block's data.
     pub schema: Value,
+    /// For HTTP services: how `block test` calls the service and sends its API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSpec>,
+}
+
+/// How a block of an HTTP service type is reached; a block's own `api_key_header` and
+/// `health_path` fields override these.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// The header that carries the API key, e.g. `Authorization` or `api-key`.
+    pub api_key_header: String,
+    /// Text before the key in that header, e.g. `"ApiKey "` or `"Bearer "`.
+    #[serde(default)]
+    pub api_key_prefix: String,
+    /// A path `block test` requests under the block's URL (default: the URL itself).
+    #[serde(default)]
+    pub health_path: Option<String>,
 }
 
 /// A loaded block type: its definition and compiled schema.
