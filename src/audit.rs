@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 
+use crate::block::BlockStamp;
 use crate::error::{Error, Result};
-use crate::store::{
-    BlockStamp, NewAuditRow, Store, WriterConnection, block_stamps, insert_audit, now_millis,
-};
+use crate::store::{NewAuditRow, Store, WriterConnection, block_stamps, insert_audit};
+use crate::time::now_millis;
 
 /// One thing to record.
 #[derive(Clone, Debug)]

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
-use crate::store::{Store, TokenRow, now_millis};
+use crate::store::{Store, TokenRow};
+use crate::time::now_millis;
 
 const PREFIX: &str = "byd";
 

@@ -29,6 +29,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod block;
 pub mod cli;
 pub mod config;
 pub mod connect;
@@ -44,6 +45,7 @@ pub mod store;
 pub mod time;
 pub mod types;
 
+pub use block::{Block, NewBlock};
 pub use config::Config;
 pub use error::{Error, Result};
-pub use registry::{Block, NewBlock, Registry};
+pub use registry::Registry;

@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::block::{Block, BlockFilter, BlockMeta, BlockSummary, BlockVersion, NewBlock};
 use crate::config::RemoteSettings;
 use crate::document::split_secrets;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
-use crate::registry::{Block, BlockMeta, BlockSummary, BlockVersion, NewBlock};
-use crate::store::BlockFilter;
 use crate::time::parse_rfc3339;
 use crate::types::{BlockType, BlockTypeDef, builtin_type};
 

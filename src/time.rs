@@ -2,6 +2,14 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+/// Current time as Unix milliseconds, the store's timestamp format.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// RFC 3339 text (UTC, millisecond precision) of a Unix-milliseconds timestamp.
 pub fn rfc3339(millis: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(millis.max(0) as u64);
@@ -17,7 +25,7 @@ pub(crate) fn serialize_rfc3339<S: serde::Serializer>(
 
 /// Parses `--since`: a duration ago (`1h`, `7days`) or an RFC 3339 time; Unix millis.
 pub fn parse_since(text: &str) -> crate::error::Result<i64> {
-    let now = crate::store::now_millis();
+    let now = now_millis();
     if let Ok(ago) = humantime::parse_duration(text.trim()) {
         return Ok(now - ago.as_millis().min(i64::MAX as u128) as i64);
     }

@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 
 use super::input::{self, DocumentArgs};
 use super::output::{Printer, details, pretty, table};
+use crate::block::BlockFilter;
 use crate::connect::EnvFormat;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::registry::{Block, NewBlock, Registry};
-use crate::store::BlockFilter;
 use crate::time::rfc3339;
 
 const CONNECTOR: &str = "sqlalchemy-connector";

@@ -15,9 +15,9 @@ use zeroize::Zeroizing;
 
 use super::classify;
 use super::info::ConnectionInfo;
+use crate::block::Block;
 use crate::db::{Backend, Connect};
 use crate::error::{ConnectFailure, Error, Result};
-use crate::registry::Block;
 
 /// An r2d2 pool of `C` connections to one block's database. It dereferences to the
 /// r2d2 pool (`state()`, `max_size()`, ...), but [`BlockPool::get`] answers with

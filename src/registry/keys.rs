@@ -11,7 +11,8 @@ use crate::config::{KeyChoice, default_key_file};
 use crate::crypto::{DataKey, KeySource, MasterKey, MasterKeyLocation};
 use crate::document::Secrets;
 use crate::error::{Error, Result};
-use crate::store::{DataKeyRow, SealedRow, Store, now_millis};
+use crate::store::{DataKeyRow, SealedRow, Store};
+use crate::time::now_millis;
 
 const META_FINGERPRINT: &str = "master_key_fingerprint";
 const META_LOCATION: &str = "master_key_location";

@@ -4,34 +4,24 @@
 
 mod connections;
 mod keys;
-mod model;
 
+pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, NewBlock};
 pub use keys::{InitReport, KeyStatus, RotationReport};
-pub use model::{Block, BlockMeta, BlockSummary, BlockVersion};
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::block::{BlockFilter, parse_stored_data};
 use crate::config::Config;
 use crate::connect::pool::PoolCache;
 use crate::document::split_secrets;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::remote::RemoteClient;
-use crate::store::{BlockFilter, BlockRow, ChangeKind, Store, now_millis, schema};
+use crate::store::{BlockRow, ChangeKind, Store, schema};
+use crate::time::now_millis;
 use crate::types::{BlockType, BlockTypeDef, builtin_type, builtin_types};
-
-/// A block to create.
-#[derive(Debug)]
-pub struct NewBlock {
-    pub name: BlockName,
-    pub block_type: String,
-    /// The full document, secrets included.
-    pub document: Value,
-    /// Keep this id (import); a new UUID otherwise.
-    pub id: Option<uuid::Uuid>,
-}
 
 /// The registry: a store, the configured master key, the block types, and the pools
 /// handed out by block name. Cloning is cheap and clones share everything.
@@ -218,7 +208,7 @@ impl Registry {
             updated_at: now,
         };
         self.local()?.0.insert_block(&row)?;
-        Block::from_row(row, Some(secrets))
+        block_from_row(row, Some(secrets))
     }
 
     /// Loads a block with its secrets decrypted.
@@ -235,7 +225,7 @@ impl Registry {
         if let Some(r) = self.remote() {
             return r.get_block_masked(name);
         }
-        Block::from_row(self.find_row(name)?, None)
+        block_from_row(self.find_row(name)?, None)
     }
 
     pub fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
@@ -279,7 +269,7 @@ impl Registry {
         if current_secrets == secrets
             && serde_json::from_str::<Value>(&current.data).is_ok_and(|d| d == masked)
         {
-            return Block::from_row(current, Some(secrets));
+            return block_from_row(current, Some(secrets));
         }
         let (sealed_secrets, key_id) = keys.seal(store, &current.id, &secrets)?;
         let row = BlockRow {
@@ -293,7 +283,7 @@ impl Registry {
         self.local()?
             .0
             .update_block(&row, expected, ChangeKind::Update)?;
-        Block::from_row(row, Some(secrets))
+        block_from_row(row, Some(secrets))
     }
 
     pub fn rename_block(
@@ -316,7 +306,7 @@ impl Registry {
         self.local()?
             .0
             .update_block(&row, expected, ChangeKind::Rename)?;
-        Block::from_row(row, None)
+        block_from_row(row, None)
     }
 
     pub fn delete_block(&self, name: &str, expected_version: Option<i64>) -> Result<Block> {
@@ -329,7 +319,7 @@ impl Registry {
         self.local()?
             .0
             .delete_block(&current.id, &current.name, expected)?;
-        Block::from_row(current, None)
+        block_from_row(current, None)
     }
 
     /// Every kept version of a block, oldest first, secrets masked.
@@ -397,7 +387,7 @@ fn load_block(store: &Store, keys: &keys::KeyManager, name: &str) -> Result<Bloc
         row.sealed_secrets.as_deref(),
         row.key_id.as_deref(),
     )?;
-    Block::from_row(row, Some(secrets))
+    block_from_row(row, Some(secrets))
 }
 
 fn check_version(current: &BlockRow, expected: Option<i64>) -> Result<i64> {
@@ -410,4 +400,10 @@ fn check_version(current: &BlockRow, expected: Option<i64>) -> Result<i64> {
         Some(v) => Ok(v),
         None => Ok(current.version),
     }
+}
+
+/// The block a stored row holds, with its secrets if they were opened.
+fn block_from_row(row: BlockRow, secrets: Option<crate::document::Secrets>) -> Result<Block> {
+    let masked = parse_stored_data(&row.data, &row.name)?;
+    Ok(Block::from_parts(row.meta(), masked, secrets))
 }

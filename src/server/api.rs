@@ -16,10 +16,10 @@ use super::http::{ApiError, ApiResult, Ctx, Json, json_body};
 use super::{State, blocking};
 use crate::audit::{AuditEvent, Expected};
 use crate::auth::{Actor, Permission};
+use crate::block::{Block, BlockFilter, NewBlock};
 use crate::error::Error;
 use crate::name::BlockName;
-use crate::registry::{Block, NewBlock};
-use crate::store::{AuditFilter, BlockFilter};
+use crate::store::AuditFilter;
 use crate::types::BlockTypeDef;
 
 const OPENAPI: &str = include_str!("openapi.json");

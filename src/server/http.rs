@@ -383,7 +383,7 @@ impl Fairing for RequestLog {
         let actor = req.local_cache(|| LoggedActor("-".into()));
         let code = req.local_cache(|| ErrorCode(None));
         let line = json!({
-            "ts": crate::time::rfc3339(crate::store::now_millis()),
+            "ts": crate::time::rfc3339(crate::time::now_millis()),
             "request_id": start.id,
             "method": req.method().as_str(),
             // Decoded, so grepping the log for `crdb-sage` finds `/blocks/crdb%2Dsage`.

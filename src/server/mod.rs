@@ -180,7 +180,7 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
                 Box::pin(async move {
                     eprintln!(
                         "{}",
-                        json!({"ts": crate::time::rfc3339(crate::store::now_millis()),
+                        json!({"ts": crate::time::rfc3339(crate::time::now_millis()),
                                "event": "listening", "address": address.to_string(), "port": port})
                     );
                 })

@@ -7,6 +7,9 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::schema::{block_versions::dsl as v, blocks::dsl as b};
 use super::{Store, StoreConnection};
+use crate::block::{
+    BlockFilter, BlockMeta, BlockStamp, BlockSummary, BlockVersion, parse_stored_data,
+};
 use crate::error::{Error, Result};
 
 /// A block as stored: public data as JSON text, secrets sealed.
@@ -21,16 +24,6 @@ pub struct BlockRow {
     pub sealed_secrets: Option<Vec<u8>>,
     pub key_id: Option<String>,
     pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// Which stored state of a block something was read from. A copy read earlier is still
-/// current while the block under that name has the same stamp (a block deleted and
-/// created again under its old id has a new `updated_at`).
-#[derive(Clone, Debug, PartialEq, Eq, Queryable)]
-pub struct BlockStamp {
-    pub id: String,
-    pub version: i64,
     pub updated_at: i64,
 }
 
@@ -117,16 +110,6 @@ impl BlockRow {
             created_at: self.updated_at,
         }
     }
-}
-
-/// Which blocks to list.
-#[derive(Clone, Debug, Default)]
-pub struct BlockFilter {
-    pub block_type: Option<String>,
-    pub name_prefix: Option<String>,
-    /// List names strictly after this one (keyset pagination).
-    pub after: Option<String>,
-    pub limit: Option<i64>,
 }
 
 /// Sealed secrets of one row (current or version), for key rotation.
@@ -351,5 +334,47 @@ impl Store {
             Ok(())
         })?;
         Ok(())
+    }
+}
+
+impl From<BlockRow> for BlockSummary {
+    fn from(row: BlockRow) -> Self {
+        BlockSummary {
+            id: row.id,
+            name: row.name,
+            block_type: row.block_type,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+impl BlockRow {
+    /// The row's fields other than its data and secrets.
+    pub fn meta(&self) -> BlockMeta {
+        BlockMeta {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            block_type: self.block_type.clone(),
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+impl TryFrom<VersionRow> for BlockVersion {
+    type Error = Error;
+    fn try_from(row: VersionRow) -> Result<Self> {
+        Ok(BlockVersion {
+            data: parse_stored_data(&row.data, &row.name)?,
+            version: row.version,
+            name: row.name,
+            block_type: row.block_type,
+            change: row.change,
+            created_at: row.created_at,
+            changes: Vec::new(),
+        })
     }
 }

@@ -8,9 +8,7 @@ pub mod schema;
 mod url;
 
 pub use access::{AuditFilter, AuditRow, NewAuditRow, TokenRow, insert_audit};
-pub use blocks::{
-    BlockFilter, BlockRow, BlockStamp, ChangeKind, SealedRow, VersionRow, block_stamps,
-};
+pub use blocks::{BlockRow, ChangeKind, SealedRow, VersionRow, block_stamps};
 pub use keys::DataKeyRow;
 pub use url::StoreUrl;
 
@@ -153,9 +151,16 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
         }
+        // One helper thread opens connections (r2d2's default starts three): the store
+        // is opened by every command, and most need a single connection.
+        let helper = scheduled_thread_pool::ScheduledThreadPool::builder()
+            .num_threads(1)
+            .thread_name_pattern("store-pool")
+            .build();
         let pool = Pool::builder()
             .max_size(options.max_size)
             .min_idle(Some(0))
+            .thread_pool(std::sync::Arc::new(helper))
             .connection_timeout(options.connection_timeout)
             .build_unchecked(StoreManager { url: url.clone() });
         Ok(Store { pool, url })
@@ -334,14 +339,6 @@ where
         applied: applied_names,
         migrations: known,
     })
-}
-
-/// Current time as Unix milliseconds, the store's timestamp format.
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

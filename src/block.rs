@@ -1,13 +1,47 @@
-//! What the registry hands out: blocks, summaries and versions. None of them can show
-//! a secret by accident: the stored data is already masked, and opened secrets are kept
-//! apart in [`Secrets`], whose `Debug` prints only paths.
+//! The block model every layer shares: blocks, their metadata, summaries, versions,
+//! new blocks, list filters and stamps. It imports nothing above it (no store, no
+//! registry), so the store, the registry, the remote client and connections can all use
+//! it. None of these values can show a secret by accident: the stored data is already
+//! masked, and opened secrets are kept apart in [`Secrets`], whose `Debug` prints only
+//! paths.
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::document::{Secrets, merge_secrets};
 use crate::error::{Error, Result};
-use crate::store::{BlockRow, BlockStamp, VersionRow};
+use crate::name::BlockName;
+
+/// A block to create.
+#[derive(Debug)]
+pub struct NewBlock {
+    pub name: BlockName,
+    pub block_type: String,
+    /// The full document, secrets included.
+    pub document: Value,
+    /// Keep this id (import); a new UUID otherwise.
+    pub id: Option<uuid::Uuid>,
+}
+
+/// Which blocks to list.
+#[derive(Clone, Debug, Default)]
+pub struct BlockFilter {
+    pub block_type: Option<String>,
+    pub name_prefix: Option<String>,
+    /// List names strictly after this one (keyset pagination).
+    pub after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// What identifies a stored state of a block: a kept read of it is current while the
+/// block under that name has the same stamp (a block deleted and created again under
+/// its old id has a new `updated_at`).
+#[derive(Clone, Debug, PartialEq, Eq, diesel::Queryable)]
+pub struct BlockStamp {
+    pub id: String,
+    pub version: i64,
+    pub updated_at: i64,
+}
 
 /// A block document.
 #[derive(Clone, Debug)]
@@ -23,21 +57,8 @@ pub struct Block {
 }
 
 impl Block {
-    pub(super) fn from_row(row: BlockRow, secrets: Option<Secrets>) -> Result<Block> {
-        Ok(Block {
-            masked: parse_data(&row.data, &row.name)?,
-            id: row.id,
-            name: row.name,
-            block_type: row.block_type,
-            version: row.version,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            secrets,
-        })
-    }
-
-    /// A block received from a Blockyard server: `masked` is the masked document and
-    /// `secrets` what was split out of the full one, if it was sent.
+    /// A block from its metadata, its masked document and, if they were opened, its
+    /// secrets (read from the store, or received from a Blockyard server).
     pub fn from_parts(meta: BlockMeta, masked: Value, secrets: Option<Secrets>) -> Block {
         Block {
             id: meta.id,
@@ -131,7 +152,8 @@ pub struct BlockMeta {
     pub updated_at: i64,
 }
 
-fn parse_data(text: &str, name: &str) -> Result<Value> {
+/// A stored (masked) document's JSON text, parsed.
+pub fn parse_stored_data(text: &str, name: &str) -> Result<Value> {
     serde_json::from_str(text)
         .map_err(|_| Error::Store(format!("block {name:?} has unreadable data in the store")))
 }
@@ -149,19 +171,6 @@ pub struct BlockSummary {
     pub updated_at: i64,
 }
 
-impl From<BlockRow> for BlockSummary {
-    fn from(row: BlockRow) -> Self {
-        BlockSummary {
-            id: row.id,
-            name: row.name,
-            block_type: row.block_type,
-            version: row.version,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-}
-
 /// One kept version of a block, secrets masked.
 #[derive(Clone, Debug, Serialize)]
 pub struct BlockVersion {
@@ -176,19 +185,4 @@ pub struct BlockVersion {
     /// not, never their values); empty for the first version.
     #[serde(default)]
     pub changes: Vec<crate::document::FieldChange>,
-}
-
-impl TryFrom<VersionRow> for BlockVersion {
-    type Error = Error;
-    fn try_from(row: VersionRow) -> Result<Self> {
-        Ok(BlockVersion {
-            data: parse_data(&row.data, &row.name)?,
-            version: row.version,
-            name: row.name,
-            block_type: row.block_type,
-            change: row.change,
-            created_at: row.created_at,
-            changes: Vec::new(),
-        })
-    }
 }
