@@ -1,10 +1,10 @@
 //! The library's error type and its stable error codes.
 //!
-//! Layering (the rule every module follows):
-//! - library areas return [`Error`], a `thiserror` enum; each variant has a stable
-//!   `code()` (`BLOCK_NOT_FOUND`, ...) that the CLI prints and the HTTP layer returns;
-//! - store internals use diesel's `QueryResult` and convert at the store boundary;
-//! - `anyhow` lives only in `main.rs`.
+//! Every library area returns [`Error`], a `thiserror` enum; each variant has a stable
+//! `code()` (`BLOCK_NOT_FOUND`, ...) that the CLI prints, the HTTP layer returns and
+//! `main` maps to an exit code. diesel and r2d2 errors convert into it (`From`) where
+//! the store and pools meet the rest. `thiserror` is for the library; `anyhow` belongs
+//! only in binaries (ours needs none: `main` maps an `Error` to its exit code).
 //!
 //! Messages are for people: they say what is wrong and what to do, and never carry a
 //! secret value (no document, URL with password or key material is ever formatted here).
@@ -219,7 +219,6 @@ const REMOTE_CODES: &[&str] = &[
     "NOT_FOUND",
     "BAD_REQUEST",
     "UNSUPPORTED_MEDIA_TYPE",
-    "PRECONDITION_REQUIRED",
     "INTERNAL_ERROR",
     "REMOTE_UNAVAILABLE",
 ];

@@ -1,4 +1,4 @@
-//! Block names: the validated, typed name every other module receives.
+//! Block names: validated once, then carried as a typed [`BlockName`].
 
 use std::fmt;
 

@@ -1,6 +1,7 @@
 //! The registry service: the one place that handles plaintext secrets and the store
-//! together. Interfaces (CLI, later HTTP) call it; it validates documents against their
-//! types, seals and opens secrets, and keeps every change as a version.
+//! together. Interfaces (the CLI, the HTTP server, flows through the library) call it;
+//! it validates documents against their types, seals and opens secrets, and keeps every
+//! change as a version.
 
 mod connections;
 mod keys;
