@@ -55,7 +55,12 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The top-level module a file belongs to (`src/connect/pool.rs` → `connect`).
 fn module_of(root: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(root.join("src")).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_owned()
 }
 
@@ -111,7 +116,11 @@ fn data_flows_one_way() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports that do not flow down:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports that do not flow down:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
