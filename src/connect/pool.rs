@@ -246,21 +246,19 @@ impl Target {
     }
 
     /// Re-reads the block after an authentication failure (at most once a second);
-    /// true if it changed and the connection is worth retrying.
+    /// true if it changed and the connection is worth retrying. Concurrent callers wait
+    /// for a re-read in progress, so none of them judges a failure by stale details.
     fn reload_after_auth_failure(&self) -> bool {
         self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
-        {
-            let mut last = self.last_reload.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-                return false;
-            }
-            *last = Some(Instant::now());
+        let mut last = self.last_reload.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return false;
         }
+        *last = Some(Instant::now());
         let Ok(block) = (self.loader)(&self.name) else {
             return false;
         };
-        let current = self.live.read().unwrap_or_else(|e| e.into_inner()).version;
-        if block.version == current {
+        if block.version == self.version() {
             return false;
         }
         match live_from_block(&block) {
@@ -270,6 +268,11 @@ impl Target {
             }
             Err(_) => false,
         }
+    }
+
+    /// The block version the pool connects with now.
+    fn version(&self) -> i64 {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).version
     }
 }
 
@@ -307,9 +310,10 @@ impl<C> fmt::Debug for BlockManager<C> {
 }
 
 impl<C: Connect> BlockManager<C> {
-    fn try_connect(&self) -> std::result::Result<C, diesel::ConnectionError> {
+    /// Connects with the current details; also returns the block version they are of.
+    fn try_connect(&self) -> (std::result::Result<C, diesel::ConnectionError>, i64) {
         let live = self.target.live.read().unwrap_or_else(|e| e.into_inner());
-        C::connect(live.backend, &live.url)
+        (C::connect(live.backend, &live.url), live.version)
     }
 }
 
@@ -318,17 +322,20 @@ impl<C: Connect> ManageConnection for BlockManager<C> {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> std::result::Result<C, Self::Error> {
-        match self.try_connect() {
-            Err(err)
-                if classify::connection_error(&err) == ConnectFailure::AuthenticationFailed
-                    && self.target.reload_after_auth_failure() =>
-            {
-                self.try_connect()
-            }
-            other => other,
+        let (mut result, mut used) = self.try_connect();
+        if let Err(err) = &result
+            && classify::connection_error(err) == ConnectFailure::AuthenticationFailed
+            && (self.target.reload_after_auth_failure() || self.target.version() != used)
+        {
+            (result, used) = self.try_connect();
         }
-        .inspect_err(|err| self.target.record_failure(err))
-        .map_err(diesel::r2d2::Error::ConnectionError)
+        if let Err(err) = &result
+            && self.target.version() == used
+        {
+            // Failed with the block's current details: `BlockPool::get` may report it.
+            self.target.record_failure(err);
+        }
+        result.map_err(diesel::r2d2::Error::ConnectionError)
     }
 
     fn is_valid(&self, conn: &mut C) -> std::result::Result<(), Self::Error> {
