@@ -32,11 +32,59 @@ fn forbidden(actor: &Actor, what: &str) -> ApiError {
     )))
 }
 
-fn require(actor: &Actor, wanted: Permission, name: Option<&str>, what: &str) -> ApiResult<()> {
-    match actor.may(wanted, name) {
-        true => Ok(()),
-        false => Err(forbidden(actor, what)),
+/// What a route is about to do, for [`authorize`].
+pub(super) struct Access<'a> {
+    pub wanted: Permission,
+    /// The blocks it touches; none for admin routes.
+    pub blocks: &'a [&'a str],
+    /// How a refusal is recorded in the audit log (action, subject); `None` for plain
+    /// reads, which are not audited.
+    pub audited: Option<(&'static str, &'a str)>,
+    /// For the 403 message: "token X does not allow {what}".
+    pub what: &'a str,
+}
+
+impl<'a> Access<'a> {
+    /// Reading one block, with its secrets if `reveal` (a refused secret read is
+    /// audited as `read-secrets`).
+    pub fn read(name: &'a str, blocks: &'a [&'a str], reveal: bool) -> Access<'a> {
+        match reveal {
+            true => Access {
+                wanted: Permission::ReadSecrets,
+                blocks,
+                audited: Some(("read-secrets", name)),
+                what: "reading this block's secrets",
+            },
+            false => Access {
+                wanted: Permission::Read,
+                blocks,
+                audited: None,
+                what: "reading this block",
+            },
+        }
     }
+}
+
+/// The one scope check of every route: `Ok` when the token allows `access`; otherwise
+/// 403, and a refused secret read or change is on record before the 403 leaves. It runs
+/// before any lookup, so a refusal never says whether a block exists.
+pub(super) async fn authorize(
+    state: &State,
+    ctx: &Ctx,
+    actor: &Actor,
+    access: Access<'_>,
+) -> ApiResult<()> {
+    let allowed = match access.blocks {
+        [] => actor.may(access.wanted, None),
+        blocks => blocks.iter().all(|b| actor.may(access.wanted, Some(b))),
+    };
+    if allowed {
+        return Ok(());
+    }
+    if let Some((action, subject)) = access.audited {
+        audit(state, ctx, actor, action, Some(subject), "FORBIDDEN").await?;
+    }
+    Err(forbidden(actor, access.what))
 }
 
 fn parse_name(raw: &str) -> ApiResult<BlockName> {
@@ -179,12 +227,7 @@ pub async fn get_block(
     let actor = ctx.actor()?;
     let reveal = parse_bool("include_secrets", include_secrets)?;
     let name = parse_name(name)?.to_string();
-    if !reveal {
-        require(actor, Permission::Read, Some(&name), "reading this block")?;
-    } else if !actor.may(Permission::ReadSecrets, Some(&name)) {
-        audit(state, &ctx, actor, "read-secrets", Some(&name), "FORBIDDEN").await?;
-        return Err(forbidden(actor, "reading this block's secrets"));
-    }
+    authorize(state, &ctx, actor, Access::read(&name, &[&name], reveal)).await?;
     let kept = read_block(state, &ctx, actor, &name, reveal).await?;
     Ok(Json::rendered(Status::Ok, kept.view(reveal)).etag(kept.block.version))
 }
@@ -245,18 +288,13 @@ pub async fn create_block(
     let actor = ctx.actor()?;
     let body: CreateBody = json_body(content_type, data).await?;
     let name = parse_name(&body.name)?;
-    if !actor.may(Permission::Write, Some(name.as_str())) {
-        audit(
-            state,
-            &ctx,
-            actor,
-            "create",
-            Some(name.as_str()),
-            "FORBIDDEN",
-        )
-        .await?;
-        return Err(forbidden(actor, "creating this block"));
-    }
+    let access = Access {
+        wanted: Permission::Write,
+        blocks: &[name.as_str()],
+        audited: Some(("create", name.as_str())),
+        what: "creating this block",
+    };
+    authorize(state, &ctx, actor, access).await?;
     let registry = state.registry.clone();
     let new = NewBlock {
         name: name.clone(),
@@ -287,10 +325,13 @@ pub async fn update_block(
     let name = parse_name(name)?.to_string();
     let expected = ctx.expected_version()?;
     let body: UpdateBody = json_body(content_type, data).await?;
-    if !actor.may(Permission::Write, Some(&name)) {
-        audit(state, &ctx, actor, "update", Some(&name), "FORBIDDEN").await?;
-        return Err(forbidden(actor, "changing this block"));
-    }
+    let access = Access {
+        wanted: Permission::Write,
+        blocks: &[&name],
+        audited: Some(("update", &name)),
+        what: "changing this block",
+    };
+    authorize(state, &ctx, actor, access).await?;
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking(move || {
@@ -323,12 +364,13 @@ pub async fn rename_block(
     let expected = ctx.expected_version()?;
     let body: RenameBody = json_body(content_type, data).await?;
     let new_name = parse_name(&body.new_name)?;
-    if !actor.may(Permission::Write, Some(&name))
-        || !actor.may(Permission::Write, Some(new_name.as_str()))
-    {
-        audit(state, &ctx, actor, "rename", Some(&name), "FORBIDDEN").await?;
-        return Err(forbidden(actor, "renaming this block to that name"));
-    }
+    let access = Access {
+        wanted: Permission::Write,
+        blocks: &[&name, new_name.as_str()],
+        audited: Some(("rename", &name)),
+        what: "renaming this block to that name",
+    };
+    authorize(state, &ctx, actor, access).await?;
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking(move || registry.rename_block(&target, &new_name, expected)).await;
@@ -341,10 +383,13 @@ pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) ->
     let actor = ctx.actor()?;
     let name = parse_name(name)?.to_string();
     let expected = ctx.expected_version()?;
-    if !actor.may(Permission::Write, Some(&name)) {
-        audit(state, &ctx, actor, "delete", Some(&name), "FORBIDDEN").await?;
-        return Err(forbidden(actor, "deleting this block"));
-    }
+    let access = Access {
+        wanted: Permission::Write,
+        blocks: &[&name],
+        audited: Some(("delete", &name)),
+        what: "deleting this block",
+    };
+    authorize(state, &ctx, actor, access).await?;
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking(move || registry.delete_block(&target, expected)).await;
@@ -358,7 +403,7 @@ pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) ->
 pub async fn block_history(ctx: Ctx, state: &rocket::State<State>, name: &str) -> ApiResult<Json> {
     let actor = ctx.actor()?;
     let name = parse_name(name)?.to_string();
-    require(actor, Permission::Read, Some(&name), "reading this block")?;
+    authorize(state, &ctx, actor, Access::read(&name, &[&name], false)).await?;
     let registry = state.registry.clone();
     let versions = blocking(move || registry.block_history(&name)).await?;
     Ok(Json::ok(json!({ "versions": versions })))
@@ -399,18 +444,13 @@ pub async fn register_type(
     let replace = parse_bool("replace", replace)?;
     let def: BlockTypeDef = json_body(content_type, data).await?;
     let label = format!("type:{}", def.slug);
-    if !actor.may(Permission::Admin, None) {
-        audit(
-            state,
-            &ctx,
-            actor,
-            "register-type",
-            Some(&label),
-            "FORBIDDEN",
-        )
-        .await?;
-        return Err(forbidden(actor, "registering block types (needs admin)"));
-    }
+    let access = Access {
+        wanted: Permission::Admin,
+        blocks: &[],
+        audited: Some(("register-type", &label)),
+        what: "registering block types (needs admin)",
+    };
+    authorize(state, &ctx, actor, access).await?;
     let registry = state.registry.clone();
     let result = blocking(move || registry.register_type(def, replace)).await;
     let ty = audited(state, &ctx, actor, "register-type", &label, result).await?;
@@ -432,12 +472,13 @@ pub async fn list_audit(
     q: AuditQuery<'_>,
 ) -> ApiResult<Json> {
     let actor = ctx.actor()?;
-    require(
-        actor,
-        Permission::Admin,
-        None,
-        "reading the audit log (needs admin)",
-    )?;
+    let access = Access {
+        wanted: Permission::Admin,
+        blocks: &[],
+        audited: None,
+        what: "reading the audit log (needs admin)",
+    };
+    authorize(state, &ctx, actor, access).await?;
     let limit = parse_limit(q.limit)?;
     let since = match q.since {
         None => None,

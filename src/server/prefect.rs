@@ -7,11 +7,11 @@ use rocket::{Route, get, routes};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::api::{Access, authorize};
 use super::http::{ApiResult, Ctx, Json};
 use super::{State, blocking};
-use crate::auth::Permission;
+use crate::block::Block;
 use crate::error::Error;
-use crate::registry::Block;
 use crate::types::BlockTypeDef;
 
 /// The Prefect server version we answer as: the newest client these routes are tested
@@ -55,19 +55,8 @@ async fn block_document(
     let actor = ctx.actor()?;
     let name = crate::name::BlockName::parse(name)?.to_string();
     let reveal = include_secrets.unwrap_or(false);
-    let wanted = if reveal {
-        Permission::ReadSecrets
-    } else {
-        Permission::Read
-    };
-    if !actor.may(wanted, Some(&name)) {
-        return Err(Error::Forbidden(format!(
-            "token {:?} does not allow reading this block{}",
-            actor.name,
-            if reveal { "'s secrets" } else { "" }
-        ))
-        .into());
-    }
+    // The same check as the native route: a refused secret read is audited here too.
+    authorize(state, &ctx, actor, Access::read(&name, &[&name], reveal)).await?;
     let kept = super::api::read_block(state, &ctx, actor, &name, reveal).await?;
     let block = &kept.block;
     if block.block_type != slug {

@@ -1178,3 +1178,40 @@ fn remote_mode_cli_and_library() {
     );
     assert!(!server.log().contains(PLANTED));
 }
+
+/// Every route refuses through the same check: the Prefect route records a refused
+/// secret read in the audit log, as the native route does.
+#[test]
+fn refused_secret_reads_are_audited_on_every_route() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let reader = token(&env, "masked-only", &["blocks:read"], &[]);
+    let server = Server::start(&env, &[]);
+    for path in [
+        "/api/v1/blocks/crdb-sage?include_secrets=true",
+        "/prefect/api/block_types/slug/sqlalchemy-connector/block_documents/name/crdb-sage?include_secrets=true",
+    ] {
+        let reply = call(
+            "GET",
+            &format!("{}{path}", server.base),
+            Some(&reader),
+            None,
+            &[],
+        );
+        assert_error(&reply, 403, "FORBIDDEN");
+        assert!(!reply.text.contains(PLANTED));
+    }
+    let records = env.json(&["audit", "ls", "--block", "crdb-sage"]);
+    let refused: Vec<&serde_json::Value> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["actor"] == "masked-only" && r["action"] == "read-secrets")
+        .collect();
+    assert_eq!(refused.len(), 2, "{records}");
+    assert!(
+        refused.iter().all(|r| r["outcome"] == "FORBIDDEN"),
+        "{records}"
+    );
+}
