@@ -192,7 +192,7 @@ pub async fn list_blocks(
     state: &rocket::State<State>,
     q: ListQuery<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor()?.clone();
+    let actor = ctx.actor().clone();
     if !actor.may_some(Permission::Read) {
         return Err(forbidden(&actor, "reading blocks"));
     }
@@ -224,7 +224,7 @@ pub async fn get_block(
     name: &str,
     include_secrets: Option<&str>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor()?;
+    let actor = ctx.actor();
     let reveal = parse_bool("include_secrets", include_secrets)?;
     let name = parse_name(name)?.to_string();
     authorize(state, &ctx, actor, Access::read(&name, &[&name], reveal)).await?;
@@ -285,7 +285,7 @@ pub async fn create_block(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor()?;
+    let actor = ctx.actor();
     let body: CreateBody = json_body(content_type, data).await?;
     let name = parse_name(&body.name)?;
     let access = Access {
@@ -321,7 +321,7 @@ pub async fn update_block(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor()?;
+    let actor = ctx.actor();
     let name = parse_name(name)?.to_string();
     let expected = ctx.expected_version()?;
     let body: UpdateBody = json_body(content_type, data).await?;
@@ -359,7 +359,7 @@ pub async fn rename_block(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor()?;
+    let actor = ctx.actor();
     let name = parse_name(name)?.to_string();
     let expected = ctx.expected_version()?;
     let body: RenameBody = json_body(content_type, data).await?;
@@ -380,7 +380,7 @@ pub async fn rename_block(
 
 #[delete("/blocks/<name>")]
 pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) -> ApiResult<Json> {
-    let actor = ctx.actor()?;
+    let actor = ctx.actor();
     let name = parse_name(name)?.to_string();
     let expected = ctx.expected_version()?;
     let access = Access {
@@ -401,7 +401,7 @@ pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) ->
 
 #[get("/blocks/<name>/history")]
 pub async fn block_history(ctx: Ctx, state: &rocket::State<State>, name: &str) -> ApiResult<Json> {
-    let actor = ctx.actor()?;
+    let actor = ctx.actor();
     let name = parse_name(name)?.to_string();
     authorize(state, &ctx, actor, Access::read(&name, &[&name], false)).await?;
     let registry = state.registry.clone();
@@ -410,8 +410,7 @@ pub async fn block_history(ctx: Ctx, state: &rocket::State<State>, name: &str) -
 }
 
 #[get("/block-types")]
-pub async fn list_types(ctx: Ctx, state: &rocket::State<State>) -> ApiResult<Json> {
-    ctx.actor()?;
+pub async fn list_types(_authenticated: Ctx, state: &rocket::State<State>) -> ApiResult<Json> {
     let registry = state.registry.clone();
     let types = blocking(move || registry.block_types()).await?;
     let defs: Vec<&BlockTypeDef> = types.iter().map(|t| &t.def).collect();
@@ -419,8 +418,11 @@ pub async fn list_types(ctx: Ctx, state: &rocket::State<State>) -> ApiResult<Jso
 }
 
 #[get("/block-types/<slug>")]
-pub async fn get_type(ctx: Ctx, state: &rocket::State<State>, slug: &str) -> ApiResult<Json> {
-    ctx.actor()?;
+pub async fn get_type(
+    _authenticated: Ctx,
+    state: &rocket::State<State>,
+    slug: &str,
+) -> ApiResult<Json> {
     let registry = state.registry.clone();
     let slug = slug.to_owned();
     match blocking(move || registry.block_type(&slug)).await {
@@ -440,7 +442,7 @@ pub async fn register_type(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor()?;
+    let actor = ctx.actor();
     let replace = parse_bool("replace", replace)?;
     let def: BlockTypeDef = json_body(content_type, data).await?;
     let label = format!("type:{}", def.slug);
@@ -471,7 +473,7 @@ pub async fn list_audit(
     state: &rocket::State<State>,
     q: AuditQuery<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor()?;
+    let actor = ctx.actor();
     let access = Access {
         wanted: Permission::Admin,
         blocks: &[],
@@ -499,8 +501,7 @@ pub async fn list_audit(
 }
 
 #[get("/openapi.json")]
-pub async fn openapi(ctx: Ctx) -> ApiResult<Json> {
-    ctx.actor()?;
+pub async fn openapi(_authenticated: Ctx) -> ApiResult<Json> {
     let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
     Ok(Json::ok(doc))
 }

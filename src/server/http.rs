@@ -25,7 +25,7 @@ pub const BODY_LIMIT: u64 = 256 * 1024;
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// An error as the API returns it: `{"error": {"code", "message"}}` and a 4xx/5xx status.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: Status,
     pub code: &'static str,
@@ -239,17 +239,27 @@ fn too_large() -> ApiError {
     )
 }
 
-/// Per-request context: request id, `If-Match`, and the caller (if the token checked out).
+/// The request guard of every route but `/health` and `/ready`: the authenticated
+/// caller, request id and `If-Match`. It rejects by itself (401 for a missing, invalid,
+/// expired or revoked token, 503 when the token cannot be checked), so no handler can
+/// forget to authenticate.
 pub struct Ctx {
     pub request_id: String,
     pub if_match: Option<String>,
-    pub caller: Result<Arc<Actor>, Error>,
+    actor: Arc<Actor>,
 }
 
+/// Why [`Ctx`] rejected a request, for the 401/503 catchers.
+struct GuardFailure(Option<ApiError>);
+
 impl Ctx {
-    /// The verified caller, or 401.
-    pub fn actor(&self) -> ApiResult<&Actor> {
-        self.caller.as_deref().map_err(|err| match err {
+    /// The verified caller.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    fn refusal(err: &Error) -> ApiError {
+        match err {
             Error::Unauthorized(_) => ApiError::from(Error::Unauthorized(
                 "the token is missing, invalid, expired or revoked".into(),
             )),
@@ -258,7 +268,7 @@ impl Ctx {
                 "STORE_UNAVAILABLE",
                 format!("cannot check the token: {}", other.code()),
             ),
-        })
+        }
     }
 
     /// The version `If-Match` names (`3`, `"3"` or `W/"3"`), or 400 if it is not one.
@@ -301,7 +311,7 @@ fn token_from(req: &Request<'_>) -> Option<String> {
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Ctx {
-    type Error = std::convert::Infallible;
+    type Error = ();
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let state = req.rocket().state::<State>().expect("server state");
@@ -318,15 +328,52 @@ impl<'r> FromRequest<'r> for Ctx {
                 }
             },
         };
-        if let Ok(actor) = &caller {
-            req.local_cache(|| LoggedActor(actor.name.clone()));
+        match caller {
+            Ok(actor) => {
+                req.local_cache(|| LoggedActor(actor.name.clone()));
+                Outcome::Success(Ctx {
+                    request_id,
+                    if_match: req.headers().get_one("If-Match").map(str::to_owned),
+                    actor,
+                })
+            }
+            Err(err) => {
+                let refusal = Ctx::refusal(&err);
+                let status = refusal.status;
+                req.local_cache(|| GuardFailure(Some(refusal)));
+                Outcome::Error((status, ()))
+            }
         }
-        Outcome::Success(Ctx {
-            request_id,
-            if_match: req.headers().get_one("If-Match").map(str::to_owned),
-            caller,
-        })
     }
+}
+
+/// The answer of the 401 and 503 catchers: why the guard refused, or a generic error.
+fn guard_failure(req: &Request<'_>, status: Status, fallback: (&'static str, &str)) -> ApiError {
+    req.local_cache(|| GuardFailure(None))
+        .0
+        .clone()
+        .unwrap_or_else(|| caught(status, fallback.0, fallback.1))
+}
+
+#[rocket::catch(401)]
+pub fn unauthorized(req: &Request<'_>) -> ApiError {
+    guard_failure(
+        req,
+        Status::Unauthorized,
+        (
+            "UNAUTHORIZED",
+            "the token is missing, invalid, expired or revoked",
+        ),
+    )
+}
+
+#[rocket::catch(503)]
+pub fn unavailable(req: &Request<'_>) -> ApiError {
+    guard_failure(
+        req,
+        Status::ServiceUnavailable,
+        ("STORE_UNAVAILABLE", "the store is unavailable"),
+    )
 }
 
 /// When a request started and its id.

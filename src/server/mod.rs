@@ -154,7 +154,9 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
             "/",
             catchers![
                 http::bad_request,
+                http::unauthorized,
                 http::not_found,
+                http::unavailable,
                 http::payload_too_large,
                 http::unprocessable,
                 http::default_catcher

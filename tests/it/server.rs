@@ -1215,3 +1215,50 @@ fn refused_secret_reads_are_audited_on_every_route() {
         "{records}"
     );
 }
+
+/// Authentication is the request guard's, not each handler's: every route in the
+/// OpenAPI document (and Prefect's version route) answers 401 without a token, with
+/// the API's error shape, before reading a body or looking anything up.
+#[test]
+fn every_route_but_health_needs_a_token() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let server = Server::start(&env, &[]);
+    let doc = call(
+        "GET",
+        &format!("{}/api/v1/openapi.json", server.base),
+        Some(&admin),
+        None,
+        &[],
+    );
+    let mut checked = 0;
+    let mut routes: Vec<(String, String)> =
+        vec![("GET".into(), "/prefect/api/admin/version".into())];
+    for (path, ops) in doc.body["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            routes.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    for (method, path) in routes {
+        let path = path
+            .replace("{name}", "crdb-sage")
+            .replace("{slug}", "sqlalchemy-connector");
+        let reply = call(&method, &format!("{}{path}", server.base), None, None, &[]);
+        if ["/health", "/ready", "/prefect/api/health"].contains(&path.as_str()) {
+            assert_eq!(reply.status, 200, "{method} {path}");
+            continue;
+        }
+        assert_error(&reply, 401, "UNAUTHORIZED");
+        checked += 1;
+    }
+    assert!(checked >= 12, "{checked} routes");
+    let bad = call(
+        "GET",
+        &format!("{}/api/v1/blocks", server.base),
+        Some("by_nonsense"),
+        None,
+        &[],
+    );
+    assert_error(&bad, 401, "UNAUTHORIZED");
+}
