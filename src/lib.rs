@@ -41,6 +41,7 @@ pub mod name;
 pub mod registry;
 pub mod remote;
 pub mod server;
+pub mod source;
 pub mod store;
 pub mod time;
 pub mod types;

@@ -12,6 +12,7 @@ use crate::config::RemoteSettings;
 use crate::document::split_secrets;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
+use crate::source::BlockSource;
 use crate::time::parse_rfc3339;
 use crate::types::{BlockType, BlockTypeDef, builtin_type};
 
@@ -95,8 +96,10 @@ impl RemoteClient {
             )),
         }
     }
+}
 
-    pub fn block_types(&self) -> Result<Vec<BlockType>> {
+impl BlockSource for RemoteClient {
+    fn block_types(&self) -> Result<Vec<BlockType>> {
         let body = self.send("GET", "/block-types", None, None)?;
         body["block_types"]
             .as_array()
@@ -107,7 +110,7 @@ impl RemoteClient {
             .collect()
     }
 
-    pub fn block_type(&self, slug: &str) -> Result<BlockType> {
+    fn block_type(&self, slug: &str) -> Result<BlockType> {
         if let Some(ty) = builtin_type(slug) {
             return Ok(ty);
         }
@@ -120,13 +123,13 @@ impl RemoteClient {
         }
     }
 
-    pub fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType> {
+    fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType> {
         let body = serde_json::to_value(&def).unwrap_or_default();
         let path = format!("/block-types?replace={replace}");
         type_from_json(self.send("POST", &path, Some(body), None)?)
     }
 
-    pub fn create_block(&self, new: NewBlock) -> Result<Block> {
+    fn create_block(&self, new: NewBlock) -> Result<Block> {
         let mut body =
             json!({"name": new.name.as_str(), "block_type": new.block_type, "data": new.document});
         if let Some(id) = new.id {
@@ -135,7 +138,7 @@ impl RemoteClient {
         block_from_json(self.send("POST", "/blocks", Some(body), None)?, None)
     }
 
-    pub fn load_block(&self, name: &str) -> Result<Block> {
+    fn load_block(&self, name: &str) -> Result<Block> {
         let path = format!(
             "/blocks/{}?include_secrets=true",
             enc(BlockName::parse(name)?.as_str())
@@ -145,12 +148,12 @@ impl RemoteClient {
         block_from_json(body, Some(&ty))
     }
 
-    pub fn get_block_masked(&self, name: &str) -> Result<Block> {
+    fn get_block_masked(&self, name: &str) -> Result<Block> {
         let path = format!("/blocks/{}", enc(BlockName::parse(name)?.as_str()));
         block_from_json(self.send("GET", &path, None, None)?, None)
     }
 
-    pub fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
+    fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
         let mut out = Vec::new();
         let mut cursor = filter.after.clone();
         let wanted = filter.limit.unwrap_or(i64::MAX);
@@ -184,12 +187,7 @@ impl RemoteClient {
         }
     }
 
-    pub fn update_block(
-        &self,
-        name: &str,
-        document: Value,
-        expected: Option<i64>,
-    ) -> Result<Block> {
+    fn update_block(&self, name: &str, document: Value, expected: Option<i64>) -> Result<Block> {
         let path = format!("/blocks/{}", enc(BlockName::parse(name)?.as_str()));
         block_from_json(
             self.send("PUT", &path, Some(json!({"data": document})), expected)?,
@@ -197,7 +195,7 @@ impl RemoteClient {
         )
     }
 
-    pub fn rename_block(
+    fn rename_block(
         &self,
         name: &str,
         new_name: &BlockName,
@@ -208,7 +206,7 @@ impl RemoteClient {
         block_from_json(self.send("POST", &path, Some(body), expected)?, None)
     }
 
-    pub fn delete_block(&self, name: &str, expected: Option<i64>) -> Result<Block> {
+    fn delete_block(&self, name: &str, expected: Option<i64>) -> Result<Block> {
         let path = format!("/blocks/{}", enc(BlockName::parse(name)?.as_str()));
         let body = self.send("DELETE", &path, None, expected)?;
         Ok(Block::from_parts(
@@ -225,7 +223,7 @@ impl RemoteClient {
         ))
     }
 
-    pub fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
+    fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
         let path = format!("/blocks/{}/history", enc(BlockName::parse(name)?.as_str()));
         let body = self.send("GET", &path, None, None)?;
         Ok(body["versions"]

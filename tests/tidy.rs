@@ -18,6 +18,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("block", 5),
     ("store", 6),
     ("connect", 6),
+    ("source", 6),
     ("config", 7),
     ("audit", 7),
     ("auth", 7),

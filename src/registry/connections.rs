@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Registry, Source, load_block};
+use super::Registry;
 use crate::config::{Config, Sources};
 use crate::connect::BlockPool;
 use crate::connect::pool::Loader;
@@ -42,15 +42,7 @@ impl Registry {
     }
 
     fn loader(&self) -> Loader {
-        match &self.source {
-            Source::Local { store, keys } => {
-                let (store, keys) = (store.clone(), keys.clone());
-                Arc::new(move |name: &str| load_block(&store, &keys, name))
-            }
-            Source::Remote(client) => {
-                let client = client.clone();
-                Arc::new(move |name: &str| client.load_block(name))
-            }
-        }
+        let source = self.source.clone();
+        Arc::new(move |name: &str| source.load_block(name))
     }
 }

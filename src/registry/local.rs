@@ -1,0 +1,240 @@
+//! The local source of blocks: a store opened here and the key manager that seals and
+//! opens their secrets. The only code that handles both plaintext secrets and the store.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::keys::KeyManager;
+use super::{block_from_row, check_version, load_block};
+use crate::block::{Block, BlockFilter, BlockSummary, BlockVersion, NewBlock};
+use crate::document::split_secrets;
+use crate::error::{Error, Result};
+use crate::name::BlockName;
+use crate::source::BlockSource;
+use crate::store::{BlockRow, ChangeKind, Store, schema};
+use crate::time::now_millis;
+use crate::types::{BlockType, BlockTypeDef, builtin_type, builtin_types};
+
+#[derive(Debug)]
+pub(super) struct LocalBlocks {
+    pub store: Store,
+    pub keys: Arc<KeyManager>,
+}
+
+impl LocalBlocks {
+    fn find_row(&self, name: &str) -> Result<BlockRow> {
+        super::find_row(&self.store, name)
+    }
+}
+
+impl BlockSource for LocalBlocks {
+    /// Every type: built-in first, then registered ones, by slug.
+    fn block_types(&self) -> Result<Vec<BlockType>> {
+        use diesel::prelude::*;
+        use schema::block_types::dsl as t;
+        let mut types = builtin_types();
+        let mut conn = self.store.conn()?;
+        let stored: Vec<String> = t::block_types
+            .select(t::definition)
+            .order(t::slug.asc())
+            .load(&mut *conn)?;
+        for text in stored {
+            types.push(BlockType::from_json(&text, false)?);
+        }
+        Ok(types)
+    }
+
+    fn block_type(&self, slug: &str) -> Result<BlockType> {
+        use diesel::prelude::*;
+        use schema::block_types::dsl as t;
+        if let Some(ty) = builtin_type(slug) {
+            return Ok(ty);
+        }
+        let mut conn = self.store.conn()?;
+        let text: Option<String> = t::block_types
+            .find(slug)
+            .select(t::definition)
+            .first(&mut *conn)
+            .optional()?;
+        match text {
+            Some(text) => BlockType::from_json(&text, false),
+            None => Err(Error::UnknownBlockType(slug.to_owned())),
+        }
+    }
+
+    /// Registers (or with `replace`, replaces) a user type. Built-in types cannot be
+    /// replaced.
+    fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType> {
+        use diesel::prelude::*;
+        use schema::block_types::dsl as t;
+        let ty = BlockType::from_def(def, false)?;
+        if builtin_type(ty.slug()).is_some() {
+            return Err(Error::BlockTypeAlreadyExists(ty.slug().to_owned()));
+        }
+        let text =
+            serde_json::to_string(&ty.def).map_err(|e| Error::InvalidBlockType(e.to_string()))?;
+        let now = now_millis();
+        let mut conn = self.store.conn()?;
+        let updated = if replace {
+            diesel::update(t::block_types.find(ty.slug()))
+                .set((t::definition.eq(&text), t::updated_at.eq(now)))
+                .execute(&mut *conn)?
+        } else {
+            0
+        };
+        if updated == 0 {
+            diesel::insert_into(t::block_types)
+                .values((
+                    t::slug.eq(ty.slug()),
+                    t::definition.eq(&text),
+                    t::created_at.eq(now),
+                    t::updated_at.eq(now),
+                ))
+                .execute(&mut *conn)
+                .map_err(|err| match err {
+                    diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ) => Error::BlockTypeAlreadyExists(ty.slug().to_owned()),
+                    other => other.into(),
+                })?;
+        }
+        Ok(ty)
+    }
+
+    /// Creates a block after validating it against its type; secrets are sealed.
+    fn create_block(&self, new: NewBlock) -> Result<Block> {
+        let ty = self.block_type(&new.block_type)?;
+        ty.validate(&new.document)?;
+        let (masked, secrets) = split_secrets(&ty, new.document)?;
+        let id = new.id.unwrap_or_else(uuid::Uuid::new_v4).to_string();
+        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &id, &secrets)?;
+        let now = now_millis();
+        let row = BlockRow {
+            id,
+            name: new.name.to_string(),
+            block_type: ty.slug().to_owned(),
+            version: 1,
+            data: masked.to_string(),
+            sealed_secrets,
+            key_id,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_block(&row)?;
+        block_from_row(row, Some(secrets))
+    }
+
+    /// Loads a block with its secrets decrypted.
+    fn load_block(&self, name: &str) -> Result<Block> {
+        load_block(&self.store, &self.keys, name)
+    }
+
+    /// Loads a block with secrets masked; nothing is decrypted.
+    fn get_block_masked(&self, name: &str) -> Result<Block> {
+        block_from_row(self.find_row(name)?, None)
+    }
+
+    fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
+        Ok(self
+            .store
+            .list_blocks(filter)?
+            .into_iter()
+            .map(BlockSummary::from)
+            .collect())
+    }
+
+    /// Replaces a block's document if it is still at `expected_version` (the version
+    /// read, when `None` is given, which still refuses a concurrent change).
+    fn update_block(
+        &self,
+        name: &str,
+        document: Value,
+        expected_version: Option<i64>,
+    ) -> Result<Block> {
+        let current = self.find_row(name)?;
+        let expected = check_version(&current, expected_version)?;
+        let ty = self.block_type(&current.block_type)?;
+        ty.validate(&document)?;
+        let (masked, secrets) = split_secrets(&ty, document)?;
+        let (store, keys) = (&self.store, &self.keys);
+        // An update that changes nothing writes no version: the block is returned as it
+        // is (same version), which callers report as "unchanged".
+        let current_secrets = keys.open(
+            store,
+            &current.id,
+            current.sealed_secrets.as_deref(),
+            current.key_id.as_deref(),
+        )?;
+        if current_secrets == secrets
+            && serde_json::from_str::<Value>(&current.data).is_ok_and(|d| d == masked)
+        {
+            return block_from_row(current, Some(secrets));
+        }
+        let (sealed_secrets, key_id) = keys.seal(store, &current.id, &secrets)?;
+        let row = BlockRow {
+            version: current.version + 1,
+            data: masked.to_string(),
+            sealed_secrets,
+            key_id,
+            updated_at: now_millis(),
+            ..current
+        };
+        self.store
+            .update_block(&row, expected, ChangeKind::Update)?;
+        block_from_row(row, Some(secrets))
+    }
+
+    fn rename_block(
+        &self,
+        name: &str,
+        new_name: &BlockName,
+        expected_version: Option<i64>,
+    ) -> Result<Block> {
+        let current = self.find_row(name)?;
+        let expected = check_version(&current, expected_version)?;
+        let row = BlockRow {
+            name: new_name.to_string(),
+            version: current.version + 1,
+            updated_at: now_millis(),
+            ..current
+        };
+        self.store
+            .update_block(&row, expected, ChangeKind::Rename)?;
+        block_from_row(row, None)
+    }
+
+    fn delete_block(&self, name: &str, expected_version: Option<i64>) -> Result<Block> {
+        self.keys.master(&self.store)?;
+        let current = self.find_row(name)?;
+        let expected = check_version(&current, expected_version)?;
+        self.store
+            .delete_block(&current.id, &current.name, expected)?;
+        block_from_row(current, None)
+    }
+
+    /// Every kept version of a block, oldest first, secrets masked.
+    fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
+        let current = self.find_row(name)?;
+        let (store, keys) = (&self.store, &self.keys);
+        let mut versions = Vec::new();
+        let mut previous: Option<(Value, crate::document::Secrets)> = None;
+        for row in store.block_versions(&current.id)? {
+            let secrets = keys.open(
+                store,
+                &row.block_id,
+                row.sealed_secrets.as_deref(),
+                row.key_id.as_deref(),
+            )?;
+            let mut version = BlockVersion::try_from(row)?;
+            if let Some((data, before)) = &previous {
+                version.changes =
+                    crate::document::changes(data, Some(before), &version.data, Some(&secrets));
+            }
+            previous = Some((version.data.clone(), secrets));
+            versions.push(version);
+        }
+        Ok(versions)
+    }
+}

@@ -1,0 +1,38 @@
+//! Where blocks live, as one trait: a store opened here (the registry's local source)
+//! or a Blockyard server (`remote::RemoteClient`). The registry holds one and never
+//! asks which; both speak in the block model's values.
+
+use serde_json::Value;
+
+use crate::block::{Block, BlockFilter, BlockSummary, BlockVersion, NewBlock};
+use crate::error::Result;
+use crate::name::BlockName;
+use crate::types::{BlockType, BlockTypeDef};
+
+/// The block and block type operations of a registry.
+pub trait BlockSource: Send + Sync + std::fmt::Debug {
+    /// Every type: built-in first, then registered ones, by slug.
+    fn block_types(&self) -> Result<Vec<BlockType>>;
+    fn block_type(&self, slug: &str) -> Result<BlockType>;
+    /// Registers (or with `replace`, replaces) a user type.
+    fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType>;
+    /// Creates a block after validating it against its type; secrets are sealed.
+    fn create_block(&self, new: NewBlock) -> Result<Block>;
+    /// A block with its secrets.
+    fn load_block(&self, name: &str) -> Result<Block>;
+    /// A block with its secrets masked; nothing is decrypted.
+    fn get_block_masked(&self, name: &str) -> Result<Block>;
+    fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>>;
+    /// Replaces a block's document if it is still at `expected` (the version read,
+    /// when `None`); a document that changes nothing writes no version.
+    fn update_block(&self, name: &str, document: Value, expected: Option<i64>) -> Result<Block>;
+    fn rename_block(
+        &self,
+        name: &str,
+        new_name: &BlockName,
+        expected: Option<i64>,
+    ) -> Result<Block>;
+    fn delete_block(&self, name: &str, expected: Option<i64>) -> Result<Block>;
+    /// Every kept version, oldest first, secrets masked, with what each changed.
+    fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>>;
+}
