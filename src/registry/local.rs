@@ -12,7 +12,7 @@ use crate::document::split_secrets;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::source::BlockSource;
-use crate::store::{BlockRow, ChangeKind, Store, schema};
+use crate::store::{BlockRow, ChangeKind, Store};
 use crate::time::now_millis;
 use crate::types::{BlockType, BlockTypeDef, builtin_type, builtin_types};
 
@@ -31,33 +31,18 @@ impl LocalBlocks {
 impl BlockSource for LocalBlocks {
     /// Every type: built-in first, then registered ones, by slug.
     fn block_types(&self) -> Result<Vec<BlockType>> {
-        use diesel::prelude::*;
-        use schema::block_types::dsl as t;
         let mut types = builtin_types();
-        let mut conn = self.store.conn()?;
-        let stored: Vec<String> = t::block_types
-            .select(t::definition)
-            .order(t::slug.asc())
-            .load(&mut *conn)?;
-        for text in stored {
+        for text in self.store.block_type_definitions()? {
             types.push(BlockType::from_json(&text, false)?);
         }
         Ok(types)
     }
 
     fn block_type(&self, slug: &str) -> Result<BlockType> {
-        use diesel::prelude::*;
-        use schema::block_types::dsl as t;
         if let Some(ty) = builtin_type(slug) {
             return Ok(ty);
         }
-        let mut conn = self.store.conn()?;
-        let text: Option<String> = t::block_types
-            .find(slug)
-            .select(t::definition)
-            .first(&mut *conn)
-            .optional()?;
-        match text {
+        match self.store.block_type_definition(slug)? {
             Some(text) => BlockType::from_json(&text, false),
             None => Err(Error::UnknownBlockType(slug.to_owned())),
         }
@@ -66,40 +51,14 @@ impl BlockSource for LocalBlocks {
     /// Registers (or with `replace`, replaces) a user type. Built-in types cannot be
     /// replaced.
     fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType> {
-        use diesel::prelude::*;
-        use schema::block_types::dsl as t;
         let ty = BlockType::from_def(def, false)?;
         if builtin_type(ty.slug()).is_some() {
             return Err(Error::BlockTypeAlreadyExists(ty.slug().to_owned()));
         }
         let text =
             serde_json::to_string(&ty.def).map_err(|e| Error::InvalidBlockType(e.to_string()))?;
-        let now = now_millis();
-        let mut conn = self.store.conn()?;
-        let updated = if replace {
-            diesel::update(t::block_types.find(ty.slug()))
-                .set((t::definition.eq(&text), t::updated_at.eq(now)))
-                .execute(&mut *conn)?
-        } else {
-            0
-        };
-        if updated == 0 {
-            diesel::insert_into(t::block_types)
-                .values((
-                    t::slug.eq(ty.slug()),
-                    t::definition.eq(&text),
-                    t::created_at.eq(now),
-                    t::updated_at.eq(now),
-                ))
-                .execute(&mut *conn)
-                .map_err(|err| match err {
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation,
-                        _,
-                    ) => Error::BlockTypeAlreadyExists(ty.slug().to_owned()),
-                    other => other.into(),
-                })?;
-        }
+        self.store
+            .save_block_type(ty.slug(), &text, replace, now_millis())?;
         Ok(ty)
     }
 

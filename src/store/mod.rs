@@ -4,7 +4,8 @@
 mod access;
 mod blocks;
 mod keys;
-pub mod schema;
+mod schema;
+mod types;
 mod url;
 
 pub use access::{AuditFilter, AuditRow, NewAuditRow, TokenRow, insert_audit};
