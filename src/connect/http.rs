@@ -95,11 +95,10 @@ impl HttpService {
 
     /// The service URL, a password in it masked unless `reveal`.
     pub fn display_url(&self, reveal: bool) -> String {
-        let mut url = self.url.clone();
-        if !reveal && url.password().is_some() {
-            let _ = url.set_password(Some(MASK));
+        match reveal {
+            true => self.url.to_string(),
+            false => masked(&self.url),
         }
-        url.to_string()
     }
 
     /// The URL `block test` requests: the service URL, or its health path.
@@ -134,80 +133,33 @@ impl HttpService {
     pub fn test(&self, name: &str, timeout: Duration) -> Result<HttpTestReport> {
         let timeout = self.timeout.unwrap_or(timeout);
         let target = self.health_url()?;
-        let shown = {
-            let mut u = target.clone();
-            if u.password().is_some() {
-                let _ = u.set_password(Some(MASK));
-            }
-            u.to_string()
-        };
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout(timeout)
-            .redirects(0)
-            .user_agent(concat!("blockyard/", env!("CARGO_PKG_VERSION")));
-        if !self.verify_tls {
-            builder = builder.tls_config(Arc::new(insecure_tls()));
-        }
-        let mut request = builder.build().request_url("GET", &target);
-        for (k, v) in &self.headers {
-            request = request.set(k, v);
-        }
-        if let Some(key) = &self.api_key {
-            request = request.set(
-                &self.api_key_header,
-                &format!("{}{key}", self.api_key_prefix),
-            );
-        }
-        let scrub = |text: String| {
-            let text = scrub_secret(&text, self.api_key.as_deref().unwrap_or_default());
-            scrub_secret(&text, self.url.password().unwrap_or_default())
-        };
+        let shown = masked(&target);
         let started = Instant::now();
-        let response = match request.call() {
-            Ok(response) => response,
-            Err(ureq::Error::Status(status, response)) => {
-                let (kind, what) = match status {
-                    401 | 403 => (
-                        Some(ConnectFailure::AuthenticationFailed),
-                        format!(
-                            "the service refused the API key ({} header)",
-                            self.api_key_header
-                        ),
-                    ),
-                    _ => (None, "the service answered with an error".to_owned()),
-                };
-                let message = format!("{shown}: HTTP {status} {}; {what}", response.status_text());
-                return Err(match kind {
-                    Some(kind) => Error::Connect {
-                        kind,
-                        message: scrub(message),
-                    },
-                    None => Error::HttpStatus {
-                        status,
-                        message: scrub(message),
-                    },
-                });
+        let response = self.request(&target, timeout).call().map_err(|err| {
+            let message = match err {
+                ureq::Error::Status(status, response) => {
+                    return self.refused(&shown, status, response.status_text());
+                }
+                ureq::Error::Transport(err) => err,
+            };
+            let kind = transport_failure(&message);
+            let what = match kind {
+                ConnectFailure::HostUnreachable => format!("cannot reach {shown}"),
+                ConnectFailure::Tls => format!(
+                    "TLS with {shown} failed (set verify_tls to false only for a service \
+                     whose certificate you trust)"
+                ),
+                ConnectFailure::Timeout => format!(
+                    "{shown} did not answer within {}",
+                    humantime::format_duration(timeout)
+                ),
+                _ => format!("requesting {shown} failed"),
+            };
+            Error::Connect {
+                kind,
+                message: self.scrub(format!("{what}: {}", one_line(&message))),
             }
-            Err(ureq::Error::Transport(err)) => {
-                let kind = transport_failure(&err);
-                let message = match kind {
-                    ConnectFailure::HostUnreachable => format!("cannot reach {shown}"),
-                    ConnectFailure::Tls => format!(
-                        "TLS with {shown} failed (set verify_tls to false only for a \
-                         service whose certificate you trust)"
-                    ),
-                    ConnectFailure::Timeout => format!(
-                        "{shown} did not answer within {}",
-                        humantime::format_duration(timeout)
-                    ),
-                    _ => format!("requesting {shown} failed"),
-                };
-                return Err(Error::Connect {
-                    kind,
-                    message: scrub(format!("{message}: {}", one_line(&err))),
-                });
-            }
-        };
+        })?;
         Ok(HttpTestReport {
             name: name.to_owned(),
             url: shown,
@@ -216,6 +168,59 @@ impl HttpService {
             latency_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     }
+
+    /// A GET of `target` with the block's headers and API key.
+    fn request(&self, target: &url::Url, timeout: Duration) -> ureq::Request {
+        let mut builder = ureq::AgentBuilder::new()
+            .timeout(timeout)
+            .redirects(0)
+            .user_agent(concat!("blockyard/", env!("CARGO_PKG_VERSION")));
+        if !self.verify_tls {
+            builder = builder.tls_config(Arc::new(insecure_tls()));
+        }
+        let mut request = builder.build().request_url("GET", target);
+        for (k, v) in &self.headers {
+            request = request.set(k, v);
+        }
+        if let Some(key) = &self.api_key {
+            let value = format!("{}{key}", self.api_key_prefix);
+            request = request.set(&self.api_key_header, &value);
+        }
+        request
+    }
+
+    /// A non-2xx answer: `AUTHENTICATION_FAILED` for 401/403, `HTTP_ERROR` otherwise.
+    fn refused(&self, shown: &str, status: u16, reason: &str) -> Error {
+        let message = format!("{shown}: HTTP {status} {reason}");
+        match status {
+            401 | 403 => Error::Connect {
+                kind: ConnectFailure::AuthenticationFailed,
+                message: self.scrub(format!(
+                    "{message}; the service refused the API key ({} header)",
+                    self.api_key_header
+                )),
+            },
+            _ => Error::HttpStatus {
+                status,
+                message: self.scrub(format!("{message}; the service answered with an error")),
+            },
+        }
+    }
+
+    /// A message without the API key or a password in the URL.
+    fn scrub(&self, text: String) -> String {
+        let text = scrub_secret(&text, self.api_key.as_deref().unwrap_or_default());
+        scrub_secret(&text, self.url.password().unwrap_or_default())
+    }
+}
+
+/// A URL with any password in it masked.
+fn masked(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some(MASK));
+    }
+    url.to_string()
 }
 
 /// ureq's error and its causes on one line.
