@@ -177,77 +177,23 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             env_file,
             id,
             doc,
-        } => {
-            let name = BlockName::parse(&name)?;
-            let slug = match block_type {
-                Some(slug) => slug,
-                None if doc.url.is_some() || from_env.is_some() => CONNECTOR.to_owned(),
-                None => {
-                    return Err(Error::InvalidInput(
-                        "--type is required (see `blockyard type ls`), unless --url or --from-env is given".into(),
-                    ));
-                }
-            };
-            let ty = registry.block_type(&slug)?;
-            let env_doc = match &from_env {
-                Some(prefix) => {
-                    let vars = std::env::vars().collect();
-                    Some(input::document_from_env(
-                        prefix,
-                        env_file.as_deref(),
-                        &vars,
-                    )?)
-                }
-                None => None,
-            };
-            let mut document = json!({});
-            doc.apply(&ty, &mut document, env_doc)?;
-            if !doc.gives_secret() {
-                input::prompt_for_missing_secret(&ty, name.as_str(), &mut document)?;
-            }
-            let block = registry.create_block(NewBlock {
+        } => create(
+            registry,
+            out,
+            Create {
                 name,
-                block_type: slug,
-                document,
+                block_type,
+                from_env,
+                env_file,
                 id,
-            })?;
-            out.emit(&block.to_json(false), || {
-                format!(
-                    "created block {} (type {}, version {})",
-                    block.name, block.block_type, block.version
-                )
-            });
-            Ok(())
-        }
+                doc,
+            },
+        ),
         BlockCommand::Ls {
             block_type,
             prefix,
             limit,
-        } => {
-            let blocks = registry.list_blocks(&BlockFilter {
-                block_type,
-                name_prefix: prefix,
-                after: None,
-                limit: limit.map(i64::from),
-            })?;
-            out.emit(&blocks, || {
-                if blocks.is_empty() {
-                    return "no blocks; create one with `blockyard block create`".into();
-                }
-                table(
-                    &["NAME", "TYPE", "VERSION", "UPDATED"],
-                    blocks.iter().map(|b| {
-                        vec![
-                            b.name.clone(),
-                            b.block_type.clone(),
-                            b.version.to_string(),
-                            rfc3339(b.updated_at),
-                        ]
-                    }),
-                )
-            });
-            Ok(())
-        }
+        } => list(registry, out, block_type, prefix, limit),
         BlockCommand::Inspect { name, show_secrets } => {
             let block = match show_secrets {
                 true => registry.load_block(&name)?,
@@ -263,29 +209,7 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             unset,
             if_version,
             doc,
-        } => {
-            let current = registry.load_block(&name)?;
-            let ty = registry.block_type(&current.block_type)?;
-            let mut document = current
-                .document()
-                .unwrap_or_else(|| current.masked_data().clone());
-            input::unset_fields(&mut document, &unset)?;
-            doc.apply(&ty, &mut document, None)?;
-            let expected = Some(if_version.unwrap_or(current.version));
-            let block = registry.update_block(&name, document, expected)?;
-            let unchanged = block.version == current.version;
-            let mut report = block.to_json(false);
-            report["changed"] = Value::Bool(!unchanged);
-            out.emit(&report, || match unchanged {
-                true => format!(
-                    "block {} unchanged: the update changes nothing, so no version was written \
-                     (still version {})",
-                    block.name, block.version
-                ),
-                false => format!("updated block {} to version {}", block.name, block.version),
-            });
-            Ok(())
-        }
+        } => update(registry, out, &name, &unset, if_version, &doc),
         BlockCommand::Rename {
             name,
             new_name,
@@ -318,31 +242,159 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             format,
             prefix,
         } => super::connect::env(registry, &name, format, prefix.as_deref(), out),
-        BlockCommand::History { name } => {
-            let versions = registry.block_history(&name)?;
-            out.emit(&versions, || {
-                table(
-                    &["VERSION", "CHANGE", "NAME", "AT", "WHAT CHANGED"],
-                    versions.iter().rev().map(|v| {
-                        let what = match v.changes.is_empty() {
-                            true if v.version == 1 => "created".to_owned(),
-                            true => "-".to_owned(),
-                            false => summarize(&v.changes),
-                        };
-                        vec![
-                            v.version.to_string(),
-                            v.change.clone(),
-                            v.name.clone(),
-                            rfc3339(v.created_at),
-                            what,
-                        ]
-                    }),
-                )
-            });
-            Ok(())
-        }
+        BlockCommand::History { name } => history(registry, &name, out),
         BlockCommand::Diff { name, v1, v2 } => diff(registry, &name, v1, v2, out),
     }
+}
+
+/// `block create`'s arguments.
+struct Create {
+    name: String,
+    block_type: Option<String>,
+    from_env: Option<String>,
+    env_file: Option<PathBuf>,
+    id: Option<uuid::Uuid>,
+    doc: DocumentArgs,
+}
+
+fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
+    let Create {
+        name,
+        block_type,
+        from_env,
+        env_file,
+        id,
+        doc,
+    } = args;
+    let name = BlockName::parse(&name)?;
+    let slug = match block_type {
+        Some(slug) => slug,
+        None if doc.url.is_some() || from_env.is_some() => CONNECTOR.to_owned(),
+        None => {
+            return Err(Error::InvalidInput(
+                "--type is required (see `blockyard type ls`), unless --url or --from-env is given"
+                    .into(),
+            ));
+        }
+    };
+    let ty = registry.block_type(&slug)?;
+    let env_doc = match &from_env {
+        Some(prefix) => {
+            let vars = std::env::vars().collect();
+            Some(input::document_from_env(
+                prefix,
+                env_file.as_deref(),
+                &vars,
+            )?)
+        }
+        None => None,
+    };
+    let mut document = json!({});
+    doc.apply(&ty, &mut document, env_doc)?;
+    if !doc.gives_secret() {
+        input::prompt_for_missing_secret(&ty, name.as_str(), &mut document)?;
+    }
+    let block = registry.create_block(NewBlock {
+        name,
+        block_type: slug,
+        document,
+        id,
+    })?;
+    out.emit(&block.to_json(false), || {
+        format!(
+            "created block {} (type {}, version {})",
+            block.name, block.block_type, block.version
+        )
+    });
+    Ok(())
+}
+
+fn list(
+    registry: &Registry,
+    out: &Printer,
+    block_type: Option<String>,
+    prefix: Option<String>,
+    limit: Option<u32>,
+) -> Result<()> {
+    let blocks = registry.list_blocks(&BlockFilter {
+        block_type,
+        name_prefix: prefix,
+        after: None,
+        limit: limit.map(i64::from),
+    })?;
+    out.emit(&blocks, || {
+        if blocks.is_empty() {
+            return "no blocks; create one with `blockyard block create`".into();
+        }
+        table(
+            &["NAME", "TYPE", "VERSION", "UPDATED"],
+            blocks.iter().map(|b| {
+                vec![
+                    b.name.clone(),
+                    b.block_type.clone(),
+                    b.version.to_string(),
+                    rfc3339(b.updated_at),
+                ]
+            }),
+        )
+    });
+    Ok(())
+}
+
+/// `block update`: read, edit, write back if nobody changed it meanwhile.
+fn update(
+    registry: &Registry,
+    out: &Printer,
+    name: &str,
+    unset: &[String],
+    if_version: Option<i64>,
+    doc: &DocumentArgs,
+) -> Result<()> {
+    let current = registry.load_block(name)?;
+    let ty = registry.block_type(&current.block_type)?;
+    let mut document = current
+        .document()
+        .unwrap_or_else(|| current.masked_data().clone());
+    input::unset_fields(&mut document, unset)?;
+    doc.apply(&ty, &mut document, None)?;
+    let expected = Some(if_version.unwrap_or(current.version));
+    let block = registry.update_block(name, document, expected)?;
+    let unchanged = block.version == current.version;
+    let mut report = block.to_json(false);
+    report["changed"] = Value::Bool(!unchanged);
+    out.emit(&report, || match unchanged {
+        true => format!(
+            "block {} unchanged: the update changes nothing, so no version was written \
+             (still version {})",
+            block.name, block.version
+        ),
+        false => format!("updated block {} to version {}", block.name, block.version),
+    });
+    Ok(())
+}
+
+fn history(registry: &Registry, name: &str, out: &Printer) -> Result<()> {
+    let versions = registry.block_history(name)?;
+    out.emit(&versions, || {
+        table(
+            &["VERSION", "CHANGE", "NAME", "AT", "WHAT CHANGED"],
+            versions.iter().rev().map(|v| {
+                let what = match v.changes.is_empty() {
+                    true if v.version == 1 => "created".to_owned(),
+                    true => "-".to_owned(),
+                    false => summarize(&v.changes),
+                };
+                vec![
+                    v.version.to_string(),
+                    v.change.clone(),
+                    v.name.clone(),
+                    rfc3339(v.created_at),
+                    what,
+                ]
+            }),
+        )
+    });
+    Ok(())
 }
 
 /// `block diff`: the fields that differ between two kept versions. Non-secret fields
