@@ -20,10 +20,30 @@ struct Entry {
     at: Instant,
 }
 
-/// A kept block, with its JSON views (masked, and with secrets) rendered once.
+/// The JSON views of a block the routes answer with; a kept block renders each once.
+#[derive(Clone, Copy, Debug)]
+pub enum View {
+    /// `/api/v1/blocks/{name}`, with secrets if `reveal`.
+    Native { reveal: bool },
+    /// Prefect's BlockDocument, with secrets if `reveal`.
+    Prefect { reveal: bool },
+}
+
+impl View {
+    fn slot(self) -> usize {
+        match self {
+            View::Native { reveal } => usize::from(reveal),
+            View::Prefect { reveal } => 2 + usize::from(reveal),
+        }
+    }
+}
+
+/// A kept block, with its JSON views rendered once. A view that needs more than the
+/// block (Prefect's, which embeds the type's schema) lives as long as the kept block:
+/// until the block changes or the entry expires (`--block-cache`).
 pub struct Kept {
     pub block: Block,
-    views: [OnceLock<RenderedJson>; 2],
+    views: [OnceLock<RenderedJson>; 4],
 }
 
 impl Kept {
@@ -34,10 +54,20 @@ impl Kept {
         }
     }
 
-    /// The block's JSON view, with secrets if `reveal` (and they were read).
+    /// The block's native JSON view, with secrets if `reveal` (and they were read).
     pub fn view(&self, reveal: bool) -> RenderedJson {
-        self.views[usize::from(reveal)]
-            .get_or_init(|| RenderedJson::new(&self.block.to_json(reveal)))
+        self.render(View::Native { reveal }, || self.block.to_json(reveal))
+    }
+
+    /// A view, if it was rendered already.
+    pub fn rendered(&self, view: View) -> Option<RenderedJson> {
+        self.views[view.slot()].get().cloned()
+    }
+
+    /// A view, rendered by `render` the first time it is asked for.
+    pub fn render(&self, view: View, render: impl FnOnce() -> serde_json::Value) -> RenderedJson {
+        self.views[view.slot()]
+            .get_or_init(|| RenderedJson::new(&render()))
             .clone()
     }
 }

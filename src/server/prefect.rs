@@ -3,11 +3,13 @@
 //! shape, `GET /admin/version` and `GET /health`. Prefect's `PREFECT_API_KEY` (Bearer)
 //! and `PREFECT_API_AUTH_STRING` (Basic) carry a Blockyard token.
 
+use rocket::http::Status;
 use rocket::{Route, get, routes};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::api::{Access, authorize};
+use super::cache::View;
 use super::http::{ApiResult, Ctx, Json};
 use super::{State, blocking};
 use crate::block::Block;
@@ -56,15 +58,21 @@ async fn block_document(
     let reveal = include_secrets.unwrap_or(false);
     // The same check as the native route: a refused secret read is audited here too.
     authorize(state, &ctx, actor, Access::read(&name, &[&name], reveal)).await?;
+    // The native route's read path: kept blocks, confirmed current in the trip that
+    // records the read; the rendered document is kept with the block.
     let kept = super::api::read_block(state, &ctx, actor, &name, reveal).await?;
-    let block = &kept.block;
-    if block.block_type != slug {
+    if kept.block.block_type != slug {
         return Err(Error::BlockNotFound(format!("{slug}/{name}")).into());
+    }
+    let view = View::Prefect { reveal };
+    if let Some(body) = kept.rendered(view) {
+        return Ok(Json::rendered(Status::Ok, body));
     }
     let registry = state.registry.clone();
     let slug = slug.to_owned();
     let def = blocking(move || registry.block_type(&slug)).await?.def;
-    Ok(Json::ok(block_document_json(block, &def, reveal)))
+    let body = kept.render(view, || block_document_json(&kept.block, &def, reveal));
+    Ok(Json::rendered(Status::Ok, body))
 }
 
 /// Prefect's BlockDocument: the block's data without Blockyard-only fields, and the

@@ -1262,3 +1262,39 @@ fn every_route_but_health_needs_a_token() {
     );
     assert_error(&bad, 401, "UNAUTHORIZED");
 }
+
+/// The Prefect route keeps its rendered document with the kept block, and a change
+/// made elsewhere (the CLI) is still seen by the very next read.
+#[test]
+fn prefect_documents_follow_changes_at_once() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let bot = token(&env, "databot", &["blocks:read-secrets:crdb-*"], &[]);
+    let server = Server::start(&env, &[]);
+    let url = format!(
+        "{}/prefect/api/block_types/slug/sqlalchemy-connector/block_documents/name/crdb-sage?include_secrets=true",
+        server.base
+    );
+    let port = |reply: &Reply| reply.body["data"]["connection_info"]["port"].clone();
+    for _ in 0..2 {
+        let reply = call("GET", &url, Some(&bot), None, &[]);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(port(&reply), 26257);
+        assert_eq!(reply.body["data"]["connection_info"]["password"], PLANTED);
+    }
+    env.ok(&[
+        "block",
+        "update",
+        "crdb-sage",
+        "--set",
+        "connection_info.port=26258",
+    ]);
+    let reply = call("GET", &url, Some(&bot), None, &[]);
+    assert_eq!(port(&reply), 26258, "{}", reply.text);
+    let masked = call("GET", &url.replace("true", "false"), Some(&bot), None, &[]);
+    assert_eq!(
+        masked.body["data"]["connection_info"]["password"],
+        "********"
+    );
+}
