@@ -11,6 +11,11 @@ pub const MAX_NAME_LEN: usize = 128;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlockName(String);
 
+/// Whether `c` may appear in a block name (or a type slug).
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
+}
+
 impl BlockName {
     pub fn parse(raw: &str) -> Result<Self> {
         let invalid = |reason| {
@@ -28,10 +33,7 @@ impl BlockName {
         if !raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
             return invalid("a name starts with a lowercase letter or a digit");
         }
-        if !raw
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
-        {
+        if !raw.chars().all(is_name_char) {
             return invalid("use only lowercase letters, digits, '-', '_' and '.'");
         }
         Ok(BlockName(raw.to_owned()))

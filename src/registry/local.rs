@@ -42,6 +42,10 @@ impl BlockSource for LocalBlocks {
         if let Some(ty) = builtin_type(slug) {
             return Ok(ty);
         }
+        // Slugs follow the name rules; anything else is no type (and never a query).
+        if BlockName::parse(slug).is_err() {
+            return Err(Error::UnknownBlockType(slug.chars().take(140).collect()));
+        }
         match self.store.block_type_definition(slug)? {
             Some(text) => BlockType::from_json(&text, false),
             None => Err(Error::UnknownBlockType(slug.to_owned())),
@@ -96,6 +100,15 @@ impl BlockSource for LocalBlocks {
     }
 
     fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
+        // A type or prefix no name can have matches nothing; the store is not asked
+        // (PostgreSQL refuses text with a NUL byte outright).
+        let impossible = |text: &Option<String>| {
+            text.as_deref()
+                .is_some_and(|t| !t.chars().all(crate::name::is_name_char))
+        };
+        if impossible(&filter.block_type) || impossible(&filter.name_prefix) {
+            return Ok(Vec::new());
+        }
         Ok(self
             .store
             .list_blocks(filter)?

@@ -486,6 +486,9 @@ pub async fn list_audit(
         None => None,
         Some(text) => Some(crate::time::parse_since(text).map_err(ApiError::from)?),
     };
+    if q.block.is_some_and(|b| b.contains('\0')) {
+        return Err(Error::InvalidInput("block: a NUL character is not allowed".into()).into());
+    }
     let filter = AuditFilter {
         block: q.block.map(str::to_owned),
         since,

@@ -1298,3 +1298,59 @@ fn prefect_documents_follow_changes_at_once() {
         "********"
     );
 }
+
+/// Text PostgreSQL refuses outright (a NUL byte) in a filter or a type slug is a
+/// client error or an empty answer, never a 500 (found by schemathesis).
+#[test]
+fn nul_bytes_in_filters_and_slugs_are_not_server_errors() {
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let server = Server::start(&env, &[]);
+    let api = format!("{}/api/v1", server.base);
+    for query in ["type=%00x", "prefix=%01%00", "type=%C3%B1"] {
+        let reply = call(
+            "GET",
+            &format!("{api}/blocks?{query}"),
+            Some(&admin),
+            None,
+            &[],
+        );
+        assert_eq!(reply.status, 200, "{query}: {}", reply.text);
+        assert_eq!(reply.body["blocks"], serde_json::json!([]), "{query}");
+    }
+    let reply = call(
+        "GET",
+        &format!("{api}/block-types/%00x"),
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(
+        reply.body["error"]["code"], "UNKNOWN_BLOCK_TYPE",
+        "{}",
+        reply.text
+    );
+    let body = serde_json::json!({"name": "x", "block_type": "a\u{0}b", "data": {}});
+    let reply = call(
+        "POST",
+        &format!("{api}/blocks"),
+        Some(&admin),
+        Some(&body),
+        &[],
+    );
+    assert_eq!(
+        reply.body["error"]["code"], "UNKNOWN_BLOCK_TYPE",
+        "{}",
+        reply.text
+    );
+    let reply = call(
+        "GET",
+        &format!("{api}/audit?block=%00"),
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_error(&reply, 400, "INVALID_INPUT");
+}
