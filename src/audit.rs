@@ -165,11 +165,11 @@ fn commit(store: &Store, conn: &mut Option<WriterConnection>, batch: &[Job]) -> 
         .filter_map(|(job, _)| job.event.as_ref())
         .map(|e| NewAuditRow {
             at,
-            request_id: e.request_id.clone(),
-            actor: e.actor.clone(),
+            request_id: storable(&e.request_id),
+            actor: storable(&e.actor),
             action: e.action.into(),
-            block: e.block.clone(),
-            outcome: e.outcome.clone(),
+            block: e.block.as_deref().map(storable),
+            outcome: storable(&e.outcome),
         })
         .collect();
     if !rows.is_empty() {
@@ -177,6 +177,13 @@ fn commit(store: &Store, conn: &mut Option<WriterConnection>, batch: &[Job]) -> 
         writer.committed();
     }
     Ok(current)
+}
+
+/// Text as the store can keep it: a NUL byte (which PostgreSQL refuses, and which a
+/// refused request may carry in what it names) becomes U+FFFD, so a record is never
+/// lost to the text it describes.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 #[cfg(test)]

@@ -1354,3 +1354,28 @@ fn nul_bytes_in_filters_and_slugs_are_not_server_errors() {
     );
     assert_error(&reply, 400, "INVALID_INPUT");
 }
+
+/// A refused or failed change that names text with a NUL byte is still audited
+/// (the byte stored as U+FFFD), so the request gets its own error, not 503.
+#[test]
+fn changes_naming_a_nul_byte_are_still_audited() {
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let server = Server::start(&env, &[]);
+    let body = serde_json::json!({"slug": "a\u{0}b", "name": "x", "schema": {"type": "object"}});
+    let reply = call(
+        "POST",
+        &format!("{}/api/v1/block-types", server.base),
+        Some(&admin),
+        Some(&body),
+        &[],
+    );
+    assert_eq!(
+        reply.body["error"]["code"], "INVALID_BLOCK_TYPE",
+        "{}",
+        reply.text
+    );
+    let records = env.json(&["audit", "ls", "--limit", "10"]);
+    assert!(records.to_string().contains("type:a\u{FFFD}b"), "{records}");
+}
