@@ -6,8 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::keys::KeyManager;
-use super::{block_from_row, check_version, load_block};
-use crate::block::{Block, BlockFilter, BlockSummary, BlockVersion, NewBlock};
+use crate::block::{Block, BlockFilter, BlockSummary, BlockVersion, NewBlock, parse_stored_data};
 use crate::document::split_secrets;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
@@ -24,7 +23,7 @@ pub(super) struct LocalBlocks {
 
 impl LocalBlocks {
     fn find_row(&self, name: &str) -> Result<BlockRow> {
-        super::find_row(&self.store, name)
+        find_row(&self.store, name)
     }
 }
 
@@ -209,4 +208,40 @@ impl BlockSource for LocalBlocks {
         }
         Ok(versions)
     }
+}
+
+fn find_row(store: &Store, name: &str) -> Result<BlockRow> {
+    let name = BlockName::parse(name)?;
+    store
+        .find_block(name.as_str())?
+        .ok_or_else(|| Error::BlockNotFound(name.to_string()))
+}
+
+fn load_block(store: &Store, keys: &KeyManager, name: &str) -> Result<Block> {
+    let row = find_row(store, name)?;
+    let secrets = keys.open(
+        store,
+        &row.id,
+        row.sealed_secrets.as_deref(),
+        row.key_id.as_deref(),
+    )?;
+    block_from_row(row, Some(secrets))
+}
+
+fn check_version(current: &BlockRow, expected: Option<i64>) -> Result<i64> {
+    match expected {
+        Some(v) if v != current.version => Err(Error::VersionConflict {
+            name: current.name.clone(),
+            expected: v,
+            actual: current.version,
+        }),
+        Some(v) => Ok(v),
+        None => Ok(current.version),
+    }
+}
+
+/// The block a stored row holds, with its secrets if they were opened.
+fn block_from_row(row: BlockRow, secrets: Option<crate::document::Secrets>) -> Result<Block> {
+    let masked = parse_stored_data(&row.data, &row.name)?;
+    Ok(Block::from_parts(row.meta(), masked, secrets))
 }

@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::block::{BlockFilter, parse_stored_data};
+use crate::block::BlockFilter;
 use crate::config::Config;
 use crate::connect::pool::PoolCache;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::remote::RemoteClient;
 use crate::source::BlockSource;
-use crate::store::{BlockRow, Store};
+use crate::store::Store;
 use crate::types::{BlockType, BlockTypeDef};
 use local::LocalBlocks;
 
@@ -178,40 +178,4 @@ impl Registry {
     pub fn verify_master_key(&self) -> Result<()> {
         self.local()?.1.master(self.local()?.0).map(|_| ())
     }
-}
-
-fn find_row(store: &Store, name: &str) -> Result<BlockRow> {
-    let name = BlockName::parse(name)?;
-    store
-        .find_block(name.as_str())?
-        .ok_or_else(|| Error::BlockNotFound(name.to_string()))
-}
-
-fn load_block(store: &Store, keys: &keys::KeyManager, name: &str) -> Result<Block> {
-    let row = find_row(store, name)?;
-    let secrets = keys.open(
-        store,
-        &row.id,
-        row.sealed_secrets.as_deref(),
-        row.key_id.as_deref(),
-    )?;
-    block_from_row(row, Some(secrets))
-}
-
-fn check_version(current: &BlockRow, expected: Option<i64>) -> Result<i64> {
-    match expected {
-        Some(v) if v != current.version => Err(Error::VersionConflict {
-            name: current.name.clone(),
-            expected: v,
-            actual: current.version,
-        }),
-        Some(v) => Ok(v),
-        None => Ok(current.version),
-    }
-}
-
-/// The block a stored row holds, with its secrets if they were opened.
-fn block_from_row(row: BlockRow, secrets: Option<crate::document::Secrets>) -> Result<Block> {
-    let masked = parse_stored_data(&row.data, &row.name)?;
-    Ok(Block::from_parts(row.meta(), masked, secrets))
 }
