@@ -53,45 +53,42 @@ impl<C: Connect> std::ops::Deref for BlockPool<C> {
     }
 }
 
-/// How often a waiting `get` looks at the last connection failure.
-const FAILURE_POLL: Duration = Duration::from_millis(25);
-
 impl<C: Connect> BlockPool<C> {
     /// A connection, within the block's `pool.connection_timeout`. A refused
     /// connection, a failed authentication or a missing database fails at once with
     /// its code; anything else is retried until the timeout.
+    ///
+    /// When the pool holds no connection yet, it first connects once in this thread,
+    /// so a certain failure is reported at once; then it waits on r2d2 as r2d2's own
+    /// `get` does, with one connection attempt at a time. (Polling r2d2 instead starts
+    /// extra attempts that can still be running in its threads when a flow exits, and
+    /// libpq's TLS does not survive the process exiting under it.)
     pub fn get(&self) -> Result<BlockConnection<C>> {
         if let Some(conn) = self.pool.try_get() {
             return Ok(conn);
         }
-        let started = Instant::now();
         let timeout = self.pool.connection_timeout();
-        loop {
-            let left = timeout.saturating_sub(started.elapsed());
-            match self.pool.get_timeout(left.min(FAILURE_POLL)) {
-                Ok(conn) => return Ok(conn),
-                Err(err) => {
-                    let failure = self.target.failure_since(started);
-                    match failure {
-                        Some((kind, message)) if kind.is_certain() => {
-                            return Err(Error::Connect { kind, message });
-                        }
-                        _ if started.elapsed() >= timeout => {
-                            return Err(self.timed_out(failure, &err, timeout));
-                        }
-                        _ => {}
-                    }
-                }
+        if self.pool.state().connections == 0 {
+            let started = Instant::now();
+            let probe = BlockManager::<C> {
+                target: self.target.clone(),
+                _connection: PhantomData,
+            };
+            // Dropped at once: r2d2 opens the pool's own connection below.
+            if probe.connect().is_err()
+                && let Some((kind, message)) = self.target.failure_since(started)
+                && kind.is_certain()
+            {
+                return Err(Error::Connect { kind, message });
             }
         }
+        let started = Instant::now();
+        self.pool
+            .get_timeout(timeout)
+            .map_err(|_| self.timed_out(self.target.failure_since(started), timeout))
     }
 
-    fn timed_out(
-        &self,
-        failure: Option<(ConnectFailure, String)>,
-        err: &r2d2::Error,
-        timeout: Duration,
-    ) -> Error {
+    fn timed_out(&self, failure: Option<(ConnectFailure, String)>, timeout: Duration) -> Error {
         let waited = humantime::format_duration(timeout);
         match failure {
             Some((kind, message)) => Error::Connect {
@@ -101,9 +98,10 @@ impl<C: Connect> BlockPool<C> {
             None => Error::Connect {
                 kind: ConnectFailure::Timeout,
                 message: format!(
-                    "no connection to block {:?}'s database within {waited} (pool.connection_timeout): {}",
+                    "no connection to block {:?}'s database within {waited} \
+                     (pool.connection_timeout; {} connections at most)",
                     self.target.name,
-                    self.target.scrub(&err.to_string())
+                    self.pool.max_size()
                 ),
             },
         }
@@ -238,11 +236,6 @@ impl Target {
             .as_ref()
             .filter(|(at, _, _)| *at >= since)
             .map(|(_, kind, message)| (*kind, message.clone()))
-    }
-
-    fn scrub(&self, message: &str) -> String {
-        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
-        super::probe::scrub_secret(message, &live.password)
     }
 
     /// Re-reads the block after an authentication failure (at most once a second);

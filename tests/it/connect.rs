@@ -577,7 +577,8 @@ fn example_flow_runs() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
-            "{stdout}{}",
+            "{}: {stdout}{}",
+            output.status,
             String::from_utf8_lossy(&output.stderr)
         );
         assert_eq!(stdout.trim(), format!("crdb-sage: {expected}"));
