@@ -30,7 +30,7 @@ pub struct Expected {
     pub stamp: BlockStamp,
 }
 
-type Reply = rocket::tokio::sync::oneshot::Sender<Result<bool>>;
+type Reply = tokio::sync::oneshot::Sender<Result<bool>>;
 
 /// What the writer thread is asked to do: record `event` (if any), but only if
 /// `expected` (if any) still holds.
@@ -76,7 +76,7 @@ impl AuditLog {
     }
 
     async fn submit(&self, event: Option<AuditEvent>, expected: Option<Expected>) -> Result<bool> {
-        let (reply, rx) = rocket::tokio::sync::oneshot::channel();
+        let (reply, rx) = tokio::sync::oneshot::channel();
         let queue = self.queue.clone();
         let job = Job {
             event,
@@ -87,7 +87,7 @@ impl AuditLog {
         let sent = match queue.try_send(job) {
             Ok(()) => true,
             Err(mpsc::TrySendError::Full(job)) => {
-                rocket::tokio::task::spawn_blocking(move || queue.send(job).is_ok())
+                tokio::task::spawn_blocking(move || queue.send(job).is_ok())
                     .await
                     .unwrap_or(false)
             }
@@ -209,7 +209,7 @@ mod tests {
                 outcome: "ok".into(),
             }),
             expected,
-            reply: rocket::tokio::sync::oneshot::channel().0,
+            reply: tokio::sync::oneshot::channel().0,
         }
     }
 

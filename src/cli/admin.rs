@@ -10,8 +10,7 @@ use super::output::{Printer, details, pretty, table};
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
-use crate::registry::{InitReport, Registry};
-use crate::store::Store;
+use crate::registry::{self, InitReport, Registry};
 use crate::types::BlockTypeDef;
 
 #[derive(Debug, Subcommand)]
@@ -56,7 +55,7 @@ pub fn init(registry: &Registry, report: Option<InitReport>, out: &Printer) -> R
     registry.verify_master_key()?;
     let status = registry.key_status()?;
     let created = report.is_some();
-    let store = registry.store()?.url().to_string();
+    let store = registry.store_url()?;
     out.emit(
         &json!({"store": store, "created": created, "master_key": status.master_key, "fingerprint": status.fingerprint}),
         || match &report {
@@ -120,25 +119,23 @@ pub fn types(cmd: TypeCommand, registry: &Registry, out: &Printer) -> Result<()>
 }
 
 pub fn database(cmd: DatabaseCommand, config: Config, out: &Printer) -> Result<()> {
-    let store = Store::open(config.database_url, &config.pool)?;
     match cmd {
         DatabaseCommand::Migrate => {
-            let applied = store.migrate()?;
+            let (store, applied) = registry::migrate(&config)?;
             out.emit(
-                &json!({"store": store.url().to_string(), "applied": applied}),
+                &json!({"store": store, "applied": applied}),
                 || match applied.is_empty() {
-                    true => format!("{} is up to date", store.url()),
+                    true => format!("{store} is up to date"),
                     false => format!(
-                        "applied {} migration(s) to {}: {}",
+                        "applied {} migration(s) to {store}: {}",
                         applied.len(),
-                        store.url(),
                         applied.join(", ")
                     ),
                 },
             );
         }
         DatabaseCommand::Status => {
-            let status = store.migration_status()?;
+            let status = registry::migration_status(&config)?;
             out.emit(&status, || {
                 table(
                     &["MIGRATION", "APPLIED"],

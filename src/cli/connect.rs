@@ -14,6 +14,33 @@ use crate::connect::{
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 
+/// `--format`'s values, with the help each shows (clap stays out of `connect/`).
+impl clap::ValueEnum for EnvFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            EnvFormat::Dotenv,
+            EnvFormat::Shell,
+            EnvFormat::Libpq,
+            EnvFormat::Mysql,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            EnvFormat::Dotenv => PossibleValue::new("dotenv")
+                .help("NAME=value lines with double-quoted values, read by dotenv loaders"),
+            EnvFormat::Shell => PossibleValue::new("shell")
+                .help("`export NAME='value'` lines, safe to `eval` in sh, bash and zsh"),
+            EnvFormat::Libpq => PossibleValue::new("libpq")
+                .help("PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (+ PGSSLMODE, PGAPPNAME...)"),
+            EnvFormat::Mysql => PossibleValue::new("mysql").help(
+                "MYSQL_HOST, MYSQL_TCP_PORT, MYSQL_UNIX_PORT, MYSQL_PWD, MYSQL_USER, MYSQL_DATABASE",
+            ),
+        })
+    }
+}
+
 /// What a block connects to: a database, or an HTTP service (a type with `http`).
 enum Target {
     Database(ConnectionInfo, Value),

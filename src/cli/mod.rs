@@ -237,8 +237,7 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         Command::Exec(args) => connect::exec(&open(config, &out)?, args),
         Command::Server(args) => {
             if args.migrate {
-                let store = crate::store::Store::open(config.database_url.clone(), &config.pool)?;
-                let applied = store.migrate()?;
+                let (_, applied) = crate::registry::migrate(&config)?;
                 if !applied.is_empty() {
                     out.notice(&format!("applied migrations: {}", applied.join(", ")));
                 }

@@ -7,11 +7,10 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::output::{Printer, table};
-use crate::auth;
 use crate::error::{Error, Result};
+use crate::registry::AuditFilter;
 use crate::registry::Registry;
 use crate::server::{self, ServerOptions};
-use crate::store::AuditFilter;
 use crate::time::rfc3339;
 
 /// `blockyard server`
@@ -90,14 +89,13 @@ pub enum TokenCommand {
 }
 
 pub fn tokens(cmd: TokenCommand, registry: &Registry, out: &Printer) -> Result<()> {
-    let store = registry.store()?;
     match cmd {
         TokenCommand::Create {
             name,
             scopes,
             expires_in,
         } => {
-            let token = auth::create_token(store, &name, &scopes, expires_in)?;
+            let token = registry.create_token(&name, &scopes, expires_in)?;
             let mut json = serde_json::to_value(&token.info).unwrap_or_default();
             json["token"] = token.secret.clone().into();
             out.emit(&json, || {
@@ -111,7 +109,7 @@ pub fn tokens(cmd: TokenCommand, registry: &Registry, out: &Printer) -> Result<(
             Ok(())
         }
         TokenCommand::Ls => {
-            let tokens = auth::list_tokens(store)?;
+            let tokens = registry.list_tokens()?;
             out.emit(&tokens, || {
                 if tokens.is_empty() {
                     return "no tokens; create one with `blockyard token create`".into();
@@ -133,7 +131,7 @@ pub fn tokens(cmd: TokenCommand, registry: &Registry, out: &Printer) -> Result<(
             Ok(())
         }
         TokenCommand::Revoke { name } => {
-            auth::revoke_token(store, &name)?;
+            registry.revoke_token(&name)?;
             out.emit(&serde_json::json!({"revoked": name}), || {
                 format!("revoked token {name}")
             });
@@ -174,7 +172,7 @@ pub fn audit(cmd: AuditCommand, registry: &Registry, out: &Printer) -> Result<()
         before_id: None,
         limit: i64::from(limit),
     };
-    let rows = registry.store()?.audit(&filter)?;
+    let rows = registry.audit(&filter)?;
     out.emit(&rows, || {
         if rows.is_empty() {
             return "no audit records".into();

@@ -9,7 +9,7 @@ use crate::db::Backend;
 use crate::error::{Error, Result};
 
 /// The variable sets `block env` and `exec` know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnvFormat {
     /// NAME=value lines with double-quoted values, read by dotenv loaders.
     Dotenv,

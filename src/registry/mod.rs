@@ -3,11 +3,13 @@
 //! it validates documents against their types, seals and opens secrets, and keeps every
 //! change as a version.
 
+mod admin;
 mod connections;
 mod keys;
 mod local;
 
 pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, NewBlock};
+pub use admin::{AuditFilter, AuditRow, MigrationStatus, migrate, migration_status};
 pub use keys::{InitReport, KeyStatus, RotationReport};
 
 use std::sync::Arc;
@@ -80,7 +82,7 @@ impl Registry {
     }
 
     /// The local store; an error in remote mode.
-    pub fn store(&self) -> Result<&Store> {
+    fn store(&self) -> Result<&Store> {
         self.local().map(|(store, _)| store)
     }
 

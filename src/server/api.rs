@@ -19,7 +19,7 @@ use crate::auth::{Actor, Permission};
 use crate::block::{Block, BlockFilter, NewBlock};
 use crate::error::Error;
 use crate::name::BlockName;
-use crate::store::AuditFilter;
+use crate::registry::AuditFilter;
 use crate::types::BlockTypeDef;
 
 const OPENAPI: &str = include_str!("openapi.json");
@@ -495,8 +495,8 @@ pub async fn list_audit(
         before_id: parse_number("before", q.before)?,
         limit,
     };
-    let store = state.store.clone();
-    let rows = blocking(move || store.audit(&filter)).await?;
+    let registry = state.registry.clone();
+    let rows = blocking(move || registry.audit(&filter)).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();

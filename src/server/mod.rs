@@ -25,7 +25,6 @@ pub use http::BODY_LIMIT;
 /// What every route shares.
 pub struct State {
     pub registry: Registry,
-    pub store: crate::store::Store,
     pub verifier: Arc<Verifier>,
     pub audit: AuditLog,
     pub blocks: Arc<cache::BlockCache>,
@@ -77,8 +76,8 @@ fn health() -> Json {
 
 #[get("/ready")]
 async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
-    let store = state.store.clone();
-    let status = blocking(move || store.migration_status()).await?;
+    let registry = state.registry.clone();
+    let status = blocking(move || registry.migration_status()).await?;
     if !status.pending.is_empty() {
         return Err(ApiError::new(
             rocket::http::Status::ServiceUnavailable,
@@ -91,11 +90,9 @@ async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
 
 /// The Rocket application for a registry.
 pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>> {
-    let store = registry.store()?.clone();
     let state = State {
-        store: store.clone(),
-        verifier: Arc::new(Verifier::new(store.clone(), options.token_cache)),
-        audit: AuditLog::start(store),
+        verifier: Arc::new(registry.token_verifier(options.token_cache)?),
+        audit: registry.start_audit_log()?,
         blocks: Arc::new(cache::BlockCache::new(options.block_cache)),
         registry,
     };

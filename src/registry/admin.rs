@@ -1,0 +1,72 @@
+//! What a local store offers interfaces besides blocks: API tokens, the audit log,
+//! migrations, and the token verifier and audit writer a server is built from. The
+//! interfaces reach all of it through the registry, never the store.
+
+use std::time::Duration;
+
+use super::Registry;
+use crate::audit::AuditLog;
+use crate::auth::{self, NewToken, TokenInfo, Verifier};
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::Store;
+
+pub use crate::store::{AuditFilter, AuditRow, MigrationStatus};
+
+/// Migrations applied to the configured store: its URL and the names applied (none
+/// when it was up to date). Works on a store the registry would refuse to open.
+pub fn migrate(config: &Config) -> Result<(String, Vec<String>)> {
+    let store = Store::open(config.database_url.clone(), &config.pool)?;
+    let applied = store.migrate()?;
+    Ok((store.url().to_string(), applied))
+}
+
+/// The configured store's migrations, applied and pending.
+pub fn migration_status(config: &Config) -> Result<MigrationStatus> {
+    Store::open(config.database_url.clone(), &config.pool)?.migration_status()
+}
+
+impl Registry {
+    /// The local store's URL (passwords never included).
+    pub fn store_url(&self) -> Result<String> {
+        Ok(self.store()?.url().to_string())
+    }
+
+    /// The open store's migrations, applied and pending.
+    pub fn migration_status(&self) -> Result<MigrationStatus> {
+        self.store()?.migration_status()
+    }
+
+    /// Creates an API token; its secret is in the answer, only this once.
+    pub fn create_token(
+        &self,
+        name: &str,
+        scopes: &[String],
+        expires_in: Option<Duration>,
+    ) -> Result<NewToken> {
+        auth::create_token(self.store()?, name, scopes, expires_in)
+    }
+
+    pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        auth::list_tokens(self.store()?)
+    }
+
+    pub fn revoke_token(&self, name_or_id: &str) -> Result<()> {
+        auth::revoke_token(self.store()?, name_or_id)
+    }
+
+    /// Audit records, newest first.
+    pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
+        self.store()?.audit(filter)
+    }
+
+    /// A verifier of bearer tokens against this store, trusting each for `ttl`.
+    pub fn token_verifier(&self, ttl: Duration) -> Result<Verifier> {
+        Ok(Verifier::new(self.store()?.clone(), ttl))
+    }
+
+    /// Starts the writer of audit records into this store.
+    pub fn start_audit_log(&self) -> Result<AuditLog> {
+        Ok(AuditLog::start(self.store()?.clone()))
+    }
+}
