@@ -23,6 +23,18 @@ pub struct NewBlock {
     pub id: Option<uuid::Uuid>,
 }
 
+/// Who asked for a change (over HTTP): its audit record, written in the same
+/// transaction as the change, so neither commits without the other.
+#[derive(Clone, Debug)]
+pub struct ChangeRecord {
+    pub request_id: String,
+    pub actor: String,
+    /// `create`, `update`, `rename`, `delete`, `register-type`.
+    pub action: &'static str,
+    /// The block (or `type:SLUG`) as the request named it.
+    pub subject: String,
+}
+
 /// Which blocks to list.
 #[derive(Clone, Debug, Default)]
 pub struct BlockFilter {
@@ -74,9 +86,10 @@ impl Block {
 
     /// Puts this block's secrets back where `doc` still holds `********` (a masked
     /// document edited and sent back).
-    pub fn restore_masked(&self, doc: &mut Value) {
-        if let Some(secrets) = &self.secrets {
-            crate::document::restore_masked(doc, secrets);
+    pub fn restore_masked(&self, doc: &mut Value) -> usize {
+        match &self.secrets {
+            Some(secrets) => crate::document::restore_masked(doc, secrets),
+            None => 0,
         }
     }
 

@@ -222,13 +222,71 @@ pub fn merge_secrets(doc: &mut Value, secrets: &Secrets) {
 
 /// Where a document sent back by a client still holds `********` at a secret (or as a
 /// URL's password), puts the stored secret back, so a masked document can be edited and
-/// returned without knowing the secrets.
-pub fn restore_masked(doc: &mut Value, stored: &Secrets) {
-    put_secrets(doc, stored, true);
+/// returned without knowing the secrets. Returns how many stored secrets it kept.
+pub fn restore_masked(doc: &mut Value, stored: &Secrets) -> usize {
+    put_secrets(doc, stored, true)
+}
+
+/// Field names that say where a connection goes (and so where its secrets are sent).
+const DESTINATION_KEYS: &[&str] = &[
+    "host",
+    "hostname",
+    "hostaddr",
+    "port",
+    "url",
+    "uri",
+    "dsn",
+    "driver",
+    "drivername",
+    "database",
+    "dbname",
+    "db",
+    "username",
+    "user",
+    "query",
+    "service",
+    "socket",
+    "unix_socket",
+    "path",
+    "server",
+    "endpoint",
+    "base_url",
+    "account",
+    "connect_args",
+];
+
+/// The fields that differ between a block's masked document and one sent back for it
+/// and that say where the block connects: a field named like a destination (host,
+/// port, driver, database, username, query...) or anything under one, a URL field, or
+/// a field the type marks in `destination_fields`. Keeping a stored secret while any of
+/// these change would send that secret somewhere new.
+pub fn moved_destinations(ty: &BlockType, before: &Value, after: &Value) -> Vec<String> {
+    let (a, b) = (leaves(before), leaves(after));
+    let under = |path: &str, field: &str| {
+        path == field
+            || path.starts_with(&format!("{field}."))
+            || field.starts_with(&format!("{path}."))
+    };
+    let mut moved: Vec<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|path| a.get(*path) != b.get(*path))
+        .filter(|path| {
+            path.split('.').any(|seg| DESTINATION_KEYS.contains(&seg))
+                || ty.def.url_fields.iter().any(|f| under(path, f))
+                || ty.def.destination_fields.iter().any(|f| under(path, f))
+        })
+        .cloned()
+        .collect();
+    moved.sort();
+    moved.dedup();
+    moved
 }
 
 /// Writes each secret to its place; with `only_masked`, only where `********` stands.
-fn put_secrets(doc: &mut Value, secrets: &Secrets, only_masked: bool) {
+/// Returns how many it wrote.
+fn put_secrets(doc: &mut Value, secrets: &Secrets, only_masked: bool) -> usize {
+    let mut written = 0;
     for (key, value) in &secrets.0 {
         match key.strip_suffix(URL_PASSWORD) {
             Some(path) => {
@@ -238,18 +296,23 @@ fn put_secrets(doc: &mut Value, secrets: &Secrets, only_masked: bool) {
                 let (Ok(mut url), Some(pw)) = (url::Url::parse(text), value.as_str()) else {
                     continue;
                 };
-                if !only_masked || url.password() == Some(MASK) {
-                    let _ = url.set_password(Some(pw));
-                    let _ = set_path(doc, path, Value::String(url.into()));
+                if (!only_masked || url.password() == Some(MASK))
+                    && url.set_password(Some(pw)).is_ok()
+                    && set_path(doc, path, Value::String(url.into())).is_ok()
+                {
+                    written += 1;
                 }
             }
             None => {
-                if !only_masked || get_path(doc, key).and_then(Value::as_str) == Some(MASK) {
-                    let _ = set_path(doc, key, value.clone());
+                if (!only_masked || get_path(doc, key).and_then(Value::as_str) == Some(MASK))
+                    && set_path(doc, key, value.clone()).is_ok()
+                {
+                    written += 1;
                 }
             }
         }
     }
+    written
 }
 
 /// Why a URL does not parse, and how to fix it when it is the usual cause: a password

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::block::{Block, BlockFilter, BlockMeta, BlockSummary, BlockVersion, NewBlock};
+use crate::block::{
+    Block, BlockFilter, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock,
+};
 use crate::config::RemoteSettings;
 use crate::document::split_secrets;
 use crate::error::{Error, Result};
@@ -123,13 +125,18 @@ impl BlockSource for RemoteClient {
         }
     }
 
-    fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType> {
+    fn register_type(
+        &self,
+        def: BlockTypeDef,
+        replace: bool,
+        _: Option<&ChangeRecord>,
+    ) -> Result<BlockType> {
         let body = serde_json::to_value(&def).unwrap_or_default();
         let path = format!("/block-types?replace={replace}");
         type_from_json(self.send("POST", &path, Some(body), None)?)
     }
 
-    fn create_block(&self, new: NewBlock) -> Result<Block> {
+    fn create_block(&self, new: NewBlock, _: Option<&ChangeRecord>) -> Result<Block> {
         let mut body =
             json!({"name": new.name.as_str(), "block_type": new.block_type, "data": new.document});
         if let Some(id) = new.id {
@@ -187,7 +194,13 @@ impl BlockSource for RemoteClient {
         }
     }
 
-    fn update_block(&self, name: &str, document: Value, expected: Option<i64>) -> Result<Block> {
+    fn update_block(
+        &self,
+        name: &str,
+        document: Value,
+        expected: Option<i64>,
+        _: Option<&ChangeRecord>,
+    ) -> Result<Block> {
         let path = format!("/blocks/{}", enc(BlockName::parse(name)?.as_str()));
         block_from_json(
             self.send("PUT", &path, Some(json!({"data": document})), expected)?,
@@ -200,13 +213,19 @@ impl BlockSource for RemoteClient {
         name: &str,
         new_name: &BlockName,
         expected: Option<i64>,
+        _: Option<&ChangeRecord>,
     ) -> Result<Block> {
         let path = format!("/blocks/{}/rename", enc(BlockName::parse(name)?.as_str()));
         let body = json!({"new_name": new_name.as_str()});
         block_from_json(self.send("POST", &path, Some(body), expected)?, None)
     }
 
-    fn delete_block(&self, name: &str, expected: Option<i64>) -> Result<Block> {
+    fn delete_block(
+        &self,
+        name: &str,
+        expected: Option<i64>,
+        _: Option<&ChangeRecord>,
+    ) -> Result<Block> {
         let path = format!("/blocks/{}", enc(BlockName::parse(name)?.as_str()));
         let body = self.send("DELETE", &path, None, expected)?;
         Ok(Block::from_parts(

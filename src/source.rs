@@ -4,20 +4,27 @@
 
 use serde_json::Value;
 
-use crate::block::{Block, BlockFilter, BlockSummary, BlockVersion, NewBlock};
+use crate::block::{Block, BlockFilter, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
 use crate::error::Result;
 use crate::name::BlockName;
 use crate::types::{BlockType, BlockTypeDef};
 
-/// The block and block type operations of a registry.
+/// The block and block type operations of a registry. A change given a
+/// [`ChangeRecord`] commits together with that audit record (a remote source leaves the
+/// record to the server, which makes its own).
 pub trait BlockSource: Send + Sync + std::fmt::Debug {
     /// Every type: built-in first, then registered ones, by slug.
     fn block_types(&self) -> Result<Vec<BlockType>>;
     fn block_type(&self, slug: &str) -> Result<BlockType>;
     /// Registers (or with `replace`, replaces) a user type.
-    fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType>;
+    fn register_type(
+        &self,
+        def: BlockTypeDef,
+        replace: bool,
+        record: Option<&ChangeRecord>,
+    ) -> Result<BlockType>;
     /// Creates a block after validating it against its type; secrets are sealed.
-    fn create_block(&self, new: NewBlock) -> Result<Block>;
+    fn create_block(&self, new: NewBlock, record: Option<&ChangeRecord>) -> Result<Block>;
     /// A block with its secrets.
     fn load_block(&self, name: &str) -> Result<Block>;
     /// A block with its secrets masked; nothing is decrypted.
@@ -25,14 +32,26 @@ pub trait BlockSource: Send + Sync + std::fmt::Debug {
     fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>>;
     /// Replaces a block's document if it is still at `expected` (the version read,
     /// when `None`); a document that changes nothing writes no version.
-    fn update_block(&self, name: &str, document: Value, expected: Option<i64>) -> Result<Block>;
+    fn update_block(
+        &self,
+        name: &str,
+        document: Value,
+        expected: Option<i64>,
+        record: Option<&ChangeRecord>,
+    ) -> Result<Block>;
     fn rename_block(
         &self,
         name: &str,
         new_name: &BlockName,
         expected: Option<i64>,
+        record: Option<&ChangeRecord>,
     ) -> Result<Block>;
-    fn delete_block(&self, name: &str, expected: Option<i64>) -> Result<Block>;
+    fn delete_block(
+        &self,
+        name: &str,
+        expected: Option<i64>,
+        record: Option<&ChangeRecord>,
+    ) -> Result<Block>;
     /// Every kept version, oldest first, secrets masked, with what each changed.
     fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>>;
 }

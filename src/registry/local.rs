@@ -6,12 +6,14 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::keys::KeyManager;
-use crate::block::{Block, BlockFilter, BlockSummary, BlockVersion, NewBlock, parse_stored_data};
+use crate::block::{
+    Block, BlockFilter, BlockSummary, BlockVersion, ChangeRecord, NewBlock, parse_stored_data,
+};
 use crate::document::split_secrets;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::source::BlockSource;
-use crate::store::{BlockRow, ChangeKind, Store};
+use crate::store::{BlockRow, ChangeKind, NewAuditRow, Store};
 use crate::time::now_millis;
 use crate::types::{BlockType, BlockTypeDef, builtin_type, builtin_types};
 
@@ -53,20 +55,30 @@ impl BlockSource for LocalBlocks {
 
     /// Registers (or with `replace`, replaces) a user type. Built-in types cannot be
     /// replaced.
-    fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType> {
+    fn register_type(
+        &self,
+        def: BlockTypeDef,
+        replace: bool,
+        record: Option<&ChangeRecord>,
+    ) -> Result<BlockType> {
         let ty = BlockType::from_def(def, false)?;
         if builtin_type(ty.slug()).is_some() {
             return Err(Error::BlockTypeAlreadyExists(ty.slug().to_owned()));
         }
         let text =
             serde_json::to_string(&ty.def).map_err(|e| Error::InvalidBlockType(e.to_string()))?;
-        self.store
-            .save_block_type(ty.slug(), &text, replace, now_millis())?;
+        self.store.save_block_type(
+            ty.slug(),
+            &text,
+            replace,
+            now_millis(),
+            audit_row(record).as_ref(),
+        )?;
         Ok(ty)
     }
 
     /// Creates a block after validating it against its type; secrets are sealed.
-    fn create_block(&self, new: NewBlock) -> Result<Block> {
+    fn create_block(&self, new: NewBlock, record: Option<&ChangeRecord>) -> Result<Block> {
         let ty = self.block_type(&new.block_type)?;
         ty.validate(&new.document)?;
         let (masked, secrets) = split_secrets(&ty, new.document)?;
@@ -84,7 +96,7 @@ impl BlockSource for LocalBlocks {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_block(&row)?;
+        self.store.insert_block(&row, audit_row(record).as_ref())?;
         block_from_row(row, Some(secrets))
     }
 
@@ -123,6 +135,7 @@ impl BlockSource for LocalBlocks {
         name: &str,
         document: Value,
         expected_version: Option<i64>,
+        record: Option<&ChangeRecord>,
     ) -> Result<Block> {
         let current = self.find_row(name)?;
         let expected = check_version(&current, expected_version)?;
@@ -152,8 +165,12 @@ impl BlockSource for LocalBlocks {
             updated_at: now_millis(),
             ..current
         };
-        self.store
-            .update_block(&row, expected, ChangeKind::Update)?;
+        self.store.update_block(
+            &row,
+            expected,
+            ChangeKind::Update,
+            audit_row(record).as_ref(),
+        )?;
         block_from_row(row, Some(secrets))
     }
 
@@ -162,6 +179,7 @@ impl BlockSource for LocalBlocks {
         name: &str,
         new_name: &BlockName,
         expected_version: Option<i64>,
+        record: Option<&ChangeRecord>,
     ) -> Result<Block> {
         let current = self.find_row(name)?;
         let expected = check_version(&current, expected_version)?;
@@ -171,17 +189,30 @@ impl BlockSource for LocalBlocks {
             updated_at: now_millis(),
             ..current
         };
-        self.store
-            .update_block(&row, expected, ChangeKind::Rename)?;
+        self.store.update_block(
+            &row,
+            expected,
+            ChangeKind::Rename,
+            audit_row(record).as_ref(),
+        )?;
         block_from_row(row, None)
     }
 
-    fn delete_block(&self, name: &str, expected_version: Option<i64>) -> Result<Block> {
+    fn delete_block(
+        &self,
+        name: &str,
+        expected_version: Option<i64>,
+        record: Option<&ChangeRecord>,
+    ) -> Result<Block> {
         self.keys.master(&self.store)?;
         let current = self.find_row(name)?;
         let expected = check_version(&current, expected_version)?;
-        self.store
-            .delete_block(&current.id, &current.name, expected)?;
+        self.store.delete_block(
+            &current.id,
+            &current.name,
+            expected,
+            audit_row(record).as_ref(),
+        )?;
         block_from_row(current, None)
     }
 
@@ -226,6 +257,18 @@ fn load_block(store: &Store, keys: &KeyManager, name: &str) -> Result<Block> {
         row.key_id.as_deref(),
     )?;
     block_from_row(row, Some(secrets))
+}
+
+/// The audit record a change commits with: it succeeded, now.
+fn audit_row(record: Option<&ChangeRecord>) -> Option<NewAuditRow> {
+    record.map(|r| NewAuditRow {
+        at: now_millis(),
+        request_id: r.request_id.clone(),
+        actor: r.actor.clone(),
+        action: r.action.into(),
+        block: Some(r.subject.clone()),
+        outcome: "ok".into(),
+    })
 }
 
 fn check_version(current: &BlockRow, expected: Option<i64>) -> Result<i64> {

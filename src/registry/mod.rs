@@ -8,7 +8,7 @@ mod connections;
 mod keys;
 mod local;
 
-pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, NewBlock};
+pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
 pub use admin::{AuditFilter, AuditRow, MigrationStatus, migrate, migration_status};
 pub use keys::{InitReport, KeyStatus, RotationReport};
 
@@ -38,6 +38,8 @@ pub struct Registry {
     /// In remote mode, the server, for saying why a store command cannot run.
     server: Option<url::Url>,
     pools: Arc<PoolCache>,
+    /// The audit record each change made through this handle commits with.
+    record: Option<Arc<ChangeRecord>>,
 }
 
 impl Registry {
@@ -54,6 +56,7 @@ impl Registry {
                 local: None,
                 server,
                 pools,
+                record: None,
             };
             return Ok((registry, None));
         }
@@ -77,8 +80,22 @@ impl Registry {
             local: Some(local),
             server: None,
             pools,
+            record: None,
         };
         Ok((registry, report))
+    }
+
+    /// This registry, with `record` committed in the same transaction as each change
+    /// made through it (the server's audit trail of changes: both or neither).
+    pub fn on_behalf(&self, record: ChangeRecord) -> Registry {
+        Registry {
+            record: Some(Arc::new(record)),
+            ..self.clone()
+        }
+    }
+
+    fn record(&self) -> Option<&ChangeRecord> {
+        self.record.as_deref()
     }
 
     /// The local store; an error in remote mode.
@@ -111,12 +128,12 @@ impl Registry {
     /// Registers (or with `replace`, replaces) a user type. Built-in types cannot be
     /// replaced.
     pub fn register_type(&self, def: BlockTypeDef, replace: bool) -> Result<BlockType> {
-        self.source.register_type(def, replace)
+        self.source.register_type(def, replace, self.record())
     }
 
     /// Creates a block after validating it against its type; secrets are sealed.
     pub fn create_block(&self, new: NewBlock) -> Result<Block> {
-        self.source.create_block(new)
+        self.source.create_block(new, self.record())
     }
 
     /// Loads a block with its secrets decrypted.
@@ -142,7 +159,8 @@ impl Registry {
         document: Value,
         expected_version: Option<i64>,
     ) -> Result<Block> {
-        self.source.update_block(name, document, expected_version)
+        self.source
+            .update_block(name, document, expected_version, self.record())
     }
 
     pub fn rename_block(
@@ -151,11 +169,45 @@ impl Registry {
         new_name: &BlockName,
         expected_version: Option<i64>,
     ) -> Result<Block> {
-        self.source.rename_block(name, new_name, expected_version)
+        self.source
+            .rename_block(name, new_name, expected_version, self.record())
     }
 
     pub fn delete_block(&self, name: &str, expected_version: Option<i64>) -> Result<Block> {
-        self.source.delete_block(name, expected_version)
+        self.source
+            .delete_block(name, expected_version, self.record())
+    }
+
+    /// Replaces a block's document with one edited from its masked form: where it
+    /// still holds `********`, the stored secret is kept. Keeping a stored secret while
+    /// changing where the block connects (host, port, URL, driver, database, username,
+    /// a type's `destination_fields`) would send that secret to a new place, so it needs
+    /// `may_read_secrets`; without it, such an edit must send the secrets anew.
+    pub fn update_block_from_masked(
+        &self,
+        name: &str,
+        mut document: Value,
+        expected_version: Option<i64>,
+        may_read_secrets: bool,
+    ) -> Result<Block> {
+        let current = self.load_block(name)?;
+        let sent = document.clone();
+        let kept = current.restore_masked(&mut document);
+        if kept > 0 && !may_read_secrets {
+            let ty = self.block_type(&current.block_type)?;
+            let moved = crate::document::moved_destinations(&ty, current.masked_data(), &sent);
+            if !moved.is_empty() {
+                return Err(Error::Forbidden(format!(
+                    "this change moves where block {} connects ({}) while keeping its stored \
+                     secret; that needs a token that may read the secret \
+                     (blocks:read-secrets), or send the secret anew",
+                    current.name,
+                    moved.join(", ")
+                )));
+            }
+        }
+        let expected = Some(expected_version.unwrap_or(current.version));
+        self.update_block(name, document, expected)
     }
 
     /// Every kept version of a block, oldest first, secrets masked.

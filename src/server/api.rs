@@ -16,7 +16,7 @@ use super::http::{ApiError, ApiResult, Ctx, Json, json_body};
 use super::{State, blocking};
 use crate::audit::{AuditEvent, Expected};
 use crate::auth::{Actor, Permission};
-use crate::block::{Block, BlockFilter, NewBlock};
+use crate::block::{Block, BlockFilter, ChangeRecord, NewBlock};
 use crate::error::Error;
 use crate::name::BlockName;
 use crate::registry::AuditFilter;
@@ -155,7 +155,7 @@ fn event(
     }
 }
 
-/// Runs a change, then records its outcome (success or error code) before answering.
+/// Records a secret read's outcome (success or error code) before answering.
 pub(super) async fn audited<T>(
     state: &State,
     ctx: &Ctx,
@@ -169,6 +169,38 @@ pub(super) async fn audited<T>(
         Err(err) => err.code,
     };
     audit(state, ctx, actor, action, Some(block), outcome).await?;
+    result
+}
+
+/// The registry for one change by `actor`: the change's audit record commits with it.
+fn for_change(
+    state: &State,
+    ctx: &Ctx,
+    actor: &Actor,
+    action: &'static str,
+    subject: &str,
+) -> crate::registry::Registry {
+    state.registry.on_behalf(ChangeRecord {
+        request_id: ctx.request_id.clone(),
+        actor: actor.name.clone(),
+        action,
+        subject: subject.to_owned(),
+    })
+}
+
+/// A change's answer. A change that took effect committed its audit record with it; a
+/// refused or failed one is recorded here, before the error leaves.
+async fn changed<T>(
+    state: &State,
+    ctx: &Ctx,
+    actor: &Actor,
+    action: &'static str,
+    subject: &str,
+    result: ApiResult<T>,
+) -> ApiResult<T> {
+    if let Err(err) = &result {
+        audit(state, ctx, actor, action, Some(subject), err.code).await?;
+    }
     result
 }
 
@@ -295,7 +327,7 @@ pub async fn create_block(
         what: "creating this block",
     };
     authorize(state, &ctx, actor, access).await?;
-    let registry = state.registry.clone();
+    let registry = for_change(state, &ctx, actor, "create", name.as_str());
     let new = NewBlock {
         name: name.clone(),
         block_type: body.block_type,
@@ -303,7 +335,7 @@ pub async fn create_block(
         id: body.id,
     };
     let result = blocking(move || registry.create_block(new)).await;
-    let block = audited(state, &ctx, actor, "create", name.as_str(), result).await?;
+    let block = changed(state, &ctx, actor, "create", name.as_str(), result).await?;
     Ok(block_response(&block, Status::Created))
 }
 
@@ -332,16 +364,14 @@ pub async fn update_block(
         what: "changing this block",
     };
     authorize(state, &ctx, actor, access).await?;
-    let registry = state.registry.clone();
+    let registry = for_change(state, &ctx, actor, "update", &name);
+    let may_read_secrets = actor.may(Permission::ReadSecrets, Some(&name));
     let target = name.clone();
     let result = blocking(move || {
-        let current = registry.load_block(&target)?;
-        let mut doc = body.data;
-        current.restore_masked(&mut doc);
-        registry.update_block(&target, doc, Some(expected.unwrap_or(current.version)))
+        registry.update_block_from_masked(&target, body.data, expected, may_read_secrets)
     })
     .await;
-    let block = audited(state, &ctx, actor, "update", &name, result).await?;
+    let block = changed(state, &ctx, actor, "update", &name, result).await?;
     Ok(block_response(&block, Status::Ok))
 }
 
@@ -371,10 +401,10 @@ pub async fn rename_block(
         what: "renaming this block to that name",
     };
     authorize(state, &ctx, actor, access).await?;
-    let registry = state.registry.clone();
+    let registry = for_change(state, &ctx, actor, "rename", &name);
     let target = name.clone();
     let result = blocking(move || registry.rename_block(&target, &new_name, expected)).await;
-    let block = audited(state, &ctx, actor, "rename", &name, result).await?;
+    let block = changed(state, &ctx, actor, "rename", &name, result).await?;
     Ok(block_response(&block, Status::Ok))
 }
 
@@ -390,10 +420,10 @@ pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) ->
         what: "deleting this block",
     };
     authorize(state, &ctx, actor, access).await?;
-    let registry = state.registry.clone();
+    let registry = for_change(state, &ctx, actor, "delete", &name);
     let target = name.clone();
     let result = blocking(move || registry.delete_block(&target, expected)).await;
-    let block = audited(state, &ctx, actor, "delete", &name, result).await?;
+    let block = changed(state, &ctx, actor, "delete", &name, result).await?;
     Ok(Json::ok(
         json!({"deleted": block.name, "id": block.id, "version": block.version}),
     ))
@@ -453,9 +483,9 @@ pub async fn register_type(
         what: "registering block types (needs admin)",
     };
     authorize(state, &ctx, actor, access).await?;
-    let registry = state.registry.clone();
+    let registry = for_change(state, &ctx, actor, "register-type", &label);
     let result = blocking(move || registry.register_type(def, replace)).await;
-    let ty = audited(state, &ctx, actor, "register-type", &label, result).await?;
+    let ty = changed(state, &ctx, actor, "register-type", &label, result).await?;
     Ok(Json::new(Status::Created, json!(ty.def)))
 }
 

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::schema::{block_versions::dsl as v, blocks::dsl as b};
-use super::{Store, StoreConnection};
+use super::{NewAuditRow, Store, StoreConnection};
 use crate::block::{
     BlockFilter, BlockMeta, BlockStamp, BlockSummary, BlockVersion, parse_stored_data,
 };
@@ -121,6 +121,22 @@ pub struct SealedRow {
     pub key_id: Option<String>,
 }
 
+/// Writes a change's audit record inside the change's transaction; if it cannot be
+/// written, the change rolls back and the error says the audit log is unavailable.
+pub(super) fn record_change(
+    conn: &mut super::StoreConnection,
+    audit: Option<&NewAuditRow>,
+) -> Result<()> {
+    let Some(row) = audit else {
+        return Ok(());
+    };
+    diesel::insert_into(super::schema::audit_log::table)
+        .values(row.clone())
+        .execute(conn)
+        .map_err(|err| Error::AuditUnavailable(format!("the change was not made: {err}")))?;
+    Ok(())
+}
+
 fn conflict_on_unique(err: DieselError, name: &str) -> Error {
     match err {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
@@ -131,19 +147,20 @@ fn conflict_on_unique(err: DieselError, name: &str) -> Error {
 }
 
 impl Store {
-    /// Inserts a new block (version 1) and its first version row.
-    pub fn insert_block(&self, row: &BlockRow) -> Result<()> {
+    /// Inserts a new block (version 1) and its first version row, with its audit
+    /// record if given, all or nothing.
+    pub fn insert_block(&self, row: &BlockRow, audit: Option<&NewAuditRow>) -> Result<()> {
         let mut conn = self.conn()?;
-        conn.transaction::<_, DieselError, _>(|conn| {
+        conn.transaction::<_, Error, _>(|conn| {
             diesel::insert_into(b::blocks)
                 .values(row.clone())
-                .execute(conn)?;
+                .execute(conn)
+                .map_err(|err| conflict_on_unique(err, &row.name))?;
             diesel::insert_into(v::block_versions)
                 .values(row.version_row(ChangeKind::Create))
                 .execute(conn)?;
-            Ok(())
+            record_change(conn, audit)
         })
-        .map_err(|err| conflict_on_unique(err, &row.name))
     }
 
     pub fn find_block(&self, name: &str) -> Result<Option<BlockRow>> {
@@ -187,9 +204,10 @@ impl Store {
         row: &BlockRow,
         expected_version: i64,
         change: ChangeKind,
+        audit: Option<&NewAuditRow>,
     ) -> Result<()> {
         let mut conn = self.conn()?;
-        let outcome = conn.transaction::<_, DieselError, _>(|conn| {
+        let outcome = conn.transaction::<_, Error, _>(|conn| {
             let updated = diesel::update(
                 b::blocks
                     .find(&row.id)
@@ -203,29 +221,38 @@ impl Store {
                 b::key_id.eq(&row.key_id),
                 b::updated_at.eq(row.updated_at),
             ))
-            .execute(conn)?;
+            .execute(conn)
+            .map_err(|err| conflict_on_unique(err, &row.name))?;
             if updated == 0 {
                 return Ok(false);
             }
             diesel::insert_into(v::block_versions)
                 .values(row.version_row(change))
                 .execute(conn)?;
+            record_change(conn, audit)?;
             Ok(true)
         });
-        match outcome.map_err(|err| conflict_on_unique(err, &row.name))? {
+        match outcome? {
             true => Ok(()),
             false => Err(self.explain_stale(&row.id, &row.name, expected_version)),
         }
     }
 
     /// Deletes a block and its history if it is still at `expected_version`.
-    pub fn delete_block(&self, id: &str, name: &str, expected_version: i64) -> Result<()> {
+    pub fn delete_block(
+        &self,
+        id: &str,
+        name: &str,
+        expected_version: i64,
+        audit: Option<&NewAuditRow>,
+    ) -> Result<()> {
         let mut conn = self.conn()?;
-        let deleted = conn.transaction::<_, DieselError, _>(|conn| {
+        let deleted = conn.transaction::<_, Error, _>(|conn| {
             let n = diesel::delete(b::blocks.find(id).filter(b::version.eq(expected_version)))
                 .execute(conn)?;
             if n > 0 {
                 diesel::delete(v::block_versions.filter(v::block_id.eq(id))).execute(conn)?;
+                record_change(conn, audit)?;
             }
             Ok(n)
         })?;

@@ -33,31 +33,34 @@ impl Store {
         definition: &str,
         replace: bool,
         now: i64,
+        audit: Option<&super::NewAuditRow>,
     ) -> Result<()> {
         let mut conn = self.conn()?;
-        let updated = match replace {
-            true => diesel::update(t::block_types.find(slug))
-                .set((t::definition.eq(definition), t::updated_at.eq(now)))
-                .execute(&mut *conn)?,
-            false => 0,
-        };
-        if updated == 0 {
-            diesel::insert_into(t::block_types)
-                .values((
-                    t::slug.eq(slug),
-                    t::definition.eq(definition),
-                    t::created_at.eq(now),
-                    t::updated_at.eq(now),
-                ))
-                .execute(&mut *conn)
-                .map_err(|err| match err {
-                    diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation,
-                        _,
-                    ) => Error::BlockTypeAlreadyExists(slug.to_owned()),
-                    other => other.into(),
-                })?;
-        }
-        Ok(())
+        conn.transaction(|conn| {
+            let updated = match replace {
+                true => diesel::update(t::block_types.find(slug))
+                    .set((t::definition.eq(definition), t::updated_at.eq(now)))
+                    .execute(conn)?,
+                false => 0,
+            };
+            if updated == 0 {
+                diesel::insert_into(t::block_types)
+                    .values((
+                        t::slug.eq(slug),
+                        t::definition.eq(definition),
+                        t::created_at.eq(now),
+                        t::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .map_err(|err| match err {
+                        diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation,
+                            _,
+                        ) => Error::BlockTypeAlreadyExists(slug.to_owned()),
+                        other => other.into(),
+                    })?;
+            }
+            super::blocks::record_change(conn, audit)
+        })
     }
 }

@@ -41,6 +41,11 @@ pub struct BlockTypeDef {
     /// Dotted paths of fields that may hold a URL whose password is stored encrypted.
     #[serde(default)]
     pub url_fields: Vec<String>,
+    /// Dotted paths of fields that say where the block connects, besides those named
+    /// like it (host, port, url, driver, database, username...): changing one while
+    /// keeping a stored secret needs the right to read that secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destination_fields: Vec<String>,
     /// The secret that `--password-stdin` and the prompt fill in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_secret: Option<String>,

@@ -7,6 +7,7 @@ mod bad_input;
 mod blocks;
 mod connect;
 mod everyday;
+mod hardening;
 mod http_service;
 mod keys;
 #[cfg(feature = "mysql")]

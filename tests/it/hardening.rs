@@ -1,0 +1,171 @@
+//! Issue 10's attacks, each shown failing: a write-only token redirecting a stored
+//! secret, changes that outrun their audit record, tampered ciphertext, secrets in odd
+//! places, listings and ids that leak, a stray `.env`, wrong keys, loose files.
+
+use serde_json::{Value, json};
+
+use crate::server::{Reply, Server, call, token};
+use crate::support::*;
+
+const PLANTED: &str = "planted-H4RDEN-secret";
+
+fn assert_error(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert_eq!(reply.body["error"]["code"], code, "{}", reply.text);
+}
+
+fn masked_doc(server: &Server, tok: &str) -> Value {
+    let reply = call(
+        "GET",
+        &format!("{}/api/v1/blocks/crdb-sage", server.base),
+        Some(tok),
+        None,
+        &[],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body["data"].clone()
+}
+
+fn put(server: &Server, tok: &str, data: &Value) -> Reply {
+    call(
+        "PUT",
+        &format!("{}/api/v1/blocks/crdb-sage", server.base),
+        Some(tok),
+        Some(&json!({ "data": data })),
+        &[],
+    )
+}
+
+// 1. A write-only token cannot send the stored password to a host of its choosing.
+on_both_stores!(
+    write_only_token_cannot_redirect_a_kept_secret,
+    |env: TestEnv| {
+        env.ok(&["init"]);
+        create_crdb_sage(&env, PLANTED, &[]).success();
+        let writer = token(&env, "writer", &["blocks:write:crdb-*"], &[]);
+        let trusted = token(
+            &env,
+            "trusted",
+            &["blocks:write:crdb-*", "blocks:read-secrets:crdb-*"],
+            &[],
+        );
+        let server = Server::start(&env, &[]);
+        let original = masked_doc(&server, &writer);
+        assert_eq!(original["connection_info"]["password"], "********");
+
+        for (field, value) in [
+            ("host", json!("attacker.example")),
+            ("port", json!(5432)),
+            ("driver", json!("postgresql+psycopg2")),
+            ("database", json!("other")),
+            ("username", json!("someone")),
+        ] {
+            let mut moved = original.clone();
+            moved["connection_info"][field] = value;
+            let reply = put(&server, &writer, &moved);
+            assert_error(&reply, 403, "FORBIDDEN");
+            assert!(reply.text.contains(field), "{}", reply.text);
+        }
+        // Nothing moved: the stored block is as it was, at version 1.
+        let shown = env.json(&["block", "inspect", "crdb-sage"]);
+        assert_eq!(shown["version"], 1, "{shown}");
+        assert_eq!(shown["data"]["connection_info"]["host"], "localhost");
+        let refused = env.json(&["audit", "ls", "--block", "crdb-sage"]);
+        assert!(
+            refused
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["action"] == "update" && r["outcome"] == "FORBIDDEN"),
+            "{refused}"
+        );
+
+        // Changing something that is not a destination, keeping the secret, is fine.
+        let mut tuned = original.clone();
+        tuned["fetch_size"] = json!(5);
+        assert_eq!(put(&server, &writer, &tuned).status, 200);
+        // Sending the secret anew lets the write-only token move the block.
+        let mut fresh = masked_doc(&server, &writer);
+        fresh["connection_info"]["host"] = json!("db2.internal");
+        fresh["connection_info"]["password"] = json!("a-new-password");
+        assert_eq!(put(&server, &writer, &fresh).status, 200);
+        // A token that may read the secret may move it.
+        let mut moved = masked_doc(&server, &trusted);
+        moved["connection_info"]["host"] = json!("db3.internal");
+        assert_eq!(put(&server, &trusted, &moved).status, 200);
+        let secret = env.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+        assert_eq!(secret["data"]["connection_info"]["host"], "db3.internal");
+        assert_eq!(
+            secret["data"]["connection_info"]["password"],
+            "a-new-password"
+        );
+    }
+);
+
+fn refuse_audit_inserts(env: &TestEnv) {
+    match env.backend {
+        Backend::Sqlite => env.sql(
+            "CREATE TRIGGER no_audit BEFORE INSERT ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'audit log refused'); END",
+        ),
+        Backend::Postgres => {
+            env.sql(
+                "CREATE FUNCTION no_audit() RETURNS trigger AS $$ BEGIN \
+                 RAISE EXCEPTION 'audit log refused'; END $$ LANGUAGE plpgsql",
+            );
+            env.sql(
+                "CREATE TRIGGER no_audit BEFORE INSERT ON audit_log \
+                 FOR EACH ROW EXECUTE FUNCTION no_audit()",
+            )
+        }
+    };
+}
+
+// 2. A change whose audit record cannot be written does not happen.
+on_both_stores!(
+    changes_commit_only_with_their_audit_record,
+    |env: TestEnv| {
+        env.ok(&["init"]);
+        create_crdb_sage(&env, PLANTED, &[]).success();
+        let admin = token(&env, "admin", &["admin"], &[]);
+        let server = Server::start(&env, &[]);
+        let before = env.snapshot();
+        refuse_audit_inserts(&env);
+        let base = format!("{}/api/v1/blocks", server.base);
+        let mut doc = masked_doc(&server, &admin);
+        doc["connection_info"]["port"] = json!(26258);
+        let new = json!({"name": "crdb-new", "block_type": "json", "data": {"value": {"a": 1}}});
+        let replies = [
+            put(&server, &admin, &doc),
+            call("POST", &base, Some(&admin), Some(&new), &[]),
+            call(
+                "POST",
+                &format!("{base}/crdb-sage/rename"),
+                Some(&admin),
+                Some(&json!({"new_name": "crdb-renamed"})),
+                &[],
+            ),
+            call(
+                "DELETE",
+                &format!("{base}/crdb-sage"),
+                Some(&admin),
+                None,
+                &[],
+            ),
+            call(
+                "POST",
+                &format!("{}/api/v1/block-types", server.base),
+                Some(&admin),
+                Some(&json!({"slug": "my-type", "name": "Mine", "schema": {"type": "object"}})),
+                &[],
+            ),
+        ];
+        for reply in &replies {
+            assert_error(reply, 503, "AUDIT_UNAVAILABLE");
+            assert!(!reply.text.contains(PLANTED));
+        }
+        assert_eq!(env.snapshot(), before, "a change took effect unaudited");
+        let types = env.json(&["type", "ls"]);
+        assert!(!types.to_string().contains("my-type"), "{types}");
+    }
+);
