@@ -219,17 +219,20 @@ mod tests {
     fn a_batch_is_written_whole_in_order_and_only_where_current() {
         let (_dir, store) = store();
         store
-            .insert_block(&BlockRow {
-                id: "id-b".into(),
-                name: "b".into(),
-                block_type: "json".into(),
-                version: 3,
-                data: "{}".into(),
-                sealed_secrets: None,
-                key_id: None,
-                created_at: 1,
-                updated_at: 7,
-            })
+            .insert_block(
+                &BlockRow {
+                    id: "id-b".into(),
+                    name: "b".into(),
+                    block_type: "json".into(),
+                    version: 3,
+                    data: "{}".into(),
+                    sealed_secrets: None,
+                    key_id: None,
+                    created_at: 1,
+                    updated_at: 7,
+                },
+                None,
+            )
             .unwrap();
         let stamp = |version| BlockStamp {
             id: "id-b".into(),
