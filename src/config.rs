@@ -79,7 +79,7 @@ impl Settings {
 }
 
 /// Which master key to use, as configured.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum KeyChoice {
     /// Named explicitly (variable, key file, or keyring).
     Explicit(KeySource),

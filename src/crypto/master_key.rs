@@ -60,6 +60,7 @@ impl fmt::Display for MasterKeyLocation {
 }
 
 /// A master key location plus, for `Env`, the variable's value.
+#[derive(Clone)]
 pub struct KeySource {
     pub location: MasterKeyLocation,
     env_value: Option<Zeroizing<String>>,

@@ -4,8 +4,12 @@
 //! 256-bit data keys, which are stored wrapped in the store. Block secrets are sealed
 //! with a data key using XChaCha20-Poly1305 (random 192-bit nonces, so no nonce
 //! bookkeeping across several servers). The associated data binds every ciphertext to
-//! what it belongs to: a wrapped data key to its key id, block secrets to the block id
-//! and data key id, so a ciphertext copied to another row fails to open.
+//! what it belongs to: a wrapped data key to its key id; block secrets (format 2) to
+//! the block id, the data key id, the block's version and a SHA-256 of its stored
+//! non-secret document. So a ciphertext copied to another row, an older version's
+//! ciphertext put back into the current row, or an edited host next to a ciphertext all
+//! fail to open. Format 1 (bound to block and key id only) opens only while
+//! `blockyard database migrate` re-seals a store made before format 2.
 
 mod master_key;
 
@@ -22,8 +26,34 @@ use crate::error::{Error, Result};
 
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
-/// First byte of every sealed value: the format version.
+/// First byte of every sealed value: the format version. Data keys and legacy block
+/// secrets are format 1; block secrets are sealed as format 2.
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
+
+/// What a block's sealed secrets belong to: its id, its version and the stored text of
+/// its non-secret document.
+#[derive(Clone, Copy, Debug)]
+pub struct SealBinding<'a> {
+    pub block_id: &'a str,
+    pub version: i64,
+    /// The masked document exactly as stored.
+    pub data: &'a str,
+}
+
+impl SealBinding<'_> {
+    fn aad(&self, key_id: &str) -> Vec<u8> {
+        let digest: String = Sha256::digest(self.data.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!(
+            "blockyard/v2/block/{}/key/{key_id}/version/{}/data/{digest}",
+            self.block_id, self.version
+        )
+        .into_bytes()
+    }
+}
 
 /// 32 secret bytes; zeroed on drop and never printed.
 struct KeyBytes(Zeroizing<[u8; KEY_LEN]>);
@@ -88,12 +118,12 @@ impl MasterKey {
 
     /// Wraps a data key for storage under `key_id`.
     pub fn wrap(&self, key_id: &str, data_key: &DataKey) -> Result<Vec<u8>> {
-        seal(&self.0, &wrap_aad(key_id), data_key.0.0.as_ref())
+        seal(&self.0, FORMAT_V1, &wrap_aad(key_id), data_key.0.0.as_ref())
     }
 
     /// Unwraps a stored data key; fails if the bytes were made for another key id.
     pub fn unwrap(&self, key_id: &str, wrapped: &[u8]) -> Result<DataKey> {
-        let raw = open(&self.0, &wrap_aad(key_id), wrapped).map_err(|_| {
+        let raw = open(&self.0, FORMAT_V1, &wrap_aad(key_id), wrapped).map_err(|_| {
             Error::DecryptionFailed(format!(
                 "data key {key_id} does not open with this master key (tampered or wrong key)"
             ))
@@ -126,29 +156,61 @@ impl DataKey {
         DataKey(KeyBytes::random())
     }
 
-    /// Seals a block's secrets, bound to the block id and this key's id.
+    /// Seals a block's secrets (format 2), bound to `binding` and this key's id.
     pub fn seal_for_block(
+        &self,
+        binding: &SealBinding<'_>,
+        key_id: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        seal(&self.0, FORMAT_V2, &binding.aad(key_id), plaintext)
+    }
+
+    /// Opens a block's secrets; fails if the ciphertext was made for another block, an
+    /// other version of it, or beside another document. A format 1 ciphertext opens
+    /// only with `legacy` (while a store is re-sealed).
+    pub fn open_for_block(
+        &self,
+        binding: &SealBinding<'_>,
+        key_id: &str,
+        sealed: &[u8],
+        legacy: bool,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let opened = match sealed.first() {
+            Some(&FORMAT_V2) => open(&self.0, FORMAT_V2, &binding.aad(key_id), sealed),
+            Some(&FORMAT_V1) if legacy => open(
+                &self.0,
+                FORMAT_V1,
+                &block_aad_v1(binding.block_id, key_id),
+                sealed,
+            ),
+            _ => Err(OpenFailed),
+        };
+        opened.map_err(|_| {
+            Error::DecryptionFailed(format!(
+                "the secrets of block {} (version {}) do not decrypt: tampered with (the \
+                 ciphertext, its version or the document beside it was changed, or it \
+                 belongs to another block)",
+                binding.block_id, binding.version
+            ))
+        })
+    }
+
+    /// Seals in format 1, as stores made before format 2 hold (for tests of the
+    /// upgrade).
+    #[doc(hidden)]
+    pub fn seal_for_block_v1(
         &self,
         block_id: &str,
         key_id: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        seal(&self.0, &block_aad(block_id, key_id), plaintext)
-    }
-
-    /// Opens a block's secrets; fails if the ciphertext was made for another block.
-    pub fn open_for_block(
-        &self,
-        block_id: &str,
-        key_id: &str,
-        sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        open(&self.0, &block_aad(block_id, key_id), sealed).map_err(|_| {
-            Error::DecryptionFailed(format!(
-                "the secrets of block {block_id} do not decrypt: the ciphertext was altered \
-                 or belongs to another block"
-            ))
-        })
+        seal(
+            &self.0,
+            FORMAT_V1,
+            &block_aad_v1(block_id, key_id),
+            plaintext,
+        )
     }
 }
 
@@ -156,11 +218,11 @@ fn wrap_aad(key_id: &str) -> Vec<u8> {
     format!("blockyard/v1/data-key/{key_id}").into_bytes()
 }
 
-fn block_aad(block_id: &str, key_id: &str) -> Vec<u8> {
+fn block_aad_v1(block_id: &str, key_id: &str) -> Vec<u8> {
     format!("blockyard/v1/block/{block_id}/key/{key_id}").into_bytes()
 }
 
-fn seal(key: &KeyBytes, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+fn seal(key: &KeyBytes, format: u8, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
     let ciphertext = key
         .cipher()
@@ -173,7 +235,7 @@ fn seal(key: &KeyBytes, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         )
         .map_err(|_| Error::Store("encryption failed".into()))?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-    out.push(FORMAT_V1);
+    out.push(format);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ciphertext);
     Ok(out)
@@ -182,8 +244,13 @@ fn seal(key: &KeyBytes, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
 /// The only failure is "does not open"; callers say what that means for them.
 struct OpenFailed;
 
-fn open(key: &KeyBytes, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenFailed> {
-    if sealed.len() < 1 + NONCE_LEN || sealed[0] != FORMAT_V1 {
+fn open(
+    key: &KeyBytes,
+    format: u8,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, OpenFailed> {
+    if sealed.len() < 1 + NONCE_LEN || sealed[0] != format {
         return Err(OpenFailed);
     }
     let nonce = XNonce::from_slice(&sealed[1..1 + NONCE_LEN]);
@@ -204,18 +271,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sealed_secrets_are_bound_to_their_block() {
+    fn sealed_secrets_are_bound_to_their_block_version_and_document() {
         let key = DataKey::generate();
-        let sealed = key.seal_for_block("block-a", "k1", b"s3cr3t").unwrap();
+        let at = |block_id, version, data| SealBinding {
+            block_id,
+            version,
+            data,
+        };
+        let here = at("block-a", 3, r#"{"host":"db"}"#);
+        let sealed = key.seal_for_block(&here, "k1", b"s3cr3t").unwrap();
         assert_eq!(
-            &key.open_for_block("block-a", "k1", &sealed).unwrap()[..],
+            &key.open_for_block(&here, "k1", &sealed, false).unwrap()[..],
             b"s3cr3t"
         );
-        let err = key.open_for_block("block-b", "k1", &sealed).unwrap_err();
-        assert_eq!(err.code(), "DECRYPTION_FAILED");
+        for elsewhere in [
+            at("block-b", 3, r#"{"host":"db"}"#),
+            at("block-a", 4, r#"{"host":"db"}"#),
+            at("block-a", 3, r#"{"host":"evil"}"#),
+        ] {
+            let err = key
+                .open_for_block(&elsewhere, "k1", &sealed, false)
+                .unwrap_err();
+            assert_eq!(err.code(), "DECRYPTION_FAILED");
+        }
+        assert!(key.open_for_block(&here, "k2", &sealed, false).is_err());
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert!(key.open_for_block("block-a", "k1", &tampered).is_err());
+        assert!(key.open_for_block(&here, "k1", &tampered, false).is_err());
+        // Format 1 opens only while a store is being re-sealed.
+        let old = key.seal_for_block_v1("block-a", "k1", b"s3cr3t").unwrap();
+        assert!(key.open_for_block(&here, "k1", &old, false).is_err());
+        assert!(key.open_for_block(&here, "k1", &old, true).is_ok());
     }
 
     #[test]

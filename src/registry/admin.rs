@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::Registry;
+use super::keys::KeyManager;
 use crate::audit::AuditLog;
 use crate::auth::{self, NewToken, TokenInfo, Verifier};
 use crate::config::Config;
@@ -14,10 +15,19 @@ use crate::store::Store;
 pub use crate::store::{AuditFilter, AuditRow, MigrationStatus};
 
 /// Migrations applied to the configured store: its URL and the names applied (none
-/// when it was up to date). Works on a store the registry would refuse to open.
+/// when it was up to date). Works on a store the registry would refuse to open. A
+/// store whose secrets were sealed before they were bound to their block's version and
+/// document is re-sealed too (with the master key; safe to interrupt and re-run).
 pub fn migrate(config: &Config) -> Result<(String, Vec<String>)> {
     let store = Store::open(config.database_url.clone(), &config.pool)?;
-    let applied = store.migrate()?;
+    let mut applied = store.migrate()?;
+    if store.meta(super::keys::META_FINGERPRINT)?.is_some() && KeyManager::needs_reseal(&store)? {
+        let keys = KeyManager::new(config.key.clone(), config.data_dir.clone());
+        let rows = keys.reseal_legacy(&store, |_, _| {})?;
+        applied.push(format!(
+            "seal-format-2 ({rows} sealed rows bound to their version and document)"
+        ));
+    }
     Ok((store.url().to_string(), applied))
 }
 

@@ -3,20 +3,23 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use serde::Serialize;
 
 use crate::config::{KeyChoice, default_key_file};
-use crate::crypto::{DataKey, KeySource, MasterKey, MasterKeyLocation};
+use crate::crypto::{DataKey, KeySource, MasterKey, MasterKeyLocation, SealBinding};
 use crate::document::Secrets;
 use crate::error::{Error, Result};
 use crate::store::{DataKeyRow, SealedRow, Store};
 use crate::time::now_millis;
 
-const META_FINGERPRINT: &str = "master_key_fingerprint";
+pub(super) const META_FINGERPRINT: &str = "master_key_fingerprint";
 const META_LOCATION: &str = "master_key_location";
 const META_STORE_ID: &str = "store_id";
+/// `2` once every block's secrets are sealed bound to their version and document.
+pub(super) const META_SEAL_FORMAT: &str = "seal_format";
 const ROTATION_BATCH: i64 = 200;
 
 /// What the first command on a new store set up.
@@ -59,6 +62,8 @@ pub(super) struct KeyManager {
     data_dir: PathBuf,
     master: OnceLock<MasterKey>,
     data_keys: RwLock<HashMap<String, Arc<DataKey>>>,
+    /// Whether format 1 ciphertexts open: only while a store is re-sealed.
+    legacy: AtomicBool,
 }
 
 impl KeyManager {
@@ -68,6 +73,7 @@ impl KeyManager {
             data_dir,
             master: OnceLock::new(),
             data_keys: RwLock::new(HashMap::new()),
+            legacy: AtomicBool::new(false),
         }
     }
 
@@ -96,6 +102,7 @@ impl KeyManager {
             (META_FINGERPRINT, fingerprint.clone()),
             (META_LOCATION, source.location.to_hint()),
             (META_STORE_ID, uuid::Uuid::new_v4().to_string()),
+            (META_SEAL_FORMAT, "2".to_owned()),
         ];
         if !store.insert_meta_once(&entries, &first_key)? {
             // Another process initialised the store first: our key must match theirs.
@@ -166,10 +173,11 @@ impl KeyManager {
 
     /// Seals a block's secrets under the active data key; `(None, None)` if it has none.
     /// The master key is checked even then, so a wrong key never writes.
+    /// They are bound to `at` (block id, version, stored document).
     pub(super) fn seal(
         &self,
         store: &Store,
-        block_id: &str,
+        at: &SealBinding<'_>,
         secrets: &Secrets,
     ) -> Result<(Option<Vec<u8>>, Option<String>)> {
         self.master(store)?;
@@ -184,15 +192,16 @@ impl KeyManager {
             serde_json::to_vec(secrets).map_err(|e| Error::Store(e.to_string()))?,
         );
         Ok((
-            Some(key.seal_for_block(block_id, &active.id, &plaintext)?),
+            Some(key.seal_for_block(at, &active.id, &plaintext)?),
             Some(active.id),
         ))
     }
 
+    /// Opens the secrets sealed for `at`; tampering with any part of it fails.
     pub(super) fn open(
         &self,
         store: &Store,
-        block_id: &str,
+        at: &SealBinding<'_>,
         sealed: Option<&[u8]>,
         key_id: Option<&str>,
     ) -> Result<Secrets> {
@@ -201,10 +210,35 @@ impl KeyManager {
             return Ok(Secrets::default());
         };
         let key = self.data_key(store, key_id)?;
-        let plaintext = key.open_for_block(block_id, key_id, sealed)?;
+        let legacy = self.legacy.load(Ordering::Relaxed);
+        let plaintext = key.open_for_block(at, key_id, sealed, legacy)?;
         serde_json::from_slice(&plaintext).map_err(|_| {
-            Error::DecryptionFailed(format!("the secrets of block {block_id} are malformed"))
+            Error::DecryptionFailed(format!(
+                "the secrets of block {} are malformed",
+                at.block_id
+            ))
         })
+    }
+
+    /// Whether this store still holds secrets sealed before format 2.
+    pub(super) fn needs_reseal(store: &Store) -> Result<bool> {
+        Ok(store.meta(META_SEAL_FORMAT)?.as_deref() != Some("2"))
+    }
+
+    /// Re-seals a store made before format 2: a key rotation that opens format 1 and
+    /// seals format 2 (batch by batch, safe to interrupt and re-run), then records the
+    /// format, after which format 1 no longer opens.
+    pub(super) fn reseal_legacy(
+        &self,
+        store: &Store,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<u64> {
+        self.legacy.store(true, Ordering::Relaxed);
+        let report = self.rotate(store, progress);
+        self.legacy.store(false, Ordering::Relaxed);
+        let report = report?;
+        store.set_meta(META_SEAL_FORMAT, "2")?;
+        Ok(report.rows_resealed)
     }
 
     pub(super) fn status(&self, store: &Store) -> Result<KeyStatus> {
@@ -258,9 +292,14 @@ impl KeyManager {
             let reseal = |rows: Vec<SealedRow>| -> Result<Vec<(SealedRow, SealedRow)>> {
                 rows.into_iter()
                     .map(|old| {
+                        let at = SealBinding {
+                            block_id: &old.block_id,
+                            version: old.version,
+                            data: &old.data,
+                        };
                         let secrets = self.open(
                             store,
-                            &old.block_id,
+                            &at,
                             old.sealed_secrets.as_deref(),
                             old.key_id.as_deref(),
                         )?;
@@ -268,11 +307,11 @@ impl KeyManager {
                             serde_json::to_vec(&secrets)
                                 .map_err(|e| Error::Store(e.to_string()))?,
                         );
-                        let sealed =
-                            new_key.seal_for_block(&old.block_id, &new_row.id, &plaintext)?;
+                        let sealed = new_key.seal_for_block(&at, &new_row.id, &plaintext)?;
                         let new = SealedRow {
                             block_id: old.block_id.clone(),
                             version: old.version,
+                            data: old.data.clone(),
                             sealed_secrets: Some(sealed),
                             key_id: Some(new_row.id.clone()),
                         };

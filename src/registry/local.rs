@@ -9,7 +9,8 @@ use super::keys::KeyManager;
 use crate::block::{
     Block, BlockFilter, BlockSummary, BlockVersion, ChangeRecord, NewBlock, parse_stored_data,
 };
-use crate::document::split_secrets;
+use crate::crypto::SealBinding;
+use crate::document::{Secrets, split_secrets};
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::source::BlockSource;
@@ -83,14 +84,20 @@ impl BlockSource for LocalBlocks {
         ty.validate(&new.document)?;
         let (masked, secrets) = split_secrets(&ty, new.document)?;
         let id = new.id.unwrap_or_else(uuid::Uuid::new_v4).to_string();
-        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &id, &secrets)?;
+        let data = masked.to_string();
+        let at = SealBinding {
+            block_id: &id,
+            version: 1,
+            data: &data,
+        };
+        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &at, &secrets)?;
         let now = now_millis();
         let row = BlockRow {
             id,
             name: new.name.to_string(),
             block_type: ty.slug().to_owned(),
             version: 1,
-            data: masked.to_string(),
+            data,
             sealed_secrets,
             key_id,
             created_at: now,
@@ -145,21 +152,22 @@ impl BlockSource for LocalBlocks {
         let (store, keys) = (&self.store, &self.keys);
         // An update that changes nothing writes no version: the block is returned as it
         // is (same version), which callers report as "unchanged".
-        let current_secrets = keys.open(
-            store,
-            &current.id,
-            current.sealed_secrets.as_deref(),
-            current.key_id.as_deref(),
-        )?;
+        let current_secrets = open_row(store, keys, &current)?;
         if current_secrets == secrets
             && serde_json::from_str::<Value>(&current.data).is_ok_and(|d| d == masked)
         {
             return block_from_row(current, Some(secrets));
         }
-        let (sealed_secrets, key_id) = keys.seal(store, &current.id, &secrets)?;
+        let data = masked.to_string();
+        let at = SealBinding {
+            block_id: &current.id,
+            version: current.version + 1,
+            data: &data,
+        };
+        let (sealed_secrets, key_id) = keys.seal(store, &at, &secrets)?;
         let row = BlockRow {
             version: current.version + 1,
-            data: masked.to_string(),
+            data,
             sealed_secrets,
             key_id,
             updated_at: now_millis(),
@@ -183,9 +191,20 @@ impl BlockSource for LocalBlocks {
     ) -> Result<Block> {
         let current = self.find_row(name)?;
         let expected = check_version(&current, expected_version)?;
+        // The secrets are bound to the version, so a new version re-seals them (and a
+        // wrong master key is refused before anything is written).
+        let secrets = open_row(&self.store, &self.keys, &current)?;
+        let at = SealBinding {
+            block_id: &current.id,
+            version: current.version + 1,
+            data: &current.data,
+        };
+        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &at, &secrets)?;
         let row = BlockRow {
             name: new_name.to_string(),
             version: current.version + 1,
+            sealed_secrets,
+            key_id,
             updated_at: now_millis(),
             ..current
         };
@@ -223,9 +242,14 @@ impl BlockSource for LocalBlocks {
         let mut versions = Vec::new();
         let mut previous: Option<(Value, crate::document::Secrets)> = None;
         for row in store.block_versions(&current.id)? {
+            let at = SealBinding {
+                block_id: &row.block_id,
+                version: row.version,
+                data: &row.data,
+            };
             let secrets = keys.open(
                 store,
-                &row.block_id,
+                &at,
                 row.sealed_secrets.as_deref(),
                 row.key_id.as_deref(),
             )?;
@@ -250,13 +274,23 @@ fn find_row(store: &Store, name: &str) -> Result<BlockRow> {
 
 fn load_block(store: &Store, keys: &KeyManager, name: &str) -> Result<Block> {
     let row = find_row(store, name)?;
-    let secrets = keys.open(
+    let secrets = open_row(store, keys, &row)?;
+    block_from_row(row, Some(secrets))
+}
+
+/// The secrets of a current row, opened only if bound to its id, version and document.
+fn open_row(store: &Store, keys: &KeyManager, row: &BlockRow) -> Result<Secrets> {
+    let at = SealBinding {
+        block_id: &row.id,
+        version: row.version,
+        data: &row.data,
+    };
+    keys.open(
         store,
-        &row.id,
+        &at,
         row.sealed_secrets.as_deref(),
         row.key_id.as_deref(),
-    )?;
-    block_from_row(row, Some(secrets))
+    )
 }
 
 /// The audit record a change commits with: it succeeded, now.

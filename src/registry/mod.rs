@@ -74,6 +74,13 @@ impl Registry {
         }
         let keys = Arc::new(keys::KeyManager::new(config.key, config.data_dir));
         let report = keys.initialise_if_needed(&store)?;
+        if keys::KeyManager::needs_reseal(&store)? {
+            return Err(Error::StoreNotMigrated(
+                "its secrets are sealed in an older format, not bound to their block's \
+                 version and document; run `blockyard database migrate` (with the master key)"
+                    .into(),
+            ));
+        }
         let local = Arc::new(LocalBlocks { store, keys });
         let registry = Registry {
             source: local.clone(),

@@ -117,6 +117,8 @@ impl BlockRow {
 pub struct SealedRow {
     pub block_id: String,
     pub version: i64,
+    /// The masked document the secrets are bound to.
+    pub data: String,
     pub sealed_secrets: Option<Vec<u8>>,
     pub key_id: Option<String>,
 }
@@ -312,12 +314,18 @@ impl Store {
         let mut conn = self.conn()?;
         let current = b::blocks
             .filter(b::key_id.is_not_null().and(b::key_id.ne(key_id)))
-            .select((b::id, b::version, b::sealed_secrets, b::key_id))
+            .select((b::id, b::version, b::data, b::sealed_secrets, b::key_id))
             .limit(limit)
             .load(&mut *conn)?;
         let history = v::block_versions
             .filter(v::key_id.is_not_null().and(v::key_id.ne(key_id)))
-            .select((v::block_id, v::version, v::sealed_secrets, v::key_id))
+            .select((
+                v::block_id,
+                v::version,
+                v::data,
+                v::sealed_secrets,
+                v::key_id,
+            ))
             .limit(limit)
             .load(&mut *conn)?;
         Ok((current, history))

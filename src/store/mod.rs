@@ -254,6 +254,24 @@ impl Store {
             .optional()?)
     }
 
+    /// Sets a meta entry, replacing its value.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        use schema::store_meta::dsl as m;
+        let mut conn = self.conn()?;
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            let updated = diesel::update(m::store_meta.filter(m::key.eq(key)))
+                .set(m::value.eq(value))
+                .execute(conn)?;
+            if updated == 0 {
+                diesel::insert_into(m::store_meta)
+                    .values((m::key.eq(key), m::value.eq(value)))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
     /// Inserts meta entries in one transaction; false if any key already existed
     /// (another process initialised the store first), in which case nothing is written.
     pub fn insert_meta_once(

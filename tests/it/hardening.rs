@@ -169,3 +169,94 @@ on_both_stores!(
         assert!(!types.to_string().contains("my-type"), "{types}");
     }
 );
+
+fn secret_of(env: &TestEnv) -> Run {
+    env.run(&["block", "inspect", "crdb-sage", "--show-secrets"])
+}
+
+// 3. Sealed secrets are bound to their block's version and document.
+on_both_stores!(
+    sealed_secrets_are_bound_to_version_and_document,
+    |env: TestEnv| {
+        env.ok(&["init"]);
+        create_crdb_sage(&env, PLANTED, &[]).success();
+        env.run_stdin(
+            &["block", "update", "crdb-sage", "--password-stdin"],
+            "second-password",
+        )
+        .success();
+        // An older version's ciphertext put back into the current row.
+        env.sql(
+            "UPDATE blocks SET sealed_secrets = (SELECT sealed_secrets FROM block_versions \
+         WHERE version = 1) WHERE name = 'crdb-sage'",
+        );
+        let run = secret_of(&env).fails_with("DECRYPTION_FAILED");
+        assert!(!run.all_output().contains(PLANTED));
+        env.sql(
+            "UPDATE blocks SET sealed_secrets = (SELECT sealed_secrets FROM block_versions \
+         WHERE version = 2) WHERE name = 'crdb-sage'",
+        );
+        assert!(secret_of(&env).success().stdout.contains("second-password"));
+        // The host changed beside the ciphertext.
+        env.sql("UPDATE blocks SET data = replace(data, 'localhost', 'evil.example')");
+        secret_of(&env).fails_with("DECRYPTION_FAILED");
+        env.run(&["block", "test", "crdb-sage"])
+            .fails_with("DECRYPTION_FAILED");
+        env.sql("UPDATE blocks SET data = replace(data, 'evil.example', 'localhost')");
+        assert!(secret_of(&env).success().stdout.contains("second-password"));
+        // A rename is a new version: its secrets are sealed again for it.
+        env.ok(&["block", "rename", "crdb-sage", "crdb-sage2"]);
+        env.ok(&["block", "rename", "crdb-sage2", "crdb-sage"]);
+        assert!(secret_of(&env).success().stdout.contains("second-password"));
+    }
+);
+
+// 3. A store sealed before secrets were bound is re-sealed by `database migrate`.
+on_both_stores!(database_migrate_reseals_an_older_store, |env: TestEnv| {
+    use blockyard::crypto::{DataKey, MasterKey, SealBinding};
+    use blockyard::store::{PoolOptions, Store, StoreUrl};
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let store = Store::open(
+        StoreUrl::parse(&env.database_url()).unwrap(),
+        &PoolOptions::default(),
+    )
+    .unwrap();
+    // Put the store back in format 1, as an earlier Blockyard left it.
+    let master = MasterKey::from_base64(&std::fs::read_to_string(env.key_file()).unwrap()).unwrap();
+    let row = store.active_data_key().unwrap().unwrap();
+    let key: DataKey = master.unwrap(&row.id, &row.wrapped).unwrap();
+    let (current, history) = store.sealed_not_under("none", 100).unwrap();
+    let to_v1 = |rows: Vec<blockyard::store::SealedRow>| {
+        rows.into_iter()
+            .map(|old| {
+                let at = SealBinding {
+                    block_id: &old.block_id,
+                    version: old.version,
+                    data: &old.data,
+                };
+                let key_id = old.key_id.clone().unwrap();
+                let sealed = old.sealed_secrets.as_deref().unwrap();
+                let plain = key.open_for_block(&at, &key_id, sealed, false).unwrap();
+                let mut new = old.clone();
+                new.sealed_secrets = Some(
+                    key.seal_for_block_v1(&old.block_id, &key_id, &plain)
+                        .unwrap(),
+                );
+                (old, new)
+            })
+            .collect::<Vec<_>>()
+    };
+    store
+        .replace_sealed(&to_v1(current), &to_v1(history))
+        .unwrap();
+    store.set_meta("seal_format", "1").unwrap();
+
+    env.run(&["block", "ls"]).fails_with("STORE_NOT_MIGRATED");
+    let migrated = env.json(&["database", "migrate"]);
+    assert!(migrated.to_string().contains("seal-format-2"), "{migrated}");
+    assert!(secret_of(&env).success().stdout.contains(PLANTED));
+    // And format 1 no longer opens: an old ciphertext put back is refused.
+    let again = env.json(&["database", "migrate"]);
+    assert!(!again.to_string().contains("seal-format-2"), "{again}");
+});
