@@ -87,7 +87,7 @@ impl HttpService {
             timeout: doc
                 .get("timeout_seconds")
                 .and_then(Value::as_f64)
-                .filter(|s| s.is_finite() && *s > 0.0)
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
                 .map(Duration::from_secs_f64),
             url,
         })

@@ -152,18 +152,27 @@ impl PoolSettings {
                     .ok_or_else(|| bad(field, "must be a whole number")),
             }
         };
+        // Huge, negative or non-finite values are refused here (and by the schema), so
+        // no duration overflows in the pool's arithmetic.
         let duration = |field: &str| -> Result<Option<Duration>> {
-            match pool.get(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(text)) => humantime::parse_duration(text)
-                    .map(Some)
-                    .map_err(|_| bad(field, "must be seconds or a duration such as \"30s\"")),
+            let wrong = || {
+                bad(
+                    field,
+                    "must be seconds or a duration such as \"30s\", at most 30 days",
+                )
+            };
+            let found = match pool.get(field) {
+                None | Some(Value::Null) => return Ok(None),
+                Some(Value::String(text)) => humantime::parse_duration(text).ok(),
                 Some(v) => v
                     .as_f64()
-                    .filter(|n| n.is_finite() && *n >= 0.0)
-                    .map(|n| Some(Duration::from_secs_f64(n)))
-                    .ok_or_else(|| bad(field, "must be seconds or a duration such as \"30s\"")),
-            }
+                    .filter(|n| n.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(n))
+                    .map(Duration::from_secs_f64),
+            };
+            found
+                .filter(|d| *d <= MAX_DURATION)
+                .map(Some)
+                .ok_or_else(wrong)
         };
         if let Some(n) = count("max_size")? {
             if n == 0 {
@@ -191,6 +200,9 @@ impl PoolSettings {
         Ok(s)
     }
 }
+
+/// The longest duration a pool setting may hold.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Where a pool connects to, replaced in place when the block changes.
 struct Live {
@@ -517,6 +529,13 @@ mod tests {
             json!({"max_size": 0}),
             json!({"max_size": "x"}),
             json!({"idle_timeout": "soon"}),
+            // Huge, negative and non-finite durations are errors, never panics.
+            json!({"connection_timeout": 1e300}),
+            json!({"connection_timeout": -1}),
+            json!({"connection_timeout": f64::MAX}),
+            json!({"connection_timeout": "500000000years"}),
+            json!({"max_lifetime": "99999999999999999999s"}),
+            json!({"idle_timeout": 2_592_001}),
         ] {
             let err = PoolSettings::from_document(&json!({ "pool": bad })).unwrap_err();
             assert_eq!(err.code(), "INVALID_BLOCK_DATA");

@@ -54,6 +54,7 @@ impl Registry {
         scopes: &[String],
         expires_in: Option<Duration>,
     ) -> Result<NewToken> {
+        self.verify_master_key()?;
         auth::create_token(self.store()?, name, scopes, expires_in)
     }
 
@@ -62,6 +63,7 @@ impl Registry {
     }
 
     pub fn revoke_token(&self, name_or_id: &str) -> Result<()> {
+        self.verify_master_key()?;
         auth::revoke_token(self.store()?, name_or_id)
     }
 

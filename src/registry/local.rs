@@ -62,6 +62,8 @@ impl BlockSource for LocalBlocks {
         replace: bool,
         record: Option<&ChangeRecord>,
     ) -> Result<BlockType> {
+        // Every write refuses a wrong master key first.
+        self.keys.master(&self.store)?;
         let ty = BlockType::from_def(def, false)?;
         if builtin_type(ty.slug()).is_some() {
             return Err(Error::BlockTypeAlreadyExists(ty.slug().to_owned()));

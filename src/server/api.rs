@@ -236,17 +236,40 @@ pub async fn list_blocks(
         block_type: q.block_type.map(str::to_owned),
         name_prefix: q.prefix.map(str::to_owned),
         after: q.cursor.map(str::to_owned),
-        limit: Some(limit + 1),
+        limit: None,
     };
     let registry = state.registry.clone();
-    let mut rows = blocking(move || registry.list_blocks(&filter)).await?;
+    let may_read = move |name: &str| actor.may(Permission::Read, Some(name));
+    let mut rows = blocking(move || visible_blocks(&registry, filter, limit + 1, may_read)).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more.then(|| rows.last().map(|b| b.name.clone())).flatten();
-    rows.retain(|b| actor.may(Permission::Read, Some(&b.name)));
     Ok(Json::ok(
         json!({"blocks": rows, "next_cursor": next_cursor}),
     ))
+}
+
+/// Up to `wanted` blocks matching `filter` that the caller may read, in name order.
+/// Blocks it may not read are skipped before anything is counted or used as a
+/// cursor, so a page never says anything about them.
+fn visible_blocks(
+    registry: &crate::registry::Registry,
+    mut filter: BlockFilter,
+    wanted: i64,
+    may_read: impl Fn(&str) -> bool,
+) -> crate::error::Result<Vec<crate::block::BlockSummary>> {
+    let mut visible = Vec::new();
+    loop {
+        filter.limit = Some(MAX_PAGE);
+        let rows = registry.list_blocks(&filter)?;
+        let exhausted = (rows.len() as i64) < MAX_PAGE;
+        filter.after = rows.last().map(|b| b.name.clone());
+        visible.extend(rows.into_iter().filter(|b| may_read(&b.name)));
+        if exhausted || visible.len() as i64 >= wanted {
+            visible.truncate(wanted as usize);
+            return Ok(visible);
+        }
+    }
 }
 
 #[get("/blocks/<name>?<include_secrets>")]
@@ -327,6 +350,17 @@ pub async fn create_block(
         what: "creating this block",
     };
     authorize(state, &ctx, actor, access).await?;
+    if body.id.is_some() {
+        // An id names a block whatever its name: only a token that may write every
+        // block may choose one, so a conflict never tells of a block it cannot see.
+        let access = Access {
+            wanted: Permission::Write,
+            blocks: &[],
+            audited: Some(("create", name.as_str())),
+            what: "choosing a block's id (needs blocks:write without a pattern, or admin)",
+        };
+        authorize(state, &ctx, actor, access).await?;
+    }
     let registry = for_change(state, &ctx, actor, "create", name.as_str());
     let new = NewBlock {
         name: name.clone(),

@@ -30,6 +30,9 @@ pub struct ApiError {
     pub status: Status,
     pub code: &'static str,
     pub message: String,
+    /// What went wrong inside (a database error, the store's address), for the
+    /// server's log line only; never in a response.
+    pub detail: Option<String>,
 }
 
 impl ApiError {
@@ -38,6 +41,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            detail: None,
         }
     }
 }
@@ -58,22 +62,37 @@ impl From<Error> for ApiError {
             Error::StoreUnavailable(_) | Error::AuditUnavailable(_) => Status::ServiceUnavailable,
             _ => Status::InternalServerError,
         };
-        let message = match status {
-            // Internal details stay in the server's log line, not in the response.
-            Status::InternalServerError => format!("internal error ({code})"),
-            _ => err.to_string(),
+        // Internal details (database errors, the store's address) stay in the server's
+        // log line; the response says only what failed.
+        let (message, detail) = match status {
+            Status::InternalServerError => {
+                (format!("internal error ({code})"), Some(err.to_string()))
+            }
+            Status::ServiceUnavailable => (
+                match &err {
+                    Error::AuditUnavailable(_) => {
+                        "the audit log cannot be written, so nothing was done or shown; \
+                         details are in the server's log"
+                    }
+                    _ => "the store is unavailable; details are in the server's log",
+                }
+                .to_owned(),
+                Some(err.to_string()),
+            ),
+            _ => (err.to_string(), None),
         };
         ApiError {
             status,
             code,
             message,
+            detail,
         }
     }
 }
 
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        req.local_cache(|| ErrorCode(Some(self.code)));
+        req.local_cache(|| ErrorCode(Some(self.code), self.detail.clone()));
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut res = Json::new(self.status, body).respond_to(req)?;
         if self.status == Status::Unauthorized {
@@ -87,7 +106,7 @@ impl<'r> Responder<'r, 'static> for ApiError {
 }
 
 /// The error code of a failed request, for the log line.
-struct ErrorCode(Option<&'static str>);
+struct ErrorCode(Option<&'static str>, Option<String>);
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -428,7 +447,7 @@ impl Fairing for RequestLog {
             return;
         }
         let actor = req.local_cache(|| LoggedActor("-".into()));
-        let code = req.local_cache(|| ErrorCode(None));
+        let code = req.local_cache(|| ErrorCode(None, None));
         let line = json!({
             "ts": crate::time::rfc3339(crate::time::now_millis()),
             "request_id": start.id,
@@ -439,6 +458,7 @@ impl Fairing for RequestLog {
             "latency_ms": (start.at.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             "actor": actor.0,
             "error": code.0,
+            "detail": code.1,
         });
         eprintln!("{line}");
     }

@@ -77,7 +77,14 @@ fn health() -> Json {
 #[get("/ready")]
 async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
     let registry = state.registry.clone();
-    let status = blocking(move || registry.migration_status()).await?;
+    // Unauthenticated: up or down and a code, never the store's address or error.
+    let status = blocking(move || registry.migration_status())
+        .await
+        .map_err(|err| ApiError {
+            status: rocket::http::Status::ServiceUnavailable,
+            message: "the store is not ready; details are in the server's log".into(),
+            ..err
+        })?;
     if !status.pending.is_empty() {
         return Err(ApiError::new(
             rocket::http::Status::ServiceUnavailable,

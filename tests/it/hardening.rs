@@ -260,3 +260,244 @@ on_both_stores!(database_migrate_reseals_an_older_store, |env: TestEnv| {
     let again = env.json(&["database", "migrate"]);
     assert!(!again.to_string().contains("seal-format-2"), "{again}");
 });
+
+// 14. Durations in a document never panic: the schema refuses what cannot be used.
+#[test]
+fn huge_negative_or_odd_durations_are_refused_not_panics() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    for value in [
+        "1e300",
+        "-1",
+        "\"500000000 years\"",
+        "\"9999999999999999999s\"",
+        "2592001",
+    ] {
+        let mut args = CRDB_SAGE.to_vec();
+        let set = format!("pool={{\"connection_timeout\": {value}}}");
+        args.extend(["--set-json", &set, "--password-stdin"]);
+        let run = env
+            .run_stdin(&args, PLANTED)
+            .fails_with("INVALID_BLOCK_DATA");
+        assert!(
+            run.stderr.contains("pool.connection_timeout"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.all_output().contains("panicked"));
+    }
+    // Through HTTP too: 422, and the server lives on.
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let server = Server::start(&env, &[]);
+    let body = json!({"name": "pg-huge", "block_type": "sqlalchemy-connector", "data": {
+        "connection_info": {"driver": "postgresql+psycopg2", "database": "d", "host": "h"},
+        "pool": {"connection_timeout": 1e300}}});
+    let reply = call(
+        "POST",
+        &format!("{}/api/v1/blocks", server.base),
+        Some(&admin),
+        Some(&body),
+        &[],
+    );
+    assert_error(&reply, 422, "INVALID_BLOCK_DATA");
+    assert_eq!(
+        call("GET", &format!("{}/health", server.base), None, None, &[]).status,
+        200
+    );
+}
+
+// 13. Choosing a block id is for tokens that may write every block: a conflict on an
+// id never tells a pattern-limited writer about a block it cannot see.
+on_both_stores!(
+    an_id_conflict_reveals_nothing_outside_the_scope,
+    |env: TestEnv| {
+        env.ok(&["init"]);
+        create_crdb_sage(&env, PLANTED, &[]).success();
+        env.ok(&[
+            "block",
+            "create",
+            "pg-hidden",
+            "--type",
+            "json",
+            "--set-json",
+            "value={}",
+        ]);
+        let hidden_id = env.json(&["block", "inspect", "pg-hidden"])["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let writer = token(&env, "writer", &["blocks:write:crdb-*"], &[]);
+        let server = Server::start(&env, &[]);
+        let url = format!("{}/api/v1/blocks", server.base);
+        let unused = "0b5d9a52-57a4-4c52-9b7e-2bd4c53f0a11";
+        let mut answers = Vec::new();
+        for id in [hidden_id.as_str(), unused] {
+            let body = json!({"name": "crdb-probe", "block_type": "json", "data": {"value": {}}, "id": id});
+            let reply = call("POST", &url, Some(&writer), Some(&body), &[]);
+            assert_error(&reply, 403, "FORBIDDEN");
+            answers.push(reply.body);
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "the answers differ by whether the id exists"
+        );
+        let blocks = env.json(&["block", "ls"]);
+        assert_eq!(blocks.as_array().unwrap().len(), 2, "{blocks}");
+    }
+);
+
+// 5. A listing says nothing of blocks outside the token's patterns: not in rows, not
+// in the cursor, not in whether there is a next page.
+on_both_stores!(
+    listings_reveal_nothing_outside_the_patterns,
+    |env: TestEnv| {
+        env.ok(&["init"]);
+        for name in [
+            "a-secret-one",
+            "crdb-1",
+            "crdb-2",
+            "crdb-3",
+            "zz-hidden",
+            "zz-hidden-2",
+        ] {
+            env.ok(&[
+                "block",
+                "create",
+                name,
+                "--type",
+                "json",
+                "--set-json",
+                "value={}",
+            ]);
+        }
+        let reader = token(&env, "reader", &["blocks:read:crdb-*"], &[]);
+        let server = Server::start(&env, &[]);
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut texts = String::new();
+        loop {
+            let mut url = format!("{}/api/v1/blocks?limit=1", server.base);
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let reply = call("GET", &url, Some(&reader), None, &[]);
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            texts.push_str(&reply.text);
+            for b in reply.body["blocks"].as_array().unwrap() {
+                seen.push(b["name"].as_str().unwrap().to_owned());
+            }
+            cursor = reply.body["next_cursor"].as_str().map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, ["crdb-1", "crdb-2", "crdb-3"]);
+        for hidden in ["a-secret-one", "zz-hidden"] {
+            assert!(!texts.contains(hidden), "{texts}");
+        }
+        // The last visible block ends the listing: no cursor pointing past it.
+        let reply = call(
+            "GET",
+            &format!("{}/api/v1/blocks?cursor=crdb-2", server.base),
+            Some(&reader),
+            None,
+            &[],
+        );
+        assert_eq!(reply.body["next_cursor"], Value::Null, "{}", reply.text);
+    }
+);
+
+// 10. A wrong master key writes nothing.
+on_both_stores!(a_wrong_master_key_cannot_write, |env: TestEnv| {
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    env.ok(&["token", "create", "keep", "--scope", "admin"]);
+    let before = env.snapshot();
+    let tokens_before = env.json(&["token", "ls"]);
+    let wrong = env.ok(&["key", "generate"]).stdout.trim().to_owned();
+    let type_file = write_file(
+        env.dir.path(),
+        "t.json",
+        r#"{"slug": "mine", "name": "Mine", "schema": {"type": "object"}}"#,
+    );
+    let type_path = type_file.to_str().unwrap();
+    for args in [
+        vec!["token", "create", "intruder", "--scope", "admin"],
+        vec!["token", "revoke", "keep"],
+        vec!["block", "rename", "crdb-sage", "crdb-other"],
+        vec!["block", "delete", "crdb-sage"],
+        vec!["type", "register", type_path],
+        vec![
+            "block",
+            "create",
+            "x-new",
+            "--type",
+            "json",
+            "--set-json",
+            "value={}",
+        ],
+    ] {
+        env.run_with(&args, None, &[("BLOCKYARD_MASTER_KEY", wrong.as_str())])
+            .fails_with("WRONG_MASTER_KEY");
+    }
+    assert_eq!(env.snapshot(), before);
+    assert_eq!(env.json(&["token", "ls"]), tokens_before);
+    assert!(!env.json(&["type", "ls"]).to_string().contains("\"mine\""));
+});
+
+// 9. `/ready` and 503 answers say up or down and a code; the store's address and the
+// database's own words go only to the server's log.
+#[test]
+fn unready_answers_carry_no_store_address_or_database_error() {
+    use diesel::{Connection, RunQueryDsl};
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let server = Server::start(&env, &["--token-cache", "0s", "--block-cache", "0s"]);
+    assert_eq!(
+        call("GET", &format!("{}/ready", server.base), None, None, &[]).status,
+        200
+    );
+    let url = url::Url::parse(&env.database_url()).unwrap();
+    let db = url.path().trim_start_matches('/').to_owned();
+    let mut pg = diesel::PgConnection::establish(&pg_admin_url()).unwrap();
+    diesel::sql_query(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
+        .execute(&mut pg)
+        .unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+    ))
+    .execute(&mut pg)
+    .unwrap();
+    let replies = [
+        call("GET", &format!("{}/ready", server.base), None, None, &[]),
+        call(
+            "GET",
+            &format!("{}/api/v1/blocks/crdb-sage", server.base),
+            Some(&admin),
+            None,
+            &[],
+        ),
+        call(
+            "GET",
+            &format!("{}/api/v1/blocks", server.base),
+            Some(&admin),
+            None,
+            &[],
+        ),
+    ];
+    diesel::sql_query(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
+        .execute(&mut pg)
+        .unwrap();
+    for reply in &replies {
+        assert_eq!(reply.status, 503, "{}", reply.text);
+        assert!(reply.body["error"]["code"].is_string(), "{}", reply.text);
+        for leak in [db.as_str(), "127.0.0.1", "postgres", "FATAL", "connect"] {
+            assert!(!reply.text.contains(leak), "{leak} in {}", reply.text);
+        }
+    }
+    let log = server.log();
+    assert!(log.contains("\"detail\""), "{log}");
+    assert!(!log.contains(PLANTED));
+}
