@@ -16,6 +16,16 @@ pub const MASK: &str = "********";
 /// Suffix of a secrets-map key holding the password found in a URL field.
 const URL_PASSWORD: &str = "#url-password";
 
+/// Infix of a secrets-map key holding a URL field's query parameter that carries a
+/// password (`PATH#url-query:password`).
+const URL_QUERY: &str = "#url-query:";
+
+/// Names under which drivers read a password besides a type's declared secret fields:
+/// a URL's query parameter (`?password=`, which libpq and SQLAlchemy accept) or a key
+/// in an object such as `connection_info.query` or `connect_args`. Each is a secret
+/// wherever it appears: masked, sealed, scrubbed.
+pub const PASSWORD_KEYS: &[&str] = &["password", "passwd", "pwd", "sslpassword"];
+
 /// The secret values of one block, keyed by dotted field path. `Debug` shows only the
 /// paths.
 #[derive(Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -53,9 +63,12 @@ impl Secrets {
 
     /// The paths that hold secrets (URL passwords show as the URL field's path).
     pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.0
-            .keys()
-            .map(|k| k.strip_suffix(URL_PASSWORD).unwrap_or(k))
+        self.0.keys().map(|k| field_of(k))
+    }
+
+    /// Every secret text, for scrubbing from messages.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.0.values().filter_map(Value::as_str)
     }
 
     /// Whether a secret at this path is already known.
@@ -109,7 +122,7 @@ pub fn changes(
     if let (Some(sa), Some(sb)) = (before_secrets, after_secrets) {
         for key in sa.0.keys().chain(sb.0.keys()) {
             if sa.0.get(key) != sb.0.get(key) {
-                let path = key.strip_suffix(URL_PASSWORD).unwrap_or(key).to_owned();
+                let path = field_of(key).to_owned();
                 out.entry(path.clone()).or_insert(FieldChange {
                     path,
                     before: sa.0.contains_key(key).then_some(Value::Null),
@@ -188,11 +201,33 @@ fn path_mut<'a>(doc: &'a mut Value, path: &str) -> Option<&'a mut Value> {
     path.split('.').try_fold(doc, |node, seg| node.get_mut(seg))
 }
 
-/// Splits a full document into its masked form and its secrets, per the type's
-/// `secret_fields` and `url_fields`. Null and absent secret fields stay as they are.
+/// The field a secrets-map key belongs to.
+fn field_of(key: &str) -> &str {
+    let key = key.split(URL_QUERY).next().unwrap_or(key);
+    key.strip_suffix(URL_PASSWORD).unwrap_or(key)
+}
+
+fn is_password_key(name: &str) -> bool {
+    PASSWORD_KEYS.iter().any(|k| k.eq_ignore_ascii_case(name))
+}
+
+/// Splits a full document into its masked form and its secrets: the type's
+/// `secret_fields`, the password of each of its `url_fields` and every
+/// [`PASSWORD_KEYS`] query parameter of those URLs, and every field named like a
+/// password anywhere in the document. Null and absent secret fields stay as they are.
 pub fn split_secrets(ty: &BlockType, mut doc: Value) -> Result<(Value, Secrets)> {
     let mut secrets = BTreeMap::new();
-    for path in &ty.def.secret_fields {
+    let mut paths: Vec<String> = ty.def.secret_fields.clone();
+    paths.extend(
+        leaves(&doc)
+            .into_iter()
+            .filter(|(path, value)| {
+                !value.is_null() && path.rsplit('.').next().is_some_and(is_password_key)
+            })
+            .map(|(path, _)| path)
+            .filter(|path| !ty.def.secret_fields.contains(path)),
+    );
+    for path in &paths {
         match get_path(&doc, path) {
             None | Some(Value::Null) => {}
             Some(value) => {
@@ -206,13 +241,36 @@ pub fn split_secrets(ty: &BlockType, mut doc: Value) -> Result<(Value, Secrets)>
             continue;
         };
         let mut url = parse_url_field(path, text)?;
+        let mut changed = false;
         if let Some(password) = url.password().map(str::to_owned) {
             let _ = url.set_password(Some(MASK));
             secrets.insert(format!("{path}{URL_PASSWORD}"), Value::String(password));
+            changed = true;
+        }
+        changed |= rewrite_query(&mut url, |key, value| {
+            if !is_password_key(key) {
+                return None;
+            }
+            secrets.insert(
+                format!("{path}{URL_QUERY}{key}"),
+                Value::String(value.into()),
+            );
+            Some(MASK.to_owned())
+        });
+        if changed {
             set_path(&mut doc, path, Value::String(url.into()))?;
         }
     }
     Ok((doc, Secrets(secrets)))
+}
+
+/// The first secret that `value`, put at `path` in a document of this type, would
+/// carry (for refusing secrets given on a command line).
+pub fn secret_in(ty: &BlockType, path: &str, value: &Value) -> Result<Option<String>> {
+    let mut scratch = Value::Object(Map::new());
+    set_path(&mut scratch, path, value.clone())?;
+    let (_, secrets) = split_secrets(ty, scratch)?;
+    Ok(secrets.paths().next().map(str::to_owned))
 }
 
 /// Puts secrets back into a masked document: the full plaintext document.
@@ -288,6 +346,12 @@ pub fn moved_destinations(ty: &BlockType, before: &Value, after: &Value) -> Vec<
 fn put_secrets(doc: &mut Value, secrets: &Secrets, only_masked: bool) -> usize {
     let mut written = 0;
     for (key, value) in &secrets.0 {
+        if let Some((path, param)) = key.split_once(URL_QUERY) {
+            if put_query_secret(doc, path, param, value, only_masked) {
+                written += 1;
+            }
+            continue;
+        }
         match key.strip_suffix(URL_PASSWORD) {
             Some(path) => {
                 let Some(Value::String(text)) = get_path(doc, path) else {
@@ -313,6 +377,69 @@ fn put_secrets(doc: &mut Value, secrets: &Secrets, only_masked: bool) -> usize {
         }
     }
     written
+}
+
+/// Puts a secret query parameter back into the URL at `path` (with `only_masked`,
+/// only where it reads `********`). Whether it did.
+fn put_query_secret(
+    doc: &mut Value,
+    path: &str,
+    param: &str,
+    value: &Value,
+    only_masked: bool,
+) -> bool {
+    let (Some(Value::String(text)), Some(secret)) = (get_path(doc, path), value.as_str()) else {
+        return false;
+    };
+    let Ok(mut url) = url::Url::parse(text) else {
+        return false;
+    };
+    let written = rewrite_query(&mut url, |key, value| {
+        (key == param && (!only_masked || value == MASK)).then(|| secret.to_owned())
+    });
+    written && set_path(doc, path, Value::String(url.into())).is_ok()
+}
+
+/// What a rewritten query value keeps as is: unreserved characters and `*` (so a
+/// masked value reads `********`).
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'*');
+
+/// Replaces the values of a URL's query parameters for which `new(key, value)` (both
+/// percent-decoded) gives a new value, leaving every other byte of the query as it
+/// was (libpq reads `+` as itself, so nothing is re-encoded). Whether any changed.
+fn rewrite_query(url: &mut url::Url, mut new: impl FnMut(&str, &str) -> Option<String>) -> bool {
+    let Some(query) = url.query() else {
+        return false;
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut changed = false;
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match new(&decode(key), &decode(value)) {
+                Some(value) => {
+                    changed = true;
+                    let value = percent_encoding::utf8_percent_encode(&value, QUERY_VALUE);
+                    format!("{key}={value}")
+                }
+                None => pair.to_owned(),
+            }
+        })
+        .collect();
+    if changed {
+        url.set_query(Some(&pairs.join("&")));
+    }
+    changed
 }
 
 /// Why a URL does not parse, and how to fix it when it is the usual cause: a password

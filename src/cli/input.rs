@@ -48,6 +48,14 @@ impl DocumentArgs {
         }
         if let Some(url) = &self.url {
             let components = url_to_components(url)?;
+            if components.get("password").is_some_and(|p| !p.is_null()) {
+                return Err(Error::InvalidInput(
+                    "--url holds a password, and secrets are not taken from the command line \
+                     (other users see arguments, shells keep them); give the URL without it \
+                     and the password with --password-stdin, or answer the prompt"
+                        .into(),
+                ));
+            }
             if !matches!(get_path(doc, "connection_info"), Some(Value::Object(_))) {
                 set_path(doc, "connection_info", Value::Object(Map::new()))?;
             }
@@ -57,12 +65,11 @@ impl DocumentArgs {
             let (path, raw) = split_assignment(item, "--set")?;
             let kind = field_kind(ty, path)?;
             if ty.is_secret_field(path) {
-                return Err(Error::InvalidInput(format!(
-                    "{path} is a secret: secrets are not taken from the command line; use \
-                     --password-stdin, --set-secret-file {path}=FILE, or the prompt"
-                )));
+                return Err(secret_in_arguments(path));
             }
-            set_path(doc, path, parse_value(path, raw, kind)?)?;
+            let value = parse_value(path, raw, kind)?;
+            refuse_secrets(ty, path, &value)?;
+            set_path(doc, path, value)?;
         }
         for item in &self.set_json {
             let (path, raw) = split_assignment(item, "--set-json")?;
@@ -70,6 +77,7 @@ impl DocumentArgs {
             let value = serde_json::from_str(raw).map_err(|err| {
                 Error::InvalidInput(format!("--set-json {path}: not valid JSON ({err})"))
             })?;
+            refuse_secrets(ty, path, &value)?;
             set_path(doc, path, value)?;
         }
         for item in &self.set_secret_file {
@@ -99,6 +107,22 @@ impl DocumentArgs {
     /// Whether any secret was given (so no prompt is needed).
     pub fn gives_secret(&self) -> bool {
         self.password_stdin || !self.set_secret_file.is_empty()
+    }
+}
+
+fn secret_in_arguments(path: &str) -> Error {
+    Error::InvalidInput(format!(
+        "{path} is a secret: secrets are not taken from the command line; use \
+         --password-stdin, --set-secret-file {path}=FILE, or the prompt"
+    ))
+}
+
+/// Refuses a value from the command line that would carry a secret anywhere inside it
+/// (a secret field of an object, a URL's password or `?password=`, a `password` key).
+fn refuse_secrets(ty: &BlockType, path: &str, value: &Value) -> Result<()> {
+    match crate::document::secret_in(ty, path, value)? {
+        Some(secret) => Err(secret_in_arguments(&secret)),
+        None => Ok(()),
     }
 }
 

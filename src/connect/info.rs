@@ -120,7 +120,20 @@ impl ConnectionInfo {
             host,
             port: url.port(),
             query,
-        })
+        }
+        .password_from_query())
+    }
+
+    /// A password given as a query option (`?password=`, which libpq and SQLAlchemy
+    /// accept) becomes the password, so it is masked, scrubbed and passed like one. If
+    /// both are given, the query's wins, as it does in libpq.
+    fn password_from_query(mut self) -> Self {
+        for key in ["password", "passwd", "pwd"] {
+            if let Some(password) = self.query.remove(key) {
+                self.password = Some(password);
+            }
+        }
+        self
     }
 
     /// Reads `connection_info` from a full block document (secrets merged).
@@ -163,7 +176,8 @@ impl ConnectionInfo {
                     host: text("host").filter(|h| !h.is_empty()),
                     port,
                     query,
-                })
+                }
+                .password_from_query())
             }
             _ => Err(not_connection("it has no connection_info")),
         }

@@ -163,13 +163,30 @@ on_both_stores!(list_filters_by_type_and_prefix, |env: TestEnv| {
 });
 
 on_both_stores!(url_and_env_forms, |env: TestEnv| {
-    env.ok(&[
-        "block",
-        "create",
-        "from-url",
-        "--url",
-        "postgres://us%3Aer:p%40ss%2F%C3%B6@[::1]:6543/app?sslmode=require",
-    ]);
+    env.ok(&["init"]);
+    // A password is never taken from the command line, not even inside --url.
+    let run = env
+        .run(&[
+            "block",
+            "create",
+            "from-url",
+            "--url",
+            "postgres://us%3Aer:p%40ss%2F%C3%B6@[::1]:6543/app?sslmode=require",
+        ])
+        .fails_with("INVALID_INPUT");
+    assert!(!run.all_output().contains("p%40ss"), "{}", run.stderr);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "from-url",
+            "--url",
+            "postgres://us%3Aer@[::1]:6543/app?sslmode=require",
+            "--password-stdin",
+        ],
+        "p@ss/ö",
+    )
+    .success();
     let info =
         env.json(&["block", "inspect", "from-url", "--show-secrets"])["data"]["connection_info"]
             .clone();
@@ -179,8 +196,9 @@ on_both_stores!(url_and_env_forms, |env: TestEnv| {
     assert_eq!(info["port"], 6543);
     assert_eq!(info["query"]["sslmode"], "require");
 
-    // A URL-form connection keeps its password sealed too.
-    env.ok(&[
+    // A URL-form connection keeps its password sealed too (given in a file: never in
+    // an argument).
+    env.run(&[
         "block",
         "create",
         "as-url",
@@ -188,6 +206,21 @@ on_both_stores!(url_and_env_forms, |env: TestEnv| {
         "sqlalchemy-connector",
         "--set",
         "connection_info=postgresql+psycopg2://app:url-PLANTED@db.example:5432/app",
+    ])
+    .fails_with("INVALID_INPUT");
+    let doc = write_file(
+        env.dir.path(),
+        "as-url.json",
+        r#"{"connection_info": "postgresql+psycopg2://app:url-PLANTED@db.example:5432/app"}"#,
+    );
+    env.ok(&[
+        "block",
+        "create",
+        "as-url",
+        "--type",
+        "sqlalchemy-connector",
+        "--data",
+        doc.to_str().unwrap(),
     ]);
     let masked = env.json(&["block", "inspect", "as-url"]);
     assert_eq!(

@@ -501,3 +501,113 @@ fn unready_answers_carry_no_store_address_or_database_error() {
     assert!(log.contains("\"detail\""), "{log}");
     assert!(!log.contains(PLANTED));
 }
+
+// 4. A password in a URL's query string, or under a `password` key anywhere, is a
+// secret: masked, sealed, never shown or scrubbed-out.
+on_both_stores!(
+    passwords_outside_the_obvious_field_are_secrets,
+    |env: TestEnv| {
+        env.ok(&["init"]);
+        let port = closed_port();
+        let url_doc = write_file(
+            env.dir.path(),
+            "q.json",
+            &format!(
+                r#"{{"connection_info": "postgresql://app@127.0.0.1:{port}/app?sslmode=disable&password=Q-PLANTED-1"}}"#
+            ),
+        );
+        let parts_doc = write_file(
+            env.dir.path(),
+            "p.json",
+            &format!(
+                r#"{{"connection_info": {{"driver": "postgresql", "database": "app", "username": "app",
+                "host": "127.0.0.1", "port": {port}, "query": {{"password": "Q-PLANTED-2"}}}},
+                "connect_args": {{"password": "Q-PLANTED-3"}}}}"#
+            ),
+        );
+        for (name, doc) in [("q-url", &url_doc), ("q-parts", &parts_doc)] {
+            let path = doc.to_str().unwrap();
+            env.ok(&[
+                "block",
+                "create",
+                name,
+                "--type",
+                "sqlalchemy-connector",
+                "--data",
+                path,
+            ]);
+        }
+        let mut shown = String::new();
+        for name in ["q-url", "q-parts"] {
+            for args in [
+                vec!["block", "inspect", name],
+                vec!["block", "inspect", name, "-o", "json"],
+                vec!["block", "url", name],
+                vec!["block", "history", name, "-o", "json"],
+                vec!["block", "test", name],
+            ] {
+                shown.push_str(&env.run(&args).all_output());
+            }
+        }
+        for planted in ["Q-PLANTED-1", "Q-PLANTED-2", "Q-PLANTED-3"] {
+            assert!(!shown.contains(planted), "{planted} shown:\n{shown}");
+            assert!(
+                !contains_bytes(&env.store_bytes(), planted),
+                "{planted} stored in plaintext"
+            );
+        }
+        let masked = env.json(&["block", "inspect", "q-url"]);
+        assert!(
+            masked["data"]["connection_info"]
+                .as_str()
+                .unwrap()
+                .ends_with("&password=********"),
+            "{masked}"
+        );
+        // The secrets are all there for whoever may read them, and the URL works as given.
+        let full = env.json(&["block", "inspect", "q-url", "--show-secrets"]);
+        assert!(full.to_string().contains("password=Q-PLANTED-1"), "{full}");
+        let full = env
+            .json(&["block", "inspect", "q-parts", "--show-secrets"])
+            .to_string();
+        assert!(
+            full.contains("Q-PLANTED-2") && full.contains("Q-PLANTED-3"),
+            "{full}"
+        );
+        let revealed = env.ok(&["block", "url", "q-url", "--show-secrets"]).stdout;
+        assert!(revealed.contains("Q-PLANTED-1"), "{revealed}");
+    }
+);
+
+// 8. No secret from a command-line argument, whatever flag carries it.
+on_both_stores!(no_secret_from_any_argument, |env: TestEnv| {
+    env.ok(&["init"]);
+    let base = ["block", "create", "argv", "--type", "sqlalchemy-connector"];
+    for (flag, value) in [
+        (
+            "--set-json",
+            r#"connection_info={"driver": "postgresql", "database": "d", "password": "ARGV-PLANTED"}"#,
+        ),
+        (
+            "--set",
+            r#"connection_info={"driver": "postgresql", "database": "d", "password": "ARGV-PLANTED"}"#,
+        ),
+        ("--set", "connection_info=postgresql://u:ARGV-PLANTED@h/d"),
+        (
+            "--set",
+            "connection_info=postgresql://u@h/d?password=ARGV-PLANTED",
+        ),
+        ("--set-json", r#"connect_args={"password": "ARGV-PLANTED"}"#),
+        ("--set", "connection_info.password=ARGV-PLANTED"),
+        ("--url", "postgresql://u:ARGV-PLANTED@h/d"),
+        ("--url", "postgresql://u@h/d?password=ARGV-PLANTED"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend([flag, value]);
+        let run = env.run(&args).fails_with("INVALID_INPUT");
+        assert!(!run.all_output().contains("ARGV-PLANTED"), "{}", run.stderr);
+        assert!(run.stderr.contains("--password-stdin"), "{}", run.stderr);
+    }
+    assert_eq!(env.json(&["block", "ls"]), json!([]));
+    assert!(!contains_bytes(&env.store_bytes(), "ARGV-PLANTED"));
+});
