@@ -68,6 +68,9 @@ pub enum Error {
     #[error("{0}")]
     DecryptionFailed(String),
 
+    #[error("{0}")]
+    InsecureKeyFile(String),
+
     #[error("the OS keyring: {0}")]
     Keyring(String),
 
@@ -151,6 +154,7 @@ impl Error {
             Error::InvalidMasterKey(_) => "INVALID_MASTER_KEY",
             Error::WrongMasterKey { .. } => "WRONG_MASTER_KEY",
             Error::DecryptionFailed(_) => "DECRYPTION_FAILED",
+            Error::InsecureKeyFile(_) => "INSECURE_KEY_FILE",
             Error::Keyring(_) => "KEYRING_ERROR",
             Error::StoreNotMigrated(_) => "STORE_NOT_MIGRATED",
             Error::StoreUnavailable(_) => "STORE_UNAVAILABLE",

@@ -37,6 +37,7 @@ pub mod crypto;
 pub mod db;
 pub mod document;
 pub mod error;
+pub mod files;
 pub mod name;
 pub mod registry;
 pub mod remote;

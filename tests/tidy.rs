@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, u8)] = &[
     ("error", 1),
     ("name", 2),
+    ("files", 2),
     ("time", 2),
     ("db", 2),
     ("crypto", 2),

@@ -139,6 +139,7 @@ fn keyring_entry(user: &str) -> Result<keyring::Entry> {
 }
 
 fn read_key_file(path: &Path) -> Result<MasterKey> {
+    crate::files::check_private(path)?;
     match std::fs::read_to_string(path) {
         Ok(text) => MasterKey::from_base64(&Zeroizing::new(text)).map_err(|_| {
             Error::InvalidMasterKey(format!(
@@ -157,15 +158,12 @@ fn read_key_file(path: &Path) -> Result<MasterKey> {
 }
 
 fn write_key_file(path: &Path, key: &MasterKey) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::files::create_private_dir(dir)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
+    let mut file = crate::files::private_file_options()
+        .write(true)
+        .create_new(true)
         .open(path)
         .map_err(|err| Error::io(format!("creating key file {}", path.display()), err))?;
     file.write_all(key.to_base64().as_bytes())

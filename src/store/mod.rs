@@ -146,11 +146,11 @@ impl Store {
     /// Builds the pool without connecting; the first query connects.
     pub fn open(url: StoreUrl, options: &PoolOptions) -> Result<Self> {
         url.backend().ensure_compiled()?;
-        if let StoreUrl::Sqlite(path) = &url
-            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)
-                .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
+        if let StoreUrl::Sqlite(path) = &url {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::files::create_private_dir(dir)?;
+            }
+            crate::files::touch_private(path)?;
         }
         // One helper thread opens connections (r2d2's default starts three): the store
         // is opened by every command, and most need a single connection.

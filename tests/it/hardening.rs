@@ -611,3 +611,20 @@ on_both_stores!(no_secret_from_any_argument, |env: TestEnv| {
     assert_eq!(env.json(&["block", "ls"]), json!([]));
     assert!(!contains_bytes(&env.store_bytes(), "ARGV-PLANTED"));
 });
+
+// 11. The data directory is 0700, the store and key files 0600.
+#[test]
+fn data_directory_and_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env.data_dir()), 0o700);
+    for entry in std::fs::read_dir(env.data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    assert!(env.data_dir().join("blockyard.db").exists());
+    assert!(env.key_file().exists());
+}

@@ -100,6 +100,15 @@ on_both_stores!(
             "value=1",
         ])
         .fails_with("MASTER_KEY_MISSING");
+        // A key file others may read is refused, with the chmod that fixes it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&key_file, &saved).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let run = env
+            .run(&["block", "inspect", "a", "--show-secrets"])
+            .fails_with("INSECURE_KEY_FILE");
+        assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&key_file, b"garbage").unwrap();
         env.run(&["block", "inspect", "a", "--show-secrets"])
             .fails_with("INVALID_MASTER_KEY");

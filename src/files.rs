@@ -1,0 +1,61 @@
+//! Files that hold secrets: the data directory is created 0700 and the store and key
+//! files 0600, and a key file others may read is refused, as ssh refuses such a key.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Creates `dir` (and missing parents) readable by its owner only; an existing
+/// directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|err| Error::io(format!("creating {}", dir.display()), err))
+}
+
+/// Options that create a file readable and writable by its owner only.
+pub fn private_file_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Creates an empty file at `path`, 0600, unless one exists (SQLite takes an empty
+/// file as a new database, and gives its journal and WAL files the same mode).
+pub fn touch_private(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    private_file_options()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .map_err(|err| Error::io(format!("creating {}", path.display()), err))
+}
+
+/// Refuses a key file that its group or others may read or write.
+pub fn check_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(()); // reading it says what is wrong
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::InsecureKeyFile(format!(
+                "key file {} is accessible by others (mode {mode:o}); it holds the master \
+                 key, so it is not used. Fix it with: chmod 600 {}",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
