@@ -39,6 +39,7 @@ pub mod document;
 pub mod error;
 pub mod files;
 pub mod name;
+pub mod process;
 pub mod registry;
 pub mod remote;
 pub mod server;

@@ -12,6 +12,10 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(err),
     };
     let format = cli.global.output;
+    // Opened secrets and tokens live in this process's memory: no core dump may hold
+    // them. A program `exec` starts keeps its own ability to dump core.
+    let exec = matches!(cli.command, blockyard::cli::Command::Exec(_));
+    blockyard::process::protect_memory(exec);
     match run(cli, std::env::vars().collect()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

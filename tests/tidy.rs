@@ -11,6 +11,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("error", 1),
     ("name", 2),
     ("files", 2),
+    ("process", 1),
     ("time", 2),
     ("db", 2),
     ("crypto", 2),
