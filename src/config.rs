@@ -1,6 +1,10 @@
 //! Configuration: flags, `BLOCKYARD_*` variables, a `.env` file and an optional TOML
 //! config file, merged in that order of precedence into one [`Config`] value that is
-//! passed explicitly to whatever needs it (there is no global configuration).
+//! passed explicitly to whatever needs it (there is no global configuration). Each
+//! value remembers where it came from (`blockyard config`). A `.env` file in the
+//! current directory is anyone's to drop there, so it may not say where secrets go to
+//! or come from: a server and token for remote mode, the master key, or another config
+//! file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +35,36 @@ pub struct Settings {
     pub server_url: Option<String>,
     /// The API token for `server_url`.
     pub token: Option<String>,
+    /// Allow plain `http://` to a server that is not this machine.
+    pub insecure: Option<bool>,
 }
+
+/// What a `.env` file may not set, and why.
+const NOT_FROM_DOTENV: &[&str] = &[
+    "BLOCKYARD_URL",
+    "BLOCKYARD_TOKEN",
+    "BLOCKYARD_MASTER_KEY",
+    "BLOCKYARD_CONFIG",
+    "BLOCKYARD_INSECURE",
+];
+
+/// Whether a layer of settings gives one setting.
+type Gives = fn(&Settings) -> bool;
+
+/// Every setting by name, with whether a layer sets it (for provenance).
+const FIELDS: &[(&str, Gives)] = &[
+    ("data_dir", |s| s.data_dir.is_some()),
+    ("database_url", |s| s.database_url.is_some()),
+    ("key_file", |s| s.key_file.is_some()),
+    ("key_source", |s| s.key_source.is_some()),
+    ("keyring_account", |s| s.keyring_account.is_some()),
+    ("pool_max_size", |s| s.pool_max_size.is_some()),
+    ("connect_timeout_secs", |s| s.connect_timeout_secs.is_some()),
+    ("pool_refresh", |s| s.pool_refresh.is_some()),
+    ("server_url", |s| s.server_url.is_some()),
+    ("token", |s| s.token.is_some()),
+    ("insecure", |s| s.insecure.is_some()),
+];
 
 impl Settings {
     /// Fills every unset field from `other`.
@@ -47,6 +80,7 @@ impl Settings {
             pool_refresh: self.pool_refresh.or(other.pool_refresh),
             server_url: self.server_url.or(other.server_url),
             token: self.token.or(other.token),
+            insecure: self.insecure.or(other.insecure),
         }
     }
 
@@ -74,6 +108,7 @@ impl Settings {
             pool_refresh: get("BLOCKYARD_POOL_REFRESH"),
             server_url: get("BLOCKYARD_URL"),
             token: get("BLOCKYARD_TOKEN"),
+            insecure: get("BLOCKYARD_INSECURE").map(|v| v != "0" && v != "false"),
         })
     }
 }
@@ -98,6 +133,19 @@ pub struct Config {
     pub pool_refresh: Duration,
     /// Remote mode: the server and token to use instead of the local store.
     pub remote: Option<RemoteSettings>,
+    /// Where each setting that was given came from (`flag`, `environment`,
+    /// `.env (PATH)`, `config file (PATH)`), by setting name; the rest are defaults.
+    pub origins: Vec<(&'static str, String)>,
+}
+
+impl Config {
+    /// Where a setting came from: `default` if no source gave it.
+    pub fn origin(&self, setting: &str) -> &str {
+        self.origins
+            .iter()
+            .find(|(name, _)| *name == setting)
+            .map_or("default", |(_, origin)| origin.as_str())
+    }
 }
 
 /// A Blockyard server and the token to call it with. `Debug` hides the token.
@@ -130,31 +178,54 @@ pub struct Sources {
 impl Config {
     pub fn load(sources: Sources) -> Result<Config> {
         let mut vars = sources.env;
-        if let Some(path) = sources.dotenv.as_deref().filter(|p| p.exists()) {
-            for (key, value) in read_env_file(path)? {
-                if key.starts_with("BLOCKYARD_") {
-                    vars.entry(key).or_insert(value);
-                }
-            }
-        }
-        let file_settings = match sources
+        let dotenv = match sources.dotenv.as_deref().filter(|p| p.exists()) {
+            Some(path) => (
+                read_dotenv_settings(path)?,
+                format!(".env ({})", path.display()),
+            ),
+            None => (Settings::default(), String::new()),
+        };
+        let config_path = sources
             .config_file
             .or_else(|| vars.get("BLOCKYARD_CONFIG").map(PathBuf::from))
-        {
-            Some(path) => read_config_file(&path)?,
-            None => match dirs::config_dir().map(|d| d.join("blockyard/config.toml")) {
-                Some(path) if path.exists() => read_config_file(&path)?,
-                _ => Settings::default(),
-            },
+            .or_else(|| {
+                dirs::config_dir()
+                    .map(|d| d.join("blockyard/config.toml"))
+                    .filter(|p| p.exists())
+            });
+        let file = match &config_path {
+            Some(path) => (
+                read_config_file(path)?,
+                format!("config file ({})", path.display()),
+            ),
+            None => (Settings::default(), String::new()),
         };
-        let settings = sources
-            .flags
-            .or(Settings::from_vars(&vars)?)
-            .or(file_settings);
-        Self::resolve(
-            settings,
-            vars.remove("BLOCKYARD_MASTER_KEY").map(Zeroizing::new),
-        )
+        let layers = [
+            (sources.flags, "flag".to_owned()),
+            (Settings::from_vars(&vars)?, "environment".to_owned()),
+            dotenv,
+            file,
+        ];
+        let origins = FIELDS
+            .iter()
+            .filter_map(|(name, set)| {
+                let (_, origin) = layers.iter().find(|(layer, _)| set(layer))?;
+                Some((*name, origin.clone()))
+            })
+            .collect();
+        let settings = layers
+            .into_iter()
+            .map(|(layer, _)| layer)
+            .reduce(Settings::or)
+            .unwrap_or_default();
+        let master_key = vars.remove("BLOCKYARD_MASTER_KEY").map(Zeroizing::new);
+        let mut origins: Vec<(&'static str, String)> = origins;
+        if master_key.as_ref().is_some_and(|k| !k.trim().is_empty()) {
+            origins.push(("master_key", "environment".into()));
+        }
+        let mut config = Self::resolve(settings, master_key)?;
+        config.origins = origins;
+        Ok(config)
     }
 
     fn resolve(s: Settings, master_key: Option<Zeroizing<String>>) -> Result<Config> {
@@ -211,6 +282,7 @@ impl Config {
                 ))
             })?,
         };
+        let insecure = s.insecure.unwrap_or(false);
         let remote = match (s.server_url, s.token) {
             (None, None) => None,
             (Some(_), None) => {
@@ -235,6 +307,13 @@ impl Config {
                             "BLOCKYARD_URL {text:?} is not an http(s) URL such as http://127.0.0.1:4200"
                         ))
                     })?;
+                if url.scheme() == "http" && !is_loopback(&url) && !insecure {
+                    return Err(Error::Config(format!(
+                        "BLOCKYARD_URL {url} is plain http to another machine: the token and \
+                         every secret would cross the network unencrypted. Use https://, or \
+                         pass --insecure (BLOCKYARD_INSECURE=1) if the network is trusted"
+                    )));
+                }
                 Some(RemoteSettings {
                     url,
                     token: Zeroizing::new(token),
@@ -248,8 +327,37 @@ impl Config {
             pool,
             pool_refresh,
             remote,
+            origins: Vec::new(),
         })
     }
+}
+
+/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The `BLOCKYARD_*` settings of a `.env` file, refusing those it may not set.
+fn read_dotenv_settings(path: &Path) -> Result<Settings> {
+    let vars: HashMap<String, String> = read_env_file(path)?
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("BLOCKYARD_"))
+        .collect();
+    if let Some(key) = NOT_FROM_DOTENV.iter().find(|k| vars.contains_key(**k)) {
+        return Err(Error::Config(format!(
+            "{} sets {key}, which a .env file may not set: a .env in the current directory \
+             could send secrets to another server or take the master key from a file. Set \
+             it in the environment or the config file, and remove it from {}",
+            path.display(),
+            path.display()
+        )));
+    }
+    Settings::from_vars(&vars)
 }
 
 /// The key file used when nothing else is configured.
@@ -260,18 +368,60 @@ pub fn default_key_file(data_dir: &Path) -> PathBuf {
 fn read_config_file(path: &Path) -> Result<Settings> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| Error::io(format!("reading config file {}", path.display()), err))?;
-    toml::from_str(&text)
-        .map_err(|err| Error::Config(format!("{}: {}", path.display(), err.message())))
+    // The parser's message, with a line number but never the line (it may hold the
+    // token).
+    toml::from_str(&text).map_err(|err| {
+        let line = err
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        Error::Config(format!(
+            "{}{}: {}",
+            path.display(),
+            line.map(|l| format!(", line {l}")).unwrap_or_default(),
+            err.message()
+        ))
+    })
 }
 
-/// Reads a `.env` file into (name, value) pairs.
+/// Reads a `.env` file into (name, value) pairs. A malformed line is reported by its
+/// number, never its content (it may hold a secret).
 pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>> {
     let iter = dotenvy::from_path_iter(path)
-        .map_err(|err| Error::Config(format!("reading {}: {err}", path.display())))?;
+        .map_err(|err| Error::io(format!("reading {}", path.display()), io_error(err)))?;
     iter.map(|item| {
-        item.map_err(|err| Error::Config(format!("{}: malformed line ({err})", path.display())))
+        item.map_err(|err| {
+            let line = match &err {
+                dotenvy::Error::LineParse(..) => std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|text| first_bad_line(&text))
+                    .map(|n| format!(", line {n}")),
+                _ => None,
+            };
+            Error::Config(format!(
+                "{}{}: not a NAME=value line (the line is not shown: it may hold a secret)",
+                path.display(),
+                line.unwrap_or_default()
+            ))
+        })
     })
     .collect()
+}
+
+/// The number of the first line at which a `.env` text stops parsing.
+fn first_bad_line(text: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    (1..=lines.len()).find(|&n| {
+        let prefix = lines[..n].join("\n");
+        dotenvy::from_read_iter(prefix.as_bytes()).any(|item| item.is_err())
+    })
+}
+
+/// The I/O error inside a dotenvy error (or a generic one, never quoting content).
+fn io_error(err: dotenvy::Error) -> std::io::Error {
+    match err {
+        dotenvy::Error::Io(err) => err,
+        _ => std::io::Error::other("unreadable"),
+    }
 }
 
 #[cfg(test)]

@@ -69,6 +69,80 @@ pub fn init(registry: &Registry, report: Option<InitReport>, out: &Printer) -> R
     Ok(())
 }
 
+/// `blockyard config`: every setting, its value with secrets masked, and its source.
+pub fn show_config(config: &Config, out: &Printer) -> Result<()> {
+    use crate::config::KeyChoice;
+    let key_origin = ["master_key", "key_file", "key_source"]
+        .iter()
+        .map(|s| config.origin(s))
+        .find(|o| *o != "default")
+        .unwrap_or("default");
+    let remote = config.remote.as_ref();
+    let rows: Vec<(&str, String, &str)> = vec![
+        (
+            "data_dir",
+            config.data_dir.display().to_string(),
+            config.origin("data_dir"),
+        ),
+        (
+            "database_url",
+            match remote {
+                Some(_) => "(not used: remote mode)".into(),
+                None => config.database_url.to_string(),
+            },
+            config.origin("database_url"),
+        ),
+        (
+            "master_key",
+            match &config.key {
+                KeyChoice::Explicit(source) => source.location.to_string(),
+                KeyChoice::Auto => {
+                    "where the store recorded it at init (else a key file in the data directory)"
+                        .into()
+                }
+            },
+            key_origin,
+        ),
+        (
+            "pool_max_size",
+            config.pool.max_size.to_string(),
+            config.origin("pool_max_size"),
+        ),
+        (
+            "connect_timeout",
+            humantime::format_duration(config.pool.connection_timeout).to_string(),
+            config.origin("connect_timeout_secs"),
+        ),
+        (
+            "pool_refresh",
+            humantime::format_duration(config.pool_refresh).to_string(),
+            config.origin("pool_refresh"),
+        ),
+        (
+            "server_url",
+            remote.map_or("(none: local store)".into(), |r| r.url.to_string()),
+            config.origin("server_url"),
+        ),
+        (
+            "token",
+            remote.map_or(String::new(), |_| "********".into()),
+            config.origin("token"),
+        ),
+    ];
+    let json: Vec<_> = rows
+        .iter()
+        .map(|(setting, value, source)| json!({"setting": setting, "value": value, "source": source}))
+        .collect();
+    out.emit(&json, || {
+        table(
+            &["SETTING", "VALUE", "SOURCE"],
+            rows.iter()
+                .map(|(s, v, o)| vec![(*s).to_owned(), v.clone(), (*o).to_owned()]),
+        )
+    });
+    Ok(())
+}
+
 pub fn types(cmd: TypeCommand, registry: &Registry, out: &Printer) -> Result<()> {
     match cmd {
         TypeCommand::Ls => {

@@ -108,6 +108,10 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// Allow plain http:// to a --server-url that is not this machine (tokens and
+    /// secrets then cross the network unencrypted) [env: BLOCKYARD_INSECURE].
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub insecure: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -123,6 +127,9 @@ pub enum Command {
     /// Create the store, run migrations and set up the master key (done automatically
     /// by the first command on a new store).
     Init,
+    /// Show the configuration in effect: each setting, its value (secrets masked) and
+    /// where it came from (flag, environment, .env, config file or default).
+    Config,
     /// Create, read, change and delete blocks.
     #[command(subcommand)]
     Block(Box<blocks::BlockCommand>),
@@ -210,6 +217,7 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
                 .map(|k| format!("{k:?}").to_lowercase()),
             server_url: cli.global.server_url,
             token: cli.global.token,
+            insecure: cli.global.insecure.then_some(true),
             ..Settings::default()
         },
         env,
@@ -217,6 +225,18 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         dotenv: Some(PathBuf::from(".env")),
     })?;
     let mut config = config;
+    let from_dotenv: Vec<&str> = config
+        .origins
+        .iter()
+        .filter(|(_, origin)| origin.starts_with(".env"))
+        .map(|(name, _)| *name)
+        .collect();
+    if !from_dotenv.is_empty() && !matches!(cli.command, Command::Config) {
+        out.notice(&format!(
+            "using {} from ./.env (`blockyard config` shows every setting's source)",
+            from_dotenv.join(", ")
+        ));
+    }
     if matches!(cli.command, Command::Server(_)) {
         // A server always serves its own store, whatever BLOCKYARD_URL says.
         config.remote = None;
@@ -227,6 +247,7 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         | Command::Man { .. }
         | Command::Key(admin::KeyCommand::Generate) => Ok(()),
         Command::Database(cmd) => admin::database(cmd, config, &out),
+        Command::Config => admin::show_config(&config, &out),
         Command::Init => {
             let (registry, report) = Registry::open(config)?;
             admin::init(&registry, report, &out)

@@ -714,3 +714,89 @@ fn a_crashed_server_leaves_no_core_file() {
     }
     assert!(left.is_empty(), "core files: {left:?}");
 }
+
+// 6. A `.env` in the current directory may not say where secrets go, never has its
+// lines echoed, and `blockyard config` shows where every setting came from.
+#[test]
+fn a_stray_dotenv_cannot_redirect_secrets() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let dotenv = env.dir.path().join(".env");
+    for (line, code) in [
+        (
+            "BLOCKYARD_URL=http://127.0.0.1:9\nBLOCKYARD_TOKEN=byd_x_y\n",
+            "CONFIG_ERROR",
+        ),
+        ("BLOCKYARD_MASTER_KEY=DOTENV-PLANTED\n", "CONFIG_ERROR"),
+        ("BLOCKYARD_CONFIG=/tmp/elsewhere.toml\n", "CONFIG_ERROR"),
+        ("OK=1\nBLOCKYARD_DATA_DIR 'DOTENV-PLANTED\n", "CONFIG_ERROR"),
+    ] {
+        std::fs::write(&dotenv, line).unwrap();
+        let run = create_crdb_sage(&env, PLANTED, &[]).fails_with(code);
+        assert!(
+            !run.all_output().contains("DOTENV-PLANTED"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.all_output().contains(PLANTED), "{}", run.stderr);
+        assert!(run.stderr.contains(".env"), "{}", run.stderr);
+    }
+    assert!(
+        env.run(&["block", "ls"]).stderr.contains("line 2"),
+        "a malformed line is named by its number"
+    );
+    std::fs::remove_file(&dotenv).unwrap();
+    assert_eq!(env.json(&["block", "ls"]), json!([]));
+
+    // What a .env may set, it sets, and says so; `config` shows each source.
+    let other = env.dir.path().join("other.db");
+    std::fs::write(
+        &dotenv,
+        format!("BLOCKYARD_DATABASE_URL={}\n", other.display()),
+    )
+    .unwrap();
+    let run = env.run(&["block", "ls"]).success();
+    assert!(
+        run.stderr.contains("database_url from ./.env"),
+        "{}",
+        run.stderr
+    );
+    let shown = env.json(&["config"]);
+    let source = |name: &str| {
+        shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["setting"] == name)
+            .map(|r| r["source"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert!(source("database_url").starts_with(".env"), "{shown}");
+    assert_eq!(source("data_dir"), "environment");
+    assert_eq!(source("pool_refresh"), "default");
+    std::fs::remove_file(&dotenv).unwrap();
+
+    // Plain http to another machine needs --insecure; the token never shows.
+    let remote = [
+        ("BLOCKYARD_URL", "http://192.0.2.10:4200"),
+        ("BLOCKYARD_TOKEN", "byd_0123456789abcdef_TOKEN-PLANTED"),
+    ];
+    let run = env
+        .run_with(&["block", "ls"], None, &remote)
+        .fails_with("CONFIG_ERROR");
+    assert!(run.stderr.contains("--insecure"), "{}", run.stderr);
+    let run = env
+        .run_with(&["config", "--insecure"], None, &remote)
+        .success();
+    assert!(
+        run.stdout.contains("http://192.0.2.10:4200"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.all_output().contains("TOKEN-PLANTED"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("********"), "{}", run.stdout);
+}
