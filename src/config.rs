@@ -2,9 +2,9 @@
 //! config file, merged in that order of precedence into one [`Config`] value that is
 //! passed explicitly to whatever needs it (there is no global configuration). Each
 //! value remembers where it came from (`blockyard config`). A `.env` file in the
-//! current directory is anyone's to drop there, so it may not say where secrets go to
-//! or come from: a server and token for remote mode, the master key, or another config
-//! file.
+//! current directory is anyone's to drop there, so it may set only tuning settings,
+//! never where the store, the key or a server is: a store chosen by the file could name
+//! a key the file's author holds, and a server would receive every secret.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,13 +39,12 @@ pub struct Settings {
     pub insecure: Option<bool>,
 }
 
-/// What a `.env` file may not set, and why.
-const NOT_FROM_DOTENV: &[&str] = &[
-    "BLOCKYARD_URL",
-    "BLOCKYARD_TOKEN",
-    "BLOCKYARD_MASTER_KEY",
-    "BLOCKYARD_CONFIG",
-    "BLOCKYARD_INSECURE",
+/// What a `.env` file may set: settings that tune, never ones that say where secrets
+/// are kept or sent.
+const FROM_DOTENV: &[&str] = &[
+    "BLOCKYARD_POOL_MAX_SIZE",
+    "BLOCKYARD_CONNECT_TIMEOUT",
+    "BLOCKYARD_POOL_REFRESH",
 ];
 
 /// Whether a layer of settings gives one setting.
@@ -348,13 +347,21 @@ fn read_dotenv_settings(path: &Path) -> Result<Settings> {
         .into_iter()
         .filter(|(key, _)| key.starts_with("BLOCKYARD_"))
         .collect();
-    if let Some(key) = NOT_FROM_DOTENV.iter().find(|k| vars.contains_key(**k)) {
+    let mut refused: Vec<&str> = vars
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !FROM_DOTENV.contains(k))
+        .collect();
+    refused.sort_unstable();
+    if let Some(key) = refused.first() {
         return Err(Error::Config(format!(
             "{} sets {key}, which a .env file may not set: a .env in the current directory \
-             could send secrets to another server or take the master key from a file. Set \
-             it in the environment or the config file, and remove it from {}",
+             must not choose where the store, the master key or a server is (it could send \
+             secrets to someone else). Set it in the environment, a flag or the config \
+             file, and remove it from {}; a .env may set only {}",
             path.display(),
-            path.display()
+            path.display(),
+            FROM_DOTENV.join(", ")
         )));
     }
     Settings::from_vars(&vars)
@@ -447,7 +454,7 @@ mod tests {
         let dotenv = dir.path().join(".env");
         std::fs::write(
             &dotenv,
-            "BLOCKYARD_DATABASE_URL=/from/dotenv.db\nBLOCKYARD_DATA_DIR=/from/dotenv\nOTHER=x\n",
+            "BLOCKYARD_POOL_REFRESH=7s\nBLOCKYARD_POOL_MAX_SIZE=5\nOTHER=x\n",
         )
         .unwrap();
         let config = Config::load(Sources {
@@ -458,8 +465,16 @@ mod tests {
         })
         .unwrap();
         assert_eq!(config.database_url, StoreUrl::Sqlite("/from/env.db".into()));
-        assert_eq!(config.data_dir, PathBuf::from("/from/dotenv"));
-        assert_eq!(config.pool.max_size, 3);
+        assert_eq!(config.pool_refresh, Duration::from_secs(7));
+        assert_eq!(config.pool.max_size, 5);
+        assert_eq!(
+            config.origin("pool_max_size"),
+            format!(".env ({})", dotenv.display())
+        );
+        assert_eq!(
+            config.origin("key_source"),
+            format!("config file ({})", file.display())
+        );
         assert!(
             matches!(config.key, KeyChoice::Explicit(ref s) if matches!(s.location, MasterKeyLocation::Keyring { .. }))
         );

@@ -729,6 +729,16 @@ fn a_stray_dotenv_cannot_redirect_secrets() {
         ),
         ("BLOCKYARD_MASTER_KEY=DOTENV-PLANTED\n", "CONFIG_ERROR"),
         ("BLOCKYARD_CONFIG=/tmp/elsewhere.toml\n", "CONFIG_ERROR"),
+        // A store of someone else's choosing could name a key they hold.
+        (
+            "BLOCKYARD_DATABASE_URL=/tmp/DOTENV-PLANTED.db\n",
+            "CONFIG_ERROR",
+        ),
+        ("BLOCKYARD_DATA_DIR=/tmp/DOTENV-PLANTED\n", "CONFIG_ERROR"),
+        (
+            "BLOCKYARD_KEY_FILE=/tmp/DOTENV-PLANTED.key\n",
+            "CONFIG_ERROR",
+        ),
         ("OK=1\nBLOCKYARD_DATA_DIR 'DOTENV-PLANTED\n", "CONFIG_ERROR"),
     ] {
         std::fs::write(&dotenv, line).unwrap();
@@ -748,16 +758,11 @@ fn a_stray_dotenv_cannot_redirect_secrets() {
     std::fs::remove_file(&dotenv).unwrap();
     assert_eq!(env.json(&["block", "ls"]), json!([]));
 
-    // What a .env may set, it sets, and says so; `config` shows each source.
-    let other = env.dir.path().join("other.db");
-    std::fs::write(
-        &dotenv,
-        format!("BLOCKYARD_DATABASE_URL={}\n", other.display()),
-    )
-    .unwrap();
+    // What a .env may set (tuning), it sets, and says so; `config` shows each source.
+    std::fs::write(&dotenv, "BLOCKYARD_POOL_REFRESH=7s\n").unwrap();
     let run = env.run(&["block", "ls"]).success();
     assert!(
-        run.stderr.contains("database_url from ./.env"),
+        run.stderr.contains("pool_refresh from ./.env"),
         "{}",
         run.stderr
     );
@@ -771,9 +776,9 @@ fn a_stray_dotenv_cannot_redirect_secrets() {
             .map(|r| r["source"].as_str().unwrap().to_owned())
             .unwrap()
     };
-    assert!(source("database_url").starts_with(".env"), "{shown}");
+    assert!(source("pool_refresh").starts_with(".env"), "{shown}");
     assert_eq!(source("data_dir"), "environment");
-    assert_eq!(source("pool_refresh"), "default");
+    assert_eq!(source("pool_max_size"), "default");
     std::fs::remove_file(&dotenv).unwrap();
 
     // Plain http to another machine needs --insecure; the token never shows.

@@ -1,0 +1,35 @@
+//! A block document from an untrusted writer (`--data`, `PUT /blocks/{name}`), checked
+//! against every built-in type's schema, split into masked data and secrets, and read
+//! as connection and pool settings: nothing may panic, and no secret may survive in
+//! the masked part.
+#![no_main]
+
+use blockyard::connect::{ConnectionInfo, PoolSettings};
+use blockyard::document::{MASK, merge_secrets, split_secrets};
+use blockyard::types::builtin_types;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(doc) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    for ty in builtin_types() {
+        let valid = ty.validate(&doc).is_ok();
+        if let Ok((masked, secrets)) = split_secrets(&ty, doc.clone()) {
+            for text in secrets.texts() {
+                if text != MASK && !text.is_empty() && text.len() > 3 {
+                    let shown = masked.to_string();
+                    assert!(!shown.contains(&format!("\"{text}\"")), "a secret stayed in the masked data");
+                }
+            }
+            let mut full = masked.clone();
+            merge_secrets(&mut full, &secrets);
+            if valid {
+                let _ = ty.validate(&full);
+            }
+        }
+    }
+    let _ = ConnectionInfo::from_document("fuzz", &doc);
+    let _ = PoolSettings::from_document(&doc);
+});
