@@ -19,7 +19,11 @@ fn main() {
         if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
             println!("cargo:rerun-if-changed={dir}/{head}");
         }
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+        // A path that does not exist would make cargo rerun this script (and rebuild
+        // the crate) on every build.
+        if std::path::Path::new(&format!("{dir}/packed-refs")).exists() {
+            println!("cargo:rerun-if-changed={dir}/packed-refs");
+        }
     }
     println!("cargo:rustc-env=BLOCKYARD_GIT_COMMIT={commit}");
 }

@@ -214,7 +214,7 @@ on_both_stores!(bad_input_leaves_the_store_unchanged, |env: TestEnv| {
                 "create",
                 "crdb-sage",
                 "--type",
-                "secret",
+                "json",
                 "--set-json",
                 "value=\"dup\"",
             ],

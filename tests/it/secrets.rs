@@ -24,13 +24,18 @@ on_both_stores!(planted_secret_never_leaks, |env: TestEnv| {
         PLANTED,
     );
     outputs.push(create.success().all_output());
-    env.ok(&[
-        "block",
-        "create",
-        "url-form",
-        "--url",
-        &format!("postgres://app:{PLANTED}@db.internal:5432/app"),
-    ]);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "url-form",
+            "--url",
+            "postgres://app@db.internal:5432/app",
+            "--password-stdin",
+        ],
+        PLANTED,
+    )
+    .success();
     env.run_stdin(
         &[
             "block",
