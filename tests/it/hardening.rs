@@ -649,8 +649,11 @@ fn crash(env: &TestEnv, dir: &std::path::Path, script: &str, ready: impl Fn() ->
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..200 {
-        if ready() {
+    // The shell must have set the limit and become the program before it is crashed.
+    let comm = format!("/proc/{}/comm", child.id());
+    for _ in 0..400 {
+        let execed = std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() != "sh");
+        if execed && ready() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
