@@ -14,7 +14,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("process", 1),
     ("time", 2),
     ("db", 2),
-    ("crypto", 2),
+    ("crypto", 3),
     ("types", 3),
     ("document", 4),
     ("block", 5),
