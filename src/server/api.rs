@@ -259,10 +259,14 @@ fn visible_blocks(
     may_read: impl Fn(&str) -> bool,
 ) -> crate::error::Result<Vec<crate::block::BlockSummary>> {
     let mut visible = Vec::new();
+    // A token that sees everything needs one page of `wanted`; one that sees a few
+    // blocks among many reads on in growing pages.
+    let mut batch = wanted.clamp(1, MAX_PAGE);
     loop {
-        filter.limit = Some(MAX_PAGE);
+        filter.limit = Some(batch);
         let rows = registry.list_blocks(&filter)?;
-        let exhausted = (rows.len() as i64) < MAX_PAGE;
+        let exhausted = (rows.len() as i64) < batch;
+        batch = (batch * 4).min(MAX_PAGE);
         filter.after = rows.last().map(|b| b.name.clone());
         visible.extend(rows.into_iter().filter(|b| may_read(&b.name)));
         if exhausted || visible.len() as i64 >= wanted {
