@@ -378,9 +378,10 @@ fn read_config_file(path: &Path) -> Result<Settings> {
     // The parser's message, with a line number but never the line (it may hold the
     // token).
     toml::from_str(&text).map_err(|err| {
-        let line = err
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let line = err.span().map(|span| {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            before.iter().filter(|b| **b == b'\n').count() + 1
+        });
         Error::Config(format!(
             "{}{}: {}",
             path.display(),
