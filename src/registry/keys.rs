@@ -12,7 +12,7 @@ use crate::config::{KeyChoice, default_key_file};
 use crate::crypto::{DataKey, KeySource, MasterKey, MasterKeyLocation, SealBinding};
 use crate::document::Secrets;
 use crate::error::{Error, Result};
-use crate::store::{DataKeyRow, SealedRow, Store};
+use crate::store::{BlockRow, DataKeyRow, SealedRow, Store, VersionRow};
 use crate::time::now_millis;
 
 pub(super) const META_FINGERPRINT: &str = "master_key_fingerprint";
@@ -55,6 +55,35 @@ pub struct RotationReport {
     pub rows_resealed: u64,
     pub keys_deleted: usize,
 }
+
+/// Secrets as a row of the store holds them (a current block, a kept version, a row
+/// being rotated), with what they were sealed for.
+pub(super) struct Sealed<'a> {
+    pub at: SealBinding<'a>,
+    pub sealed: Option<&'a [u8]>,
+    pub key_id: Option<&'a str>,
+}
+
+macro_rules! sealed_from {
+    ($row:ty, $id:ident) => {
+        impl<'a> From<&'a $row> for Sealed<'a> {
+            fn from(row: &'a $row) -> Self {
+                Sealed {
+                    at: SealBinding {
+                        block_id: &row.$id,
+                        version: row.version,
+                        data: &row.data,
+                    },
+                    sealed: row.sealed_secrets.as_deref(),
+                    key_id: row.key_id.as_deref(),
+                }
+            }
+        }
+    };
+}
+sealed_from!(BlockRow, id);
+sealed_from!(VersionRow, block_id);
+sealed_from!(SealedRow, block_id);
 
 #[derive(Debug)]
 pub(super) struct KeyManager {
@@ -197,15 +226,11 @@ impl KeyManager {
         ))
     }
 
-    /// Opens the secrets sealed for `at`; tampering with any part of it fails.
-    pub(super) fn open(
-        &self,
-        store: &Store,
-        at: &SealBinding<'_>,
-        sealed: Option<&[u8]>,
-        key_id: Option<&str>,
-    ) -> Result<Secrets> {
-        let (Some(sealed), Some(key_id)) = (sealed, key_id) else {
+    /// Opens a row's secrets; tampering with any part of what they were sealed for
+    /// fails.
+    pub(super) fn open(&self, store: &Store, row: &Sealed<'_>) -> Result<Secrets> {
+        let at = &row.at;
+        let (Some(sealed), Some(key_id)) = (row.sealed, row.key_id) else {
             self.master(store)?;
             return Ok(Secrets::default());
         };
@@ -292,22 +317,13 @@ impl KeyManager {
             let reseal = |rows: Vec<SealedRow>| -> Result<Vec<(SealedRow, SealedRow)>> {
                 rows.into_iter()
                     .map(|old| {
-                        let at = SealBinding {
-                            block_id: &old.block_id,
-                            version: old.version,
-                            data: &old.data,
-                        };
-                        let secrets = self.open(
-                            store,
-                            &at,
-                            old.sealed_secrets.as_deref(),
-                            old.key_id.as_deref(),
-                        )?;
+                        let stored = Sealed::from(&old);
+                        let secrets = self.open(store, &stored)?;
                         let plaintext = zeroize::Zeroizing::new(
                             serde_json::to_vec(&secrets)
                                 .map_err(|e| Error::Store(e.to_string()))?,
                         );
-                        let sealed = new_key.seal_for_block(&at, &new_row.id, &plaintext)?;
+                        let sealed = new_key.seal_for_block(&stored.at, &new_row.id, &plaintext)?;
                         let new = SealedRow {
                             block_id: old.block_id.clone(),
                             version: old.version,

@@ -28,6 +28,23 @@ impl LocalBlocks {
     fn find_row(&self, name: &str) -> Result<BlockRow> {
         find_row(&self.store, name)
     }
+
+    /// `row` with `secrets` sealed for it: its id, version and document (so every new
+    /// version, a rename included, is sealed anew; a wrong master key is refused here,
+    /// before anything is written).
+    fn sealed(&self, row: BlockRow, secrets: &Secrets) -> Result<BlockRow> {
+        let at = SealBinding {
+            block_id: &row.id,
+            version: row.version,
+            data: &row.data,
+        };
+        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &at, secrets)?;
+        Ok(BlockRow {
+            sealed_secrets,
+            key_id,
+            ..row
+        })
+    }
 }
 
 impl BlockSource for LocalBlocks {
@@ -85,26 +102,21 @@ impl BlockSource for LocalBlocks {
         let ty = self.block_type(&new.block_type)?;
         ty.validate(&new.document)?;
         let (masked, secrets) = split_secrets(&ty, new.document)?;
-        let id = new.id.unwrap_or_else(uuid::Uuid::new_v4).to_string();
-        let data = masked.to_string();
-        let at = SealBinding {
-            block_id: &id,
-            version: 1,
-            data: &data,
-        };
-        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &at, &secrets)?;
         let now = now_millis();
-        let row = BlockRow {
-            id,
-            name: new.name.to_string(),
-            block_type: ty.slug().to_owned(),
-            version: 1,
-            data,
-            sealed_secrets,
-            key_id,
-            created_at: now,
-            updated_at: now,
-        };
+        let row = self.sealed(
+            BlockRow {
+                id: new.id.unwrap_or_else(uuid::Uuid::new_v4).to_string(),
+                name: new.name.to_string(),
+                block_type: ty.slug().to_owned(),
+                version: 1,
+                data: masked.to_string(),
+                sealed_secrets: None,
+                key_id: None,
+                created_at: now,
+                updated_at: now,
+            },
+            &secrets,
+        )?;
         self.store.insert_block(&row, audit_row(record).as_ref())?;
         block_from_row(row, Some(secrets))
     }
@@ -151,30 +163,21 @@ impl BlockSource for LocalBlocks {
         let ty = self.block_type(&current.block_type)?;
         ty.validate(&document)?;
         let (masked, secrets) = split_secrets(&ty, document)?;
-        let (store, keys) = (&self.store, &self.keys);
         // An update that changes nothing writes no version: the block is returned as it
         // is (same version), which callers report as "unchanged".
-        let current_secrets = open_row(store, keys, &current)?;
+        let current_secrets = self.keys.open(&self.store, &(&current).into())?;
         if current_secrets == secrets
             && serde_json::from_str::<Value>(&current.data).is_ok_and(|d| d == masked)
         {
             return block_from_row(current, Some(secrets));
         }
-        let data = masked.to_string();
-        let at = SealBinding {
-            block_id: &current.id,
+        let next = BlockRow {
             version: current.version + 1,
-            data: &data,
-        };
-        let (sealed_secrets, key_id) = keys.seal(store, &at, &secrets)?;
-        let row = BlockRow {
-            version: current.version + 1,
-            data,
-            sealed_secrets,
-            key_id,
+            data: masked.to_string(),
             updated_at: now_millis(),
             ..current
         };
+        let row = self.sealed(next, &secrets)?;
         self.store.update_block(
             &row,
             expected,
@@ -195,21 +198,14 @@ impl BlockSource for LocalBlocks {
         let expected = check_version(&current, expected_version)?;
         // The secrets are bound to the version, so a new version re-seals them (and a
         // wrong master key is refused before anything is written).
-        let secrets = open_row(&self.store, &self.keys, &current)?;
-        let at = SealBinding {
-            block_id: &current.id,
-            version: current.version + 1,
-            data: &current.data,
-        };
-        let (sealed_secrets, key_id) = self.keys.seal(&self.store, &at, &secrets)?;
-        let row = BlockRow {
+        let secrets = self.keys.open(&self.store, &(&current).into())?;
+        let next = BlockRow {
             name: new_name.to_string(),
             version: current.version + 1,
-            sealed_secrets,
-            key_id,
             updated_at: now_millis(),
             ..current
         };
+        let row = self.sealed(next, &secrets)?;
         self.store.update_block(
             &row,
             expected,
@@ -244,17 +240,7 @@ impl BlockSource for LocalBlocks {
         let mut versions = Vec::new();
         let mut previous: Option<(Value, crate::document::Secrets)> = None;
         for row in store.block_versions(&current.id)? {
-            let at = SealBinding {
-                block_id: &row.block_id,
-                version: row.version,
-                data: &row.data,
-            };
-            let secrets = keys.open(
-                store,
-                &at,
-                row.sealed_secrets.as_deref(),
-                row.key_id.as_deref(),
-            )?;
+            let secrets = keys.open(store, &(&row).into())?;
             let mut version = BlockVersion::try_from(row)?;
             if let Some((data, before)) = &previous {
                 version.changes =
@@ -276,23 +262,8 @@ fn find_row(store: &Store, name: &str) -> Result<BlockRow> {
 
 fn load_block(store: &Store, keys: &KeyManager, name: &str) -> Result<Block> {
     let row = find_row(store, name)?;
-    let secrets = open_row(store, keys, &row)?;
+    let secrets = keys.open(store, &(&row).into())?;
     block_from_row(row, Some(secrets))
-}
-
-/// The secrets of a current row, opened only if bound to its id, version and document.
-fn open_row(store: &Store, keys: &KeyManager, row: &BlockRow) -> Result<Secrets> {
-    let at = SealBinding {
-        block_id: &row.id,
-        version: row.version,
-        data: &row.data,
-    };
-    keys.open(
-        store,
-        &at,
-        row.sealed_secrets.as_deref(),
-        row.key_id.as_deref(),
-    )
 }
 
 /// The audit record a change commits with: it succeeded, now.
