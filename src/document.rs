@@ -20,11 +20,12 @@ const URL_PASSWORD: &str = "#url-password";
 /// password (`PATH#url-query:password`).
 const URL_QUERY: &str = "#url-query:";
 
-/// Names under which drivers read a password besides a type's declared secret fields:
-/// a URL's query parameter (`?password=`, which libpq and SQLAlchemy accept) or a key
-/// in an object such as `connection_info.query` or `connect_args`. Each is a secret
-/// wherever it appears: masked, sealed, scrubbed.
-pub const PASSWORD_KEYS: &[&str] = &["password", "passwd", "pwd", "sslpassword"];
+/// Names under which drivers read the login password besides a type's declared secret
+/// fields: a URL's query parameter (`?password=`, which libpq and SQLAlchemy accept) or
+/// a key in an object such as `connection_info.query` or `connect_args`. These and
+/// `sslpassword` (a client key's passphrase) are secrets wherever they appear: masked
+/// and sealed; a login password is also scrubbed from driver messages.
+pub const LOGIN_PASSWORD_KEYS: &[&str] = &["password", "passwd", "pwd"];
 
 /// The secret values of one block, keyed by dotted field path. `Debug` shows only the
 /// paths.
@@ -64,11 +65,6 @@ impl Secrets {
     /// The paths that hold secrets (URL passwords show as the URL field's path).
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(|k| field_of(k))
-    }
-
-    /// Every secret text, for scrubbing from messages.
-    pub fn texts(&self) -> impl Iterator<Item = &str> {
-        self.0.values().filter_map(Value::as_str)
     }
 
     /// Whether a secret at this path is already known.
@@ -208,12 +204,15 @@ fn field_of(key: &str) -> &str {
 }
 
 fn is_password_key(name: &str) -> bool {
-    PASSWORD_KEYS.iter().any(|k| k.eq_ignore_ascii_case(name))
+    LOGIN_PASSWORD_KEYS
+        .iter()
+        .chain(&["sslpassword"])
+        .any(|k| k.eq_ignore_ascii_case(name))
 }
 
 /// Splits a full document into its masked form and its secrets: the type's
-/// `secret_fields`, the password of each of its `url_fields` and every
-/// [`PASSWORD_KEYS`] query parameter of those URLs, and every field named like a
+/// `secret_fields`, the password of each of its `url_fields` and every password
+/// query parameter ([`LOGIN_PASSWORD_KEYS`], `sslpassword`) of those URLs, and every field named like a
 /// password anywhere in the document. Null and absent secret fields stay as they are.
 pub fn split_secrets(ty: &BlockType, mut doc: Value) -> Result<(Value, Secrets)> {
     let mut secrets = BTreeMap::new();

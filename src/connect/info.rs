@@ -128,8 +128,8 @@ impl ConnectionInfo {
     /// accept) becomes the password, so it is masked, scrubbed and passed like one. If
     /// both are given, the query's wins, as it does in libpq.
     fn password_from_query(mut self) -> Self {
-        for key in ["password", "passwd", "pwd"] {
-            if let Some(password) = self.query.remove(key) {
+        for key in crate::document::LOGIN_PASSWORD_KEYS {
+            if let Some(password) = self.query.remove(*key) {
                 self.password = Some(password);
             }
         }
