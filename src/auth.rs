@@ -164,7 +164,7 @@ pub struct TokenInfo {
     pub id: String,
     pub name: String,
     pub scopes: Vec<String>,
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub created_at: i64,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,

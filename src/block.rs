@@ -5,7 +5,7 @@
 //! masked, and opened secrets are kept apart in [`Secrets`], whose `Debug` prints only
 //! paths.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::document::{Secrets, merge_secrets};
@@ -134,24 +134,6 @@ impl Block {
         merge_secrets(&mut doc, secrets);
         Some(doc)
     }
-
-    /// JSON view for output: the full document if `reveal` and secrets were loaded,
-    /// the masked one otherwise.
-    pub fn to_json(&self, reveal: bool) -> Value {
-        let data = match reveal {
-            true => self.document().unwrap_or_else(|| self.masked.clone()),
-            false => self.masked.clone(),
-        };
-        serde_json::json!({
-            "id": self.id,
-            "name": self.name,
-            "block_type": self.block_type,
-            "version": self.version,
-            "created_at": crate::time::rfc3339(self.created_at),
-            "updated_at": crate::time::rfc3339(self.updated_at),
-            "data": data,
-        })
-    }
 }
 
 /// The fields of a block other than its data.
@@ -172,26 +154,26 @@ pub fn parse_stored_data(text: &str, name: &str) -> Result<Value> {
 }
 
 /// A row of `block ls`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlockSummary {
     pub id: String,
     pub name: String,
     pub block_type: String,
     pub version: i64,
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub created_at: i64,
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub updated_at: i64,
 }
 
 /// One kept version of a block, secrets masked.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlockVersion {
     pub version: i64,
     pub name: String,
     pub block_type: String,
     pub change: String,
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub created_at: i64,
     pub data: Value,
     /// What this version changed against the one before it (secrets as changed or

@@ -47,6 +47,7 @@ pub mod source;
 pub mod store;
 pub mod time;
 pub mod types;
+pub mod wire;
 
 pub use block::{Block, NewBlock};
 pub use config::Config;

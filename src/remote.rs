@@ -5,7 +5,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use zeroize::Zeroizing;
 
 use crate::block::{
     Block, BlockFilter, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock,
@@ -15,13 +18,16 @@ use crate::document::split_secrets;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::source::BlockSource;
-use crate::time::parse_rfc3339;
 use crate::types::{BlockType, BlockTypeDef, builtin_type};
+use crate::wire::{
+    BlockBody, BlockPage, BlockTypes, CreateBlock, Deleted, ErrorBody, History, RenameBlock,
+    UpdateBlock,
+};
 
 /// A client of one Blockyard server. `Debug` shows the URL, never the token.
 pub struct RemoteClient {
     base: url::Url,
-    token: zeroize::Zeroizing<String>,
+    token: Zeroizing<String>,
     agent: ureq::Agent,
 }
 
@@ -57,13 +63,32 @@ impl RemoteClient {
         format!("{}/api/v1{path}", self.base.as_str().trim_end_matches('/'))
     }
 
-    fn send(
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call("GET", path, None, None)
+    }
+
+    /// A call with a JSON body (which may hold secrets: its text is wiped after).
+    fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
-        body: Option<Value>,
+        body: &B,
         if_match: Option<i64>,
-    ) -> Result<Value> {
+    ) -> Result<T> {
+        let text = serde_json::to_vec(body)
+            .map_err(|err| Error::InvalidInput(format!("unwritable request: {err}")))?;
+        self.call(method, path, Some(Zeroizing::new(text)), if_match)
+    }
+
+    /// One API call; the answer is read as `T` (a [`crate::wire`] shape), and an error
+    /// answer becomes the server's code and message.
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Zeroizing<Vec<u8>>>,
+        if_match: Option<i64>,
+    ) -> Result<T> {
         let mut req = self
             .agent
             .request(method, &self.url(path))
@@ -72,22 +97,19 @@ impl RemoteClient {
             req = req.set("If-Match", &format!("\"{v}\""));
         }
         let result = match body {
-            Some(body) => req.send_json(body),
+            Some(body) => req
+                .set("Content-Type", "application/json")
+                .send_bytes(&body),
             None => req.call(),
         };
         match result {
             Ok(resp) => resp
-                .into_json::<Value>()
+                .into_json::<T>()
                 .map_err(|err| remote_error("REMOTE_ERROR", format!("unreadable response: {err}"))),
-            Err(ureq::Error::Status(status, resp)) => {
-                let body: Value = resp.into_json().unwrap_or(Value::Null);
-                let code = body["error"]["code"].as_str().unwrap_or("REMOTE_ERROR");
-                let message = body["error"]["message"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("the server answered {status}"));
-                Err(remote_error(code, message))
-            }
+            Err(ureq::Error::Status(status, resp)) => Err(match resp.into_json::<ErrorBody>() {
+                Ok(body) => remote_error(&body.error.code, body.error.message),
+                Err(_) => remote_error("REMOTE_ERROR", format!("the server answered {status}")),
+            }),
             Err(ureq::Error::Transport(err)) => Err(remote_error(
                 "REMOTE_UNAVAILABLE",
                 format!(
@@ -102,22 +124,16 @@ impl RemoteClient {
 
 impl BlockSource for RemoteClient {
     fn block_types(&self) -> Result<Vec<BlockType>> {
-        let body = self.send("GET", "/block-types", None, None)?;
-        body["block_types"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(type_from_json)
-            .collect()
+        let body: BlockTypes = self.get("/block-types")?;
+        body.block_types.into_iter().map(known_type).collect()
     }
 
     fn block_type(&self, slug: &str) -> Result<BlockType> {
         if let Some(ty) = builtin_type(slug) {
             return Ok(ty);
         }
-        match self.send("GET", &format!("/block-types/{}", enc(slug)), None, None) {
-            Ok(body) => type_from_json(body),
+        match self.get(&format!("/block-types/{}", enc(slug))) {
+            Ok(def) => known_type(def),
             Err(err) if err.code() == "UNKNOWN_BLOCK_TYPE" => {
                 Err(Error::UnknownBlockType(slug.to_owned()))
             }
@@ -131,33 +147,32 @@ impl BlockSource for RemoteClient {
         replace: bool,
         _: Option<&ChangeRecord>,
     ) -> Result<BlockType> {
-        let body = serde_json::to_value(&def).unwrap_or_default();
         let path = format!("/block-types?replace={replace}");
-        type_from_json(self.send("POST", &path, Some(body), None)?)
+        known_type(self.send("POST", &path, &def, None)?)
     }
 
     fn create_block(&self, new: NewBlock, _: Option<&ChangeRecord>) -> Result<Block> {
-        let mut body =
-            json!({"name": new.name.as_str(), "block_type": new.block_type, "data": new.document});
-        if let Some(id) = new.id {
-            body["id"] = json!(id.to_string());
-        }
-        block_from_json(self.send("POST", "/blocks", Some(body), None)?, None)
+        let body = CreateBlock {
+            name: new.name.to_string(),
+            block_type: new.block_type,
+            data: new.document,
+            id: new.id,
+        };
+        Ok(masked_block(self.send("POST", "/blocks", &body, None)?))
     }
 
     fn load_block(&self, name: &str) -> Result<Block> {
-        let path = format!(
-            "/blocks/{}?include_secrets=true",
-            enc(BlockName::parse(name)?.as_str())
-        );
-        let body = self.send("GET", &path, None, None)?;
-        let ty = self.block_type(body["block_type"].as_str().unwrap_or_default())?;
-        block_from_json(body, Some(&ty))
+        let body: BlockBody = self.get(&format!("{}?include_secrets=true", block_path(name)?))?;
+        let ty = self.block_type(&body.block_type)?;
+        let (meta, data) = body.into_parts();
+        // The full document, split here into the masked view and the secrets (so
+        // `masked_data()` never holds a secret).
+        let (masked, secrets) = split_secrets(&ty, data)?;
+        Ok(Block::from_parts(meta, masked, Some(secrets)))
     }
 
     fn get_block_masked(&self, name: &str) -> Result<Block> {
-        let path = format!("/blocks/{}", enc(BlockName::parse(name)?.as_str()));
-        block_from_json(self.send("GET", &path, None, None)?, None)
+        Ok(masked_block(self.get(&block_path(name)?)?))
     }
 
     fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
@@ -176,18 +191,9 @@ impl BlockSource for RemoteClient {
             if let Some(c) = &cursor {
                 query.push(format!("cursor={}", enc(c)));
             }
-            let body = self.send("GET", &format!("/blocks?{}", query.join("&")), None, None)?;
-            for b in body["blocks"].as_array().cloned().unwrap_or_default() {
-                out.push(BlockSummary {
-                    id: text(&b, "id"),
-                    name: text(&b, "name"),
-                    block_type: text(&b, "block_type"),
-                    version: b["version"].as_i64().unwrap_or_default(),
-                    created_at: parse_rfc3339(b["created_at"].as_str().unwrap_or_default()),
-                    updated_at: parse_rfc3339(b["updated_at"].as_str().unwrap_or_default()),
-                });
-            }
-            cursor = body["next_cursor"].as_str().map(str::to_owned);
+            let body: BlockPage = self.get(&format!("/blocks?{}", query.join("&")))?;
+            out.extend(body.blocks);
+            cursor = body.next_cursor;
             if cursor.is_none() || out.len() as i64 >= wanted {
                 return Ok(out);
             }
@@ -201,11 +207,13 @@ impl BlockSource for RemoteClient {
         expected: Option<i64>,
         _: Option<&ChangeRecord>,
     ) -> Result<Block> {
-        let path = format!("/blocks/{}", enc(BlockName::parse(name)?.as_str()));
-        block_from_json(
-            self.send("PUT", &path, Some(json!({"data": document})), expected)?,
-            None,
-        )
+        let body = UpdateBlock { data: document };
+        Ok(masked_block(self.send(
+            "PUT",
+            &block_path(name)?,
+            &body,
+            expected,
+        )?))
     }
 
     fn rename_block(
@@ -215,9 +223,11 @@ impl BlockSource for RemoteClient {
         expected: Option<i64>,
         _: Option<&ChangeRecord>,
     ) -> Result<Block> {
-        let path = format!("/blocks/{}/rename", enc(BlockName::parse(name)?.as_str()));
-        let body = json!({"new_name": new_name.as_str()});
-        block_from_json(self.send("POST", &path, Some(body), expected)?, None)
+        let path = format!("{}/rename", block_path(name)?);
+        let body = RenameBlock {
+            new_name: new_name.to_string(),
+        };
+        Ok(masked_block(self.send("POST", &path, &body, expected)?))
     }
 
     fn delete_block(
@@ -226,14 +236,13 @@ impl BlockSource for RemoteClient {
         expected: Option<i64>,
         _: Option<&ChangeRecord>,
     ) -> Result<Block> {
-        let path = format!("/blocks/{}", enc(BlockName::parse(name)?.as_str()));
-        let body = self.send("DELETE", &path, None, expected)?;
+        let body: Deleted = self.call("DELETE", &block_path(name)?, None, expected)?;
         Ok(Block::from_parts(
             BlockMeta {
-                id: text(&body, "id"),
-                name: text(&body, "deleted"),
+                id: body.id,
+                name: body.deleted,
                 block_type: String::new(),
-                version: body["version"].as_i64().unwrap_or_default(),
+                version: body.version,
                 created_at: 0,
                 updated_at: 0,
             },
@@ -243,24 +252,14 @@ impl BlockSource for RemoteClient {
     }
 
     fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
-        let path = format!("/blocks/{}/history", enc(BlockName::parse(name)?.as_str()));
-        let body = self.send("GET", &path, None, None)?;
-        Ok(body["versions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| BlockVersion {
-                version: v["version"].as_i64().unwrap_or_default(),
-                name: text(&v, "name"),
-                block_type: text(&v, "block_type"),
-                change: text(&v, "change"),
-                created_at: parse_rfc3339(v["created_at"].as_str().unwrap_or_default()),
-                data: v["data"].clone(),
-                changes: serde_json::from_value(v["changes"].clone()).unwrap_or_default(),
-            })
-            .collect())
+        let body: History = self.get(&format!("{}/history", block_path(name)?))?;
+        Ok(body.versions)
     }
+}
+
+/// `/blocks/{name}`, the name checked and encoded.
+fn block_path(name: &str) -> Result<String> {
+    Ok(format!("/blocks/{}", enc(BlockName::parse(name)?.as_str())))
 }
 
 fn remote_error(code: &str, message: String) -> Error {
@@ -270,36 +269,16 @@ fn remote_error(code: &str, message: String) -> Error {
     }
 }
 
-fn text(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().to_owned()
-}
-
-fn type_from_json(body: Value) -> Result<BlockType> {
-    let def: BlockTypeDef = serde_json::from_value(body)
-        .map_err(|err| remote_error("REMOTE_ERROR", format!("unreadable block type: {err}")))?;
+/// A type as the server defines it (built-in slugs keep this build's definition).
+fn known_type(def: BlockTypeDef) -> Result<BlockType> {
     match builtin_type(&def.slug) {
         Some(builtin) => Ok(builtin),
         None => BlockType::from_def(def, false),
     }
 }
 
-/// A block from the API; with `ty`, its data is the full document, split here into the
-/// masked view and the secrets (so `masked_data()` never holds a secret).
-fn block_from_json(body: Value, ty: Option<&BlockType>) -> Result<Block> {
-    let meta = BlockMeta {
-        id: text(&body, "id"),
-        name: text(&body, "name"),
-        block_type: text(&body, "block_type"),
-        version: body["version"].as_i64().unwrap_or_default(),
-        created_at: parse_rfc3339(body["created_at"].as_str().unwrap_or_default()),
-        updated_at: parse_rfc3339(body["updated_at"].as_str().unwrap_or_default()),
-    };
-    let data = body["data"].clone();
-    Ok(match ty {
-        Some(ty) => {
-            let (masked, secrets) = split_secrets(ty, data)?;
-            Block::from_parts(meta, masked, Some(secrets))
-        }
-        None => Block::from_parts(meta, data, None),
-    })
+/// A block the server answered with masked (no secrets read).
+fn masked_block(body: BlockBody) -> Block {
+    let (meta, data) = body.into_parts();
+    Block::from_parts(meta, data, None)
 }

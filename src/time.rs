@@ -16,11 +16,18 @@ pub fn rfc3339(millis: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-pub(crate) fn serialize_rfc3339<S: serde::Serializer>(
-    millis: &i64,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*millis))
+/// Serde for a Unix-milliseconds field written as RFC 3339 text (`#[serde(with =
+/// "crate::time::rfc3339_millis")]`); reading refuses text that is not a time.
+pub(crate) mod rfc3339_millis {
+    pub fn serialize<S: serde::Serializer>(millis: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*millis))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        super::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an RFC 3339 time")))
+    }
 }
 
 /// Parses `--since`: a duration ago (`1h`, `7days`) or an RFC 3339 time; Unix millis.
@@ -29,22 +36,17 @@ pub fn parse_since(text: &str) -> crate::error::Result<i64> {
     if let Ok(ago) = humantime::parse_duration(text.trim()) {
         return Ok(now - ago.as_millis().min(i64::MAX as u128) as i64);
     }
-    humantime::parse_rfc3339_weak(text.trim())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
-        .ok_or_else(|| {
-            crate::error::Error::InvalidInput(format!(
-                "since {text:?} is neither a duration (1h, 7days) nor a time (2026-11-21T10:00:00Z)"
-            ))
-        })
+    parse_rfc3339(text.trim()).ok_or_else(|| {
+        crate::error::Error::InvalidInput(format!(
+            "since {text:?} is neither a duration (1h, 7days) nor a time (2026-11-21T10:00:00Z)"
+        ))
+    })
 }
 
-/// Unix milliseconds of RFC 3339 text (as the API sends); 0 if it is not one.
-pub fn parse_rfc3339(text: &str) -> i64 {
+/// Unix milliseconds of RFC 3339 text (as the API sends), if it is one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
     humantime::parse_rfc3339_weak(text)
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::registry::{Block, NewBlock, Registry};
 use crate::time::rfc3339;
+use crate::wire::BlockBody;
 
 const CONNECTOR: &str = "sqlalchemy-connector";
 
@@ -199,7 +200,7 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
                 true => registry.load_block(&name)?,
                 false => registry.get_block_masked(&name)?,
             };
-            out.emit(&block.to_json(show_secrets), || {
+            out.emit(&BlockBody::of(&block, show_secrets), || {
                 describe(&block, show_secrets)
             });
             Ok(())
@@ -217,7 +218,7 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
         } => {
             let new_name = BlockName::parse(&new_name)?;
             let block = registry.rename_block(&name, &new_name, if_version)?;
-            out.emit(&block.to_json(false), || {
+            out.emit(&BlockBody::of(&block, false), || {
                 format!(
                     "renamed block {name} to {} (version {})",
                     block.name, block.version
@@ -300,7 +301,7 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
         document,
         id,
     })?;
-    out.emit(&block.to_json(false), || {
+    out.emit(&BlockBody::of(&block, false), || {
         format!(
             "created block {} (type {}, version {})",
             block.name, block.block_type, block.version
@@ -360,8 +361,10 @@ fn update(
     let expected = Some(if_version.unwrap_or(current.version));
     let block = registry.update_block(name, document, expected)?;
     let unchanged = block.version == current.version;
-    let mut report = block.to_json(false);
-    report["changed"] = Value::Bool(!unchanged);
+    let report = Updated {
+        block: BlockBody::of(&block, false),
+        changed: !unchanged,
+    };
     out.emit(&report, || match unchanged {
         true => format!(
             "block {} unchanged: the update changes nothing, so no version was written \
@@ -371,6 +374,14 @@ fn update(
         false => format!("updated block {} to version {}", block.name, block.version),
     });
     Ok(())
+}
+
+/// `block update -o json`: the block and whether a version was written.
+#[derive(serde::Serialize)]
+struct Updated {
+    #[serde(flatten)]
+    block: BlockBody,
+    changed: bool,
 }
 
 fn history(registry: &Registry, name: &str, out: &Printer) -> Result<()> {

@@ -44,7 +44,7 @@ pub struct KeyStatus {
 pub struct DataKeyStatus {
     pub id: String,
     pub active: bool,
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub created_at: i64,
 }
 

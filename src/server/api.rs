@@ -8,11 +8,9 @@ use std::sync::Arc;
 use rocket::data::Data;
 use rocket::http::{ContentType, Status};
 use rocket::{FromForm, delete, get, post, put};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::cache::Kept;
-use super::http::{ApiError, ApiResult, Ctx, Json, json_body};
+use super::http::{ApiError, ApiResult, Ctx, Json, RenderedJson, json_body};
 use super::{State, blocking};
 use crate::audit::{AuditEvent, Expected};
 use crate::auth::{Actor, Permission};
@@ -21,6 +19,10 @@ use crate::error::Error;
 use crate::name::BlockName;
 use crate::registry::AuditFilter;
 use crate::types::BlockTypeDef;
+use crate::wire::{
+    AuditPage, BlockBody, BlockPage, BlockTypes, CreateBlock, Deleted, History, RenameBlock,
+    UpdateBlock,
+};
 
 const OPENAPI: &str = include_str!("openapi.json");
 const MAX_PAGE: i64 = 1000;
@@ -206,7 +208,7 @@ async fn changed<T>(
 
 /// A block just written: its masked view, with its version as the ETag.
 fn block_response(block: &Block, status: Status) -> Json {
-    Json::new(status, block.to_json(false)).etag(block.version)
+    Json::new(status, &BlockBody::of(block, false)).etag(block.version)
 }
 
 #[derive(FromForm)]
@@ -244,9 +246,10 @@ pub async fn list_blocks(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more.then(|| rows.last().map(|b| b.name.clone())).flatten();
-    Ok(Json::ok(
-        json!({"blocks": rows, "next_cursor": next_cursor}),
-    ))
+    Ok(Json::ok(&BlockPage {
+        blocks: rows,
+        next_cursor,
+    }))
 }
 
 /// Up to `wanted` blocks matching `filter` that the caller may read, in name order.
@@ -327,16 +330,6 @@ pub(super) async fn read_block(
     Ok(kept)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBody {
-    name: String,
-    block_type: String,
-    data: Value,
-    #[serde(default)]
-    id: Option<uuid::Uuid>,
-}
-
 #[post("/blocks", data = "<data>")]
 pub async fn create_block(
     ctx: Ctx,
@@ -345,7 +338,7 @@ pub async fn create_block(
     data: Data<'_>,
 ) -> ApiResult<Json> {
     let actor = ctx.actor();
-    let body: CreateBody = json_body(content_type, data).await?;
+    let body: CreateBlock = json_body(content_type, data).await?;
     let name = parse_name(&body.name)?;
     let access = Access {
         wanted: Permission::Write,
@@ -377,12 +370,6 @@ pub async fn create_block(
     Ok(block_response(&block, Status::Created))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateBody {
-    data: Value,
-}
-
 #[put("/blocks/<name>", data = "<data>")]
 pub async fn update_block(
     ctx: Ctx,
@@ -394,7 +381,7 @@ pub async fn update_block(
     let actor = ctx.actor();
     let name = parse_name(name)?.to_string();
     let expected = ctx.expected_version()?;
-    let body: UpdateBody = json_body(content_type, data).await?;
+    let body: UpdateBlock = json_body(content_type, data).await?;
     let access = Access {
         wanted: Permission::Write,
         blocks: &[&name],
@@ -413,12 +400,6 @@ pub async fn update_block(
     Ok(block_response(&block, Status::Ok))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RenameBody {
-    new_name: String,
-}
-
 #[post("/blocks/<name>/rename", data = "<data>")]
 pub async fn rename_block(
     ctx: Ctx,
@@ -430,7 +411,7 @@ pub async fn rename_block(
     let actor = ctx.actor();
     let name = parse_name(name)?.to_string();
     let expected = ctx.expected_version()?;
-    let body: RenameBody = json_body(content_type, data).await?;
+    let body: RenameBlock = json_body(content_type, data).await?;
     let new_name = parse_name(&body.new_name)?;
     let access = Access {
         wanted: Permission::Write,
@@ -462,9 +443,11 @@ pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) ->
     let target = name.clone();
     let result = blocking(move || registry.delete_block(&target, expected)).await;
     let block = changed(state, &ctx, actor, "delete", &name, result).await?;
-    Ok(Json::ok(
-        json!({"deleted": block.name, "id": block.id, "version": block.version}),
-    ))
+    Ok(Json::ok(&Deleted {
+        deleted: block.name,
+        id: block.id,
+        version: block.version,
+    }))
 }
 
 #[get("/blocks/<name>/history")]
@@ -474,15 +457,15 @@ pub async fn block_history(ctx: Ctx, state: &rocket::State<State>, name: &str) -
     authorize(state, &ctx, actor, Access::read(&name, &[&name], false)).await?;
     let registry = state.registry.clone();
     let versions = blocking(move || registry.block_history(&name)).await?;
-    Ok(Json::ok(json!({ "versions": versions })))
+    Ok(Json::ok(&History { versions }))
 }
 
 #[get("/block-types")]
 pub async fn list_types(_authenticated: Ctx, state: &rocket::State<State>) -> ApiResult<Json> {
     let registry = state.registry.clone();
     let types = blocking(move || registry.block_types()).await?;
-    let defs: Vec<&BlockTypeDef> = types.iter().map(|t| &t.def).collect();
-    Ok(Json::ok(json!({ "block_types": defs })))
+    let block_types = types.into_iter().map(|t| t.def).collect();
+    Ok(Json::ok(&BlockTypes { block_types }))
 }
 
 #[get("/block-types/<slug>")]
@@ -494,7 +477,7 @@ pub async fn get_type(
     let registry = state.registry.clone();
     let slug = slug.to_owned();
     match blocking(move || registry.block_type(&slug)).await {
-        Ok(ty) => Ok(Json::ok(json!(ty.def))),
+        Ok(ty) => Ok(Json::ok(&ty.def)),
         Err(err) if err.code == "UNKNOWN_BLOCK_TYPE" => {
             Err(ApiError::new(Status::NotFound, err.code, err.message))
         }
@@ -524,7 +507,7 @@ pub async fn register_type(
     let registry = for_change(state, &ctx, actor, "register-type", &label);
     let result = blocking(move || registry.register_type(def, replace)).await;
     let ty = changed(state, &ctx, actor, "register-type", &label, result).await?;
-    Ok(Json::new(Status::Created, json!(ty.def)))
+    Ok(Json::new(Status::Created, &ty.def))
 }
 
 #[derive(FromForm)]
@@ -568,11 +551,13 @@ pub async fn list_audit(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
-    Ok(Json::ok(json!({"records": rows, "next_before": next})))
+    Ok(Json::ok(&AuditPage {
+        records: rows,
+        next_before: next,
+    }))
 }
 
 #[get("/openapi.json")]
 pub async fn openapi(_authenticated: Ctx) -> ApiResult<Json> {
-    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or(Value::Null);
-    Ok(Json::ok(doc))
+    Ok(Json::rendered(Status::Ok, RenderedJson::raw(OPENAPI)))
 }

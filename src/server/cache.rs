@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::http::RenderedJson;
 use crate::registry::Block;
+use crate::wire::BlockBody;
 
 /// At most this many blocks are kept; past it, expired entries are swept and, if that
 /// is not enough, new reads are not kept.
@@ -56,7 +57,9 @@ impl Kept {
 
     /// The block's native JSON view, with secrets if `reveal` (and they were read).
     pub fn view(&self, reveal: bool) -> RenderedJson {
-        self.render(View::Native { reveal }, || self.block.to_json(reveal))
+        self.render(View::Native { reveal }, || {
+            BlockBody::of(&self.block, reveal)
+        })
     }
 
     /// A view, if it was rendered already.
@@ -65,7 +68,11 @@ impl Kept {
     }
 
     /// A view, rendered by `render` the first time it is asked for.
-    pub fn render(&self, view: View, render: impl FnOnce() -> serde_json::Value) -> RenderedJson {
+    pub fn render<T: serde::Serialize>(
+        &self,
+        view: View,
+        render: impl FnOnce() -> T,
+    ) -> RenderedJson {
         self.views[view.slot()]
             .get_or_init(|| RenderedJson::new(&render()))
             .clone()

@@ -10,13 +10,15 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::State;
 use crate::auth::Actor;
 use crate::error::Error;
+use crate::wire::{ErrorBody, ErrorDetail};
 
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: u64 = 256 * 1024;
@@ -93,8 +95,13 @@ impl From<Error> for ApiError {
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         req.local_cache(|| ErrorCode(Some(self.code), self.detail.clone()));
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        let mut res = Json::new(self.status, body).respond_to(req)?;
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        let mut res = Json::new(self.status, &body).respond_to(req)?;
         if self.status == Status::Unauthorized {
             res.set_header(Header::new(
                 "WWW-Authenticate",
@@ -113,13 +120,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// A JSON response with a status and extra headers.
 pub struct Json {
     status: Status,
-    body: Body,
+    body: RenderedJson,
     headers: Vec<Header<'static>>,
-}
-
-enum Body {
-    Value(Value),
-    Rendered(RenderedJson),
 }
 
 /// JSON text rendered once and sent many times (a kept block's view). It may hold
@@ -128,10 +130,17 @@ enum Body {
 pub struct RenderedJson(Arc<Zeroizing<String>>);
 
 impl RenderedJson {
-    pub fn new(value: &Value) -> Self {
+    pub fn new<T: Serialize + ?Sized>(value: &T) -> Self {
         RenderedJson(Arc::new(Zeroizing::new(
             serde_json::to_string(value).unwrap_or_else(|_| "null".into()),
         )))
+    }
+}
+
+impl RenderedJson {
+    /// JSON text that is already rendered (a document compiled in).
+    pub fn raw(text: &str) -> Self {
+        RenderedJson(Arc::new(Zeroizing::new(text.to_owned())))
     }
 }
 
@@ -142,22 +151,19 @@ impl AsRef<[u8]> for RenderedJson {
 }
 
 impl Json {
-    pub fn new(status: Status, body: Value) -> Self {
-        Json {
-            status,
-            body: Body::Value(body),
-            headers: Vec::new(),
-        }
+    /// `body` (a [`crate::wire`] shape) rendered as the answer.
+    pub fn new<T: Serialize + ?Sized>(status: Status, body: &T) -> Self {
+        Json::rendered(status, RenderedJson::new(body))
     }
 
-    pub fn ok(body: Value) -> Self {
+    pub fn ok<T: Serialize + ?Sized>(body: &T) -> Self {
         Json::new(Status::Ok, body)
     }
 
     pub fn rendered(status: Status, body: RenderedJson) -> Self {
         Json {
             status,
-            body: Body::Rendered(body),
+            body,
             headers: Vec::new(),
         }
     }
@@ -177,13 +183,7 @@ impl<'r> Responder<'r, 'static> for Json {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
         let mut res = Response::build();
         res.status(self.status).header(ContentType::JSON);
-        match self.body {
-            Body::Value(value) => {
-                let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
-                res.sized_body(text.len(), std::io::Cursor::new(text))
-            }
-            Body::Rendered(text) => res.sized_body(text.0.len(), std::io::Cursor::new(text)),
-        };
+        res.sized_body(self.body.0.len(), std::io::Cursor::new(self.body));
         for h in self.headers {
             res.header(h);
         }

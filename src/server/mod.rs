@@ -18,6 +18,7 @@ use crate::audit::AuditLog;
 use crate::auth::Verifier;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
+use crate::wire::Health;
 use http::{ApiError, ApiResult, Json};
 
 pub use http::BODY_LIMIT;
@@ -71,7 +72,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 #[get("/health")]
 fn health() -> Json {
-    Json::ok(json!({"status": "ok"}))
+    Json::ok(&Health {
+        status: "ok".into(),
+    })
 }
 
 #[get("/ready")]
@@ -92,7 +95,9 @@ async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
             format!("{} pending migration(s)", status.pending.len()),
         ));
     }
-    Ok(Json::ok(json!({"status": "ready"})))
+    Ok(Json::ok(&Health {
+        status: "ready".into(),
+    }))
 }
 
 /// The Rocket application for a registry.

@@ -26,12 +26,12 @@ pub fn routes() -> Vec<Route> {
 
 #[get("/health")]
 fn health() -> Json {
-    Json::ok(json!(true))
+    Json::ok(&true)
 }
 
 #[get("/admin/version")]
 fn version(_authenticated: Ctx) -> ApiResult<Json> {
-    Ok(Json::ok(json!(PREFECT_VERSION)))
+    Ok(Json::ok(PREFECT_VERSION))
 }
 
 /// A stable UUID for a name (block types and schemas have no id of their own here).

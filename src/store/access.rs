@@ -37,7 +37,7 @@ pub struct NewAuditRow {
 #[derive(Clone, Debug, Queryable, Serialize)]
 pub struct AuditRow {
     pub id: i64,
-    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub at: i64,
     pub request_id: String,
     pub actor: String,

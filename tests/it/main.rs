@@ -15,6 +15,7 @@ mod mysql;
 mod readme;
 mod secrets;
 mod server;
+mod shapes;
 
 #[test]
 fn verify_cli() {

@@ -1,0 +1,139 @@
+//! The `/api/v1` wire format: every JSON body the server answers with or accepts, as
+//! serde types shared by the server (which writes them) and the remote client (which
+//! reads them), so a shape lives in one place. Times travel as RFC 3339 text.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion};
+use crate::store::AuditRow;
+use crate::types::BlockTypeDef;
+
+/// A block: `GET /blocks/{name}` and the answer to every change of one. `data` is the
+/// full document only when secrets were asked for and allowed; masked otherwise.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BlockBody {
+    pub id: String,
+    pub name: String,
+    pub block_type: String,
+    pub version: i64,
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub created_at: i64,
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub updated_at: i64,
+    pub data: Value,
+}
+
+impl BlockBody {
+    /// `block` with its full document if `reveal` and its secrets were read, masked
+    /// otherwise.
+    pub fn of(block: &Block, reveal: bool) -> BlockBody {
+        let data = match reveal {
+            true => block
+                .document()
+                .unwrap_or_else(|| block.masked_data().clone()),
+            false => block.masked_data().clone(),
+        };
+        BlockBody {
+            id: block.id.clone(),
+            name: block.name.clone(),
+            block_type: block.block_type.clone(),
+            version: block.version,
+            created_at: block.created_at,
+            updated_at: block.updated_at,
+            data,
+        }
+    }
+
+    /// Its metadata and its data, apart.
+    pub fn into_parts(self) -> (BlockMeta, Value) {
+        let meta = BlockMeta {
+            id: self.id,
+            name: self.name,
+            block_type: self.block_type,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        };
+        (meta, self.data)
+    }
+}
+
+/// `GET /blocks`: a page of blocks in name order; `next_cursor` is the name to pass as
+/// `cursor` for the next page, absent on the last one.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BlockPage {
+    pub blocks: Vec<BlockSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// `DELETE /blocks/{name}`: what was deleted, at which version.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Deleted {
+    pub deleted: String,
+    pub id: String,
+    pub version: i64,
+}
+
+/// `GET /blocks/{name}/history`: kept versions, newest first, secrets masked.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct History {
+    pub versions: Vec<BlockVersion>,
+}
+
+/// `GET /block-types`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BlockTypes {
+    pub block_types: Vec<BlockTypeDef>,
+}
+
+/// `GET /audit`: records newest first; `next_before` is the id to pass as `before`
+/// for the next page, absent on the last one.
+#[derive(Debug, Serialize)]
+pub struct AuditPage {
+    pub records: Vec<AuditRow>,
+    pub next_before: Option<i64>,
+}
+
+/// `POST /blocks`. Only a token that may write every block may choose `id`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBlock {
+    pub name: String,
+    pub block_type: String,
+    pub data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<uuid::Uuid>,
+}
+
+/// `PUT /blocks/{name}`: the whole new document; `********` keeps a stored secret.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBlock {
+    pub data: Value,
+}
+
+/// `POST /blocks/{name}/rename`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameBlock {
+    pub new_name: String,
+}
+
+/// Every error answer: a stable code and a message that never holds a secret.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// `/health` and `/ready`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
