@@ -37,6 +37,16 @@ fn usage_error(err: clap::Error) -> ExitCode {
         err.kind(),
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
     );
+    // A value our own parser refused (a block name, say): the library's code and exit
+    // status, as if the command had run and refused it.
+    if let Some(refused) = std::error::Error::source(&err).and_then(|e| e.downcast_ref()) {
+        let format = match json {
+            true => OutputFormat::Json,
+            false => OutputFormat::Table,
+        };
+        print_error(format, refused);
+        return ExitCode::from(blockyard::Error::exit_code(refused));
+    }
     if informational || !json {
         err.exit()
     }

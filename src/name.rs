@@ -50,6 +50,15 @@ impl fmt::Display for BlockName {
     }
 }
 
+/// A name reads as the text it is, so `&name` passes where a `&str` is wanted.
+impl std::ops::Deref for BlockName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parsing at the edges: clap (`name: BlockName` arguments) and `str::parse`.
 impl std::str::FromStr for BlockName {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

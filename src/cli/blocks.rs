@@ -32,7 +32,7 @@ pub enum BlockCommand {
     #[command(verbatim_doc_comment)]
     Create {
         /// Block name: 1-128 lowercase letters, digits, '-', '_', '.'.
-        name: String,
+        name: BlockName,
         /// Block type (`blockyard type ls`); defaults to sqlalchemy-connector with --url or --from-env.
         #[arg(long = "type", short = 't')]
         block_type: Option<String>,
@@ -66,7 +66,7 @@ pub enum BlockCommand {
     #[command(visible_alias = "show")]
     Inspect {
         /// The block to show.
-        name: String,
+        name: BlockName,
         /// Show secret values in clear.
         #[arg(long)]
         show_secrets: bool,
@@ -74,7 +74,7 @@ pub enum BlockCommand {
     /// Change fields of a block (read, edit, write back if nobody changed it meanwhile).
     Update {
         /// The block to change.
-        name: String,
+        name: BlockName,
         /// Remove a field.
         #[arg(long, value_name = "PATH")]
         unset: Vec<String>,
@@ -88,9 +88,9 @@ pub enum BlockCommand {
     #[command(visible_alias = "mv")]
     Rename {
         /// The block to rename.
-        name: String,
+        name: BlockName,
         /// Its new name (same rules as for create).
-        new_name: String,
+        new_name: BlockName,
         /// Fail (VERSION_CONFLICT) unless the block is at this version.
         #[arg(long, value_name = "N")]
         if_version: Option<i64>,
@@ -99,7 +99,7 @@ pub enum BlockCommand {
     #[command(visible_alias = "rm")]
     Delete {
         /// The block to delete.
-        name: String,
+        name: BlockName,
         /// Fail (VERSION_CONFLICT) unless the block is at this version.
         #[arg(long, value_name = "N")]
         if_version: Option<i64>,
@@ -113,7 +113,7 @@ pub enum BlockCommand {
     #[command(verbatim_doc_comment)]
     Diff {
         /// The block to compare versions of.
-        name: String,
+        name: BlockName,
         /// The earlier version (default: the one before V2).
         v1: Option<i64>,
         /// The later version (default: the latest).
@@ -122,7 +122,7 @@ pub enum BlockCommand {
     /// List every kept version of a block and what each one changed (secrets masked).
     History {
         /// The block whose versions to list.
-        name: String,
+        name: BlockName,
     },
     /// Connect to the block's database: report the server version, round-trip latency
     /// and whether the block's `requires` are met. Fails (exit 1) with the reason:
@@ -130,7 +130,7 @@ pub enum BlockCommand {
     /// CONNECTION_TIMEOUT, UNSUPPORTED_DRIVER or REQUIREMENT_NOT_MET.
     Test {
         /// The block to connect with.
-        name: String,
+        name: BlockName,
         /// Give up connecting after this long (e.g. 5s, 500ms).
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
@@ -142,7 +142,7 @@ pub enum BlockCommand {
     #[command(verbatim_doc_comment)]
     Url {
         /// The block whose URL to print.
-        name: String,
+        name: BlockName,
         /// Show the password (percent-encoded) in the URL.
         #[arg(long)]
         show_secrets: bool,
@@ -156,7 +156,7 @@ pub enum BlockCommand {
     #[command(verbatim_doc_comment)]
     Env {
         /// The block whose connection to print.
-        name: String,
+        name: BlockName,
         /// Which variables: dotenv (DATABASE_URL, DATABASE_HOST, ...), shell (the same as
         /// export lines), libpq (PGHOST, PGPORT, ...), mysql (MYSQL_HOST, ...).
         /// Default: dotenv. For an HTTP service block: dotenv or shell, with
@@ -216,7 +216,6 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             new_name,
             if_version,
         } => {
-            let new_name = BlockName::parse(&new_name)?;
             let block = registry.rename_block(&name, &new_name, if_version)?;
             out.emit(&BlockBody::of(&block, false), || {
                 format!(
@@ -250,7 +249,7 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
 
 /// `block create`'s arguments.
 struct Create {
-    name: String,
+    name: BlockName,
     block_type: Option<String>,
     from_env: Option<String>,
     env_file: Option<PathBuf>,
@@ -267,7 +266,6 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
         id,
         doc,
     } = args;
-    let name = BlockName::parse(&name)?;
     let slug = match block_type {
         Some(slug) => slug,
         None if doc.url.is_some() || from_env.is_some() => CONNECTOR.to_owned(),

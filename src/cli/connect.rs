@@ -12,6 +12,7 @@ use crate::connect::{
     self, ConnectionInfo, EnvFormat, HttpService, HttpTestReport, TestReport, env,
 };
 use crate::error::{Error, Result};
+use crate::name::BlockName;
 use crate::registry::Registry;
 
 /// `--format`'s values, with the help each shows (clap stays out of `connect/`).
@@ -190,7 +191,7 @@ pub fn env(
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// The block whose connection to pass on.
-    pub name: String,
+    pub name: BlockName,
     /// Variables to set; default: libpq for PostgreSQL, mysql for MySQL, dotenv for SQLite.
     #[arg(long, value_enum)]
     pub format: Option<EnvFormat>,

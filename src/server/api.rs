@@ -283,12 +283,12 @@ fn visible_blocks(
 pub async fn get_block(
     ctx: Ctx,
     state: &rocket::State<State>,
-    name: &str,
+    name: Result<BlockName, Error>,
     include_secrets: Option<&str>,
 ) -> ApiResult<Json> {
     let actor = ctx.actor();
     let reveal = parse_bool("include_secrets", include_secrets)?;
-    let name = parse_name(name)?.to_string();
+    let name = name?;
     authorize(state, &ctx, actor, Access::read(&name, &[&name], reveal)).await?;
     let kept = read_block(state, &ctx, actor, &name, reveal).await?;
     Ok(Json::rendered(Status::Ok, kept.view(reveal)).etag(kept.block.version))
@@ -374,12 +374,12 @@ pub async fn create_block(
 pub async fn update_block(
     ctx: Ctx,
     state: &rocket::State<State>,
-    name: &str,
+    name: Result<BlockName, Error>,
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
     let actor = ctx.actor();
-    let name = parse_name(name)?.to_string();
+    let name = name?;
     let expected = ctx.expected_version()?;
     let body: UpdateBlock = json_body(content_type, data).await?;
     let access = Access {
@@ -404,12 +404,12 @@ pub async fn update_block(
 pub async fn rename_block(
     ctx: Ctx,
     state: &rocket::State<State>,
-    name: &str,
+    name: Result<BlockName, Error>,
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
     let actor = ctx.actor();
-    let name = parse_name(name)?.to_string();
+    let name = name?;
     let expected = ctx.expected_version()?;
     let body: RenameBlock = json_body(content_type, data).await?;
     let new_name = parse_name(&body.new_name)?;
@@ -428,9 +428,13 @@ pub async fn rename_block(
 }
 
 #[delete("/blocks/<name>")]
-pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) -> ApiResult<Json> {
+pub async fn delete_block(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    name: Result<BlockName, Error>,
+) -> ApiResult<Json> {
     let actor = ctx.actor();
-    let name = parse_name(name)?.to_string();
+    let name = name?;
     let expected = ctx.expected_version()?;
     let access = Access {
         wanted: Permission::Write,
@@ -451,9 +455,13 @@ pub async fn delete_block(ctx: Ctx, state: &rocket::State<State>, name: &str) ->
 }
 
 #[get("/blocks/<name>/history")]
-pub async fn block_history(ctx: Ctx, state: &rocket::State<State>, name: &str) -> ApiResult<Json> {
+pub async fn block_history(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    name: Result<BlockName, Error>,
+) -> ApiResult<Json> {
     let actor = ctx.actor();
-    let name = parse_name(name)?.to_string();
+    let name = name?;
     authorize(state, &ctx, actor, Access::read(&name, &[&name], false)).await?;
     let registry = state.registry.clone();
     let versions = blocking(move || registry.block_history(&name)).await?;

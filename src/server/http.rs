@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 use super::State;
 use crate::auth::Actor;
 use crate::error::Error;
+use crate::name::BlockName;
 use crate::wire::{ErrorBody, ErrorDetail};
 
 /// Largest request body accepted, in bytes.
@@ -25,6 +26,16 @@ pub const BODY_LIMIT: u64 = 256 * 1024;
 
 /// How much of an oversized body is read and discarded before answering 413.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// A block name in a route's path, parsed at the edge. A route takes it as
+/// `Result<BlockName, Error>` so a bad name is answered 400 `INVALID_BLOCK_NAME` in the
+/// API's error shape rather than forwarded to a 404.
+impl<'a> rocket::request::FromParam<'a> for BlockName {
+    type Error = Error;
+    fn from_param(param: &'a str) -> Result<Self, Error> {
+        BlockName::parse(param)
+    }
+}
 
 /// An error as the API returns it: `{"error": {"code", "message"}}` and a 4xx/5xx status.
 #[derive(Clone, Debug)]

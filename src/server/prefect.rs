@@ -14,6 +14,7 @@ use super::http::{ApiResult, Ctx, Json};
 use super::{State, blocking};
 use crate::block::Block;
 use crate::error::Error;
+use crate::name::BlockName;
 use crate::types::BlockTypeDef;
 
 /// The Prefect server version we answer as: the newest client these routes are tested
@@ -50,11 +51,11 @@ async fn block_document(
     ctx: Ctx,
     state: &rocket::State<State>,
     slug: &str,
-    name: &str,
+    name: Result<BlockName, Error>,
     include_secrets: Option<bool>,
 ) -> ApiResult<Json> {
     let actor = ctx.actor();
-    let name = crate::name::BlockName::parse(name)?.to_string();
+    let name = name?;
     let reveal = include_secrets.unwrap_or(false);
     // The same check as the native route: a refused secret read is audited here too.
     authorize(state, &ctx, actor, Access::read(&name, &[&name], reveal)).await?;

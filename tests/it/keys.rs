@@ -255,15 +255,18 @@ fn master_key_in_the_os_keyring() {
     let script = format!(
         r#"set -e
 eval "$(printf 'blockyard-test' | gnome-keyring-daemon --unlock --components=secrets)"
-# --start before the login keyring exists makes the daemon prompt for a new default
-# keyring, which fails headless (seen once in CI under load).
+# One daemon only: ask nothing of org.freedesktop.secrets before this daemon owns the
+# name (asking earlier, or running `--start` before its control socket is up, starts a
+# second daemon that holds the login keyring locked: seen in CI under load).
+owned=
 for _ in $(seq 1 300); do
-  [ -f "$HOME/.local/share/keyrings/login.keyring" ] && break
+  dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null \
+    | grep -q 'boolean true' && {{ owned=1; break; }}
   sleep 0.1
 done
-eval "$(printf 'blockyard-test' | gnome-keyring-daemon --start --components=secrets)"
-# Wait until the default collection is there and unlocked (the daemon sets it up
-# asynchronously; asking earlier makes it try to prompt, which fails headless).
+[ -n "$owned" ] || {{ echo "setup: gnome-keyring never took the Secret Service name" >&2; exit 1; }}
+# Then wait until the default collection (the login keyring) is unlocked.
 unlocked=
 for _ in $(seq 1 300); do
   dbus-send --session --print-reply --dest=org.freedesktop.secrets \
@@ -272,7 +275,10 @@ for _ in $(seq 1 300); do
     && {{ unlocked=1; break; }}
   sleep 0.1
 done
-[ -n "$unlocked" ] || {{ echo "setup: the default keyring collection never unlocked" >&2; exit 1; }}
+[ -n "$unlocked" ] || {{
+  echo "setup: the default keyring collection never unlocked" >&2
+  ps -ef | grep '[g]nome-keyring' >&2
+  exit 1; }}
 B='{bin}'
 "$B" init --key-source keyring
 "$B" block create k1 --type secret --password-stdin <<< 'keyring-held-secret'
