@@ -240,31 +240,13 @@ impl Config {
             Some(url) => StoreUrl::parse(url)?,
             None => StoreUrl::Sqlite(data_dir.join("blockyard.db")),
         };
-        let keyring_user = s.keyring_account.unwrap_or_else(|| "master-key".into());
-        let key = match (
+        let key = key_choice(
             master_key.filter(|k| !k.trim().is_empty()),
             s.key_file,
             s.key_source.as_deref(),
-        ) {
-            (Some(value), _, _) => KeyChoice::Explicit(KeySource::env(value)),
-            (None, Some(path), _) => {
-                KeyChoice::Explicit(KeySource::at(MasterKeyLocation::File(path)))
-            }
-            (None, None, Some("keyring")) => {
-                KeyChoice::Explicit(KeySource::at(MasterKeyLocation::Keyring {
-                    user: keyring_user,
-                }))
-            }
-            (None, None, Some("file")) => KeyChoice::Explicit(KeySource::at(
-                MasterKeyLocation::File(default_key_file(&data_dir)),
-            )),
-            (None, None, Some(other)) => {
-                return Err(Error::Config(format!(
-                    "key source {other:?} is unknown; use file or keyring"
-                )));
-            }
-            (None, None, None) => KeyChoice::Auto,
-        };
+            s.keyring_account,
+            &data_dir,
+        )?;
         let defaults = PoolOptions::default();
         let pool = PoolOptions {
             max_size: s.pool_max_size.unwrap_or(defaults.max_size).max(1),
@@ -281,44 +263,7 @@ impl Config {
                 ))
             })?,
         };
-        let insecure = s.insecure.unwrap_or(false);
-        let remote = match (s.server_url, s.token) {
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(Error::Config(
-                    "BLOCKYARD_URL is set but BLOCKYARD_TOKEN is not; remote mode needs both \
-                     (create a token on the server with `blockyard token create`)"
-                        .into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(Error::Config(
-                    "BLOCKYARD_TOKEN is set but BLOCKYARD_URL is not; remote mode needs both"
-                        .into(),
-                ));
-            }
-            (Some(text), Some(token)) => {
-                let url = url::Url::parse(&text)
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-                    .ok_or_else(|| {
-                        Error::Config(format!(
-                            "BLOCKYARD_URL {text:?} is not an http(s) URL such as http://127.0.0.1:4200"
-                        ))
-                    })?;
-                if url.scheme() == "http" && !is_loopback(&url) && !insecure {
-                    return Err(Error::Config(format!(
-                        "BLOCKYARD_URL {url} is plain http to another machine: the token and \
-                         every secret would cross the network unencrypted. Use https://, or \
-                         pass --insecure (BLOCKYARD_INSECURE=1) if the network is trusted"
-                    )));
-                }
-                Some(RemoteSettings {
-                    url,
-                    token: Zeroizing::new(token),
-                })
-            }
-        };
+        let remote = remote_settings(s.server_url, s.token, s.insecure.unwrap_or(false))?;
         Ok(Config {
             data_dir,
             database_url,
@@ -329,6 +274,74 @@ impl Config {
             origins: Vec::new(),
         })
     }
+}
+
+/// Where the master key comes from: the key itself (BLOCKYARD_MASTER_KEY) first, then a
+/// key file named outright, then `key_source`; otherwise whatever the store recorded.
+fn key_choice(
+    master_key: Option<Zeroizing<String>>,
+    key_file: Option<PathBuf>,
+    key_source: Option<&str>,
+    keyring_account: Option<String>,
+    data_dir: &Path,
+) -> Result<KeyChoice> {
+    let at = |location| Ok(KeyChoice::Explicit(KeySource::at(location)));
+    match (master_key, key_file, key_source) {
+        (Some(value), _, _) => Ok(KeyChoice::Explicit(KeySource::env(value))),
+        (None, Some(path), _) => at(MasterKeyLocation::File(path)),
+        (None, None, Some("keyring")) => at(MasterKeyLocation::Keyring {
+            user: keyring_account.unwrap_or_else(|| "master-key".into()),
+        }),
+        (None, None, Some("file")) => at(MasterKeyLocation::File(default_key_file(data_dir))),
+        (None, None, Some(other)) => Err(Error::Config(format!(
+            "key source {other:?} is unknown; use file or keyring"
+        ))),
+        (None, None, None) => Ok(KeyChoice::Auto),
+    }
+}
+
+/// Remote mode: both BLOCKYARD_URL and BLOCKYARD_TOKEN, or neither. Plain http is
+/// refused for another machine unless `insecure`.
+fn remote_settings(
+    server_url: Option<String>,
+    token: Option<String>,
+    insecure: bool,
+) -> Result<Option<RemoteSettings>> {
+    let (text, token) = match (server_url, token) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(Error::Config(
+                "BLOCKYARD_URL is set but BLOCKYARD_TOKEN is not; remote mode needs both \
+                 (create a token on the server with `blockyard token create`)"
+                    .into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::Config(
+                "BLOCKYARD_TOKEN is set but BLOCKYARD_URL is not; remote mode needs both".into(),
+            ));
+        }
+        (Some(text), Some(token)) => (text, token),
+    };
+    let url = url::Url::parse(&text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "BLOCKYARD_URL {text:?} is not an http(s) URL such as http://127.0.0.1:4200"
+            ))
+        })?;
+    if url.scheme() == "http" && !is_loopback(&url) && !insecure {
+        return Err(Error::Config(format!(
+            "BLOCKYARD_URL {url} is plain http to another machine: the token and \
+             every secret would cross the network unencrypted. Use https://, or \
+             pass --insecure (BLOCKYARD_INSECURE=1) if the network is trusted"
+        )));
+    }
+    Ok(Some(RemoteSettings {
+        url,
+        token: Zeroizing::new(token),
+    }))
 }
 
 /// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`).

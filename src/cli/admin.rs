@@ -71,76 +71,83 @@ pub fn init(registry: &Registry, report: Option<InitReport>, out: &Printer) -> R
 
 /// `blockyard config`: every setting, its value with secrets masked, and its source.
 pub fn show_config(config: &Config, out: &Printer) -> Result<()> {
-    use crate::config::KeyChoice;
-    let key_origin = ["master_key", "key_file", "key_source"]
-        .iter()
-        .map(|s| config.origin(s))
-        .find(|o| *o != "default")
-        .unwrap_or("default");
-    let remote = config.remote.as_ref();
-    let rows: Vec<(&str, String, &str)> = vec![
-        (
-            "data_dir",
-            config.data_dir.display().to_string(),
-            config.origin("data_dir"),
-        ),
-        (
-            "database_url",
-            match remote {
-                Some(_) => "(not used: remote mode)".into(),
-                None => config.database_url.to_string(),
-            },
-            config.origin("database_url"),
-        ),
-        (
-            "master_key",
-            match &config.key {
-                KeyChoice::Explicit(source) => source.location.to_string(),
-                KeyChoice::Auto => {
-                    "where the store recorded it at init (else a key file in the data directory)"
-                        .into()
-                }
-            },
-            key_origin,
-        ),
-        (
-            "pool_max_size",
-            config.pool.max_size.to_string(),
-            config.origin("pool_max_size"),
-        ),
-        (
-            "connect_timeout",
-            humantime::format_duration(config.pool.connection_timeout).to_string(),
-            config.origin("connect_timeout_secs"),
-        ),
-        (
-            "pool_refresh",
-            humantime::format_duration(config.pool_refresh).to_string(),
-            config.origin("pool_refresh"),
-        ),
-        (
-            "server_url",
-            remote.map_or("(none: local store)".into(), |r| r.url.to_string()),
-            config.origin("server_url"),
-        ),
-        (
-            "token",
-            remote.map_or(String::new(), |_| "********".into()),
-            config.origin("token"),
-        ),
-    ];
-    let json: Vec<_> = rows
-        .iter()
-        .map(|(setting, value, source)| json!({"setting": setting, "value": value, "source": source}))
-        .collect();
-    out.emit(&json, || {
+    let rows = setting_rows(config);
+    out.emit(&rows, || {
         table(
             &["SETTING", "VALUE", "SOURCE"],
             rows.iter()
-                .map(|(s, v, o)| vec![(*s).to_owned(), v.clone(), (*o).to_owned()]),
+                .map(|r| vec![r.setting.to_owned(), r.value.clone(), r.source.to_owned()]),
         )
     });
     Ok(())
+}
+
+/// One line of `blockyard config`.
+#[derive(serde::Serialize)]
+struct SettingRow<'a> {
+    setting: &'static str,
+    value: String,
+    source: &'a str,
+}
+
+/// Every setting in effect, never a secret's value, each with where it came from.
+fn setting_rows(config: &Config) -> Vec<SettingRow<'_>> {
+    use crate::config::KeyChoice;
+    let row = |setting, value, origin| SettingRow {
+        setting,
+        value,
+        source: config.origin(origin),
+    };
+    let key_origin = ["master_key", "key_file", "key_source"]
+        .into_iter()
+        .find(|s| config.origin(s) != "default")
+        .unwrap_or("master_key");
+    let remote = config.remote.as_ref();
+    let key = match &config.key {
+        KeyChoice::Explicit(source) => source.location.to_string(),
+        KeyChoice::Auto => {
+            "where the store recorded it at init (else a key file in the data directory)".into()
+        }
+    };
+    let database_url = match remote {
+        Some(_) => "(not used: remote mode)".into(),
+        None => config.database_url.to_string(),
+    };
+    let duration = |d| humantime::format_duration(d).to_string();
+    vec![
+        row(
+            "data_dir",
+            config.data_dir.display().to_string(),
+            "data_dir",
+        ),
+        row("database_url", database_url, "database_url"),
+        row("master_key", key, key_origin),
+        row(
+            "pool_max_size",
+            config.pool.max_size.to_string(),
+            "pool_max_size",
+        ),
+        row(
+            "connect_timeout",
+            duration(config.pool.connection_timeout),
+            "connect_timeout_secs",
+        ),
+        row(
+            "pool_refresh",
+            duration(config.pool_refresh),
+            "pool_refresh",
+        ),
+        row(
+            "server_url",
+            remote.map_or("(none: local store)".into(), |r| r.url.to_string()),
+            "server_url",
+        ),
+        row(
+            "token",
+            remote.map_or(String::new(), |_| "********".into()),
+            "token",
+        ),
+    ]
 }
 
 pub fn types(cmd: TypeCommand, registry: &Registry, out: &Printer) -> Result<()> {

@@ -3,18 +3,19 @@
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::input::{self, DocumentArgs};
 use super::output::{Printer, details, pretty, table};
-use crate::block::BlockFilter;
+use crate::block::{BlockFilter, BlockVersion};
 use crate::connect::EnvFormat;
+use crate::document::FieldChange;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::registry::{Block, NewBlock, Registry};
 use crate::time::rfc3339;
-use crate::wire::BlockBody;
+use crate::wire::{BlockBody, Deleted};
 
 const CONNECTOR: &str = "sqlalchemy-connector";
 
@@ -30,25 +31,7 @@ pub enum BlockCommand {
     ///   blockyard block create app-db --url 'postgres://app@db.internal:5432/app' --password-stdin
     ///   blockyard block create sesame --from-env SESAME_DATABASE --env-file sesame/.env
     #[command(verbatim_doc_comment)]
-    Create {
-        /// Block name: 1-128 lowercase letters, digits, '-', '_', '.'.
-        name: BlockName,
-        /// Block type (`blockyard type ls`); defaults to sqlalchemy-connector with --url or --from-env.
-        #[arg(long = "type", short = 't')]
-        block_type: Option<String>,
-        /// Build the connection from PREFIX_HOST, _PORT, _NAME, _USER/_ADMIN_USER,
-        /// _PASSWORD/_ADMIN_PASSWORD (and _DRIVER).
-        #[arg(long, value_name = "PREFIX")]
-        from_env: Option<String>,
-        /// Read --from-env variables from this file instead of the environment.
-        #[arg(long, value_name = "FILE", requires = "from_env")]
-        env_file: Option<PathBuf>,
-        /// Use this id instead of a new UUID (to mirror blocks across environments).
-        #[arg(long)]
-        id: Option<uuid::Uuid>,
-        #[command(flatten)]
-        doc: DocumentArgs,
-    },
+    Create(Create),
     /// List blocks (name, type, version, last update).
     #[command(visible_alias = "list")]
     Ls {
@@ -171,40 +154,13 @@ pub enum BlockCommand {
 
 pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> {
     match cmd {
-        BlockCommand::Create {
-            name,
-            block_type,
-            from_env,
-            env_file,
-            id,
-            doc,
-        } => create(
-            registry,
-            out,
-            Create {
-                name,
-                block_type,
-                from_env,
-                env_file,
-                id,
-                doc,
-            },
-        ),
+        BlockCommand::Create(args) => create(registry, out, args),
         BlockCommand::Ls {
             block_type,
             prefix,
             limit,
         } => list(registry, out, block_type, prefix, limit),
-        BlockCommand::Inspect { name, show_secrets } => {
-            let block = match show_secrets {
-                true => registry.load_block(&name)?,
-                false => registry.get_block_masked(&name)?,
-            };
-            out.emit(&BlockBody::of(&block, show_secrets), || {
-                describe(&block, show_secrets)
-            });
-            Ok(())
-        }
+        BlockCommand::Inspect { name, show_secrets } => inspect(registry, &name, show_secrets, out),
         BlockCommand::Update {
             name,
             unset,
@@ -215,24 +171,8 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             name,
             new_name,
             if_version,
-        } => {
-            let block = registry.rename_block(&name, &new_name, if_version)?;
-            out.emit(&BlockBody::of(&block, false), || {
-                format!(
-                    "renamed block {name} to {} (version {})",
-                    block.name, block.version
-                )
-            });
-            Ok(())
-        }
-        BlockCommand::Delete { name, if_version } => {
-            let block = registry.delete_block(&name, if_version)?;
-            out.emit(
-                &json!({"deleted": block.name, "id": block.id, "version": block.version}),
-                || format!("deleted block {}", block.name),
-            );
-            Ok(())
-        }
+        } => rename(registry, &name, &new_name, if_version, out),
+        BlockCommand::Delete { name, if_version } => delete(registry, &name, if_version, out),
         BlockCommand::Test { name, timeout } => super::connect::test(registry, &name, timeout, out),
         BlockCommand::Url { name, show_secrets } => {
             super::connect::url(registry, &name, show_secrets, out)
@@ -247,14 +187,65 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
     }
 }
 
+fn inspect(registry: &Registry, name: &str, show_secrets: bool, out: &Printer) -> Result<()> {
+    let block = match show_secrets {
+        true => registry.load_block(name)?,
+        false => registry.get_block_masked(name)?,
+    };
+    out.emit(&BlockBody::of(&block, show_secrets), || {
+        describe(&block, show_secrets)
+    });
+    Ok(())
+}
+
+fn rename(
+    registry: &Registry,
+    name: &str,
+    new_name: &BlockName,
+    if_version: Option<i64>,
+    out: &Printer,
+) -> Result<()> {
+    let block = registry.rename_block(name, new_name, if_version)?;
+    out.emit(&BlockBody::of(&block, false), || {
+        format!(
+            "renamed block {name} to {} (version {})",
+            block.name, block.version
+        )
+    });
+    Ok(())
+}
+
+fn delete(registry: &Registry, name: &str, if_version: Option<i64>, out: &Printer) -> Result<()> {
+    let block = registry.delete_block(name, if_version)?;
+    let deleted = Deleted {
+        deleted: block.name,
+        id: block.id,
+        version: block.version,
+    };
+    out.emit(&deleted, || format!("deleted block {}", deleted.deleted));
+    Ok(())
+}
+
 /// `block create`'s arguments.
-struct Create {
-    name: BlockName,
-    block_type: Option<String>,
-    from_env: Option<String>,
-    env_file: Option<PathBuf>,
-    id: Option<uuid::Uuid>,
-    doc: DocumentArgs,
+#[derive(Debug, Args)]
+pub struct Create {
+    /// Block name: 1-128 lowercase letters, digits, '-', '_', '.'.
+    pub name: BlockName,
+    /// Block type (`blockyard type ls`); defaults to sqlalchemy-connector with --url or --from-env.
+    #[arg(long = "type", short = 't')]
+    pub block_type: Option<String>,
+    /// Build the connection from PREFIX_HOST, _PORT, _NAME, _USER/_ADMIN_USER,
+    /// _PASSWORD/_ADMIN_PASSWORD (and _DRIVER).
+    #[arg(long, value_name = "PREFIX")]
+    pub from_env: Option<String>,
+    /// Read --from-env variables from this file instead of the environment.
+    #[arg(long, value_name = "FILE", requires = "from_env")]
+    pub env_file: Option<PathBuf>,
+    /// Use this id instead of a new UUID (to mirror blocks across environments).
+    #[arg(long)]
+    pub id: Option<uuid::Uuid>,
+    #[command(flatten)]
+    pub doc: DocumentArgs,
 }
 
 fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
@@ -408,6 +399,33 @@ fn history(registry: &Registry, name: &str, out: &Printer) -> Result<()> {
 
 /// `block diff`: the fields that differ between two kept versions. Non-secret fields
 /// are compared by value; a secret is "changed" when any version in between changed it.
+/// What differs between versions `a` and `b`: non-secret fields by value; a secret as
+/// changed if any version between them changed it (the masked data cannot tell).
+fn changes_between(
+    versions: &[BlockVersion],
+    a: &BlockVersion,
+    b: &BlockVersion,
+) -> Vec<FieldChange> {
+    let (lo, hi) = (a.version.min(b.version), a.version.max(b.version));
+    let mut changes = crate::document::changes(&a.data, None, &b.data, None);
+    let secret_changes = versions
+        .iter()
+        .filter(|v| v.version > lo && v.version <= hi)
+        .flat_map(|v| v.changes.iter().filter(|c| c.secret));
+    for c in secret_changes {
+        if !changes.iter().any(|x| x.path == c.path) {
+            changes.push(FieldChange {
+                path: c.path.clone(),
+                before: Some(Value::Null),
+                after: Some(Value::Null),
+                secret: true,
+            });
+        }
+    }
+    changes.sort_by(|x, y| x.path.cmp(&y.path));
+    changes
+}
+
 fn diff(
     registry: &Registry,
     name: &str,
@@ -430,24 +448,7 @@ fn diff(
         })
     };
     let (a, b) = (find(v1)?, find(v2)?);
-    let (lo, hi) = (v1.min(v2), v1.max(v2));
-    let mut changes = crate::document::changes(&a.data, None, &b.data, None);
-    for v in versions
-        .iter()
-        .filter(|v| v.version > lo && v.version <= hi)
-    {
-        for c in v.changes.iter().filter(|c| c.secret) {
-            if !changes.iter().any(|x| x.path == c.path) {
-                changes.push(crate::document::FieldChange {
-                    path: c.path.clone(),
-                    before: Some(Value::Null),
-                    after: Some(Value::Null),
-                    secret: true,
-                });
-            }
-        }
-    }
-    changes.sort_by(|x, y| x.path.cmp(&y.path));
+    let changes = changes_between(&versions, a, b);
     let report = json!({"name": name, "from": v1, "to": v2, "changes": changes});
     out.emit(&report, || {
         if changes.is_empty() {

@@ -39,6 +39,8 @@ pub struct DocumentArgs {
 
 impl DocumentArgs {
     /// Applies every edit to `doc` (which holds secrets, if any, in plaintext).
+    /// Applies these arguments to `doc`, in order: `--data`, the `--from-env` document,
+    /// `--url`, `--set`, `--set-json`, `--set-secret-file`, `--password-stdin`.
     pub fn apply(&self, ty: &BlockType, doc: &mut Value, env_doc: Option<Value>) -> Result<()> {
         if let Some(path) = &self.data {
             *doc = read_json_document(path)?;
@@ -47,19 +49,7 @@ impl DocumentArgs {
             merge_objects(doc, env_doc);
         }
         if let Some(url) = &self.url {
-            let components = url_to_components(url)?;
-            if components.get("password").is_some_and(|p| !p.is_null()) {
-                return Err(Error::InvalidInput(
-                    "--url holds a password, and secrets are not taken from the command line \
-                     (other users see arguments, shells keep them); give the URL without it \
-                     and the password with --password-stdin, or answer the prompt"
-                        .into(),
-                ));
-            }
-            if !matches!(get_path(doc, "connection_info"), Some(Value::Object(_))) {
-                set_path(doc, "connection_info", Value::Object(Map::new()))?;
-            }
-            merge_objects(doc, serde_json::json!({ "connection_info": components }));
+            apply_url(doc, url)?;
         }
         for item in &self.set {
             let (path, raw) = split_assignment(item, "--set")?;
@@ -81,17 +71,7 @@ impl DocumentArgs {
             set_path(doc, path, value)?;
         }
         for item in &self.set_secret_file {
-            let (path, file) = split_assignment(item, "--set-secret-file")?;
-            field_kind(ty, path)?;
-            if !ty.is_secret_field(path) {
-                return Err(Error::InvalidInput(format!(
-                    "{path} is not a secret field of type {}; use --set",
-                    ty.slug()
-                )));
-            }
-            let text = std::fs::read_to_string(file)
-                .map_err(|err| Error::io(format!("reading secret file {file}"), err))?;
-            set_path(doc, path, Value::String(trim_newline(text)))?;
+            set_secret_file(ty, doc, item)?;
         }
         if self.password_stdin {
             let path = primary_secret(ty)?;
@@ -108,6 +88,39 @@ impl DocumentArgs {
     pub fn gives_secret(&self) -> bool {
         self.password_stdin || !self.set_secret_file.is_empty()
     }
+}
+
+/// `--url`: its parts become `connection_info` (a password in it is refused).
+fn apply_url(doc: &mut Value, url: &str) -> Result<()> {
+    let components = url_to_components(url)?;
+    if components.get("password").is_some_and(|p| !p.is_null()) {
+        return Err(Error::InvalidInput(
+            "--url holds a password, and secrets are not taken from the command line \
+             (other users see arguments, shells keep them); give the URL without it \
+             and the password with --password-stdin, or answer the prompt"
+                .into(),
+        ));
+    }
+    if !matches!(get_path(doc, "connection_info"), Some(Value::Object(_))) {
+        set_path(doc, "connection_info", Value::Object(Map::new()))?;
+    }
+    merge_objects(doc, serde_json::json!({ "connection_info": components }));
+    Ok(())
+}
+
+/// `--set-secret-file PATH=FILE`: a secret field read from a file.
+fn set_secret_file(ty: &BlockType, doc: &mut Value, item: &str) -> Result<()> {
+    let (path, file) = split_assignment(item, "--set-secret-file")?;
+    field_kind(ty, path)?;
+    if !ty.is_secret_field(path) {
+        return Err(Error::InvalidInput(format!(
+            "{path} is not a secret field of type {}; use --set",
+            ty.slug()
+        )));
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|err| Error::io(format!("reading secret file {file}"), err))?;
+    set_path(doc, path, Value::String(trim_newline(text)))
 }
 
 fn secret_in_arguments(path: &str) -> Error {

@@ -206,25 +206,7 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         Command::Key(admin::KeyCommand::Generate) => return admin::generate_key(&out),
         _ => {}
     }
-    let config = Config::load(Sources {
-        flags: Settings {
-            data_dir: cli.global.data_dir,
-            database_url: cli.global.database_url,
-            key_file: cli.global.key_file,
-            key_source: cli
-                .global
-                .key_source
-                .map(|k| format!("{k:?}").to_lowercase()),
-            server_url: cli.global.server_url,
-            token: cli.global.token,
-            insecure: cli.global.insecure.then_some(true),
-            ..Settings::default()
-        },
-        env,
-        config_file: cli.global.config,
-        dotenv: Some(PathBuf::from(".env")),
-    })?;
-    let mut config = config;
+    let mut config = load_config(cli.global, env)?;
     let from_dotenv: Vec<&str> = config
         .origins
         .iter()
@@ -268,6 +250,29 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         Command::Token(cmd) => server::tokens(cmd, &open(config, &out)?, &out),
         Command::Audit(cmd) => server::audit(cmd, &open(config, &out)?, &out),
     }
+}
+
+/// The configuration: these flags over the environment over `./.env` over the config
+/// file.
+fn load_config(
+    global: GlobalArgs,
+    env: std::collections::HashMap<String, String>,
+) -> Result<Config> {
+    Config::load(Sources {
+        flags: Settings {
+            data_dir: global.data_dir,
+            database_url: global.database_url,
+            key_file: global.key_file,
+            key_source: global.key_source.map(|k| format!("{k:?}").to_lowercase()),
+            server_url: global.server_url,
+            token: global.token,
+            insecure: global.insecure.then_some(true),
+            ..Settings::default()
+        },
+        env,
+        config_file: global.config,
+        dotenv: Some(PathBuf::from(".env")),
+    })
 }
 
 /// Opens the registry, telling the user (on stderr) if this created a new store.

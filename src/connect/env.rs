@@ -31,78 +31,93 @@ pub fn variables(
     // Printing variables needs no driver: a block Blockyard cannot connect to (mssql,
     // oracle) still exports its parts, without a URL.
     let backend = info.driver().ok().map(|d| d.backend());
-    let mut vars: Vec<(String, String)> = Vec::new();
-    let mut put = |name: &str, value: Option<String>| {
-        if let Some(value) = value {
-            vars.push((name.to_owned(), value));
+    let mut vars = Vars::default();
+    match (format, prefix) {
+        (EnvFormat::Dotenv | EnvFormat::Shell, _) => {
+            generic(&mut vars, info, backend, prefix.unwrap_or("DATABASE"))?
         }
-    };
-    let port = info.effective_port().map(|p| p.to_string());
-    match format {
-        EnvFormat::Dotenv | EnvFormat::Shell => {
-            let prefix = prefix.unwrap_or("DATABASE");
-            check_prefix(prefix)?;
-            let name = |suffix: &str| format!("{prefix}_{suffix}");
-            put(&name("DRIVER"), Some(info.driver.clone()));
-            put(
-                &name("HOST"),
-                info.socket().or(info.tcp_host()).map(str::to_owned),
-            );
-            if backend != Some(Backend::Sqlite) {
-                put(&name("PORT"), port);
-            }
-            put(&name("NAME"), Some(info.database.clone()));
-            put(&name("USER"), info.username.clone());
-            put(&name("PASSWORD"), info.password.clone());
-            if backend.is_some() {
-                put(&name("URL"), Some(info.display_url(true)?));
-            }
-        }
-        EnvFormat::Libpq | EnvFormat::Mysql if prefix.is_some() => {
+        (EnvFormat::Libpq | EnvFormat::Mysql, Some(_)) => {
             return Err(Error::InvalidInput(
                 "--prefix applies to the dotenv and shell formats; libpq and mysql variable \
                  names are fixed"
                     .into(),
             ));
         }
-        EnvFormat::Libpq => {
-            if backend != Some(Backend::Postgres) {
-                return Err(wrong_backend("libpq", info));
-            }
-            put(
-                "PGHOST",
-                info.socket().or(info.tcp_host()).map(str::to_owned),
-            );
-            put("PGPORT", port);
-            put("PGUSER", info.username.clone());
-            put("PGPASSWORD", info.password.clone());
-            put("PGDATABASE", Some(info.database.clone()));
-            for (option, var) in [
-                ("sslmode", "PGSSLMODE"),
-                ("sslrootcert", "PGSSLROOTCERT"),
-                ("sslcert", "PGSSLCERT"),
-                ("sslkey", "PGSSLKEY"),
-                ("application_name", "PGAPPNAME"),
-                ("connect_timeout", "PGCONNECT_TIMEOUT"),
-                ("options", "PGOPTIONS"),
-                ("target_session_attrs", "PGTARGETSESSIONATTRS"),
-            ] {
-                put(var, info.query.get(option).cloned());
-            }
-        }
-        EnvFormat::Mysql => {
-            if backend != Some(Backend::Mysql) {
-                return Err(wrong_backend("mysql", info));
-            }
-            put("MYSQL_HOST", info.tcp_host().map(str::to_owned));
-            put("MYSQL_TCP_PORT", port);
-            put("MYSQL_UNIX_PORT", info.socket().map(str::to_owned));
-            put("MYSQL_USER", info.username.clone());
-            put("MYSQL_PWD", info.password.clone());
-            put("MYSQL_DATABASE", Some(info.database.clone()));
+        (EnvFormat::Libpq, None) if backend == Some(Backend::Postgres) => libpq(&mut vars, info),
+        (EnvFormat::Mysql, None) if backend == Some(Backend::Mysql) => mysql(&mut vars, info),
+        (EnvFormat::Libpq, None) => return Err(wrong_backend("libpq", info)),
+        (EnvFormat::Mysql, None) => return Err(wrong_backend("mysql", info)),
+    }
+    Ok(vars.0)
+}
+
+/// Variables in order; a value that is not there is not set.
+#[derive(Default)]
+struct Vars(Vec<(String, String)>);
+
+impl Vars {
+    fn put(&mut self, name: &str, value: Option<impl Into<String>>) {
+        if let Some(value) = value {
+            self.0.push((name.to_owned(), value.into()));
         }
     }
-    Ok(vars)
+}
+
+/// `{prefix}_DRIVER`, `_HOST`, `_PORT`, `_NAME`, `_USER`, `_PASSWORD`, `_URL`.
+fn generic(
+    vars: &mut Vars,
+    info: &ConnectionInfo,
+    backend: Option<Backend>,
+    prefix: &str,
+) -> Result<()> {
+    check_prefix(prefix)?;
+    let name = |suffix: &str| format!("{prefix}_{suffix}");
+    vars.put(&name("DRIVER"), Some(&info.driver));
+    vars.put(&name("HOST"), info.socket().or(info.tcp_host()));
+    if backend != Some(Backend::Sqlite) {
+        vars.put(&name("PORT"), info.effective_port().map(|p| p.to_string()));
+    }
+    vars.put(&name("NAME"), Some(&info.database));
+    vars.put(&name("USER"), info.username.as_ref());
+    vars.put(&name("PASSWORD"), info.password.as_ref());
+    if backend.is_some() {
+        vars.put(&name("URL"), Some(info.display_url(true)?));
+    }
+    Ok(())
+}
+
+/// What libpq reads: `PGHOST`... and the connection options it has variables for.
+fn libpq(vars: &mut Vars, info: &ConnectionInfo) {
+    vars.put("PGHOST", info.socket().or(info.tcp_host()));
+    vars.put("PGPORT", info.effective_port().map(|p| p.to_string()));
+    vars.put("PGUSER", info.username.as_ref());
+    vars.put("PGPASSWORD", info.password.as_ref());
+    vars.put("PGDATABASE", Some(&info.database));
+    for (option, var) in [
+        ("sslmode", "PGSSLMODE"),
+        ("sslrootcert", "PGSSLROOTCERT"),
+        ("sslcert", "PGSSLCERT"),
+        ("sslkey", "PGSSLKEY"),
+        ("application_name", "PGAPPNAME"),
+        ("connect_timeout", "PGCONNECT_TIMEOUT"),
+        ("options", "PGOPTIONS"),
+        ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+    ] {
+        vars.put(var, info.query.get(option));
+    }
+}
+
+/// What the mysql client reads: `MYSQL_HOST`...
+fn mysql(vars: &mut Vars, info: &ConnectionInfo) {
+    vars.put("MYSQL_HOST", info.tcp_host());
+    vars.put(
+        "MYSQL_TCP_PORT",
+        info.effective_port().map(|p| p.to_string()),
+    );
+    vars.put("MYSQL_UNIX_PORT", info.socket());
+    vars.put("MYSQL_USER", info.username.as_ref());
+    vars.put("MYSQL_PWD", info.password.as_ref());
+    vars.put("MYSQL_DATABASE", Some(&info.database));
 }
 
 /// A variable prefix: letters, digits and underscores, not starting with a digit.

@@ -261,7 +261,6 @@ impl ConnectionInfo {
                 path => format!("sqlite:///{path}"),
             });
         }
-        let socket = self.socket().map(str::to_owned);
         let host = self.tcp_host().unwrap_or("localhost");
         let host = match host.contains(':') {
             true => format!("[{host}]"),
@@ -293,39 +292,43 @@ impl ConnectionInfo {
             };
             url.set_password(Some(&shown)).map_err(cannot("password"))?;
         }
-        if (self.tcp_host().is_some() || socket.is_none())
+        if (self.tcp_host().is_some() || self.socket().is_none())
             && let Some(port) = self.effective_port()
         {
             url.set_port(Some(port)).map_err(cannot("port"))?;
         }
         url.set_path(&format!("/{}", utf8_percent_encode(&self.database, STRICT)));
-        let mut query: Vec<(String, String)> = self
+        let query = self.url_query(driver.backend());
+        if !query.is_empty() {
+            url.set_query(Some(&query));
+        }
+        Ok(url.into())
+    }
+
+    /// The URL's query: the connection options, with the socket as the driver expects
+    /// it (`host=` for libpq, `unix_socket=` for MySQL), every part percent-encoded.
+    fn url_query(&self, backend: Backend) -> String {
+        let socket_key = match backend {
+            Backend::Mysql => "unix_socket",
+            _ => "host",
+        };
+        let options = self
             .query
             .iter()
             .filter(|(k, _)| !(k.as_str() == "host" || k.as_str() == "unix_socket"))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        let socket = self.socket().map(|path| (socket_key, path));
+        let parts: Vec<String> = options
+            .chain(socket)
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(k, STRICT),
+                    utf8_percent_encode(v, STRICT)
+                )
+            })
             .collect();
-        if let Some(socket) = socket {
-            let key = match driver.backend() {
-                Backend::Mysql => "unix_socket",
-                _ => "host",
-            };
-            query.push((key.to_owned(), socket));
-        }
-        if !query.is_empty() {
-            let text: Vec<String> = query
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{}={}",
-                        utf8_percent_encode(k, STRICT),
-                        utf8_percent_encode(v, STRICT)
-                    )
-                })
-                .collect();
-            url.set_query(Some(&text.join("&")));
-        }
-        Ok(url.into())
+        parts.join("&")
     }
 }
 

@@ -140,43 +140,11 @@ impl PoolSettings {
         let Some(pool) = doc.get("pool").filter(|p| !p.is_null()) else {
             return Ok(s);
         };
-        let bad =
-            |field: &str, what: &str| Error::InvalidBlockData(format!("pool.{field}: {what}"));
-        let count = |field: &str| -> Result<Option<u32>> {
-            match pool.get(field) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .map(Some)
-                    .ok_or_else(|| bad(field, "must be a whole number")),
-            }
-        };
-        // Huge, negative or non-finite values are refused here (and by the schema), so
-        // no duration overflows in the pool's arithmetic.
-        let duration = |field: &str| -> Result<Option<Duration>> {
-            let wrong = || {
-                bad(
-                    field,
-                    "must be seconds or a duration such as \"30s\", at most 30 days",
-                )
-            };
-            let found = match pool.get(field) {
-                None | Some(Value::Null) => return Ok(None),
-                Some(Value::String(text)) => humantime::parse_duration(text).ok(),
-                Some(v) => v
-                    .as_f64()
-                    .filter(|n| n.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(n))
-                    .map(Duration::from_secs_f64),
-            };
-            found
-                .filter(|d| *d <= MAX_DURATION)
-                .map(Some)
-                .ok_or_else(wrong)
-        };
+        let count = |field| pool_count(pool, field);
+        let duration = |field| pool_duration(pool, field);
         if let Some(n) = count("max_size")? {
             if n == 0 {
-                return Err(bad("max_size", "must be at least 1"));
+                return Err(bad_pool("max_size", "must be at least 1"));
             }
             s.max_size = n;
         }
@@ -195,10 +163,48 @@ impl PoolSettings {
         if let Some(v) = pool.get("test_on_check_out").filter(|v| !v.is_null()) {
             s.test_on_check_out = v
                 .as_bool()
-                .ok_or_else(|| bad("test_on_check_out", "must be true or false"))?;
+                .ok_or_else(|| bad_pool("test_on_check_out", "must be true or false"))?;
         }
         Ok(s)
     }
+}
+
+fn bad_pool(field: &str, what: &str) -> Error {
+    Error::InvalidBlockData(format!("pool.{field}: {what}"))
+}
+
+/// `pool.{field}` as a count, if set.
+fn pool_count(pool: &Value, field: &str) -> Result<Option<u32>> {
+    match pool.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| bad_pool(field, "must be a whole number")),
+    }
+}
+
+/// `pool.{field}` as a duration, if set. Huge, negative or non-finite values are
+/// refused here (and by the schema), so no duration overflows in the pool's arithmetic.
+fn pool_duration(pool: &Value, field: &str) -> Result<Option<Duration>> {
+    let found = match pool.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(text)) => humantime::parse_duration(text).ok(),
+        Some(v) => v
+            .as_f64()
+            .filter(|n| n.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(n))
+            .map(Duration::from_secs_f64),
+    };
+    found
+        .filter(|d| *d <= MAX_DURATION)
+        .map(Some)
+        .ok_or_else(|| {
+            bad_pool(
+                field,
+                "must be seconds or a duration such as \"30s\", at most 30 days",
+            )
+        })
 }
 
 /// The longest duration a pool setting may hold.
@@ -396,36 +402,12 @@ impl PoolCache {
         loader: impl FnOnce() -> Loader,
     ) -> Result<BlockPool<C>> {
         let type_id = TypeId::of::<C>();
-        if let Some(entry) = self
-            .entries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .and_then(|by_type| by_type.get(&type_id))
-            && entry.checked.elapsed() < self.refresh
-            && !entry
-                .target
-                .stale
-                .load(std::sync::atomic::Ordering::Relaxed)
-            && let Some(pool) = entry.pool.downcast_ref::<r2d2::Pool<BlockManager<C>>>()
-        {
-            return Ok(BlockPool {
-                pool: pool.clone(),
-                target: entry.target.clone(),
-            });
+        if let Some(pool) = self.fresh::<C>(name) {
+            return Ok(pool);
         }
         let loader = loader();
         let block = loader(name)?;
-        let info = connection_info(&block)?;
-        let driver = info.driver()?;
-        driver.backend().ensure_compiled()?;
-        if !C::supports(driver.backend()) {
-            return Err(Error::UnsupportedDriver(format!(
-                "block {name:?} uses driver {driver} ({} backend); ask for a pool of that \
-                 connection type, or use any_pool",
-                driver.backend().as_str()
-            )));
-        }
+        ensure_supported::<C>(name, &block)?;
         let settings = PoolSettings::from_document(
             &block
                 .document()
@@ -435,30 +417,10 @@ impl PoolCache {
         let url_fingerprint = fingerprint(&live.url);
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         let by_type = entries.entry(name.to_owned()).or_default();
-        if let Some(entry) = by_type.get_mut(&type_id) {
-            entry
-                .target
-                .stale
-                .store(false, std::sync::atomic::Ordering::Relaxed);
-            entry.checked = Instant::now();
-            if entry.settings == settings
-                && entry.url_fingerprint == url_fingerprint
-                && let Some(pool) = entry.pool.downcast_ref::<r2d2::Pool<BlockManager<C>>>()
-            {
-                entry
-                    .target
-                    .live
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .version = block.version;
-                return Ok(BlockPool {
-                    pool: pool.clone(),
-                    target: entry.target.clone(),
-                });
-            }
-            // Holders of the old pool get the new credentials for new connections too.
-            let mut old = entry.target.live.write().unwrap_or_else(|e| e.into_inner());
-            *old = live_from_block(&block)?;
+        if let Some(entry) = by_type.get_mut(&type_id)
+            && let Some(pool) = entry.refreshed::<C>(&settings, url_fingerprint, &block)?
+        {
+            return Ok(pool);
         }
         let target = Arc::new(Target {
             name: name.to_owned(),
@@ -487,6 +449,71 @@ impl PoolCache {
         );
         Ok(BlockPool { pool, target })
     }
+}
+
+impl PoolCache {
+    /// The cached pool of this connection type, if it was checked within the refresh
+    /// time and nothing marked it stale.
+    fn fresh<C: Connect>(&self, name: &str) -> Option<BlockPool<C>> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(name)?.get(&TypeId::of::<C>())?;
+        let fresh = entry.checked.elapsed() < self.refresh
+            && !entry
+                .target
+                .stale
+                .load(std::sync::atomic::Ordering::Relaxed);
+        let pool = entry.pool.downcast_ref::<r2d2::Pool<BlockManager<C>>>()?;
+        fresh.then(|| BlockPool {
+            pool: pool.clone(),
+            target: entry.target.clone(),
+        })
+    }
+}
+
+impl Entry {
+    /// After a re-read of the block: the same pool if neither its settings nor its
+    /// connection URL changed (only the version is updated); otherwise `None`, with
+    /// the old pool's holders given the new credentials for their new connections.
+    fn refreshed<C: Connect>(
+        &mut self,
+        settings: &PoolSettings,
+        url_fingerprint: [u8; 32],
+        block: &Block,
+    ) -> Result<Option<BlockPool<C>>> {
+        self.target
+            .stale
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.checked = Instant::now();
+        let mut live = self.target.live.write().unwrap_or_else(|e| e.into_inner());
+        if self.settings == *settings
+            && self.url_fingerprint == url_fingerprint
+            && let Some(pool) = self.pool.downcast_ref::<r2d2::Pool<BlockManager<C>>>()
+        {
+            live.version = block.version;
+            return Ok(Some(BlockPool {
+                pool: pool.clone(),
+                target: self.target.clone(),
+            }));
+        }
+        *live = live_from_block(block)?;
+        Ok(None)
+    }
+}
+
+/// Refuses a block whose driver this build lacks or that connection type `C` cannot
+/// speak.
+fn ensure_supported<C: Connect>(name: &str, block: &Block) -> Result<()> {
+    let info = connection_info(block)?;
+    let driver = info.driver()?;
+    driver.backend().ensure_compiled()?;
+    if !C::supports(driver.backend()) {
+        return Err(Error::UnsupportedDriver(format!(
+            "block {name:?} uses driver {driver} ({} backend); ask for a pool of that \
+             connection type, or use any_pool",
+            driver.backend().as_str()
+        )));
+    }
+    Ok(())
 }
 
 fn build_pool<C: Connect>(

@@ -108,35 +108,13 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         blocks: Arc::new(cache::BlockCache::new(options.block_cache)),
         registry,
     };
-    let mut config = rocket::Config {
-        address: options.address,
-        port: options.port,
-        log_level: rocket::config::LogLevel::Off,
-        cli_colors: false,
-        ident: rocket::config::Ident::try_new("blockyard").expect("valid ident"),
-        ..rocket::Config::default()
-    };
-    if let Some(workers) = options.workers {
-        config.workers = workers;
-    }
-    let blocks = state.blocks.clone();
-    let sweep_every = options.block_cache.max(Duration::from_secs(1));
-    Ok(rocket::custom(config)
+    let sweeper = cache_sweeper(
+        state.blocks.clone(),
+        options.block_cache.max(Duration::from_secs(1)),
+    );
+    Ok(rocket::custom(rocket_config(options))
         .manage(state)
-        .attach(rocket::fairing::AdHoc::on_liftoff(
-            "block cache sweeper",
-            move |_| {
-                Box::pin(async move {
-                    rocket::tokio::spawn(async move {
-                        let mut every = rocket::tokio::time::interval(sweep_every);
-                        loop {
-                            every.tick().await;
-                            blocks.sweep();
-                        }
-                    });
-                })
-            },
-        ))
+        .attach(sweeper)
         .attach(http::RequestLog {
             enabled: options.request_log,
         })
@@ -171,6 +149,38 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
                 http::default_catcher
             ],
         ))
+}
+
+/// Rocket's settings: our address, port and workers; its own logging off (the request
+/// log is ours).
+fn rocket_config(options: &ServerOptions) -> rocket::Config {
+    let mut config = rocket::Config {
+        address: options.address,
+        port: options.port,
+        log_level: rocket::config::LogLevel::Off,
+        cli_colors: false,
+        ident: rocket::config::Ident::try_new("blockyard").expect("valid ident"),
+        ..rocket::Config::default()
+    };
+    if let Some(workers) = options.workers {
+        config.workers = workers;
+    }
+    config
+}
+
+/// Drops expired kept blocks (and the secrets they hold) every `every`.
+fn cache_sweeper(blocks: Arc<cache::BlockCache>, every: Duration) -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("block cache sweeper", move |_| {
+        Box::pin(async move {
+            rocket::tokio::spawn(async move {
+                let mut every = rocket::tokio::time::interval(every);
+                loop {
+                    every.tick().await;
+                    blocks.sweep();
+                }
+            });
+        })
+    })
 }
 
 /// Checks the store and master key, then serves until SIGINT/SIGTERM (in-flight
