@@ -111,6 +111,45 @@ pub fn call(
     }
 }
 
+/// A client of one server's `/api/v1` with one token (or none):
+/// `api.get("/blocks")`, `api.post("/blocks", &body)`, `api.send(...)` for the rest.
+pub struct Api {
+    pub base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    pub fn new(server: &Server, token: Option<&str>) -> Api {
+        Api {
+            base: format!("{}/api/v1", server.base),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let url = format!("{}{path}", self.base);
+        call(method, &url, self.token.as_deref(), body, headers)
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None, &[])
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send("POST", path, Some(body), &[])
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send("PUT", path, Some(body), &[])
+    }
+}
+
 pub fn token(env: &TestEnv, name: &str, scopes: &[&str], extra: &[&str]) -> String {
     let mut args = vec!["token", "create", name];
     for s in scopes {
@@ -134,24 +173,23 @@ fn connector(name: &str, password: &str) -> Value {
         "host": "localhost", "port": 26257, "password": password}}})
 }
 
-on_both_stores!(every_route_and_error, |env: TestEnv| {
+/// An initialized store, a server on it, and a client with an admin token.
+fn started(env: &TestEnv) -> (Server, Api, String) {
     env.ok(&["init"]);
-    let admin = token(&env, "admin", &["admin"], &[]);
-    let server = Server::start(&env, &[]);
-    let api = format!("{}/api/v1", server.base);
-    let a = Some(admin.as_str());
+    let admin = token(env, "admin", &["admin"], &[]);
+    let server = Server::start(env, &[]);
+    let api = Api::new(&server, Some(&admin));
+    (server, api, admin)
+}
+
+on_both_stores!(block_routes, |env: TestEnv| {
+    let (server, api, _) = started(&env);
 
     assert_eq!(
         call("GET", &format!("{}/ready", server.base), None, None, &[]).status,
         200
     );
-    let created = call(
-        "POST",
-        &format!("{api}/blocks"),
-        a,
-        Some(&connector("crdb-sage", PLANTED)),
-        &[],
-    );
+    let created = api.post("/blocks", &connector("crdb-sage", PLANTED));
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(
         created.body["data"]["connection_info"]["password"],
@@ -159,48 +197,34 @@ on_both_stores!(every_route_and_error, |env: TestEnv| {
     );
     assert_eq!(created.etag.as_deref(), Some("\"1\""));
 
-    let masked = call("GET", &format!("{api}/blocks/crdb-sage"), a, None, &[]);
+    let masked = api.get("/blocks/crdb-sage");
     assert_eq!(
         masked.body["data"]["connection_info"]["password"],
         "********"
     );
     assert!(!masked.text.contains(PLANTED));
-    let full = call(
-        "GET",
-        &format!("{api}/blocks/crdb-sage?include_secrets=true"),
-        a,
-        None,
-        &[],
-    );
+    let full = api.get("/blocks/crdb-sage?include_secrets=true");
     assert_eq!(full.body["data"]["connection_info"]["password"], PLANTED);
 
     // Update with If-Match; the masked password sent back keeps the stored one.
     let mut data = masked.body["data"].clone();
     data["connection_info"]["port"] = json!(26258);
-    let updated = call(
+    let updated = api.send(
         "PUT",
-        &format!("{api}/blocks/crdb-sage"),
-        a,
+        "/blocks/crdb-sage",
         Some(&json!({"data": data})),
         &[("If-Match", "\"1\"")],
     );
     assert_eq!(updated.status, 200, "{}", updated.text);
     assert_eq!(updated.body["version"], 2);
-    let stale = call(
+    let stale = api.send(
         "PUT",
-        &format!("{api}/blocks/crdb-sage"),
-        a,
+        "/blocks/crdb-sage",
         Some(&json!({"data": {"connection_info": "postgresql://x@h/db"}})),
         &[("If-Match", "1")],
     );
     assert_error(&stale, 412, "VERSION_CONFLICT");
-    let after = call(
-        "GET",
-        &format!("{api}/blocks/crdb-sage?include_secrets=true"),
-        a,
-        None,
-        &[],
-    );
+    let after = api.get("/blocks/crdb-sage?include_secrets=true");
     assert_eq!(after.body["data"]["connection_info"]["port"], 26258);
     assert_eq!(after.body["data"]["connection_info"]["password"], PLANTED);
 
@@ -208,101 +232,51 @@ on_both_stores!(every_route_and_error, |env: TestEnv| {
     for i in 0..5 {
         let mut b = connector(&format!("pg-{i}"), "pw");
         b["data"]["connection_info"]["driver"] = json!("postgresql");
-        assert_eq!(
-            call("POST", &format!("{api}/blocks"), a, Some(&b), &[]).status,
-            201
-        );
+        assert_eq!(api.post("/blocks", &b).status, 201);
     }
-    let page1 = call(
-        "GET",
-        &format!("{api}/blocks?prefix=pg-&limit=2"),
-        a,
-        None,
-        &[],
-    );
+    let page1 = api.get("/blocks?prefix=pg-&limit=2");
     assert_eq!(page1.body["blocks"].as_array().unwrap().len(), 2);
     let cursor = page1.body["next_cursor"].as_str().unwrap().to_owned();
-    let page2 = call(
-        "GET",
-        &format!("{api}/blocks?prefix=pg-&limit=2&cursor={cursor}"),
-        a,
-        None,
-        &[],
-    );
+    let page2 = api.get(&format!("/blocks?prefix=pg-&limit=2&cursor={cursor}"));
     assert_eq!(page2.body["blocks"][0]["name"], "pg-2");
-    let page3 = call(
-        "GET",
-        &format!("{api}/blocks?prefix=pg-&limit=2&cursor=pg-3"),
-        a,
-        None,
-        &[],
-    );
+    let page3 = api.get("/blocks?prefix=pg-&limit=2&cursor=pg-3");
     assert_eq!(page3.body["blocks"].as_array().unwrap().len(), 1);
     assert!(page3.body["next_cursor"].is_null());
-    let typed = call("GET", &format!("{api}/blocks?type=secret"), a, None, &[]);
+    let typed = api.get("/blocks?type=secret");
     assert_eq!(typed.body["blocks"].as_array().unwrap().len(), 0);
 
     // Rename, history, delete.
-    let renamed = call(
-        "POST",
-        &format!("{api}/blocks/pg-4/rename"),
-        a,
-        Some(&json!({"new_name": "pg-four"})),
-        &[],
-    );
+    let renamed = api.post("/blocks/pg-4/rename", &json!({"new_name": "pg-four"}));
     assert_eq!(renamed.body["name"], "pg-four", "{}", renamed.text);
-    let history = call(
-        "GET",
-        &format!("{api}/blocks/crdb-sage/history"),
-        a,
-        None,
-        &[],
-    );
+    let history = api.get("/blocks/crdb-sage/history");
     assert_eq!(history.body["versions"].as_array().unwrap().len(), 2);
     assert!(!history.text.contains(PLANTED));
     assert_eq!(
-        call(
-            "DELETE",
-            &format!("{api}/blocks/pg-four"),
-            a,
-            None,
-            &[("If-Match", "2")]
-        )
-        .status,
+        api.send("DELETE", "/blocks/pg-four", None, &[("If-Match", "2")])
+            .status,
         200
     );
-    assert_error(
-        &call("GET", &format!("{api}/blocks/pg-four"), a, None, &[]),
-        404,
-        "BLOCK_NOT_FOUND",
-    );
+    assert_error(&api.get("/blocks/pg-four"), 404, "BLOCK_NOT_FOUND");
+});
 
+on_both_stores!(type_routes_and_openapi, |env: TestEnv| {
+    let (_server, api, _) = started(&env);
     // Block types.
-    let types = call("GET", &format!("{api}/block-types"), a, None, &[]);
+    let types = api.get("/block-types");
     assert!(types.body["block_types"].as_array().unwrap().len() >= 4);
-    assert_eq!(
-        call("GET", &format!("{api}/block-types/secret"), a, None, &[]).body["slug"],
-        "secret"
-    );
-    assert_error(
-        &call("GET", &format!("{api}/block-types/nope"), a, None, &[]),
-        404,
-        "UNKNOWN_BLOCK_TYPE",
-    );
+    assert_eq!(api.get("/block-types/secret").body["slug"], "secret");
+    assert_error(&api.get("/block-types/nope"), 404, "UNKNOWN_BLOCK_TYPE");
     let def = json!({"slug": "api-key", "name": "API key", "secret_fields": ["key"],
         "schema": {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}});
-    assert_eq!(
-        call("POST", &format!("{api}/block-types"), a, Some(&def), &[]).status,
-        201
-    );
+    assert_eq!(api.post("/block-types", &def).status, 201);
     assert_error(
-        &call("POST", &format!("{api}/block-types"), a, Some(&def), &[]),
+        &api.post("/block-types", &def),
         409,
         "BLOCK_TYPE_ALREADY_EXISTS",
     );
 
     // The OpenAPI document names every route the server has.
-    let doc = call("GET", &format!("{api}/openapi.json"), a, None, &[]);
+    let doc = api.get("/openapi.json");
     let paths = doc.body["paths"].as_object().expect("openapi paths");
     for p in [
         "/blocks",
@@ -319,20 +293,28 @@ on_both_stores!(every_route_and_error, |env: TestEnv| {
             "{p} missing from openapi.json"
         );
     }
+});
 
+on_both_stores!(bad_input_answers_4xx_and_changes_nothing, |env: TestEnv| {
+    let (server, api, admin) = started(&env);
+    let base = &api.base;
+    assert_eq!(
+        api.post("/blocks", &connector("crdb-sage", PLANTED)).status,
+        201
+    );
     // Bad input: all 4xx with a code, and nothing stored changes.
     let before = env.snapshot();
     let huge = json!({"name": "big", "block_type": "json", "data": {"value": "x".repeat(400_000)}});
     let bad: Vec<(Reply, u16, &str)> = vec![
         (
-            call("GET", &format!("{api}/blocks"), None, None, &[]),
+            call("GET", &format!("{base}/blocks"), None, None, &[]),
             401,
             "UNAUTHORIZED",
         ),
         (
             call(
                 "GET",
-                &format!("{api}/blocks"),
+                &format!("{base}/blocks"),
                 Some("byd_0123456789abcdef_nope"),
                 None,
                 &[],
@@ -343,7 +325,7 @@ on_both_stores!(every_route_and_error, |env: TestEnv| {
         (
             call(
                 "GET",
-                &format!("{api}/blocks"),
+                &format!("{base}/blocks"),
                 None,
                 None,
                 &[("X-Api-Key", &admin)],
@@ -354,7 +336,7 @@ on_both_stores!(every_route_and_error, |env: TestEnv| {
         (
             call(
                 "GET",
-                &format!("{api}/blocks"),
+                &format!("{base}/blocks"),
                 None,
                 None,
                 &[("Authorization", &admin)],
@@ -363,149 +345,87 @@ on_both_stores!(every_route_and_error, |env: TestEnv| {
             "UNAUTHORIZED",
         ),
         (
-            call("GET", &format!("{api}/blocks/Bad_Name"), a, None, &[]),
+            api.get("/blocks/Bad_Name"),
             400,
             "INVALID_BLOCK_NAME",
         ),
         (
-            call(
-                "GET",
-                &format!("{api}/blocks/..%2Fetc%2Fpasswd"),
-                a,
-                None,
-                &[],
-            ),
+            api.get("/blocks/..%2Fetc%2Fpasswd"),
             400,
             "INVALID_BLOCK_NAME",
         ),
         (
-            call("GET", &format!("{api}/blocks/crdb-sage%00x"), a, None, &[]),
+            api.get("/blocks/crdb-sage%00x"),
             400,
             "INVALID_BLOCK_NAME",
         ),
         (
-            call("GET", &format!("{api}/blocks/crdb%2Dsage%20"), a, None, &[]),
+            api.get("/blocks/crdb%2Dsage%20"),
             400,
             "INVALID_BLOCK_NAME",
         ),
         (
-            call(
-                "GET",
-                &format!("{api}/blocks/crdb-sage?include_secrets=maybe"),
-                a,
-                None,
-                &[],
-            ),
+            api.get("/blocks/crdb-sage?include_secrets=maybe"),
             400,
             "INVALID_INPUT",
         ),
         (
-            call("GET", &format!("{api}/blocks?limit=0"), a, None, &[]),
+            api.get("/blocks?limit=0"),
             400,
             "INVALID_INPUT",
         ),
         (
-            call("GET", &format!("{api}/blocks?limit=abc"), a, None, &[]),
+            api.get("/blocks?limit=abc"),
             400,
             "INVALID_INPUT",
         ),
         (
-            call(
-                "POST",
-                &format!("{api}/blocks"),
-                a,
-                Some(&connector("crdb-sage", "x")),
-                &[],
-            ),
+            api.post("/blocks", &connector("crdb-sage", "x")),
             409,
             "BLOCK_ALREADY_EXISTS",
         ),
         (
-            call(
-                "POST",
-                &format!("{api}/blocks"),
-                a,
-                Some(&json!({"name": "x", "block_type": "nope", "data": {}})),
-                &[],
-            ),
+            api.post("/blocks", &json!({"name": "x", "block_type": "nope", "data": {}})),
             422,
             "UNKNOWN_BLOCK_TYPE",
         ),
         (
-            call(
-                "POST",
-                &format!("{api}/blocks"),
-                a,
-                Some(
-                    &json!({"name": "x", "block_type": "sqlalchemy-connector", "data": {"connection_info": {"driver": "pg", "database": "d", "port": "5432"}}}),
-                ),
-                &[],
-            ),
+            api.post("/blocks", &json!({"name": "x", "block_type": "sqlalchemy-connector", "data": {"connection_info": {"driver": "pg", "database": "d", "port": "5432"}}}),),
             422,
             "INVALID_BLOCK_DATA",
         ),
         (
-            call(
-                "POST",
-                &format!("{api}/blocks"),
-                a,
-                Some(&json!({"name": "x", "block_type": "json"})),
-                &[],
-            ),
+            api.post("/blocks", &json!({"name": "x", "block_type": "json"})),
             400,
             "INVALID_INPUT",
         ),
         (
-            call(
-                "POST",
-                &format!("{api}/blocks"),
-                a,
-                Some(&json!([1, 2])),
-                &[],
-            ),
+            api.post("/blocks", &json!([1, 2])),
             400,
             "INVALID_INPUT",
         ),
         (
-            call("POST", &format!("{api}/blocks"), a, Some(&huge), &[]),
+            api.post("/blocks", &huge),
             413,
             "PAYLOAD_TOO_LARGE",
         ),
         (
-            call(
-                "PUT",
-                &format!("{api}/blocks/crdb-sage"),
-                a,
-                Some(&json!({"data": {}})),
-                &[("If-Match", "soon")],
-            ),
+            api.send("PUT", "/blocks/crdb-sage", Some(&json!({"data": {}})), &[("If-Match", "soon")]),
             400,
             "INVALID_INPUT",
         ),
         (
-            call(
-                "PUT",
-                &format!("{api}/blocks/nope"),
-                a,
-                Some(&json!({"data": {}})),
-                &[],
-            ),
+            api.put("/blocks/nope", &json!({"data": {}})),
             404,
             "BLOCK_NOT_FOUND",
         ),
         (
-            call(
-                "DELETE",
-                &format!("{api}/blocks/crdb-sage"),
-                a,
-                None,
-                &[("If-Match", "\"1\"")],
-            ),
+            api.send("DELETE", "/blocks/crdb-sage", None, &[("If-Match", "\"9\"")]),
             412,
             "VERSION_CONFLICT",
         ),
         (
-            call("GET", &format!("{api}/nowhere"), a, None, &[]),
+            api.get("/nowhere"),
             404,
             "NOT_FOUND",
         ),
@@ -514,7 +434,7 @@ on_both_stores!(every_route_and_error, |env: TestEnv| {
         assert_error(reply, *status, code);
     }
     let raw = |content_type: &str, body: &str| {
-        let resp = ureq::post(&format!("{api}/blocks"))
+        let resp = ureq::post(&format!("{base}/blocks"))
             .set("Authorization", &format!("Bearer {admin}"))
             .set("Content-Type", content_type)
             .send_string(body);
