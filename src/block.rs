@@ -93,6 +93,18 @@ impl Block {
         }
     }
 
+    /// Its fields other than its data.
+    pub fn meta(&self) -> BlockMeta {
+        BlockMeta {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            block_type: self.block_type.clone(),
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
     /// Whether this block was read with its secrets.
     pub fn has_secrets(&self) -> bool {
         self.secrets.is_some()
@@ -136,34 +148,27 @@ impl Block {
     }
 }
 
-/// The fields of a block other than its data.
-#[derive(Clone, Debug)]
+/// The fields of a block other than its data (a row of `block ls`, and the first
+/// fields of the API's block body).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlockMeta {
     pub id: String,
     pub name: String,
     pub block_type: String,
     pub version: i64,
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub created_at: i64,
+    #[serde(with = "crate::time::rfc3339_millis")]
     pub updated_at: i64,
 }
+
+/// A row of `block ls`: a block's metadata.
+pub type BlockSummary = BlockMeta;
 
 /// A stored (masked) document's JSON text, parsed.
 pub fn parse_stored_data(text: &str, name: &str) -> Result<Value> {
     serde_json::from_str(text)
         .map_err(|_| Error::Store(format!("block {name:?} has unreadable data in the store")))
-}
-
-/// A row of `block ls`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct BlockSummary {
-    pub id: String,
-    pub name: String,
-    pub block_type: String,
-    pub version: i64,
-    #[serde(with = "crate::time::rfc3339_millis")]
-    pub created_at: i64,
-    #[serde(with = "crate::time::rfc3339_millis")]
-    pub updated_at: i64,
 }
 
 /// One kept version of a block, secrets masked.

@@ -163,8 +163,8 @@ impl BlockSource for RemoteClient {
 
     fn load_block(&self, name: &str) -> Result<Block> {
         let body: BlockBody = self.get(&format!("{}?include_secrets=true", block_path(name)?))?;
-        let ty = self.block_type(&body.block_type)?;
-        let (meta, data) = body.into_parts();
+        let ty = self.block_type(&body.meta.block_type)?;
+        let BlockBody { meta, data } = body;
         // The full document, split here into the masked view and the secrets (so
         // `masked_data()` never holds a secret).
         let (masked, secrets) = split_secrets(&ty, data)?;
@@ -279,6 +279,6 @@ fn known_type(def: BlockTypeDef) -> Result<BlockType> {
 
 /// A block the server answered with masked (no secrets read).
 fn masked_block(body: BlockBody) -> Block {
-    let (meta, data) = body.into_parts();
+    let BlockBody { meta, data } = body;
     Block::from_parts(meta, data, None)
 }

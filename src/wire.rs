@@ -13,14 +13,8 @@ use crate::types::BlockTypeDef;
 /// full document only when secrets were asked for and allowed; masked otherwise.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BlockBody {
-    pub id: String,
-    pub name: String,
-    pub block_type: String,
-    pub version: i64,
-    #[serde(with = "crate::time::rfc3339_millis")]
-    pub created_at: i64,
-    #[serde(with = "crate::time::rfc3339_millis")]
-    pub updated_at: i64,
+    #[serde(flatten)]
+    pub meta: BlockMeta,
     pub data: Value,
 }
 
@@ -35,27 +29,9 @@ impl BlockBody {
             false => block.masked_data().clone(),
         };
         BlockBody {
-            id: block.id.clone(),
-            name: block.name.clone(),
-            block_type: block.block_type.clone(),
-            version: block.version,
-            created_at: block.created_at,
-            updated_at: block.updated_at,
+            meta: block.meta(),
             data,
         }
-    }
-
-    /// Its metadata and its data, apart.
-    pub fn into_parts(self) -> (BlockMeta, Value) {
-        let meta = BlockMeta {
-            id: self.id,
-            name: self.name,
-            block_type: self.block_type,
-            version: self.version,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        };
-        (meta, self.data)
     }
 }
 

@@ -7,9 +7,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::schema::{block_versions::dsl as v, blocks::dsl as b};
 use super::{NewAuditRow, Store, StoreConnection};
-use crate::block::{
-    BlockFilter, BlockMeta, BlockStamp, BlockSummary, BlockVersion, parse_stored_data,
-};
+use crate::block::{BlockFilter, BlockMeta, BlockStamp, BlockVersion, parse_stored_data};
 use crate::error::{Error, Result};
 
 /// A block as stored: public data as JSON text, secrets sealed.
@@ -372,9 +370,9 @@ impl Store {
     }
 }
 
-impl From<BlockRow> for BlockSummary {
+impl From<BlockRow> for BlockMeta {
     fn from(row: BlockRow) -> Self {
-        BlockSummary {
+        BlockMeta {
             id: row.id,
             name: row.name,
             block_type: row.block_type,
