@@ -47,6 +47,17 @@ pub(super) struct Access<'a> {
 }
 
 impl<'a> Access<'a> {
+    /// Changing `blocks` (the first is the one the change is about, as the audit log
+    /// names it); a refusal is audited as `action`.
+    pub fn change(action: &'static str, blocks: &'a [&'a str], what: &'a str) -> Access<'a> {
+        Access {
+            wanted: Permission::Write,
+            blocks,
+            audited: blocks.first().map(|subject| (action, *subject)),
+            what,
+        }
+    }
+
     /// Reading one block, with its secrets if `reveal` (a refused secret read is
     /// audited as `read-secrets`).
     pub fn read(name: &'a str, blocks: &'a [&'a str], reveal: bool) -> Access<'a> {
@@ -340,12 +351,8 @@ pub async fn create_block(
     let actor = ctx.actor();
     let body: CreateBlock = json_body(content_type, data).await?;
     let name = parse_name(&body.name)?;
-    let access = Access {
-        wanted: Permission::Write,
-        blocks: &[name.as_str()],
-        audited: Some(("create", name.as_str())),
-        what: "creating this block",
-    };
+    let blocks = [name.as_str()];
+    let access = Access::change("create", &blocks, "creating this block");
     authorize(state, &ctx, actor, access).await?;
     if body.id.is_some() {
         // An id names a block whatever its name: only a token that may write every
@@ -382,13 +389,13 @@ pub async fn update_block(
     let name = name?;
     let expected = ctx.expected_version()?;
     let body: UpdateBlock = json_body(content_type, data).await?;
-    let access = Access {
-        wanted: Permission::Write,
-        blocks: &[&name],
-        audited: Some(("update", &name)),
-        what: "changing this block",
-    };
-    authorize(state, &ctx, actor, access).await?;
+    authorize(
+        state,
+        &ctx,
+        actor,
+        Access::change("update", &[&name], "changing this block"),
+    )
+    .await?;
     let registry = for_change(state, &ctx, actor, "update", &name);
     let may_read_secrets = actor.may(Permission::ReadSecrets, Some(&name));
     let target = name.clone();
@@ -413,13 +420,17 @@ pub async fn rename_block(
     let expected = ctx.expected_version()?;
     let body: RenameBlock = json_body(content_type, data).await?;
     let new_name = parse_name(&body.new_name)?;
-    let access = Access {
-        wanted: Permission::Write,
-        blocks: &[&name, new_name.as_str()],
-        audited: Some(("rename", &name)),
-        what: "renaming this block to that name",
-    };
-    authorize(state, &ctx, actor, access).await?;
+    authorize(
+        state,
+        &ctx,
+        actor,
+        Access::change(
+            "rename",
+            &[&name, new_name.as_str()],
+            "renaming this block to that name",
+        ),
+    )
+    .await?;
     let registry = for_change(state, &ctx, actor, "rename", &name);
     let target = name.clone();
     let result = blocking(move || registry.rename_block(&target, &new_name, expected)).await;
@@ -436,13 +447,13 @@ pub async fn delete_block(
     let actor = ctx.actor();
     let name = name?;
     let expected = ctx.expected_version()?;
-    let access = Access {
-        wanted: Permission::Write,
-        blocks: &[&name],
-        audited: Some(("delete", &name)),
-        what: "deleting this block",
-    };
-    authorize(state, &ctx, actor, access).await?;
+    authorize(
+        state,
+        &ctx,
+        actor,
+        Access::change("delete", &[&name], "deleting this block"),
+    )
+    .await?;
     let registry = for_change(state, &ctx, actor, "delete", &name);
     let target = name.clone();
     let result = blocking(move || registry.delete_block(&target, expected)).await;
