@@ -119,6 +119,13 @@ pub enum Error {
     #[error("{message}")]
     Remote { code: String, message: String },
 
+    /// The database side (roles, databases, grants, schemas): seed 003's codes.
+    #[error("{message}")]
+    Provision {
+        code: ProvisionCode,
+        message: String,
+    },
+
     /// `exec` could not start its program (exit 127 when it is not found, 126 when it
     /// cannot be run), as shells do.
     #[error("cannot run {program}: {source}")]
@@ -175,6 +182,7 @@ impl Error {
             Error::Forbidden(_) => "FORBIDDEN",
             Error::AuditUnavailable(_) => "AUDIT_UNAVAILABLE",
             Error::Remote { code, .. } => remote_code(code),
+            Error::Provision { code, .. } => code.as_str(),
         }
     }
 
@@ -185,6 +193,13 @@ impl Error {
             "PROGRAM_NOT_FOUND" => 127,
             "PROGRAM_NOT_EXECUTABLE" => 126,
             _ => 1,
+        }
+    }
+
+    pub(crate) fn provision(code: ProvisionCode, message: impl Into<String>) -> Self {
+        Error::Provision {
+            code,
+            message: message.into(),
         }
     }
 
@@ -225,6 +240,18 @@ const REMOTE_CODES: &[&str] = &[
     "UNSUPPORTED_MEDIA_TYPE",
     "INTERNAL_ERROR",
     "REMOTE_UNAVAILABLE",
+    "DATABASE_ALREADY_EXISTS",
+    "DATABASE_NOT_FOUND",
+    "ROLE_ALREADY_EXISTS",
+    "TEMPLATE_NOT_FOUND",
+    "INVALID_DATABASE_NAME",
+    "INVALID_ROLE_NAME",
+    "INSUFFICIENT_PERMISSIONS",
+    "DISK_SPACE_FULL",
+    "PROVISION_FAILED",
+    "SCHEMA_FAILED",
+    "NOT_AN_ADMIN_BLOCK",
+    "REQUIREMENT_NOT_MET",
 ];
 
 fn remote_code(code: &str) -> &'static str {
@@ -233,6 +260,46 @@ fn remote_code(code: &str) -> &'static str {
         .find(|c| **c == code)
         .copied()
         .unwrap_or("REMOTE_ERROR")
+}
+
+/// What went wrong on the database side, as seed 003 names it (and a few more).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum ProvisionCode {
+    DatabaseAlreadyExists,
+    DatabaseNotFound,
+    RoleAlreadyExists,
+    TemplateNotFound,
+    InvalidDatabaseName,
+    InvalidRoleName,
+    InsufficientPermissions,
+    DiskSpaceFull,
+    /// Something the server named (a role, an extension) does not exist.
+    NotFound,
+    /// A step failed for another reason; the message names the step.
+    StepFailed,
+    /// A statement of a schema file failed; the message names `file:line`.
+    SchemaFailed,
+    /// The block named with `--admin` cannot create roles and databases.
+    NotAnAdminBlock,
+}
+
+impl ProvisionCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProvisionCode::DatabaseAlreadyExists => "DATABASE_ALREADY_EXISTS",
+            ProvisionCode::DatabaseNotFound => "DATABASE_NOT_FOUND",
+            ProvisionCode::RoleAlreadyExists => "ROLE_ALREADY_EXISTS",
+            ProvisionCode::TemplateNotFound => "TEMPLATE_NOT_FOUND",
+            ProvisionCode::InvalidDatabaseName => "INVALID_DATABASE_NAME",
+            ProvisionCode::InvalidRoleName => "INVALID_ROLE_NAME",
+            ProvisionCode::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            ProvisionCode::DiskSpaceFull => "DISK_SPACE_FULL",
+            ProvisionCode::NotFound => "NOT_FOUND",
+            ProvisionCode::StepFailed => "PROVISION_FAILED",
+            ProvisionCode::SchemaFailed => "SCHEMA_FAILED",
+            ProvisionCode::NotAnAdminBlock => "NOT_AN_ADMIN_BLOCK",
+        }
+    }
 }
 
 /// Why a connection to a block's database failed, in the terms `block test` reports.

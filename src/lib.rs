@@ -40,6 +40,7 @@ pub mod error;
 pub mod files;
 pub mod name;
 pub mod process;
+pub mod provision;
 pub mod registry;
 pub mod remote;
 pub mod server;

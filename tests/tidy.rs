@@ -22,6 +22,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("connect", 6),
     ("source", 6),
     ("config", 7),
+    ("provision", 7),
     ("wire", 7),
     ("audit", 7),
     ("auth", 7),

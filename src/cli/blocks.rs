@@ -32,6 +32,17 @@ pub enum BlockCommand {
     ///   blockyard block create sesame --from-env SESAME_DATABASE --env-file sesame/.env
     #[command(verbatim_doc_comment)]
     Create(Create),
+    /// Give a block's database role a new generated password, in the database and in
+    /// the block (safe to interrupt and re-run: a pending rotation is finished).
+    ///
+    /// Example: blockyard block rotate-password crdb-sage --admin pg-admin
+    #[command(verbatim_doc_comment)]
+    RotatePassword {
+        name: BlockName,
+        /// The admin block whose role may change the block's role's password.
+        #[arg(long, value_name = "BLOCK")]
+        admin: BlockName,
+    },
     /// List blocks (name, type, version, last update).
     #[command(visible_alias = "list")]
     Ls {
@@ -184,6 +195,9 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
         } => super::connect::env(registry, &name, format, prefix.as_deref(), out),
         BlockCommand::History { name } => history(registry, &name, out),
         BlockCommand::Diff { name, v1, v2 } => diff(registry, &name, v1, v2, out),
+        BlockCommand::RotatePassword { name, admin } => {
+            super::db::rotate_password(registry, &name, &admin, out)
+        }
     }
 }
 

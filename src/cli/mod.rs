@@ -4,6 +4,7 @@
 mod admin;
 mod blocks;
 mod connect;
+mod db;
 mod docs;
 mod input;
 mod output;
@@ -136,9 +137,13 @@ pub enum Command {
     /// List, inspect and register block types.
     #[command(subcommand, name = "type")]
     Type(admin::TypeCommand),
-    /// Store schema migrations.
+    /// The store's own schema migrations (for the databases blocks point at, see `db`).
     #[command(subcommand)]
     Database(admin::DatabaseCommand),
+    /// The databases blocks point at: create one with its owner role and block, apply
+    /// schema files, add roles, list and drop (with an admin block's credentials).
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Master key and data keys.
     #[command(subcommand)]
     Key(admin::KeyCommand),
@@ -236,6 +241,7 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         }
         Command::Block(cmd) => blocks::run(*cmd, &open(config, &out)?, &out),
         Command::Type(cmd) => admin::types(cmd, &open(config, &out)?, &out),
+        Command::Db(cmd) => db::run(cmd, &open(config, &out)?, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
         Command::Exec(args) => connect::exec(&open(config, &out)?, args),
         Command::Server(args) => {

@@ -5,11 +5,13 @@
 
 mod admin;
 mod connections;
+mod databases;
 mod keys;
 mod local;
 
 pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
 pub use admin::{AuditFilter, AuditRow, MigrationStatus, migrate, migration_status};
+pub use databases::{DatabaseListing, NewDatabase, Provisioned};
 pub use keys::{InitReport, KeyStatus, RotationReport};
 
 use std::sync::Arc;

@@ -88,6 +88,7 @@ fn block_document_json(block: &Block, def: &BlockTypeDef, reveal: bool) -> Value
     if let Some(obj) = data.as_object_mut() {
         obj.remove("pool");
         obj.remove("requires");
+        obj.remove("rotation");
     }
     let created = crate::time::rfc3339(block.created_at);
     let updated = crate::time::rfc3339(block.updated_at);

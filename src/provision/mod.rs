@@ -1,0 +1,237 @@
+//! The database side of blocks: an admin connection (from an admin block) that creates
+//! and drops roles and databases, grants, enables extensions, sets passwords, applies
+//! schema files and lists databases. Failures carry seed 003's codes, told apart by
+//! SQLSTATE or by the server's catalogs, never by the English of a message; messages
+//! never hold a password.
+
+pub mod names;
+pub mod schema;
+pub mod sql;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::{QueryableByName, RunQueryDsl};
+
+pub use names::{DatabaseName, RoleName, generate_password};
+pub use sql::{Dialect, Grant};
+
+use crate::connect::ConnectionInfo;
+use crate::connect::probe::scrub_secret;
+use crate::db::AnyConnection;
+use crate::error::{Error, ProvisionCode, Result};
+
+/// How long opening an admin connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A database as `db ls` shows it.
+#[derive(Clone, Debug, serde::Serialize, QueryableByName)]
+pub struct DatabaseInfo {
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub owner: Option<String>,
+    /// Bytes; absent where the server does not say (CockroachDB) or the admin may not
+    /// connect to the database.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub size: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = Bool)]
+    v: bool,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    v: i64,
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    v: String,
+}
+
+/// A connection made with a block's credentials (an admin block's, to provision; the
+/// block's own, to apply a schema). Every message it produces is scrubbed of that
+/// password and of any password it was asked to set or hide.
+pub struct Session {
+    conn: AnyConnection,
+    info: ConnectionInfo,
+    pub dialect: Dialect,
+    secrets: Vec<zeroize::Zeroizing<String>>,
+}
+
+impl Session {
+    /// Connects with `info` (an admin block's connection).
+    pub fn open(info: &ConnectionInfo) -> Result<Session> {
+        let dialect = Dialect::of(&info.driver()?)?;
+        let conn = crate::connect::probe::connect(info, CONNECT_TIMEOUT)?;
+        let secrets = info.password.clone().map(zeroize::Zeroizing::new);
+        Ok(Session {
+            conn,
+            info: info.clone(),
+            dialect,
+            secrets: secrets.into_iter().collect(),
+        })
+    }
+
+    /// The same server and credentials, connected to `database` (PostgreSQL grants and
+    /// extensions are made inside the database they are for).
+    pub fn open_database(&self, database: &str) -> Result<Session> {
+        let mut info = self.info.clone();
+        info.database = database.to_owned();
+        let mut admin = Session::open(&info)?;
+        admin.secrets = self.secrets.clone();
+        Ok(admin)
+    }
+
+    /// The admin block's connection details (for a new block on the same server).
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// Keeps `secret` out of every message from here on.
+    pub fn hide(&mut self, secret: &str) {
+        self.secrets
+            .push(zeroize::Zeroizing::new(secret.to_owned()));
+    }
+
+    fn scrub(&self, message: &str) -> String {
+        self.secrets
+            .iter()
+            .fold(message.to_owned(), |m, s| scrub_secret(&m, s))
+    }
+
+    /// Runs one statement; a failure names `step`. On PostgreSQL, a statement that may
+    /// run in a `DO` block does, so its SQLSTATE picks the code.
+    pub fn run(&mut self, step: &str, statement: &str) -> Result<()> {
+        let wrapped = self.dialect == Dialect::Postgres
+            && !statement.starts_with("CREATE DATABASE")
+            && !statement.starts_with("DROP DATABASE");
+        let sql = match wrapped {
+            true => sql::with_sqlstate(statement)?,
+            false => statement.to_owned(),
+        };
+        self.conn
+            .batch_execute(&sql)
+            .map_err(|err| self.failure(step, &err.to_string()))
+    }
+
+    /// Runs SQL text as it is (a schema file), in one batch.
+    pub fn run_batch(&mut self, sql: &str) -> std::result::Result<(), String> {
+        self.conn
+            .batch_execute(sql)
+            .map_err(|err| self.scrub(&err.to_string()))
+    }
+
+    /// The error for a failed `step`: the code its SQLSTATE maps to, if the message
+    /// carries one (see [`sql::with_sqlstate`]); `PROVISION_FAILED` otherwise.
+    fn failure(&self, step: &str, message: &str) -> Error {
+        let message = self.scrub(message.trim());
+        let (code, text) = match message.strip_prefix("sqlstate ") {
+            Some(rest) if rest.len() > 7 && rest.as_bytes()[5] == b':' => (
+                sql::code_for_sqlstate(&rest[..5]).unwrap_or(ProvisionCode::StepFailed),
+                rest[7..].to_owned(),
+            ),
+            _ => (ProvisionCode::StepFailed, message.clone()),
+        };
+        Error::provision(code, format!("{step}: {text}"))
+    }
+
+    pub fn flag(&mut self, sql: &str) -> Result<bool> {
+        let rows: Vec<Flag> = diesel::sql_query(sql)
+            .load(&mut self.conn)
+            .map_err(|err| self.failure("reading the catalog", &err.to_string()))?;
+        Ok(rows.first().is_some_and(|r| r.v))
+    }
+
+    pub fn count(&mut self, sql: &str) -> Result<i64> {
+        let rows: Vec<Count> = diesel::sql_query(sql)
+            .load(&mut self.conn)
+            .map_err(|err| self.failure("reading the catalog", &err.to_string()))?;
+        Ok(rows.first().map_or(0, |r| r.v))
+    }
+
+    pub fn text(&mut self, sql: &str) -> Result<Option<String>> {
+        let rows: Vec<Name> = diesel::sql_query(sql)
+            .load(&mut self.conn)
+            .map_err(|err| self.failure("reading the catalog", &err.to_string()))?;
+        Ok(rows.into_iter().next().map(|r| r.v))
+    }
+
+    pub fn database_exists(&mut self, name: &str) -> Result<bool> {
+        let sql = sql::database_exists(self.dialect, name)?;
+        self.flag(&sql)
+    }
+
+    pub fn role_exists(&mut self, name: &RoleName) -> Result<bool> {
+        let sql = sql::role_exists(self.dialect, name)?;
+        self.flag(&sql)
+    }
+
+    /// Refuses (`INSUFFICIENT_PERMISSIONS`) when the admin role may not create roles
+    /// and databases.
+    pub fn check_may_provision(&mut self) -> Result<()> {
+        match self.flag(sql::may_provision(self.dialect))? {
+            true => Ok(()),
+            false => Err(Error::provision(
+                ProvisionCode::InsufficientPermissions,
+                format!(
+                    "role {:?} may not create roles and databases; grant it CREATEDB and \
+                     CREATEROLE (PostgreSQL), the admin role (CockroachDB), or CREATE, \
+                     CREATE USER and GRANT OPTION (MySQL)",
+                    self.info.username.as_deref().unwrap_or("(default)")
+                ),
+            )),
+        }
+    }
+
+    /// Refuses a template that does not exist or has other sessions connected (which
+    /// PostgreSQL cannot copy), both as `TEMPLATE_NOT_FOUND`.
+    pub fn check_template(&mut self, template: &str) -> Result<()> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(());
+        }
+        if !self.database_exists(template)? {
+            return Err(Error::provision(
+                ProvisionCode::TemplateNotFound,
+                format!("template database {template:?} does not exist"),
+            ));
+        }
+        let sessions = self.count(&sql::sessions_on(self.dialect, template)?)?;
+        if sessions > 0 {
+            return Err(Error::provision(
+                ProvisionCode::TemplateNotFound,
+                format!(
+                    "template database {template:?} cannot be copied: {sessions} other \
+                     session(s) are connected to it; disconnect them and retry"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn databases(&mut self) -> Result<Vec<DatabaseInfo>> {
+        diesel::sql_query(sql::list_databases(self.dialect))
+            .load(&mut self.conn)
+            .map_err(|err| self.failure("listing databases", &err.to_string()))
+    }
+
+    /// The owner of a database (PostgreSQL, CockroachDB).
+    pub fn database_owner(&mut self, name: &DatabaseName) -> Result<Option<String>> {
+        let sql = sql::database_owner(self.dialect, name)?;
+        self.text(&sql)
+    }
+}
+
+/// Whether a login with `password` works where `info` points (a block's connection).
+pub fn verify_login(info: &ConnectionInfo, password: &str) -> Result<()> {
+    let mut info = info.clone();
+    info.password = Some(password.to_owned());
+    crate::connect::probe::connect(&info, CONNECT_TIMEOUT).map(drop)
+}

@@ -1,0 +1,518 @@
+//! The database side of blocks as the registry offers it: a database and its owner
+//! role created all or nothing with the block that points at them, more roles with
+//! grants, schema files applied with a block's own credentials, databases listed and
+//! dropped, and a block's password rotated in the database and the store with no
+//! moment at which the store lacks a password that works.
+
+use serde_json::{Value, json};
+
+use super::Registry;
+use crate::block::{Block, NewBlock};
+use crate::connect::{ConnectionInfo, connection_info};
+use crate::error::{Error, ProvisionCode, Result};
+use crate::name::BlockName;
+use crate::provision::schema::{self, Values};
+use crate::provision::{
+    DatabaseInfo, DatabaseName, Dialect, Grant, RoleName, Session, generate_password, sql,
+    verify_login,
+};
+
+const CONNECTOR: &str = "sqlalchemy-connector";
+
+/// `db create`.
+#[derive(Clone, Debug)]
+pub struct NewDatabase {
+    pub admin: String,
+    pub database: DatabaseName,
+    pub owner: RoleName,
+    pub block: BlockName,
+    pub template: Option<String>,
+    pub extensions: Vec<String>,
+}
+
+/// What `db create` (and `db user create`) did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Provisioned {
+    pub database: String,
+    pub role: String,
+    /// The block that now points at it (its data masked).
+    pub block: String,
+    /// False when everything asked for was already there (a re-run).
+    pub changed: bool,
+    /// What was done, in order.
+    pub steps: Vec<String>,
+}
+
+/// `db ls`: a database and the blocks that point at it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DatabaseListing {
+    #[serde(flatten)]
+    pub database: DatabaseInfo,
+    pub blocks: Vec<String>,
+}
+
+/// What was created so far, undone in reverse when a later step fails.
+#[derive(Default)]
+struct Undo {
+    role: Option<RoleName>,
+    database: Option<DatabaseName>,
+}
+
+impl Undo {
+    fn run(self, admin: &mut Session) {
+        let dialect = admin.dialect;
+        if let Some(db) = &self.database
+            && let Ok(statement) = sql::drop_database(dialect, db)
+        {
+            let _ = admin.run("undo: drop database", &statement);
+        }
+        if let Some(role) = &self.role
+            && let Ok(statement) = sql::drop_role(dialect, role)
+        {
+            let _ = admin.run("undo: drop role", &statement);
+        }
+    }
+}
+
+impl Registry {
+    /// A session with an admin block's credentials.
+    pub fn admin_session(&self, admin: &str) -> Result<Session> {
+        let block = self.load_block(admin)?;
+        let info = connection_info(&block).map_err(|err| {
+            Error::provision(
+                ProvisionCode::NotAnAdminBlock,
+                format!("block {admin:?} cannot be an admin block: {err}"),
+            )
+        })?;
+        Session::open(&info)
+    }
+
+    /// Creates role `owner` (with a generated password), database `database` owned by
+    /// it (from `template`, with `extensions`), and block `block` pointing at them. All
+    /// or nothing: a failed step undoes the ones before it. A re-run after success
+    /// changes nothing and says so.
+    pub fn create_database(&self, new: &NewDatabase) -> Result<Provisioned> {
+        let mut admin = self.admin_session(&new.admin)?;
+        let dialect = admin.dialect;
+        if let Some(done) = self.already_provisioned(&mut admin, new)? {
+            return Ok(done);
+        }
+        admin.check_may_provision()?;
+        if admin.database_exists(new.database.as_str())? {
+            return Err(Error::provision(
+                ProvisionCode::DatabaseAlreadyExists,
+                format!("database {:?} already exists", new.database.as_str()),
+            ));
+        }
+        if admin.role_exists(&new.owner)? {
+            return Err(Error::provision(
+                ProvisionCode::RoleAlreadyExists,
+                format!(
+                    "role {:?} already exists; choose another --owner (or give it a \
+                     database with `db user create`)",
+                    new.owner.as_str()
+                ),
+            ));
+        }
+        if let Some(template) = &new.template {
+            admin.check_template(template)?;
+        }
+        let statements =
+            sql::create_database(dialect, &new.database, &new.owner, new.template.as_deref())?;
+        let password = generate_password();
+        admin.hide(&password);
+        let mut undo = Undo::default();
+        let mut steps = Vec::new();
+        let result = (|| {
+            let create_role = sql::create_role(dialect, &new.owner, &password)?;
+            admin.run("create role", &create_role)?;
+            undo.role = Some(new.owner.clone());
+            steps.push(format!("created role {}", new.owner));
+            for statement in &statements {
+                admin
+                    .run("create database", statement)
+                    .map_err(|err| refine_create_error(&mut admin, new, err))?;
+                undo.database = Some(new.database.clone());
+            }
+            steps.push(format!("created database {}", new.database));
+            if !new.extensions.is_empty() {
+                let mut inside = admin.open_database(new.database.as_str())?;
+                for extension in &new.extensions {
+                    let statement = sql::create_extension(dialect, extension)?;
+                    inside.run(&format!("create extension {extension}"), &statement)?;
+                    steps.push(format!("enabled extension {extension}"));
+                }
+            }
+            let info = block_info(admin.info(), &new.database, &new.owner, &password);
+            self.create_block(NewBlock {
+                name: new.block.clone(),
+                block_type: CONNECTOR.into(),
+                document: json!({ "connection_info": info.to_components() }),
+                id: None,
+            })?;
+            steps.push(format!("stored block {}", new.block));
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(Provisioned {
+                database: new.database.to_string(),
+                role: new.owner.to_string(),
+                block: new.block.to_string(),
+                changed: true,
+                steps,
+            }),
+            Err(err) => {
+                undo.run(&mut admin);
+                Err(err)
+            }
+        }
+    }
+
+    /// A re-run of a `db create` that succeeded: the block points at this database as
+    /// this role on the admin's server, and both exist.
+    fn already_provisioned(
+        &self,
+        admin: &mut Session,
+        new: &NewDatabase,
+    ) -> Result<Option<Provisioned>> {
+        let block = match self.get_block_masked(&new.block) {
+            Ok(block) => block,
+            Err(err) if err.code() == "BLOCK_NOT_FOUND" => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let info = connection_info(&block)?;
+        let same = info.database == new.database.as_str()
+            && info.username.as_deref() == Some(new.owner.as_str())
+            && info.tcp_host() == admin.info().tcp_host()
+            && info.effective_port() == admin.info().effective_port();
+        if !same {
+            return Err(Error::BlockAlreadyExists(new.block.to_string()));
+        }
+        if !(admin.database_exists(new.database.as_str())? && admin.role_exists(&new.owner)?) {
+            return Err(Error::provision(
+                ProvisionCode::StepFailed,
+                format!(
+                    "block {} points at database {} as {}, but the server lacks one of \
+                     them; delete the block or recreate them by hand",
+                    new.block, new.database, new.owner
+                ),
+            ));
+        }
+        Ok(Some(Provisioned {
+            database: new.database.to_string(),
+            role: new.owner.to_string(),
+            block: new.block.to_string(),
+            changed: false,
+            steps: vec![
+                "unchanged: the database, its owner and the block are already there".into(),
+            ],
+        }))
+    }
+
+    /// Creates role `role` with a generated password, grants it `grant` on
+    /// `database`, and stores block `block` for it. All or nothing, like
+    /// [`Registry::create_database`].
+    pub fn create_database_user(
+        &self,
+        admin: &str,
+        role: &RoleName,
+        grant: Grant,
+        database: &DatabaseName,
+        block: &BlockName,
+    ) -> Result<Provisioned> {
+        let mut admin = self.admin_session(admin)?;
+        let dialect = admin.dialect;
+        if self.get_block_masked(block).is_ok() {
+            return Err(Error::BlockAlreadyExists(block.to_string()));
+        }
+        if !admin.database_exists(database.as_str())? {
+            return Err(Error::provision(
+                ProvisionCode::DatabaseNotFound,
+                format!("database {:?} does not exist", database.as_str()),
+            ));
+        }
+        if admin.role_exists(role)? {
+            return Err(Error::provision(
+                ProvisionCode::RoleAlreadyExists,
+                format!("role {:?} already exists", role.as_str()),
+            ));
+        }
+        let owner = match dialect {
+            Dialect::Mysql => String::new(),
+            _ => admin.database_owner(database)?.unwrap_or_default(),
+        };
+        let password = generate_password();
+        admin.hide(&password);
+        let mut undo = Undo::default();
+        let result = (|| {
+            admin.run("create role", &sql::create_role(dialect, role, &password)?)?;
+            undo.role = Some(role.clone());
+            let statements = sql::grant(dialect, grant, database, role, &owner)?;
+            let mut inside = match dialect {
+                Dialect::Mysql => None,
+                _ => Some(admin.open_database(database.as_str())?),
+            };
+            for statement in &statements {
+                match inside.as_mut() {
+                    Some(session) => session.run("grant", statement)?,
+                    None => admin.run("grant", statement)?,
+                }
+            }
+            drop(inside);
+            let info = block_info(admin.info(), database, role, &password);
+            self.create_block(NewBlock {
+                name: block.clone(),
+                block_type: CONNECTOR.into(),
+                document: json!({ "connection_info": info.to_components() }),
+                id: None,
+            })
+        })();
+        match result {
+            Ok(_) => Ok(Provisioned {
+                database: database.to_string(),
+                role: role.to_string(),
+                block: block.to_string(),
+                changed: true,
+                steps: vec![
+                    format!("created role {role}"),
+                    format!("granted {grant:?} on {database}").to_lowercase(),
+                    format!("stored block {block}"),
+                ],
+            }),
+            Err(err) => {
+                // A role with grants must lose them before it can be dropped.
+                if let (Some(r), Dialect::Postgres) = (&undo.role, dialect)
+                    && let Ok(mut inside) = admin.open_database(database.as_str())
+                {
+                    let drop_owned = format!("DROP OWNED BY {}", sql::ident(dialect, r.as_str())?);
+                    let _ = inside.run("undo: drop grants", &drop_owned);
+                }
+                undo.run(&mut admin);
+                Err(err)
+            }
+        }
+    }
+
+    /// Databases on the admin's server, each with the blocks that point at it there.
+    pub fn list_databases(&self, admin: &str) -> Result<Vec<DatabaseListing>> {
+        let mut session = self.admin_session(admin)?;
+        let databases = session.databases()?;
+        let server = (
+            session.info().tcp_host().map(str::to_owned),
+            session.info().effective_port(),
+        );
+        let mut pointing: Vec<(String, String)> = Vec::new();
+        for summary in self.list_blocks(&Default::default())? {
+            if summary.block_type != CONNECTOR {
+                continue;
+            }
+            let Ok(block) = self.get_block_masked(&summary.name) else {
+                continue;
+            };
+            if let Ok(info) = connection_info(&block)
+                && (info.tcp_host().map(str::to_owned), info.effective_port()) == server
+            {
+                pointing.push((info.database.clone(), block.name.clone()));
+            }
+        }
+        Ok(databases
+            .into_iter()
+            .map(|database| DatabaseListing {
+                blocks: pointing
+                    .iter()
+                    .filter(|(db, _)| *db == database.name)
+                    .map(|(_, b)| b.clone())
+                    .collect(),
+                database,
+            })
+            .collect())
+    }
+
+    /// Drops a database (and, with `drop_role`, its owner role); the blocks that
+    /// pointed at it are returned, to be deleted or kept by the caller.
+    pub fn drop_database(
+        &self,
+        admin: &str,
+        database: &DatabaseName,
+        drop_role: Option<&RoleName>,
+    ) -> Result<Vec<String>> {
+        let listing = self.list_databases(admin)?;
+        let Some(entry) = listing
+            .iter()
+            .find(|d| d.database.name == database.as_str())
+        else {
+            return Err(Error::provision(
+                ProvisionCode::DatabaseNotFound,
+                format!("database {:?} does not exist", database.as_str()),
+            ));
+        };
+        let mut session = self.admin_session(admin)?;
+        let dialect = session.dialect;
+        session.run("drop database", &sql::drop_database(dialect, database)?)?;
+        if let Some(role) = drop_role {
+            session.run("drop role", &sql::drop_role(dialect, role)?)?;
+        }
+        Ok(entry.blocks.clone())
+    }
+
+    /// Applies schema files with the block's own credentials: placeholders replaced,
+    /// statements run in order in one transaction where the dialect allows (PostgreSQL),
+    /// stopping at the first error with `file:line`. The block's `requires` are checked
+    /// first.
+    pub fn apply_schema(&self, name: &str, files: &[(String, String)]) -> Result<usize> {
+        let block = self.load_block(name)?;
+        let doc = block.document().unwrap_or_default();
+        let report = crate::connect::test(name, &doc, std::time::Duration::from_secs(10))?;
+        if !report.requirements_met() {
+            return Err(Error::RequirementNotMet(format!(
+                "block {name:?} requires what its database lacks; `blockyard block test \
+                 {name}` shows what"
+            )));
+        }
+        let info = connection_info(&block)?;
+        let mut session = Session::open(&info)?;
+        let dialect = session.dialect;
+        let password = info.password.clone().unwrap_or_default();
+        let values = Values {
+            user: info.username.as_deref().unwrap_or_default(),
+            password: &password,
+            database: &info.database,
+        };
+        let transactional = dialect == Dialect::Postgres;
+        if transactional {
+            session.run_batch("BEGIN").map_err(schema_error("BEGIN"))?;
+        }
+        let mut count = 0;
+        for (file, text) in files {
+            let text = schema::substitute(dialect, text, &values)?;
+            for statement in schema::split(&text) {
+                let at = format!("{file}:{}", statement.line);
+                if let Err(message) = session.run_batch(&statement.sql) {
+                    if transactional {
+                        let _ = session.run_batch("ROLLBACK");
+                    }
+                    return Err(schema_error(&at)(message));
+                }
+                count += 1;
+            }
+        }
+        if transactional {
+            session
+                .run_batch("COMMIT")
+                .map_err(schema_error("COMMIT"))?;
+        }
+        Ok(count)
+    }
+
+    /// Rotates a block's password in its database and in the store. The new password
+    /// is stored (sealed, as `rotation.pending_password`) before the role changes, so
+    /// the store always holds a password that works; a re-run after a crash finishes a
+    /// pending rotation instead of starting another.
+    pub fn rotate_password(&self, name: &str, admin: &str) -> Result<Block> {
+        let block = self.load_block(name)?;
+        let mut doc = block.document().unwrap_or_default();
+        let info = connection_info(&block)?;
+        let role = RoleName::parse(info.username.as_deref().unwrap_or_default())?;
+        let mut session = self.admin_session(admin)?;
+        let dialect = session.dialect;
+        let pending = doc
+            .pointer("/rotation/pending_password")
+            .and_then(Value::as_str)
+            .map(|p| zeroize::Zeroizing::new(p.to_owned()));
+        let (password, version) = match pending {
+            Some(password) => (password, block.version),
+            None => {
+                let password = generate_password();
+                set_rotation(&mut doc, Some(&password));
+                let saved = self.update_block(name, doc.clone(), Some(block.version))?;
+                (password, saved.version)
+            }
+        };
+        session.hide(&password);
+        // Setting the pending password again is harmless, so a re-run simply does it.
+        let statement = sql::set_password(dialect, &role, &password)?;
+        session.run("set the role's password", &statement)?;
+        verify_login(&info, &password)?;
+        doc["connection_info"] = {
+            let mut done = info.clone();
+            done.password = Some(password.to_string());
+            match &doc["connection_info"] {
+                Value::String(_) => Value::String(done.connection_url()?),
+                _ => done.to_components(),
+            }
+        };
+        set_rotation(&mut doc, None);
+        self.update_block(name, doc, Some(version))
+    }
+}
+
+/// `rotation.pending_password` set (a rotation under way) or cleared with the time of
+/// the finished rotation recorded.
+fn set_rotation(doc: &mut Value, pending: Option<&str>) {
+    if !doc.get("rotation").is_some_and(Value::is_object) {
+        doc["rotation"] = json!({});
+    }
+    match pending {
+        Some(password) => doc["rotation"]["pending_password"] = json!(password),
+        None => {
+            if let Some(rotation) = doc["rotation"].as_object_mut() {
+                rotation.remove("pending_password");
+                rotation.insert(
+                    "last_rotated_at".into(),
+                    json!(crate::time::rfc3339(crate::time::now_millis())),
+                );
+            }
+        }
+    }
+}
+
+/// A new block's connection: the admin's server (driver, host, port, options), this
+/// database, role and password.
+fn block_info(
+    admin: &ConnectionInfo,
+    database: &DatabaseName,
+    role: &RoleName,
+    password: &str,
+) -> ConnectionInfo {
+    let mut info = admin.clone();
+    info.database = database.to_string();
+    info.username = Some(role.to_string());
+    info.password = Some(password.to_owned());
+    info
+}
+
+/// A `CREATE DATABASE` failure told apart by the catalogs (PostgreSQL cannot run it
+/// where its SQLSTATE could be caught): taken meanwhile, or a template in use.
+fn refine_create_error(admin: &mut Session, new: &NewDatabase, err: Error) -> Error {
+    if err.code() != "PROVISION_FAILED" {
+        return err;
+    }
+    if admin
+        .database_exists(new.database.as_str())
+        .unwrap_or(false)
+    {
+        return Error::provision(
+            ProvisionCode::DatabaseAlreadyExists,
+            format!("database {:?} already exists", new.database.as_str()),
+        );
+    }
+    if let Some(template) = &new.template
+        && let Err(template_err) = admin.check_template(template)
+    {
+        return template_err;
+    }
+    if admin.check_may_provision().is_err() {
+        return Error::provision(
+            ProvisionCode::InsufficientPermissions,
+            format!(
+                "permission denied to create database {:?}",
+                new.database.as_str()
+            ),
+        );
+    }
+    err
+}
+
+fn schema_error(at: &str) -> impl Fn(String) -> Error + '_ {
+    move |message| Error::provision(ProvisionCode::SchemaFailed, format!("{at}: {message}"))
+}
