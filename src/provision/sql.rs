@@ -324,7 +324,7 @@ pub fn may_provision(dialect: Dialect) -> &'static str {
             "SELECT (SELECT count(*) FROM information_schema.user_privileges \
              WHERE grantee = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
              SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''') \
-             AND privilege_type IN ('CREATE', 'CREATE USER', 'GRANT OPTION')) = 3 AS v"
+             AND privilege_type IN ('CREATE', 'CREATE USER')) = 2 AS v"
         }
     }
 }

@@ -425,6 +425,7 @@ impl Registry {
                 let password = generate_password();
                 set_rotation(&mut doc, Some(&password));
                 let saved = self.update_block(name, doc.clone(), Some(block.version))?;
+                crash_point("pending-stored");
                 (password, saved.version)
             }
         };
@@ -432,6 +433,7 @@ impl Registry {
         // Setting the pending password again is harmless, so a re-run simply does it.
         let statement = sql::set_password(dialect, &role, &password)?;
         session.run("set the role's password", &statement)?;
+        crash_point("role-altered");
         verify_login(&info, &password)?;
         doc["connection_info"] = {
             let mut done = info.clone();
@@ -443,6 +445,14 @@ impl Registry {
         };
         set_rotation(&mut doc, None);
         self.update_block(name, doc, Some(version))
+    }
+}
+
+/// Fault injection for the crash tests: the process aborts (as `kill -9` would stop
+/// it, with no cleanup) at the point named by `BLOCKYARD_CRASH_AT`. Unset, nothing.
+fn crash_point(point: &str) {
+    if std::env::var("BLOCKYARD_CRASH_AT").is_ok_and(|p| p == point) {
+        std::process::abort();
     }
 }
 

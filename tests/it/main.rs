@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod blocks;
 mod connect;
+mod databases;
 mod everyday;
 mod hardening;
 mod http_service;
