@@ -112,3 +112,133 @@ fn mariadb_pool_test_and_exec() {
     env.run(&["block", "test", "warehouse"])
         .fails_with("AUTHENTICATION_FAILED");
 }
+
+/// The database side on MariaDB: create (database, user, grants, block), a read-only
+/// user, rotation, listing, drop; MySQL has no templates or extensions.
+#[test]
+fn mariadb_database_side() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let (db, owner, reader) = (unique("bt_mydb"), unique("bt_myown"), unique("bt_myread"));
+    let cleanup = MysqlUser { name: db.clone() };
+    let _users = [
+        MysqlUser {
+            name: owner.clone(),
+        },
+        MysqlUser {
+            name: reader.clone(),
+        },
+    ];
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "my-admin",
+            "--url",
+            "mysql+pymysql://root@127.0.0.1:3306/mysql",
+        ],
+        "",
+    )
+    .success();
+    let admin = ["--admin", "my-admin"];
+    env.run(
+        &[
+            &[
+                "db",
+                "create",
+                &db,
+                "--owner",
+                &owner,
+                "--block",
+                "wh",
+                "--template",
+                "x",
+            ],
+            &admin[..],
+        ]
+        .concat(),
+    )
+    .fails_with("TEMPLATE_NOT_FOUND");
+    env.ok(&[
+        &["db", "create", &db, "--owner", &owner, "--block", "wh"],
+        &admin[..],
+    ]
+    .concat());
+    env.ok(&["block", "test", "wh"]);
+    env.ok(&[
+        "exec",
+        "wh",
+        "--",
+        "mysql",
+        "-e",
+        "CREATE TABLE t (x int); INSERT INTO t VALUES (7)",
+    ]);
+    env.ok(&[
+        &[
+            "db",
+            "user",
+            "create",
+            &reader,
+            "--grant",
+            "read",
+            "--on-database",
+            &db,
+            "--block",
+            "wh-read",
+        ],
+        &admin[..],
+    ]
+    .concat());
+    let read = env.ok(&[
+        "exec",
+        "wh-read",
+        "--",
+        "mysql",
+        "-N",
+        "-e",
+        "SELECT x FROM t",
+    ]);
+    assert_eq!(read.stdout.trim(), "7");
+    let write = env.run(&[
+        "exec",
+        "wh-read",
+        "--",
+        "mysql",
+        "-e",
+        "INSERT INTO t VALUES (8)",
+    ]);
+    assert_ne!(write.code, 0, "the read-only user could write");
+
+    let before = env.json(&["block", "inspect", "wh", "--show-secrets"]);
+    let old = before["data"]["connection_info"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.ok(&[&["block", "rotate-password", "wh"], &admin[..]].concat());
+    env.ok(&["block", "test", "wh"]);
+    update_password(&env, "wh", &old);
+    env.run(&["block", "test", "wh"])
+        .fails_with("AUTHENTICATION_FAILED");
+
+    let listing = env.json(&[&["db", "ls"], &admin[..]].concat());
+    let entry = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == db.as_str())
+        .expect("listed");
+    assert_eq!(entry["blocks"], serde_json::json!(["wh", "wh-read"]));
+    env.ok(&[
+        &["db", "drop", &db, "--yes", "--drop-role", &owner],
+        &admin[..],
+    ]
+    .concat());
+    let mut root = MysqlConnection::establish(MYSQL_ADMIN).unwrap();
+    let left = text(
+        &mut root,
+        &format!(
+            "SELECT CAST(count(*) AS CHAR) AS value FROM information_schema.schemata WHERE schema_name = '{db}'"
+        ),
+    );
+    assert_eq!(left, "0");
+    drop(cleanup);
+}
