@@ -38,6 +38,7 @@ pub enum BlockCommand {
     /// Example: blockyard block rotate-password crdb-sage --admin pg-admin
     #[command(verbatim_doc_comment)]
     RotatePassword {
+        /// The block whose role gets the new password.
         name: BlockName,
         /// The admin block whose role may change the block's role's password.
         #[arg(long, value_name = "BLOCK")]

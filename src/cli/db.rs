@@ -66,13 +66,16 @@ pub enum DbCommand {
     /// point at each.
     #[command(visible_alias = "list")]
     Ls {
+        /// The admin block: a connection to the server to list.
         #[arg(long, value_name = "BLOCK")]
         admin: BlockName,
     },
     /// Drop a database (and everything in it). Blocks that point at it are listed, or
     /// deleted with --delete-blocks.
     Drop {
+        /// The database to drop.
         name: String,
+        /// The admin block: a connection whose role may drop it.
         #[arg(long, value_name = "BLOCK")]
         admin: BlockName,
         /// Also drop this role (e.g. the database's owner).
@@ -96,14 +99,18 @@ pub enum UserCommand {
     ///            --on-database sage --block sage-reader
     #[command(verbatim_doc_comment)]
     Create {
+        /// The role to create (same rules as a database name).
         role: String,
+        /// The admin block: a connection whose role may create roles and grant.
         #[arg(long, value_name = "BLOCK")]
         admin: BlockName,
         /// What the role may do: read (SELECT), write (and INSERT, UPDATE, DELETE), all.
         #[arg(long, value_enum)]
         grant: GrantArg,
+        /// The database the role gets access to.
         #[arg(long, value_name = "DATABASE")]
         on_database: String,
+        /// The block to store for the new role.
         #[arg(long, value_name = "BLOCK")]
         block: BlockName,
     },
