@@ -113,3 +113,70 @@ pub struct ErrorDetail {
 pub struct Health {
     pub status: String,
 }
+
+/// `POST /databases`: `db create`. Give `database`, or `generate_name` (a project
+/// title) to have one made.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDatabase {
+    pub admin: String,
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub generate_name: Option<String>,
+    pub owner: String,
+    pub block: String,
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub extensions: Vec<String>,
+}
+
+/// `POST /databases/{name}/users`: `db user create`. `grant`: read, write or all.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDatabaseUser {
+    pub admin: String,
+    pub role: String,
+    pub grant: String,
+    pub block: String,
+}
+
+/// `POST /blocks/{name}/apply`: schema files, applied in order.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplySchema {
+    pub files: Vec<SchemaFile>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaFile {
+    /// Shown in errors as `name:line`.
+    pub name: String,
+    pub sql: String,
+}
+
+/// The answer to `POST /blocks/{name}/apply`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Applied {
+    pub block: String,
+    pub files: usize,
+    pub statements: usize,
+}
+
+/// `POST /blocks/{name}/rotate-password`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotatePassword {
+    pub admin: String,
+}
+
+/// The answer to `DELETE /databases/{name}`: what was dropped and the blocks that
+/// still point at it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DroppedDatabase {
+    pub dropped: String,
+    pub role_dropped: Option<String>,
+    pub blocks: Vec<String>,
+}

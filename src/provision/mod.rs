@@ -38,6 +38,27 @@ pub struct DatabaseInfo {
     pub size: Option<i64>,
 }
 
+/// What `db create` (and `db user create`) did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Provisioned {
+    pub database: String,
+    pub role: String,
+    /// The block that now points at it (its data masked).
+    pub block: String,
+    /// False when everything asked for was already there (a re-run).
+    pub changed: bool,
+    /// What was done, in order.
+    pub steps: Vec<String>,
+}
+
+/// `db ls`: a database and the blocks that point at it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DatabaseListing {
+    #[serde(flatten)]
+    pub database: DatabaseInfo,
+    pub blocks: Vec<String>,
+}
+
 #[derive(QueryableByName)]
 struct Flag {
     #[diesel(sql_type = Bool)]

@@ -219,6 +219,18 @@ pub enum Grant {
 }
 
 impl Grant {
+    /// `read`, `write` or `all`.
+    pub fn parse(text: &str) -> Result<Grant> {
+        match text {
+            "read" => Ok(Grant::Read),
+            "write" => Ok(Grant::Write),
+            "all" => Ok(Grant::All),
+            _ => Err(Error::InvalidInput(format!(
+                "grant {text:?} is not read, write or all"
+            ))),
+        }
+    }
+
     fn table_privileges(self) -> &'static str {
         match self {
             Grant::Read => "SELECT",

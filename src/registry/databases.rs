@@ -13,8 +13,8 @@ use crate::error::{Error, ProvisionCode, Result};
 use crate::name::BlockName;
 use crate::provision::schema::{self, Values};
 use crate::provision::{
-    DatabaseInfo, DatabaseName, Dialect, Grant, RoleName, Session, generate_password, sql,
-    verify_login,
+    DatabaseListing, DatabaseName, Dialect, Grant, Provisioned, RoleName, Session,
+    generate_password, sql, verify_login,
 };
 
 const CONNECTOR: &str = "sqlalchemy-connector";
@@ -28,27 +28,6 @@ pub struct NewDatabase {
     pub block: BlockName,
     pub template: Option<String>,
     pub extensions: Vec<String>,
-}
-
-/// What `db create` (and `db user create`) did.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Provisioned {
-    pub database: String,
-    pub role: String,
-    /// The block that now points at it (its data masked).
-    pub block: String,
-    /// False when everything asked for was already there (a re-run).
-    pub changed: bool,
-    /// What was done, in order.
-    pub steps: Vec<String>,
-}
-
-/// `db ls`: a database and the blocks that point at it.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct DatabaseListing {
-    #[serde(flatten)]
-    pub database: DatabaseInfo,
-    pub blocks: Vec<String>,
 }
 
 /// What was created so far, undone in reverse when a later step fails.

@@ -10,8 +10,9 @@ mod keys;
 mod local;
 
 pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
+pub use crate::provision::{DatabaseListing, Provisioned};
 pub use admin::{AuditFilter, AuditRow, MigrationStatus, migrate, migration_status};
-pub use databases::{DatabaseListing, NewDatabase, Provisioned};
+pub use databases::NewDatabase;
 pub use keys::{InitReport, KeyStatus, RotationReport};
 
 use std::sync::Arc;

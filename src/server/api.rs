@@ -137,7 +137,7 @@ fn parse_limit(raw: Option<&str>) -> ApiResult<i64> {
 }
 
 /// Records an audit event; if it cannot be written, the request fails with 503.
-async fn audit(
+pub(super) async fn audit(
     state: &State,
     ctx: &Ctx,
     actor: &Actor,
@@ -186,7 +186,7 @@ pub(super) async fn audited<T>(
 }
 
 /// The registry for one change by `actor`: the change's audit record commits with it.
-fn for_change(
+pub(super) fn for_change(
     state: &State,
     ctx: &Ctx,
     actor: &Actor,
@@ -203,7 +203,7 @@ fn for_change(
 
 /// A change's answer. A change that took effect committed its audit record with it; a
 /// refused or failed one is recorded here, before the error leaves.
-async fn changed<T>(
+pub(super) async fn changed<T>(
     state: &State,
     ctx: &Ctx,
     actor: &Actor,

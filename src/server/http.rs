@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use super::State;
 use crate::auth::Actor;
-use crate::error::Error;
+use crate::error::{Error, ProvisionCode};
 use crate::name::BlockName;
 use crate::wire::{ErrorBody, ErrorDetail};
 
@@ -59,6 +59,22 @@ impl ApiError {
     }
 }
 
+/// The database side's codes: what the caller can fix is 4xx; a full disk 507; a step
+/// the database server refused for another reason 422, with the step named.
+fn provision_status(code: ProvisionCode) -> Status {
+    match code {
+        ProvisionCode::InvalidDatabaseName | ProvisionCode::InvalidRoleName => Status::BadRequest,
+        ProvisionCode::DatabaseAlreadyExists | ProvisionCode::RoleAlreadyExists => Status::Conflict,
+        ProvisionCode::DatabaseNotFound | ProvisionCode::NotFound => Status::NotFound,
+        ProvisionCode::DiskSpaceFull => Status::InsufficientStorage,
+        ProvisionCode::TemplateNotFound
+        | ProvisionCode::InsufficientPermissions
+        | ProvisionCode::StepFailed
+        | ProvisionCode::SchemaFailed
+        | ProvisionCode::NotAnAdminBlock => Status::UnprocessableEntity,
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         let code = err.code();
@@ -73,6 +89,10 @@ impl From<Error> for ApiError {
             Error::Unauthorized(_) => Status::Unauthorized,
             Error::Forbidden(_) => Status::Forbidden,
             Error::StoreUnavailable(_) | Error::AuditUnavailable(_) => Status::ServiceUnavailable,
+            Error::Provision { code, .. } => provision_status(*code),
+            Error::Connect { .. } | Error::RequirementNotMet(_) | Error::NotAConnection { .. } => {
+                Status::UnprocessableEntity
+            }
             _ => Status::InternalServerError,
         };
         // Internal details (database errors, the store's address) stay in the server's

@@ -4,6 +4,7 @@
 
 mod api;
 mod cache;
+mod databases;
 mod http;
 mod prefect;
 
@@ -134,6 +135,12 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
                 api::register_type,
                 api::list_audit,
                 api::openapi,
+                databases::create_database,
+                databases::list_databases,
+                databases::create_user,
+                databases::drop_database,
+                databases::apply_schema,
+                databases::rotate_password,
             ],
         )
         .mount("/prefect/api", prefect::routes())

@@ -67,10 +67,21 @@ impl Drop for Cleanup {
     }
 }
 
+/// The admin block's password: the test server lets `postgres` in without one (trust),
+/// so it is planted only to be searched for in every output.
+const ADMIN_PW: &str = "planted-ADMIN-pw";
+
 fn admin_block(env: &TestEnv) {
     env.run_stdin(
-        &["block", "create", "pg-admin", "--url", &pg_admin_url()],
-        "",
+        &[
+            "block",
+            "create",
+            "pg-admin",
+            "--url",
+            &pg_admin_url(),
+            "--password-stdin",
+        ],
+        ADMIN_PW,
     )
     .success();
 }
@@ -281,11 +292,8 @@ fn postgres_database_lifecycle() {
         .fails_with("BLOCK_NOT_FOUND");
 
     for text in &outputs {
-        for secret in [&password, &new_password] {
-            assert!(
-                !text.contains(secret.as_str()),
-                "a password was printed: {text}"
-            );
+        for secret in [password.as_str(), new_password.as_str(), ADMIN_PW] {
+            assert!(!text.contains(secret), "a password was printed: {text}");
         }
     }
 }
@@ -465,5 +473,144 @@ fn rotation_killed_at_any_point_ends_with_a_block_that_connects() {
         let _ = child.wait();
         env.ok(&rotate);
         env.ok(&["block", "test", "app"]);
+    }
+}
+
+#[test]
+fn the_database_side_over_http() {
+    use crate::server::{Api, Server, token};
+    use serde_json::json;
+    let env = TestEnv::new(Backend::Sqlite);
+    let (db, owner, reader) = (unique("bt_http"), unique("bt_howner"), unique("bt_hread"));
+    let _cleanup = Cleanup {
+        databases: vec![db.clone()],
+        roles: vec![owner.clone(), reader.clone()],
+    };
+    env.ok(&["init"]);
+    admin_block(&env);
+    let admin = token(&env, "ops", &["admin"], &[]);
+    let writer = token(&env, "bot", &["blocks:write", "blocks:read-secrets"], &[]);
+    let server = Server::start(&env, &[]);
+    let api = Api::new(&server, Some(&admin));
+    let bot = Api::new(&server, Some(&writer));
+    let new = json!({"admin": "pg-admin", "database": db, "owner": owner, "block": "app"});
+
+    let refused = bot.post("/databases", &new);
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let created = api.post("/databases", &new);
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.body["changed"], true);
+    let again = api.post("/databases", &new);
+    assert_eq!(
+        (again.status, &again.body["changed"]),
+        (200, &json!(false)),
+        "{}",
+        again.text
+    );
+    let taken = api.post(
+        "/databases",
+        &json!({"admin": "pg-admin", "database": db, "owner": unique("bt_x"), "block": "other"}),
+    );
+    assert_eq!(
+        (taken.status, &taken.body["error"]["code"]),
+        (409, &json!("DATABASE_ALREADY_EXISTS"))
+    );
+    let bad = api.post(
+        "/databases",
+        &json!({"admin": "pg-admin", "database": "Bad-Name", "owner": "x", "block": "x"}),
+    );
+    assert_eq!(
+        (bad.status, &bad.body["error"]["code"]),
+        (400, &json!("INVALID_DATABASE_NAME"))
+    );
+    pg(&format!("GRANT blockyard_password_auth TO {owner}"));
+    let password = password_of(&env, "app");
+
+    let schema = json!({"files": [{"name": "one.sql", "sql": "CREATE TABLE t (x int);\nINSERT INTO t VALUES (1);"}]});
+    let applied = api.post("/blocks/app/apply", &schema);
+    assert_eq!(
+        (applied.status, &applied.body["statements"]),
+        (200, &json!(2)),
+        "{}",
+        applied.text
+    );
+    let broken = api.post(
+        "/blocks/app/apply",
+        &json!({"files": [{"name": "two.sql", "sql": "SELECT 1;\nSELEC;"}]}),
+    );
+    assert_eq!(broken.status, 422, "{}", broken.text);
+    assert!(broken.text.contains("two.sql:2"), "{}", broken.text);
+
+    let user = api.post(
+        &format!("/databases/{db}/users"),
+        &json!({"admin": "pg-admin", "role": reader, "grant": "read", "block": "reader"}),
+    );
+    assert_eq!(user.status, 201, "{}", user.text);
+    let listing = api.get("/databases?admin=pg-admin");
+    let entry = listing
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == db.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["blocks"], json!(["app", "reader"]));
+
+    let rotated = api.post("/blocks/app/rotate-password", &json!({"admin": "pg-admin"}));
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let new_password = password_of(&env, "app");
+    assert!(can_log_in(&db, &owner, &new_password) && !can_log_in(&db, &owner, &password));
+
+    let dropped = api.send(
+        "DELETE",
+        &format!("/databases/{db}?admin=pg-admin&drop_role={owner}"),
+        None,
+        &[],
+    );
+    assert_eq!(dropped.status, 200, "{}", dropped.text);
+    assert_eq!(dropped.body["blocks"], json!(["app", "reader"]));
+    assert!(!database_exists(&db));
+
+    let audit = api.get("/audit?limit=100");
+    let actions: Vec<&str> = audit.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "use-admin-block",
+        "db-create",
+        "db-apply",
+        "db-user-create",
+        "rotate-password",
+        "db-drop",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+    let refusal = audit.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["actor"] == "bot" && r["outcome"] == "FORBIDDEN");
+    assert!(refusal, "the refused provisioning is not on record");
+    let everything = [
+        created.text,
+        again.text,
+        applied.text,
+        broken.text,
+        user.text,
+        listing.text,
+        rotated.text,
+        dropped.text,
+        server.log(),
+    ]
+    .join("\n");
+    for secret in [password.as_str(), new_password.as_str(), ADMIN_PW] {
+        assert!(!everything.contains(secret), "a password left the server");
     }
 }
