@@ -13,7 +13,7 @@ use crate::connect::EnvFormat;
 use crate::document::FieldChange;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
-use crate::registry::{Block, NewBlock, Registry};
+use crate::registry::{Block, NewBlock, Registry, rotation_schedule};
 use crate::time::rfc3339;
 use crate::wire::{BlockBody, Deleted};
 
@@ -522,14 +522,28 @@ fn describe(block: &Block, reveal: bool) -> String {
             .unwrap_or_else(|| block.masked_data().clone()),
         false => block.masked_data().clone(),
     };
-    let mut text = details(&[
+    let mut rows = vec![
         ("name", block.name.clone()),
         ("id", block.id.clone()),
         ("type", block.block_type.clone()),
         ("version", block.version.to_string()),
         ("created", rfc3339(block.created_at)),
         ("updated", rfc3339(block.updated_at)),
-    ]);
+    ];
+    if let Some(schedule) = rotation_schedule(block, crate::time::now_millis()) {
+        rows.push((
+            "rotation",
+            format!(
+                "every {} with {}; last {}; next {}{}",
+                schedule.every,
+                schedule.admin,
+                schedule.last_rotated_at.as_deref().unwrap_or("never"),
+                schedule.next_rotation_at,
+                if schedule.due { " (due)" } else { "" }
+            ),
+        ));
+    }
+    let mut text = details(&rows);
     text.push_str("data:\n");
     text.push_str(&pretty(&data));
     text

@@ -35,6 +35,10 @@ pub struct ServerArgs {
     /// (each such answer is first confirmed current with the store); 0 keeps nothing.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub block_cache: Duration,
+    /// How often to look for blocks whose scheduled password rotation
+    /// (`rotation.every`, with `rotation.admin`) is due.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub rotation_check: Duration,
     /// Do not log a line per request.
     #[arg(long)]
     pub quiet: bool,
@@ -53,6 +57,7 @@ pub fn serve(registry: Registry, args: ServerArgs) -> Result<()> {
             request_log: !args.quiet,
             workers: args.workers,
             block_cache: args.block_cache,
+            rotation_check: args.rotation_check,
         },
     )
 }

@@ -77,6 +77,12 @@ impl Registry {
         Ok(Verifier::new(self.store()?.clone(), ttl))
     }
 
+    /// Runs `work` while this registry's server is the one of those sharing the store
+    /// that holds the lock `key`; `None` when another holds it.
+    pub fn exclusively<T>(&self, key: i64, work: impl FnOnce() -> T) -> Result<Option<T>> {
+        self.store()?.exclusively(key, work)
+    }
+
     /// Starts the writer of audit records into this store.
     pub fn start_audit_log(&self) -> Result<AuditLog> {
         Ok(AuditLog::start(self.store()?.clone()))

@@ -12,7 +12,7 @@ mod local;
 pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
 pub use crate::provision::{DatabaseListing, Provisioned};
 pub use admin::{AuditFilter, AuditRow, MigrationStatus, migrate, migration_status};
-pub use databases::NewDatabase;
+pub use databases::{NewDatabase, ROTATION_LOCK, RotationSchedule, rotation_schedule};
 pub use keys::{InitReport, KeyStatus, RotationReport};
 
 use std::sync::Arc;

@@ -12,14 +12,16 @@ use super::api::{Access, audit, authorize, changed, for_change};
 use super::http::{ApiResult, Ctx, Json, json_body};
 use super::{State, blocking};
 use crate::auth::{Actor, Permission};
+use crate::block::ChangeRecord;
 use crate::error::Error;
 use crate::name::BlockName;
 use crate::provision::{DatabaseName, Grant, RoleName};
-use crate::registry::NewDatabase;
+use crate::registry::{NewDatabase, ROTATION_LOCK, Registry};
 use crate::wire::{
     Applied, ApplySchema, BlockBody, CreateDatabase, CreateDatabaseUser, DroppedDatabase,
     RotatePassword,
 };
+use std::time::Duration;
 
 /// Admin scope, a refusal audited as `action` on `subject`; then the admin block's use
 /// on record.
@@ -214,4 +216,47 @@ pub async fn rotate_password(
     let result = blocking(move || registry.rotate_password(&target, &body.admin)).await;
     let block = changed(state, &ctx, actor, "rotate-password", &name, result).await?;
     Ok(Json::ok(&BlockBody::of(&block, false)).etag(block.version))
+}
+
+/// Runs scheduled password rotations (`rotation.every`) every `every`, while this server
+/// holds the store's rotation lock (one server at a time when several share
+/// PostgreSQL). Each rotation is audited as `rotate-password` by `scheduler`, committed
+/// with the block's new version, before the admin block's password is used.
+pub fn rotation_scheduler(registry: Registry, every: Duration) -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("rotation scheduler", move |_| {
+        Box::pin(async move {
+            rocket::tokio::spawn(async move {
+                let mut ticks = rocket::tokio::time::interval(every);
+                loop {
+                    ticks.tick().await;
+                    let registry = registry.clone();
+                    let _ = rocket::tokio::task::spawn_blocking(move || run_due(&registry)).await;
+                }
+            });
+        })
+    })
+}
+
+fn run_due(registry: &Registry) -> crate::error::Result<()> {
+    registry
+        .exclusively(ROTATION_LOCK, || {
+            for (block, admin) in registry.due_rotations()? {
+                let record = ChangeRecord {
+                    request_id: format!("scheduler-{}", uuid::Uuid::new_v4().simple()),
+                    actor: "scheduler".into(),
+                    action: "rotate-password",
+                    subject: block.clone(),
+                };
+                if let Err(err) = registry.on_behalf(record).rotate_password(&block, &admin) {
+                    eprintln!(
+                        "{}",
+                        serde_json::json!({"ts": crate::time::rfc3339(crate::time::now_millis()),
+                            "scheduler": "rotate-password", "block": block, "error": err.code(),
+                            "detail": err.to_string()})
+                    );
+                }
+            }
+            Ok(())
+        })?
+        .unwrap_or(Ok(()))
 }

@@ -46,6 +46,8 @@ pub struct ServerOptions {
     /// How long a block read is kept in memory for the next read of it (every hit is
     /// first confirmed current with the store); zero keeps nothing.
     pub block_cache: Duration,
+    /// How often scheduled password rotations (`rotation.every`) are looked for.
+    pub rotation_check: Duration,
 }
 
 impl Default for ServerOptions {
@@ -57,6 +59,7 @@ impl Default for ServerOptions {
             request_log: true,
             workers: None,
             block_cache: Duration::from_secs(30),
+            rotation_check: Duration::from_secs(60),
         }
     }
 }
@@ -113,9 +116,14 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         state.blocks.clone(),
         options.block_cache.max(Duration::from_secs(1)),
     );
+    let rotations = databases::rotation_scheduler(
+        state.registry.clone(),
+        options.rotation_check.max(Duration::from_millis(100)),
+    );
     Ok(rocket::custom(rocket_config(options))
         .manage(state)
         .attach(sweeper)
+        .attach(rotations)
         .attach(http::RequestLog {
             enabled: options.request_log,
         })

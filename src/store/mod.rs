@@ -171,6 +171,30 @@ impl Store {
         &self.url
     }
 
+    /// Runs `work` holding the store-wide lock `key`, or answers `None` at once when
+    /// someone else holds it. On PostgreSQL it is a session advisory lock, so of several
+    /// servers sharing the store one does the work; an SQLite store has one server.
+    pub fn exclusively<T>(&self, key: i64, work: impl FnOnce() -> T) -> Result<Option<T>> {
+        #[derive(diesel::QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        if self.url.backend() != Backend::Postgres {
+            return Ok(Some(work()));
+        }
+        let mut conn = self.pool.get()?;
+        let got: Locked =
+            diesel::sql_query(format!("SELECT pg_try_advisory_lock({key}) AS locked"))
+                .get_result(&mut *conn)?;
+        if !got.locked {
+            return Ok(None);
+        }
+        let out = work();
+        diesel::sql_query(format!("SELECT pg_advisory_unlock({key})")).execute(&mut *conn)?;
+        Ok(Some(out))
+    }
+
     /// A connection of its own, outside the pool, for a thread that writes all the time
     /// (the audit writer) and keeps one open instead of checking one out, and pinging
     /// it, for each batch. On SQLite a second connection checkpoints the WAL from a

@@ -614,3 +614,69 @@ fn the_database_side_over_http() {
         assert!(!everything.contains(secret), "a password left the server");
     }
 }
+
+/// `rotation.every` run by the server, by one server at a time when two share a
+/// PostgreSQL store.
+#[test]
+fn scheduled_rotation_by_one_server_at_a_time() {
+    use crate::server::Server;
+    let env = TestEnv::new(Backend::Postgres);
+    let (db, owner) = (unique("bt_sched"), unique("bt_sched_owner"));
+    let _cleanup = Cleanup {
+        databases: vec![db.clone()],
+        roles: vec![owner.clone()],
+    };
+    env.ok(&["init"]);
+    admin_block(&env);
+    env.ok(&[
+        "db", "create", &db, "--admin", "pg-admin", "--owner", &owner, "--block", "app",
+    ]);
+    pg(&format!("GRANT blockyard_password_auth TO {owner}"));
+    env.ok(&[
+        "block",
+        "update",
+        "app",
+        "--set-json",
+        r#"rotation={"every": "1s", "admin": "pg-admin"}"#,
+    ]);
+    let first = password_of(&env, "app");
+    let servers = [
+        Server::start(&env, &["--rotation-check", "200ms"]),
+        Server::start(&env, &["--rotation-check", "200ms"]),
+    ];
+    // Wait (bounded) for two rotations.
+    let mut rotated = 0;
+    for _ in 0..300 {
+        let history = env.json(&["block", "history", "app"]);
+        rotated = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["changes"].to_string().contains("last_rotated_at"))
+            .count();
+        if rotated >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(rotated >= 2, "the server did not rotate the password");
+    for server in &servers {
+        // A rotation failed or two servers rotated at once (a version conflict).
+        assert!(!server.log().contains("\"scheduler\""), "{}", server.log());
+    }
+    drop(servers);
+    let now = password_of(&env, "app");
+    assert_ne!(now, first);
+    assert!(can_log_in(&db, &owner, &now) && !can_log_in(&db, &owner, &first));
+    env.ok(&["block", "test", "app"]);
+    let shown = env.ok(&["block", "inspect", "app"]).stdout;
+    assert!(
+        shown.contains("rotation") && shown.contains("next"),
+        "{shown}"
+    );
+    let audit = env.json(&["audit", "ls", "--limit", "50"]);
+    assert!(
+        audit.to_string().contains("scheduler"),
+        "scheduled rotations are not audited: {audit}"
+    );
+}
