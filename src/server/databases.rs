@@ -4,11 +4,13 @@
 //! block's password is on record (`use-admin-block`) before it is used, like a secret
 //! read; each change is audited like a block change.
 
+use std::time::Duration;
+
 use rocket::data::Data;
 use rocket::http::{ContentType, Status};
 use rocket::{FromForm, delete, get, post};
 
-use super::api::{Access, audit, authorize, changed, for_change};
+use super::api::{Access, audit, audited, authorize, changed, for_change};
 use super::http::{ApiResult, Ctx, Json, json_body};
 use super::{State, blocking};
 use crate::auth::{Actor, Permission};
@@ -21,7 +23,6 @@ use crate::wire::{
     Applied, ApplySchema, BlockBody, CreateDatabase, CreateDatabaseUser, DroppedDatabase,
     RotatePassword,
 };
-use std::time::Duration;
 
 /// Admin scope, a refusal audited as `action` on `subject`; then the admin block's use
 /// on record.
@@ -150,15 +151,11 @@ pub async fn drop_database(
     let (target, dropped_role) = (database.clone(), role.clone());
     let result =
         blocking(move || registry.drop_database(&admin, &target, dropped_role.as_ref())).await;
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(err) => err.code,
-    };
-    audit(state, &ctx, actor, "db-drop", Some(&label), outcome).await?;
+    let blocks = audited(state, &ctx, actor, "db-drop", &label, result).await?;
     Ok(Json::ok(&DroppedDatabase {
         dropped: database.to_string(),
         role_dropped: role.map(|r| r.to_string()),
-        blocks: result?,
+        blocks,
     }))
 }
 
@@ -187,15 +184,11 @@ pub async fn apply_schema(
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking(move || registry.apply_schema(&target, &files)).await;
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(err) => err.code,
-    };
-    audit(state, &ctx, actor, "db-apply", Some(&name), outcome).await?;
+    let statements = audited(state, &ctx, actor, "db-apply", &name, result).await?;
     Ok(Json::ok(&Applied {
         block: name.to_string(),
         files: count,
-        statements: result?,
+        statements,
     }))
 }
 
