@@ -151,17 +151,7 @@ pub fn run(cmd: DbCommand, registry: &Registry, out: &Printer) -> Result<()> {
                 template,
                 extensions,
             };
-            let done = registry.create_database(&new)?;
-            out.emit(&done, || {
-                let mut text = done.steps.join("\n");
-                text.push_str(&format!(
-                    "\nblock {} connects to database {} as {} (the password is stored, \
-                     never shown: `blockyard block test {}`)",
-                    done.block, done.database, done.role, done.block
-                ));
-                text
-            });
-            Ok(())
+            create(registry, &new, out)
         }
         DbCommand::Apply { block, files } => apply(registry, &block, &files, out),
         DbCommand::User(UserCommand::Create {
@@ -170,18 +160,7 @@ pub fn run(cmd: DbCommand, registry: &Registry, out: &Printer) -> Result<()> {
             grant,
             on_database,
             block,
-        }) => {
-            let grant = match grant {
-                GrantArg::Read => Grant::Read,
-                GrantArg::Write => Grant::Write,
-                GrantArg::All => Grant::All,
-            };
-            let role = RoleName::parse(&role)?;
-            let database = DatabaseName::parse(&on_database)?;
-            let done = registry.create_database_user(&admin, &role, grant, &database, &block)?;
-            out.emit(&done, || done.steps.join("\n"));
-            Ok(())
-        }
+        }) => create_user(registry, &admin, &role, grant, &on_database, &block, out),
         DbCommand::Ls { admin } => list(registry, &admin, out),
         DbCommand::Drop {
             name,
@@ -191,6 +170,41 @@ pub fn run(cmd: DbCommand, registry: &Registry, out: &Printer) -> Result<()> {
             yes,
         } => drop(registry, &name, &admin, drop_role, delete_blocks, yes, out),
     }
+}
+
+fn create(registry: &Registry, new: &NewDatabase, out: &Printer) -> Result<()> {
+    let done = registry.create_database(new)?;
+    out.emit(&done, || {
+        let mut text = done.steps.join("\n");
+        text.push_str(&format!(
+            "\nblock {} connects to database {} as {} (the password is stored, never \
+             shown: `blockyard block test {}`)",
+            done.block, done.database, done.role, done.block
+        ));
+        text
+    });
+    Ok(())
+}
+
+fn create_user(
+    registry: &Registry,
+    admin: &str,
+    role: &str,
+    grant: GrantArg,
+    database: &str,
+    block: &BlockName,
+    out: &Printer,
+) -> Result<()> {
+    let grant = match grant {
+        GrantArg::Read => Grant::Read,
+        GrantArg::Write => Grant::Write,
+        GrantArg::All => Grant::All,
+    };
+    let role = RoleName::parse(role)?;
+    let database = DatabaseName::parse(database)?;
+    let done = registry.create_database_user(admin, &role, grant, &database, block)?;
+    out.emit(&done, || done.steps.join("\n"));
+    Ok(())
 }
 
 fn apply(registry: &Registry, block: &str, files: &[PathBuf], out: &Printer) -> Result<()> {

@@ -36,11 +36,20 @@ pub struct NewDatabase {
 struct Undo {
     role: Option<RoleName>,
     database: Option<DatabaseName>,
+    /// A database where the role may hold grants (PostgreSQL drops a role only once
+    /// they are gone).
+    grants_in: Option<DatabaseName>,
 }
 
 impl Undo {
     fn run(self, admin: &mut Session) {
         let dialect = admin.dialect;
+        if let (Some(role), Some(db), Dialect::Postgres) = (&self.role, &self.grants_in, dialect)
+            && let Ok(mut inside) = admin.open_database(db.as_str())
+            && let Ok(role) = sql::ident(dialect, role.as_str())
+        {
+            let _ = inside.run("undo: drop grants", &format!("DROP OWNED BY {role}"));
+        }
         if let Some(db) = &self.database
             && let Ok(statement) = sql::drop_database(dialect, db)
         {
@@ -77,26 +86,7 @@ impl Registry {
         if let Some(done) = self.already_provisioned(&mut admin, new)? {
             return Ok(done);
         }
-        admin.check_may_provision()?;
-        if admin.database_exists(new.database.as_str())? {
-            return Err(Error::provision(
-                ProvisionCode::DatabaseAlreadyExists,
-                format!("database {:?} already exists", new.database.as_str()),
-            ));
-        }
-        if admin.role_exists(&new.owner)? {
-            return Err(Error::provision(
-                ProvisionCode::RoleAlreadyExists,
-                format!(
-                    "role {:?} already exists; choose another --owner (or give it a \
-                     database with `db user create`)",
-                    new.owner.as_str()
-                ),
-            ));
-        }
-        if let Some(template) = &new.template {
-            admin.check_template(template)?;
-        }
+        check_create(&mut admin, new)?;
         let statements =
             sql::create_database(dialect, &new.database, &new.owner, new.template.as_deref())?;
         let password = generate_password();
@@ -205,18 +195,7 @@ impl Registry {
         if self.get_block_masked(block).is_ok() {
             return Err(Error::BlockAlreadyExists(block.to_string()));
         }
-        if !admin.database_exists(database.as_str())? {
-            return Err(Error::provision(
-                ProvisionCode::DatabaseNotFound,
-                format!("database {:?} does not exist", database.as_str()),
-            ));
-        }
-        if admin.role_exists(role)? {
-            return Err(Error::provision(
-                ProvisionCode::RoleAlreadyExists,
-                format!("role {:?} already exists", role.as_str()),
-            ));
-        }
+        check_new_user(&mut admin, database, role)?;
         let owner = match dialect {
             Dialect::Mysql => String::new(),
             _ => admin.database_owner(database)?.unwrap_or_default(),
@@ -227,18 +206,9 @@ impl Registry {
         let result = (|| {
             admin.run("create role", &sql::create_role(dialect, role, &password)?)?;
             undo.role = Some(role.clone());
+            undo.grants_in = Some(database.clone());
             let statements = sql::grant(dialect, grant, database, role, &owner)?;
-            let mut inside = match dialect {
-                Dialect::Mysql => None,
-                _ => Some(admin.open_database(database.as_str())?),
-            };
-            for statement in &statements {
-                match inside.as_mut() {
-                    Some(session) => session.run("grant", statement)?,
-                    None => admin.run("grant", statement)?,
-                }
-            }
-            drop(inside);
+            run_grants(&mut admin, database, &statements)?;
             let info = block_info(admin.info(), database, role, &password);
             self.create_block(NewBlock {
                 name: block.clone(),
@@ -260,13 +230,6 @@ impl Registry {
                 ],
             }),
             Err(err) => {
-                // A role with grants must lose them before it can be dropped.
-                if let (Some(r), Dialect::Postgres) = (&undo.role, dialect)
-                    && let Ok(mut inside) = admin.open_database(database.as_str())
-                {
-                    let drop_owned = format!("DROP OWNED BY {}", sql::ident(dialect, r.as_str())?);
-                    let _ = inside.run("undo: drop grants", &drop_owned);
-                }
                 undo.run(&mut admin);
                 Err(err)
             }
@@ -513,6 +476,62 @@ fn set_rotation(doc: &mut Value, pending: Option<&str>) {
                 );
             }
         }
+    }
+}
+
+/// What must hold before `db user create` makes anything: the database exists and the
+/// role does not.
+fn check_new_user(admin: &mut Session, database: &DatabaseName, role: &RoleName) -> Result<()> {
+    if !admin.database_exists(database.as_str())? {
+        return Err(Error::provision(
+            ProvisionCode::DatabaseNotFound,
+            format!("database {:?} does not exist", database.as_str()),
+        ));
+    }
+    if admin.role_exists(role)? {
+        return Err(Error::provision(
+            ProvisionCode::RoleAlreadyExists,
+            format!("role {:?} already exists", role.as_str()),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs grants where they belong: inside the database (PostgreSQL, CockroachDB), or on
+/// the server (MySQL).
+fn run_grants(admin: &mut Session, database: &DatabaseName, statements: &[String]) -> Result<()> {
+    match admin.dialect {
+        Dialect::Mysql => statements.iter().try_for_each(|s| admin.run("grant", s)),
+        _ => {
+            let mut inside = admin.open_database(database.as_str())?;
+            statements.iter().try_for_each(|s| inside.run("grant", s))
+        }
+    }
+}
+
+/// What must hold before `db create` makes anything: the admin may, and neither the
+/// database nor the role exists, and the template can be copied.
+fn check_create(admin: &mut Session, new: &NewDatabase) -> Result<()> {
+    admin.check_may_provision()?;
+    if admin.database_exists(new.database.as_str())? {
+        return Err(Error::provision(
+            ProvisionCode::DatabaseAlreadyExists,
+            format!("database {:?} already exists", new.database.as_str()),
+        ));
+    }
+    if admin.role_exists(&new.owner)? {
+        return Err(Error::provision(
+            ProvisionCode::RoleAlreadyExists,
+            format!(
+                "role {:?} already exists; choose another --owner (or give it a database \
+                 with `db user create`)",
+                new.owner.as_str()
+            ),
+        ));
+    }
+    match &new.template {
+        Some(template) => admin.check_template(template),
+        None => Ok(()),
     }
 }
 
