@@ -20,8 +20,8 @@ use crate::name::BlockName;
 use crate::source::BlockSource;
 use crate::types::{BlockType, BlockTypeDef, builtin_type};
 use crate::wire::{
-    BlockBody, BlockPage, BlockTypes, CreateBlock, Deleted, ErrorBody, History, RenameBlock,
-    UpdateBlock,
+    BlockBody, BlockPage, BlockTypes, CreateBlock, Deleted, ErrorBody, History, Purged,
+    RenameBlock, Rollback, UpdateBlock,
 };
 
 /// A client of one Blockyard server. `Debug` shows the URL, never the token.
@@ -254,6 +254,29 @@ impl BlockSource for RemoteClient {
     fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
         let body: History = self.get(&format!("{}/history", block_path(name)?))?;
         Ok(body.versions)
+    }
+
+    fn rollback_block(
+        &self,
+        name: &str,
+        to: i64,
+        expected: Option<i64>,
+        _: Option<&ChangeRecord>,
+    ) -> Result<Block> {
+        let path = format!("{}/rollback", block_path(name)?);
+        let body = Rollback { to_version: to };
+        Ok(masked_block(self.send("POST", &path, &body, expected)?))
+    }
+
+    fn undelete_block(&self, name: &str, _: Option<&ChangeRecord>) -> Result<Block> {
+        let path = format!("{}/undelete", block_path(name)?);
+        Ok(masked_block(self.call("POST", &path, None, None)?))
+    }
+
+    fn purge_block(&self, name: &str, _: Option<&ChangeRecord>) -> Result<String> {
+        let path = format!("{}/purge", block_path(name)?);
+        let purged: Purged = self.call("POST", &path, None, None)?;
+        Ok(purged.id)
     }
 }
 

@@ -54,4 +54,17 @@ pub trait BlockSource: Send + Sync + std::fmt::Debug {
     ) -> Result<Block>;
     /// Every kept version, oldest first, secrets masked, with what each changed.
     fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>>;
+    /// Writes the next version equal to version `to` (secrets included).
+    fn rollback_block(
+        &self,
+        name: &str,
+        to: i64,
+        expected: Option<i64>,
+        record: Option<&ChangeRecord>,
+    ) -> Result<Block>;
+    /// Brings back the block most recently deleted under `name`, history included.
+    fn undelete_block(&self, name: &str, record: Option<&ChangeRecord>) -> Result<Block>;
+    /// Destroys the block named `name` (live, or else the one last deleted under that
+    /// name) with every version and secret; answers its id.
+    fn purge_block(&self, name: &str, record: Option<&ChangeRecord>) -> Result<String>;
 }

@@ -180,3 +180,17 @@ pub struct DroppedDatabase {
     pub role_dropped: Option<String>,
     pub blocks: Vec<String>,
 }
+
+/// `POST /blocks/{name}/rollback`: write the next version equal to `to_version`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    pub to_version: i64,
+}
+
+/// The answer to `POST /blocks/{name}/purge`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Purged {
+    pub purged: String,
+    pub id: String,
+}

@@ -32,6 +32,35 @@ pub enum BlockCommand {
     ///   blockyard block create sesame --from-env SESAME_DATABASE --env-file sesame/.env
     #[command(verbatim_doc_comment)]
     Create(Create),
+    /// Write a new version equal to an older one, secrets included.
+    ///
+    /// Example: blockyard block rollback crdb-sage --to-version 3
+    #[command(verbatim_doc_comment)]
+    Rollback {
+        /// The block to roll back.
+        name: BlockName,
+        /// The version to return to (`blockyard block history NAME` lists them).
+        #[arg(long, value_name = "N")]
+        to_version: i64,
+        /// Only if the block is still at this version.
+        #[arg(long, value_name = "N")]
+        if_version: Option<i64>,
+    },
+    /// Bring back the block last deleted under this name, with its history (the name
+    /// must be free again).
+    Undelete {
+        /// The deleted block's name.
+        name: BlockName,
+    },
+    /// Destroy a block (or the one last deleted under this name) and every version of
+    /// it, secrets included, for good.
+    Purge {
+        /// The block to destroy.
+        name: BlockName,
+        /// Confirm: nothing of it can be brought back.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Give a block's database role a new generated password, in the database and in
     /// the block (safe to interrupt and re-run: a pending rotation is finished).
     ///
@@ -196,6 +225,28 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
         } => super::connect::env(registry, &name, format, prefix.as_deref(), out),
         BlockCommand::History { name } => history(registry, &name, out),
         BlockCommand::Diff { name, v1, v2 } => diff(registry, &name, v1, v2, out),
+        BlockCommand::Rollback {
+            name,
+            to_version,
+            if_version,
+        } => {
+            let block = registry.rollback_block(&name, to_version, if_version)?;
+            out.emit(&BlockBody::of(&block, false), || {
+                format!(
+                    "rolled block {} back to version {to_version}: now version {}",
+                    block.name, block.version
+                )
+            });
+            Ok(())
+        }
+        BlockCommand::Undelete { name } => {
+            let block = registry.undelete_block(&name)?;
+            out.emit(&BlockBody::of(&block, false), || {
+                format!("block {} is back (version {})", block.name, block.version)
+            });
+            Ok(())
+        }
+        BlockCommand::Purge { name, yes } => purge(registry, &name, yes, out),
         BlockCommand::RotatePassword { name, admin } => {
             super::db::rotate_password(registry, &name, &admin, out)
         }
@@ -238,6 +289,19 @@ fn delete(registry: &Registry, name: &str, if_version: Option<i64>, out: &Printe
         version: block.version,
     };
     out.emit(&deleted, || format!("deleted block {}", deleted.deleted));
+    Ok(())
+}
+
+fn purge(registry: &Registry, name: &str, yes: bool, out: &Printer) -> Result<()> {
+    if !yes {
+        return Err(Error::InvalidInput(format!(
+            "purging {name} destroys it and every version of it for good; pass --yes"
+        )));
+    }
+    let id = registry.purge_block(name)?;
+    out.emit(&json!({"purged": name, "id": id}), || {
+        format!("purged block {name} and all its versions")
+    });
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use crate::document::{Secrets, split_secrets};
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::source::BlockSource;
-use crate::store::{BlockRow, ChangeKind, NewAuditRow, Store};
+use crate::store::{BlockRow, ChangeKind, DELETED, NewAuditRow, Store, VersionRow};
 use crate::time::now_millis;
 use crate::types::{BlockType, BlockTypeDef, builtin_type, builtin_types};
 
@@ -27,6 +27,13 @@ pub(super) struct LocalBlocks {
 impl LocalBlocks {
     fn find_row(&self, name: &str) -> Result<BlockRow> {
         find_row(&self.store, name)
+    }
+
+    /// The version a deletion mark followed (the block as it was when deleted).
+    fn last_before_deletion(&self, mark: &VersionRow) -> Result<VersionRow> {
+        self.store
+            .block_version(&mark.block_id, mark.version - 1)?
+            .ok_or_else(|| Error::Store(format!("block {} lost its last version", mark.name)))
     }
 
     /// `row` with `secrets` sealed for it: its id, version and document (so every new
@@ -224,12 +231,8 @@ impl BlockSource for LocalBlocks {
         self.keys.master(&self.store)?;
         let current = self.find_row(name)?;
         let expected = check_version(&current, expected_version)?;
-        self.store.delete_block(
-            &current.id,
-            &current.name,
-            expected,
-            audit_row(record).as_ref(),
-        )?;
+        self.store
+            .delete_block(&current, expected, audit_row(record).as_ref())?;
         block_from_row(current, None)
     }
 
@@ -240,6 +243,12 @@ impl BlockSource for LocalBlocks {
         let mut versions = Vec::new();
         let mut previous: Option<(Value, crate::document::Secrets)> = None;
         for row in store.block_versions(&current.id)? {
+            if row.change == DELETED {
+                // The deletion mark holds no secrets: what changed is "deleted", and
+                // an undelete compares with the version before it.
+                versions.push(BlockVersion::try_from(row)?);
+                continue;
+            }
             let secrets = keys.open(store, &(&row).into())?;
             let mut version = BlockVersion::try_from(row)?;
             if let Some((data, before)) = &previous {
@@ -250,6 +259,89 @@ impl BlockSource for LocalBlocks {
             versions.push(version);
         }
         Ok(versions)
+    }
+
+    fn rollback_block(
+        &self,
+        name: &str,
+        to: i64,
+        expected_version: Option<i64>,
+        record: Option<&ChangeRecord>,
+    ) -> Result<Block> {
+        let current = self.find_row(name)?;
+        let expected = check_version(&current, expected_version)?;
+        let target = match self.store.block_version(&current.id, to)? {
+            Some(row) if row.change != DELETED => row,
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "block {name:?} has no version {to} to roll back to; `blockyard block \
+                     history {name}` lists them"
+                )));
+            }
+        };
+        let secrets = self.keys.open(&self.store, &(&target).into())?;
+        let next = BlockRow {
+            version: current.version + 1,
+            block_type: target.block_type,
+            data: target.data,
+            updated_at: now_millis(),
+            ..current
+        };
+        let ty = self.block_type(&next.block_type)?;
+        let mut document = parse_stored_data(&next.data, name)?;
+        crate::document::merge_secrets(&mut document, &secrets);
+        ty.validate(&document)?;
+        let row = self.sealed(next, &secrets)?;
+        self.store.update_block(
+            &row,
+            expected,
+            ChangeKind::Rollback,
+            audit_row(record).as_ref(),
+        )?;
+        block_from_row(row, Some(secrets))
+    }
+
+    fn undelete_block(&self, name: &str, record: Option<&ChangeRecord>) -> Result<Block> {
+        let name = BlockName::parse(name)?;
+        let mark = self
+            .store
+            .find_deleted(name.as_str())?
+            .ok_or_else(|| Error::BlockNotFound(format!("{name} (deleted)")))?;
+        let last = self.last_before_deletion(&mark)?;
+        let secrets = self.keys.open(&self.store, &(&last).into())?;
+        let created_at = self
+            .store
+            .block_version(&mark.block_id, 1)?
+            .map_or(last.created_at, |first| first.created_at);
+        let row = BlockRow {
+            id: mark.block_id.clone(),
+            name: name.to_string(),
+            block_type: last.block_type,
+            version: mark.version + 1,
+            data: last.data,
+            sealed_secrets: None,
+            key_id: None,
+            created_at,
+            updated_at: now_millis(),
+        };
+        let row = self.sealed(row, &secrets)?;
+        self.store.restore_block(&row, audit_row(record).as_ref())?;
+        block_from_row(row, Some(secrets))
+    }
+
+    fn purge_block(&self, name: &str, record: Option<&ChangeRecord>) -> Result<String> {
+        self.keys.master(&self.store)?;
+        let id = match self.store.find_block(BlockName::parse(name)?.as_str())? {
+            Some(row) => row.id,
+            None => {
+                self.store
+                    .find_deleted(name)?
+                    .ok_or_else(|| Error::BlockNotFound(name.to_owned()))?
+                    .block_id
+            }
+        };
+        self.store.purge_block(&id, audit_row(record).as_ref())?;
+        Ok(id)
     }
 }
 

@@ -188,6 +188,22 @@ impl Registry {
             .delete_block(name, expected_version, self.record())
     }
 
+    /// Writes the next version of `name` equal to version `to`, secrets included.
+    pub fn rollback_block(&self, name: &str, to: i64, expected: Option<i64>) -> Result<Block> {
+        self.source
+            .rollback_block(name, to, expected, self.record())
+    }
+
+    /// Brings back the block last deleted under `name`, with its history.
+    pub fn undelete_block(&self, name: &str) -> Result<Block> {
+        self.source.undelete_block(name, self.record())
+    }
+
+    /// Destroys a block (or the one last deleted under `name`) and all its versions.
+    pub fn purge_block(&self, name: &str) -> Result<String> {
+        self.source.purge_block(name, self.record())
+    }
+
     /// Replaces a block's document with one edited from its masked form: where it
     /// still holds `********`, the stored secret is kept. Keeping a stored secret while
     /// changing where the block connects (host, port, URL, driver, database, username,

@@ -20,8 +20,8 @@ use crate::name::BlockName;
 use crate::registry::AuditFilter;
 use crate::types::BlockTypeDef;
 use crate::wire::{
-    AuditPage, BlockBody, BlockPage, BlockTypes, CreateBlock, Deleted, History, RenameBlock,
-    UpdateBlock,
+    AuditPage, BlockBody, BlockPage, BlockTypes, CreateBlock, Deleted, History, Purged,
+    RenameBlock, Rollback, UpdateBlock,
 };
 
 const OPENAPI: &str = include_str!("openapi.json");
@@ -462,6 +462,91 @@ pub async fn delete_block(
         deleted: block.name,
         id: block.id,
         version: block.version,
+    }))
+}
+
+#[post("/blocks/<name>/rollback", data = "<data>")]
+pub async fn rollback_block(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    name: Result<BlockName, Error>,
+    content_type: Option<&ContentType>,
+    data: Data<'_>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor();
+    let name = name?;
+    let expected = ctx.expected_version()?;
+    let body: Rollback = json_body(content_type, data).await?;
+    // A rollback may bring back an old destination with the stored secret, so it needs
+    // the right to read the secrets as well as to write.
+    let blocks = [name.as_str()];
+    authorize(
+        state,
+        &ctx,
+        actor,
+        Access::change("rollback", &blocks, "rolling this block back"),
+    )
+    .await?;
+    let access = Access {
+        wanted: Permission::ReadSecrets,
+        blocks: &blocks,
+        audited: Some(("rollback", &name)),
+        what: "rolling this block back (needs blocks:read-secrets too)",
+    };
+    authorize(state, &ctx, actor, access).await?;
+    let registry = for_change(state, &ctx, actor, "rollback", &name);
+    let target = name.clone();
+    let result =
+        blocking(move || registry.rollback_block(&target, body.to_version, expected)).await;
+    let block = changed(state, &ctx, actor, "rollback", &name, result).await?;
+    Ok(block_response(&block, Status::Ok))
+}
+
+#[post("/blocks/<name>/undelete")]
+pub async fn undelete_block(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    name: Result<BlockName, Error>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor();
+    let name = name?;
+    let blocks = [name.as_str()];
+    authorize(
+        state,
+        &ctx,
+        actor,
+        Access::change("undelete", &blocks, "bringing this block back"),
+    )
+    .await?;
+    let registry = for_change(state, &ctx, actor, "undelete", &name);
+    let target = name.clone();
+    let result = blocking(move || registry.undelete_block(&target)).await;
+    let block = changed(state, &ctx, actor, "undelete", &name, result).await?;
+    Ok(block_response(&block, Status::Ok))
+}
+
+#[post("/blocks/<name>/purge")]
+pub async fn purge_block(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    name: Result<BlockName, Error>,
+) -> ApiResult<Json> {
+    let actor = ctx.actor();
+    let name = name?;
+    let access = Access {
+        wanted: Permission::Admin,
+        blocks: &[],
+        audited: Some(("purge", &name)),
+        what: "purging blocks (needs admin)",
+    };
+    authorize(state, &ctx, actor, access).await?;
+    let registry = for_change(state, &ctx, actor, "purge", &name);
+    let target = name.clone();
+    let result = blocking(move || registry.purge_block(&target)).await;
+    let id = changed(state, &ctx, actor, "purge", &name, result).await?;
+    Ok(Json::ok(&Purged {
+        purged: name.to_string(),
+        id,
     }))
 }
 

@@ -82,6 +82,8 @@ pub enum ChangeKind {
     Create,
     Update,
     Rename,
+    Rollback,
+    Undelete,
 }
 
 impl ChangeKind {
@@ -90,9 +92,14 @@ impl ChangeKind {
             ChangeKind::Create => "create",
             ChangeKind::Update => "update",
             ChangeKind::Rename => "rename",
+            ChangeKind::Rollback => "rollback",
+            ChangeKind::Undelete => "undelete",
         }
     }
 }
+
+/// The `change` of the version a delete writes: the block's last data, no secrets.
+pub const DELETED: &str = "delete";
 
 impl BlockRow {
     fn version_row(&self, change: ChangeKind) -> VersionRow {
@@ -156,6 +163,9 @@ impl Store {
                 .values(row.clone())
                 .execute(conn)
                 .map_err(|err| conflict_on_unique(err, &row.name))?;
+            // A block created under a deleted block's id (`--id`) replaces it: the
+            // deleted block's history goes.
+            diesel::delete(v::block_versions.filter(v::block_id.eq(&row.id))).execute(conn)?;
             diesel::insert_into(v::block_versions)
                 .values(row.version_row(ChangeKind::Create))
                 .execute(conn)?;
@@ -238,28 +248,91 @@ impl Store {
         }
     }
 
-    /// Deletes a block and its history if it is still at `expected_version`.
+    /// Deletes a block if it is still at `expected_version`, keeping its history with
+    /// one more version that marks the deletion (its last data, no secrets): the name is
+    /// free again, and `undelete` can bring the block back.
     pub fn delete_block(
         &self,
-        id: &str,
-        name: &str,
+        row: &BlockRow,
         expected_version: i64,
         audit: Option<&NewAuditRow>,
     ) -> Result<()> {
         let mut conn = self.conn()?;
+        let marker = VersionRow {
+            version: row.version + 1,
+            sealed_secrets: None,
+            key_id: None,
+            change: DELETED.into(),
+            created_at: crate::time::now_millis(),
+            ..row.version_row(ChangeKind::Update)
+        };
         let deleted = conn.transaction::<_, Error, _>(|conn| {
-            let n = diesel::delete(b::blocks.find(id).filter(b::version.eq(expected_version)))
-                .execute(conn)?;
+            let n = diesel::delete(
+                b::blocks
+                    .find(&row.id)
+                    .filter(b::version.eq(expected_version)),
+            )
+            .execute(conn)?;
             if n > 0 {
-                diesel::delete(v::block_versions.filter(v::block_id.eq(id))).execute(conn)?;
+                diesel::insert_into(v::block_versions)
+                    .values(marker)
+                    .execute(conn)?;
                 record_change(conn, audit)?;
             }
             Ok(n)
         })?;
         if deleted == 0 {
-            return Err(self.explain_stale(id, name, expected_version));
+            return Err(self.explain_stale(&row.id, &row.name, expected_version));
         }
         Ok(())
+    }
+
+    /// The deletion mark of the block most recently deleted under `name`, if it has not
+    /// come back or been replaced since.
+    pub fn find_deleted(&self, name: &str) -> Result<Option<VersionRow>> {
+        let mut conn = self.conn()?;
+        let live = b::blocks.select(b::id);
+        Ok(v::block_versions
+            .filter(v::name.eq(name))
+            .filter(v::change.eq(DELETED))
+            .filter(v::block_id.ne_all(live))
+            .order((v::created_at.desc(), v::version.desc()))
+            .first(&mut *conn)
+            .optional()?)
+    }
+
+    /// One kept version of a block.
+    pub fn block_version(&self, block_id: &str, version: i64) -> Result<Option<VersionRow>> {
+        let mut conn = self.conn()?;
+        Ok(v::block_versions
+            .find((block_id, version))
+            .first(&mut *conn)
+            .optional()?)
+    }
+
+    /// Brings a deleted block back as `row` (its next version).
+    pub fn restore_block(&self, row: &BlockRow, audit: Option<&NewAuditRow>) -> Result<()> {
+        let mut conn = self.conn()?;
+        conn.transaction::<_, Error, _>(|conn| {
+            diesel::insert_into(b::blocks)
+                .values(row.clone())
+                .execute(conn)
+                .map_err(|err| conflict_on_unique(err, &row.name))?;
+            diesel::insert_into(v::block_versions)
+                .values(row.version_row(ChangeKind::Undelete))
+                .execute(conn)?;
+            record_change(conn, audit)
+        })
+    }
+
+    /// Destroys a block (live or deleted) and every version of it, secrets included.
+    pub fn purge_block(&self, block_id: &str, audit: Option<&NewAuditRow>) -> Result<()> {
+        let mut conn = self.conn()?;
+        conn.transaction::<_, Error, _>(|conn| {
+            diesel::delete(b::blocks.find(block_id)).execute(conn)?;
+            diesel::delete(v::block_versions.filter(v::block_id.eq(block_id))).execute(conn)?;
+            record_change(conn, audit)
+        })
     }
 
     fn explain_stale(&self, id: &str, name: &str, expected: i64) -> Error {

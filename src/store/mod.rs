@@ -9,7 +9,7 @@ mod types;
 mod url;
 
 pub use access::{AuditFilter, AuditRow, NewAuditRow, TokenRow, insert_audit};
-pub use blocks::{BlockRow, ChangeKind, SealedRow, VersionRow, block_stamps};
+pub use blocks::{BlockRow, ChangeKind, DELETED, SealedRow, VersionRow, block_stamps};
 pub use keys::DataKeyRow;
 pub use url::StoreUrl;
 

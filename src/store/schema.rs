@@ -76,3 +76,5 @@ diesel::table! {
         outcome -> Text,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(blocks, block_versions);
