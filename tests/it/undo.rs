@@ -96,3 +96,89 @@ on_both_stores!(rollback_delete_undelete_purge, |env: TestEnv| {
     ));
     assert_eq!(left, 0, "purge left versions behind");
 });
+
+#[test]
+fn undo_over_http_and_in_remote_mode() {
+    use crate::server::{Api, Server, token};
+    use serde_json::json;
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, "first-secret", &[]).success();
+    update_password(&env, "crdb-sage", "second-secret");
+    let admin = token(&env, "ops", &["admin"], &[]);
+    let writer = token(&env, "writer", &["blocks:write:crdb-*"], &[]);
+    let full = token(&env, "full", &["blocks:write", "blocks:read-secrets"], &[]);
+    let server = Server::start(&env, &[]);
+    let (admin_api, writer_api, full_api) = (
+        Api::new(&server, Some(&admin)),
+        Api::new(&server, Some(&writer)),
+        Api::new(&server, Some(&full)),
+    );
+    let to_first = json!({"to_version": 1});
+    let refused = writer_api.post("/blocks/crdb-sage/rollback", &to_first);
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let back = full_api.post("/blocks/crdb-sage/rollback", &to_first);
+    assert_eq!(
+        (back.status, &back.body["version"]),
+        (200, &json!(3)),
+        "{}",
+        back.text
+    );
+    assert_eq!(password(&env), "first-secret");
+    assert!(!back.text.contains("first-secret"));
+
+    assert_eq!(
+        writer_api
+            .send("DELETE", "/blocks/crdb-sage", None, &[])
+            .status,
+        200
+    );
+    let again = writer_api.send("POST", "/blocks/crdb-sage/undelete", None, &[]);
+    assert_eq!(
+        (again.status, &again.body["version"]),
+        (200, &json!(5)),
+        "{}",
+        again.text
+    );
+    assert_eq!(password(&env), "first-secret");
+
+    // In remote mode the CLI does the same through the server.
+    let remote = [
+        ("BLOCKYARD_URL", server.base.as_str()),
+        ("BLOCKYARD_TOKEN", full.as_str()),
+    ];
+    let run = env.run_with(
+        &[
+            "block",
+            "rollback",
+            "crdb-sage",
+            "--to-version",
+            "2",
+            "-o",
+            "json",
+        ],
+        None,
+        &remote,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(password(&env), "second-secret");
+
+    let purge = writer_api.send("POST", "/blocks/crdb-sage/purge", None, &[]);
+    assert_eq!(purge.status, 403, "{}", purge.text);
+    let purged = admin_api.send("POST", "/blocks/crdb-sage/purge", None, &[]);
+    assert_eq!(purged.status, 200, "{}", purged.text);
+    let gone = admin_api.send("POST", "/blocks/crdb-sage/undelete", None, &[]);
+    assert_eq!(gone.status, 404, "{}", gone.text);
+    let audit = admin_api.get("/audit?limit=50").text;
+    for action in ["rollback", "undelete", "purge"] {
+        assert!(
+            audit.contains(&format!("\"action\":\"{action}\"")),
+            "{action}: {audit}"
+        );
+    }
+    let log = server.log();
+    assert!(
+        !log.contains("first-secret") && !log.contains("second-secret"),
+        "{log}"
+    );
+}
