@@ -68,6 +68,11 @@ impl Secrets {
     }
 
     /// Whether a secret at this path is already known.
+    /// Whether any secret is still the mask (a masked document sent without it).
+    pub fn holds_mask(&self) -> bool {
+        self.0.values().any(|v| v.as_str() == Some(MASK))
+    }
+
     pub fn contains(&self, path: &str) -> bool {
         self.0.contains_key(path)
     }

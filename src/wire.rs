@@ -194,3 +194,26 @@ pub struct Purged {
     pub purged: String,
     pub id: String,
 }
+
+/// An export (`blockyard export`): blocks in the same shape `block inspect -o json` and
+/// `GET /blocks/{name}` give, secrets masked; with `--include-secrets`, their secrets
+/// as one age-encrypted, ASCII-armored message (a JSON object from block id to that
+/// block's secrets).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportFile {
+    /// `blockyard-export/1`.
+    pub format: String,
+    /// The id of the store the blocks came from.
+    pub source_store: String,
+    pub exported_at: String,
+    /// User block types the blocks use (built-in ones travel with every build).
+    #[serde(default)]
+    pub types: Vec<BlockTypeDef>,
+    pub blocks: Vec<BlockBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<String>,
+}
+
+/// The format an export declares.
+pub const EXPORT_FORMAT: &str = "blockyard-export/1";

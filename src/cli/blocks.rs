@@ -336,7 +336,8 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
         id,
         doc,
     } = args;
-    let slug = match block_type {
+    let from_data = doc.data.as_deref().and_then(input::data_file_type);
+    let slug = match block_type.or(from_data) {
         Some(slug) => slug,
         None if doc.url.is_some() || from_env.is_some() => CONNECTOR.to_owned(),
         None => {

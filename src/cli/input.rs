@@ -241,6 +241,27 @@ fn trim_newline(mut text: String) -> String {
     text
 }
 
+/// A whole block as `block inspect -o json` prints it (`id`, `name`, `block_type`,
+/// `version`, `data`...): its type and its data. `--data` takes either that or the data.
+fn block_body(value: &Value) -> Option<(&str, &Value)> {
+    let has = |k: &str| value.get(k).is_some();
+    if !(has("id") && has("name") && has("version")) {
+        return None;
+    }
+    let data = value.get("data").filter(|d| d.is_object())?;
+    Some((value.get("block_type")?.as_str()?, data))
+}
+
+/// The block type a `--data` file names, when it is a whole block (not stdin).
+pub fn data_file_type(path: &Path) -> Option<String> {
+    if path == Path::new("-") {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    block_body(&value).map(|(ty, _)| ty.to_owned())
+}
+
 fn read_json_document(path: &Path) -> Result<Value> {
     let text = if path == Path::new("-") {
         let mut text = String::new();
@@ -259,6 +280,10 @@ fn read_json_document(path: &Path) -> Result<Value> {
             err.column()
         ))
     })?;
+    let value = match block_body(&value) {
+        Some((_, data)) => data.clone(),
+        None => value,
+    };
     if !value.is_object() {
         return Err(Error::InvalidBlockData(
             "the document must be a JSON object".into(),

@@ -9,6 +9,7 @@ mod docs;
 mod input;
 mod output;
 mod server;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -171,6 +172,20 @@ pub enum Command {
     /// Example: blockyard server --migrate --database-url postgres://blockyard@db/blockyard
     #[command(verbatim_doc_comment)]
     Server(server::ServerArgs),
+    /// Write blocks to stdout as one JSON file, secrets masked, or encrypted with age
+    /// (--include-secrets --recipient age1... | --passphrase-file F).
+    ///
+    /// Examples:
+    ///   blockyard export --prefix crdb- > blocks.json
+    ///   blockyard export --include-secrets --recipient age1... > blocks.age.json
+    #[command(verbatim_doc_comment)]
+    Export(transfer::ExportArgs),
+    /// Import an export: ids kept, user types registered, every block written in one
+    /// transaction or none; --dry-run shows the plan.
+    ///
+    /// Example: blockyard import blocks.age.json --identity key.txt --dry-run
+    #[command(verbatim_doc_comment)]
+    Import(transfer::ImportArgs),
     /// API tokens for the HTTP server.
     #[command(subcommand)]
     Token(server::TokenCommand),
@@ -242,6 +257,8 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         Command::Block(cmd) => blocks::run(*cmd, &open(config, &out)?, &out),
         Command::Type(cmd) => admin::types(cmd, &open(config, &out)?, &out),
         Command::Db(cmd) => db::run(cmd, &open(config, &out)?, &out),
+        Command::Export(args) => transfer::export(&open(config, &out)?, args),
+        Command::Import(args) => transfer::import(&open(config, &out)?, args, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
         Command::Exec(args) => connect::exec(&open(config, &out)?, args),
         Command::Server(args) => {

@@ -39,7 +39,7 @@ impl LocalBlocks {
     /// `row` with `secrets` sealed for it: its id, version and document (so every new
     /// version, a rename included, is sealed anew; a wrong master key is refused here,
     /// before anything is written).
-    fn sealed(&self, row: BlockRow, secrets: &Secrets) -> Result<BlockRow> {
+    pub(super) fn sealed(&self, row: BlockRow, secrets: &Secrets) -> Result<BlockRow> {
         let at = SealBinding {
             block_id: &row.id,
             version: row.version,
@@ -359,7 +359,7 @@ fn load_block(store: &Store, keys: &KeyManager, name: &str) -> Result<Block> {
 }
 
 /// The audit record a change commits with: it succeeded, now.
-fn audit_row(record: Option<&ChangeRecord>) -> Option<NewAuditRow> {
+pub(super) fn audit_row(record: Option<&ChangeRecord>) -> Option<NewAuditRow> {
     record.map(|r| NewAuditRow {
         at: now_millis(),
         request_id: r.request_id.clone(),

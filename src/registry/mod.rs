@@ -8,12 +8,14 @@ mod connections;
 mod databases;
 mod keys;
 mod local;
+mod transfer;
 
 pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
 pub use crate::provision::{DatabaseListing, Provisioned};
 pub use admin::{AuditFilter, AuditRow, MigrationStatus, migrate, migration_status};
 pub use databases::{NewDatabase, ROTATION_LOCK, RotationSchedule, rotation_schedule};
 pub use keys::{InitReport, KeyStatus, RotationReport};
+pub use transfer::{Existing, ImportPlan, SecretsIdentity, SecretsKey};
 
 use std::sync::Arc;
 

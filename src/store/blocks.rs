@@ -84,6 +84,7 @@ pub enum ChangeKind {
     Rename,
     Rollback,
     Undelete,
+    Import,
 }
 
 impl ChangeKind {
@@ -94,6 +95,7 @@ impl ChangeKind {
             ChangeKind::Rename => "rename",
             ChangeKind::Rollback => "rollback",
             ChangeKind::Undelete => "undelete",
+            ChangeKind::Import => "import",
         }
     }
 }
@@ -299,6 +301,58 @@ impl Store {
             .order((v::created_at.desc(), v::version.desc()))
             .first(&mut *conn)
             .optional()?)
+    }
+
+    pub fn find_block_by_id(&self, id: &str) -> Result<Option<BlockRow>> {
+        let mut conn = self.conn()?;
+        Ok(b::blocks.find(id).first(&mut *conn).optional()?)
+    }
+
+    /// Writes an import in one transaction: new blocks (`creates`) and new versions of
+    /// existing ones (`updates`, each only if still at its expected version). Any
+    /// failure leaves the store as it was.
+    pub fn import_rows(
+        &self,
+        creates: &[BlockRow],
+        updates: &[(BlockRow, i64)],
+        audit: Option<&NewAuditRow>,
+    ) -> Result<()> {
+        let mut conn = self.conn()?;
+        conn.transaction::<_, Error, _>(|conn| {
+            for row in creates {
+                diesel::insert_into(b::blocks)
+                    .values(row.clone())
+                    .execute(conn)
+                    .map_err(|err| conflict_on_unique(err, &row.name))?;
+                diesel::delete(v::block_versions.filter(v::block_id.eq(&row.id))).execute(conn)?;
+                diesel::insert_into(v::block_versions)
+                    .values(row.version_row(ChangeKind::Import))
+                    .execute(conn)?;
+            }
+            for (row, expected) in updates {
+                let n = diesel::update(b::blocks.find(&row.id).filter(b::version.eq(expected)))
+                    .set((
+                        b::name.eq(&row.name),
+                        b::version.eq(row.version),
+                        b::data.eq(&row.data),
+                        b::sealed_secrets.eq(&row.sealed_secrets),
+                        b::key_id.eq(&row.key_id),
+                        b::updated_at.eq(row.updated_at),
+                    ))
+                    .execute(conn)?;
+                if n == 0 {
+                    return Err(Error::VersionConflict {
+                        name: row.name.clone(),
+                        expected: *expected,
+                        actual: row.version - 1,
+                    });
+                }
+                diesel::insert_into(v::block_versions)
+                    .values(row.version_row(ChangeKind::Import))
+                    .execute(conn)?;
+            }
+            record_change(conn, audit)
+        })
     }
 
     /// One kept version of a block.

@@ -17,6 +17,7 @@ mod readme;
 mod secrets;
 mod server;
 mod shapes;
+mod transfer;
 mod undo;
 
 #[test]

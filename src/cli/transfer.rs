@@ -1,0 +1,157 @@
+//! `blockyard export` and `blockyard import`: blocks moved between stores as one JSON
+//! file, secrets masked or sealed with age.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::output::{Printer, to_json};
+use crate::block::BlockFilter;
+use crate::error::{Error, Result};
+use crate::name::BlockName;
+use crate::registry::{Existing, Registry, SecretsIdentity, SecretsKey};
+use crate::wire::ExportFile;
+
+/// `blockyard export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only blocks whose names start with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only blocks of this type.
+    #[arg(long = "type", short = 't')]
+    pub block_type: Option<String>,
+    /// Only this block; repeat for several.
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<BlockName>,
+    /// Include the secrets, encrypted with age to --recipient or a --passphrase-file
+    /// (never in plaintext).
+    #[arg(long)]
+    pub include_secrets: bool,
+    /// An age public key (age1...) that may open the secrets.
+    #[arg(long, value_name = "AGE_PUBLIC_KEY", requires = "include_secrets")]
+    pub recipient: Option<String>,
+    /// A file whose first line is the passphrase that opens the secrets.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "include_secrets",
+        conflicts_with = "recipient"
+    )]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// `blockyard import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// An export file (`blockyard export > FILE`); `-` reads stdin.
+    pub file: PathBuf,
+    /// Show the plan (create, update, unchanged, skipped) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave every block that exists here as it is.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub skip_existing: bool,
+    /// Also replace a block here that has the same name but another id.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The age identity file (AGE-SECRET-KEY-...) that opens the export's secrets.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// A file whose first line is the passphrase the export's secrets were sealed with.
+    #[arg(long, value_name = "FILE", conflicts_with = "identity")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+fn read(path: &Path) -> Result<String> {
+    match path == Path::new("-") {
+        true => {
+            std::io::read_to_string(std::io::stdin()).map_err(|err| Error::io("reading stdin", err))
+        }
+        false => std::fs::read_to_string(path)
+            .map_err(|err| Error::io(format!("reading {}", path.display()), err)),
+    }
+}
+
+fn passphrase(path: &Path) -> Result<age::secrecy::SecretString> {
+    let text = zeroize::Zeroizing::new(read(path)?);
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{} holds no passphrase",
+            path.display()
+        )));
+    }
+    Ok(age::secrecy::SecretString::from(line.to_owned()))
+}
+
+/// Writes the export as JSON on stdout (whatever `--output` says: it is a file format).
+pub fn export(registry: &Registry, args: ExportArgs) -> Result<()> {
+    let key = match (args.include_secrets, &args.recipient, &args.passphrase_file) {
+        (false, _, _) => None,
+        (true, Some(r), _) => Some(SecretsKey::recipient(r)?),
+        (true, None, Some(p)) => Some(SecretsKey::Passphrase(passphrase(p)?)),
+        (true, None, None) => {
+            return Err(Error::InvalidInput(
+                "--include-secrets needs --recipient age1... or --passphrase-file FILE".into(),
+            ));
+        }
+    };
+    let filter = BlockFilter {
+        block_type: args.block_type,
+        name_prefix: args.prefix,
+        ..Default::default()
+    };
+    let file = registry.export(&filter, &args.names, key.as_ref())?;
+    println!("{}", to_json(&file));
+    Ok(())
+}
+
+pub fn import(registry: &Registry, args: ImportArgs, out: &Printer) -> Result<()> {
+    let text = read(&args.file)?;
+    let file: ExportFile = serde_json::from_str(&text).map_err(|err| {
+        Error::InvalidInput(format!(
+            "{} is not a Blockyard export: {err}",
+            args.file.display()
+        ))
+    })?;
+    let identity = match (&args.identity, &args.passphrase_file) {
+        (Some(path), _) => Some(SecretsIdentity::identity_file(&zeroize::Zeroizing::new(
+            read(path)?,
+        ))?),
+        (None, Some(path)) => Some(SecretsIdentity::Passphrase(passphrase(path)?)),
+        (None, None) => None,
+    };
+    let existing = match (args.skip_existing, args.overwrite) {
+        (true, _) => Existing::Skip,
+        (_, true) => Existing::Overwrite,
+        _ => Existing::Update,
+    };
+    let plan = registry.import(file, identity.as_ref(), existing, args.dry_run)?;
+    out.emit(&plan, || {
+        let list = |names: &[String]| match names.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", names.join(", ")),
+        };
+        format!(
+            "{}: create {}{}, update {}{}, unchanged {}, skipped {}{}{}",
+            if plan.applied {
+                "imported"
+            } else {
+                "plan (nothing changed)"
+            },
+            plan.create.len(),
+            list(&plan.create),
+            plan.update.len(),
+            list(&plan.update),
+            plan.unchanged.len(),
+            plan.skipped.len(),
+            list(&plan.skipped),
+            match plan.types.is_empty() {
+                true => String::new(),
+                false => format!("; types registered: {}", plan.types.join(", ")),
+            }
+        )
+    });
+    Ok(())
+}

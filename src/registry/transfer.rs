@@ -1,0 +1,300 @@
+//! Moving blocks between stores: `export` (secrets masked, or sealed to an age recipient
+//! or passphrase, never written in plaintext) and `import` (ids kept, a plan first,
+//! every block written in one transaction or none).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Registry;
+use crate::block::BlockFilter;
+use crate::document::{Secrets, merge_secrets, split_secrets};
+use crate::error::{Error, Result};
+use crate::name::BlockName;
+use crate::store::BlockRow;
+use crate::time::now_millis;
+use crate::wire::{BlockBody, EXPORT_FORMAT, ExportFile};
+
+/// Who may open an export's secrets: an age public key, or a passphrase.
+pub enum SecretsKey {
+    Recipient(Box<age::x25519::Recipient>),
+    Passphrase(age::secrecy::SecretString),
+}
+
+/// What opens an export's secrets: an age identity, or the passphrase.
+pub enum SecretsIdentity {
+    Identity(Box<age::x25519::Identity>),
+    Passphrase(age::secrecy::SecretString),
+}
+
+impl SecretsKey {
+    /// `age1...`
+    pub fn recipient(text: &str) -> Result<SecretsKey> {
+        text.trim()
+            .parse()
+            .map(|r| SecretsKey::Recipient(Box::new(r)))
+            .map_err(|err| Error::InvalidInput(format!("not an age recipient (age1...): {err}")))
+    }
+}
+
+impl SecretsIdentity {
+    /// An age identity file's text (`AGE-SECRET-KEY-1...`, comments allowed).
+    pub fn identity_file(text: &str) -> Result<SecretsIdentity> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .and_then(|l| l.parse().ok())
+            .map(|i| SecretsIdentity::Identity(Box::new(i)))
+            .ok_or_else(|| Error::InvalidInput("the identity file holds no age secret key".into()))
+    }
+}
+
+/// What an import did (or, with `--dry-run`, would do), block names by outcome.
+#[derive(Debug, Default, Serialize)]
+pub struct ImportPlan {
+    pub types: Vec<String>,
+    pub create: Vec<String>,
+    pub update: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub skipped: Vec<String>,
+    pub applied: bool,
+}
+
+/// How an import treats blocks that exist.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Existing {
+    /// Update a block of the same id and name; refuse one whose name or id belongs to
+    /// another block.
+    #[default]
+    Update,
+    /// Leave every existing block as it is.
+    Skip,
+    /// Also replace a block of the same name but another id.
+    Overwrite,
+}
+
+impl Registry {
+    /// The blocks `filter` selects (and, if `names` is not empty, only those), masked;
+    /// with `key`, their secrets sealed to it.
+    pub fn export(
+        &self,
+        filter: &BlockFilter,
+        names: &[BlockName],
+        key: Option<&SecretsKey>,
+    ) -> Result<ExportFile> {
+        let (store, _) = self.local()?;
+        let mut blocks = Vec::new();
+        let mut secrets: BTreeMap<String, Secrets> = BTreeMap::new();
+        let mut type_slugs = Vec::new();
+        for summary in self.list_blocks(filter)? {
+            if !names.is_empty() && !names.iter().any(|n| n.as_str() == summary.name) {
+                continue;
+            }
+            let block = match key {
+                Some(_) => self.load_block(&summary.name)?,
+                None => self.get_block_masked(&summary.name)?,
+            };
+            if key.is_some() {
+                let ty = self.block_type(&block.block_type)?;
+                let (_, block_secrets) = split_secrets(&ty, block.document().unwrap_or_default())?;
+                secrets.insert(block.id.clone(), block_secrets);
+            }
+            if !type_slugs.contains(&block.block_type) {
+                type_slugs.push(block.block_type.clone());
+            }
+            blocks.push(BlockBody::of(&block, false));
+        }
+        let types = self
+            .block_types()?
+            .into_iter()
+            .filter(|t| !t.builtin && type_slugs.contains(&t.def.slug))
+            .map(|t| t.def)
+            .collect();
+        let sealed = match key {
+            None => None,
+            Some(key) => Some(seal(key, &secrets)?),
+        };
+        Ok(ExportFile {
+            format: EXPORT_FORMAT.into(),
+            source_store: store.meta("store_id")?.unwrap_or_default(),
+            exported_at: crate::time::rfc3339(now_millis()),
+            types,
+            blocks,
+            secrets: sealed,
+        })
+    }
+
+    /// Imports an export: user types first, then every block in one transaction (ids
+    /// kept). A block that arrives masked keeps the secret stored here for it, and is
+    /// refused if it is new here. With `dry_run`, only the plan.
+    pub fn import(
+        &self,
+        file: ExportFile,
+        identity: Option<&SecretsIdentity>,
+        existing: Existing,
+        dry_run: bool,
+    ) -> Result<ImportPlan> {
+        let (store, _) = self.local()?;
+        let local = self
+            .local
+            .clone()
+            .ok_or_else(|| Error::Config("import needs a local store".into()))?;
+        if file.format != EXPORT_FORMAT {
+            return Err(Error::InvalidInput(format!(
+                "not a Blockyard export (format {:?}, expected {EXPORT_FORMAT})",
+                file.format
+            )));
+        }
+        let secrets = match (&file.secrets, identity) {
+            (Some(sealed), Some(identity)) => open(identity, sealed)?,
+            (Some(_), None) => {
+                return Err(Error::InvalidInput(
+                    "this export holds secrets: give --identity (or --passphrase-file) to \
+                     import them"
+                        .into(),
+                ));
+            }
+            (None, _) => BTreeMap::new(),
+        };
+        let mut plan = ImportPlan::default();
+        for def in &file.types {
+            if self.block_type(&def.slug).is_err() {
+                plan.types.push(def.slug.clone());
+            }
+        }
+        if !dry_run {
+            for def in file.types.iter().filter(|d| plan.types.contains(&d.slug)) {
+                self.register_type(def.clone(), false)?;
+            }
+        }
+        let mut creates = Vec::new();
+        let mut updates = Vec::new();
+        for body in &file.blocks {
+            let name = BlockName::parse(&body.meta.name)?;
+            let by_name = store.find_block(name.as_str())?;
+            let by_id = store.find_block_by_id(&body.meta.id)?;
+            let target = match (&by_name, &by_id, existing) {
+                (None, None, _) => None,
+                (_, _, Existing::Skip) => {
+                    plan.skipped.push(name.to_string());
+                    continue;
+                }
+                (Some(n), Some(i), _) if n.id == i.id => Some(n.clone()),
+                (Some(n), None, Existing::Overwrite) => Some(n.clone()),
+                (Some(_), _, _) => {
+                    return Err(Error::BlockAlreadyExists(format!(
+                        "{name} (here with another id; --overwrite replaces it)"
+                    )));
+                }
+                (None, Some(i), _) => {
+                    return Err(Error::InvalidInput(format!(
+                        "block {name}'s id {} belongs to block {} here",
+                        body.meta.id, i.name
+                    )));
+                }
+            };
+            let ty = self.block_type(&body.meta.block_type)?;
+            let mut document = body.data.clone();
+            if let Some(s) = secrets.get(&body.meta.id) {
+                merge_secrets(&mut document, s);
+            }
+            if let Some(current) = &target {
+                let stored = local.keys.open(store, &current.into())?;
+                crate::document::restore_masked(&mut document, &stored);
+            }
+            ty.validate(&document)?;
+            let (masked, block_secrets) = split_secrets(&ty, document)?;
+            if block_secrets.holds_mask() {
+                return Err(Error::InvalidInput(format!(
+                    "block {name} arrives with its secrets masked and is new here; export \
+                     it with --include-secrets"
+                )));
+            }
+            let data = masked.to_string();
+            match target {
+                None => {
+                    let row = BlockRow {
+                        id: body.meta.id.clone(),
+                        name: name.to_string(),
+                        block_type: body.meta.block_type.clone(),
+                        version: 1,
+                        data,
+                        sealed_secrets: None,
+                        key_id: None,
+                        created_at: now_millis(),
+                        updated_at: now_millis(),
+                    };
+                    plan.create.push(name.to_string());
+                    creates.push((row, block_secrets));
+                }
+                Some(current) => {
+                    let stored = local.keys.open(store, &(&current).into())?;
+                    if current.data == data && stored == block_secrets {
+                        plan.unchanged.push(name.to_string());
+                        continue;
+                    }
+                    let expected = current.version;
+                    let row = BlockRow {
+                        version: current.version + 1,
+                        data,
+                        block_type: body.meta.block_type.clone(),
+                        updated_at: now_millis(),
+                        ..current
+                    };
+                    plan.update.push(name.to_string());
+                    updates.push((row, block_secrets, expected));
+                }
+            }
+        }
+        if dry_run {
+            return Ok(plan);
+        }
+        let creates = creates
+            .into_iter()
+            .map(|(row, s)| local.sealed(row, &s))
+            .collect::<Result<Vec<_>>>()?;
+        let updates = updates
+            .into_iter()
+            .map(|(row, s, expected)| Ok((local.sealed(row, &s)?, expected)))
+            .collect::<Result<Vec<_>>>()?;
+        let audit = super::local::audit_row(self.record());
+        store.import_rows(&creates, &updates, audit.as_ref())?;
+        plan.applied = true;
+        Ok(plan)
+    }
+}
+
+/// The secrets, as JSON, encrypted to `key` and ASCII-armored.
+fn seal(key: &SecretsKey, secrets: &BTreeMap<String, Secrets>) -> Result<String> {
+    let plaintext = zeroize::Zeroizing::new(
+        serde_json::to_vec(secrets)
+            .map_err(|err| Error::InvalidInput(format!("cannot write the secrets: {err}")))?,
+    );
+    let failed = |err: age::EncryptError| Error::InvalidInput(format!("age encryption: {err}"));
+    match key {
+        SecretsKey::Recipient(r) => age::encrypt_and_armor(r.as_ref(), &plaintext).map_err(failed),
+        SecretsKey::Passphrase(p) => {
+            age::encrypt_and_armor(&age::scrypt::Recipient::new(p.clone()), &plaintext)
+                .map_err(failed)
+        }
+    }
+}
+
+fn open(identity: &SecretsIdentity, sealed: &str) -> Result<BTreeMap<String, Secrets>> {
+    let failed = |err: age::DecryptError| {
+        Error::DecryptionFailed(format!(
+            "the export's secrets do not open with this key: {err}"
+        ))
+    };
+    let plaintext = zeroize::Zeroizing::new(match identity {
+        SecretsIdentity::Identity(i) => {
+            age::decrypt(i.as_ref(), sealed.as_bytes()).map_err(failed)?
+        }
+        SecretsIdentity::Passphrase(p) => {
+            age::decrypt(&age::scrypt::Identity::new(p.clone()), sealed.as_bytes())
+                .map_err(failed)?
+        }
+    });
+    serde_json::from_slice(&plaintext)
+        .map_err(|_| Error::DecryptionFailed("the export's secrets are malformed".into()))
+}

@@ -1,0 +1,222 @@
+//! Moving blocks between stores: an SQLite store exported (masked, and with secrets
+//! sealed by age) and imported into a PostgreSQL store with the same ids and secrets;
+//! plans, re-runs that change nothing, masked updates that keep the target's secret,
+//! all-or-nothing imports, passphrases, and `inspect -o json` read back by `create --data`.
+
+use age::secrecy::ExposeSecret;
+
+use crate::support::*;
+
+const PLANTED: &str = "planted-EXPORT-secret";
+
+fn seed(env: &TestEnv) {
+    env.ok(&["init"]);
+    create_crdb_sage(env, PLANTED, &[]).success();
+    env.ok(&[
+        "block",
+        "create",
+        "settings",
+        "--type",
+        "json",
+        "--set-json",
+        r#"value={"retries": 3}"#,
+    ]);
+    let def = write_file(
+        env.dir.path(),
+        "ftp.json",
+        r#"{"slug": "ftp", "name": "FTP", "secret_fields": ["password"], "primary_secret": "password",
+            "schema": {"type": "object", "properties": {"host": {"type": "string"},
+            "password": {"type": "string"}}, "required": ["host"]}}"#,
+    );
+    env.ok(&["type", "register", def.to_str().unwrap()]);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "ftp-main",
+            "--type",
+            "ftp",
+            "--set",
+            "host=ftp.example",
+            "--password-stdin",
+        ],
+        "ftp-pw",
+    )
+    .success();
+}
+
+fn export(env: &TestEnv, args: &[&str]) -> std::path::PathBuf {
+    let run = env.ok(&[&["export"], args].concat());
+    let path = env.dir.path().join(format!("export-{}.json", args.len()));
+    std::fs::write(&path, &run.stdout).unwrap();
+    path
+}
+
+#[test]
+fn sqlite_to_postgres_with_age_secrets() {
+    let source = TestEnv::new(Backend::Sqlite);
+    seed(&source);
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let key = write_file(
+        source.dir.path(),
+        "key.txt",
+        identity.to_string().expose_secret(),
+    );
+
+    let masked = export(&source, &[]);
+    let sealed = export(&source, &["--include-secrets", "--recipient", &recipient]);
+    for file in [&masked, &sealed] {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            !text.contains(PLANTED) && !text.contains("ftp-pw"),
+            "a secret in {}",
+            file.display()
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&sealed)
+            .unwrap()
+            .contains("BEGIN AGE ENCRYPTED FILE")
+    );
+
+    let target = TestEnv::new(Backend::Postgres);
+    target.ok(&["init"]);
+    // Masked blocks that are new here are refused, and nothing is written.
+    target
+        .run(&["import", masked.to_str().unwrap()])
+        .fails_with("INVALID_INPUT");
+    assert_eq!(target.json(&["block", "ls"]), serde_json::json!([]));
+    // Secrets need the identity; a plan changes nothing.
+    target
+        .run(&["import", sealed.to_str().unwrap()])
+        .fails_with("INVALID_INPUT");
+    let plan = target.json(&[
+        "import",
+        sealed.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(plan["create"].as_array().unwrap().len(), 3, "{plan}");
+    assert_eq!(plan["applied"], false);
+    assert_eq!(target.json(&["block", "ls"]), serde_json::json!([]));
+    let plan = target.json(&[
+        "import",
+        sealed.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(plan["applied"], true, "{plan}");
+    for name in ["crdb-sage", "settings", "ftp-main"] {
+        let a = source.json(&["block", "inspect", name, "--show-secrets"]);
+        let b = target.json(&["block", "inspect", name, "--show-secrets"]);
+        assert_eq!((&a["id"], &a["data"]), (&b["id"], &b["data"]), "{name}");
+    }
+    // A second import changes nothing and writes no version.
+    let again = target.json(&[
+        "import",
+        sealed.to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(again["unchanged"].as_array().unwrap().len(), 3, "{again}");
+    assert_eq!(
+        target
+            .json(&["block", "history", "crdb-sage"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A masked update keeps the secret stored here.
+    source.ok(&[
+        "block",
+        "update",
+        "crdb-sage",
+        "--set",
+        "connection_info.port=26000",
+    ]);
+    let update = export(&source, &["--name", "crdb-sage"]);
+    let plan = target.json(&["import", update.to_str().unwrap()]);
+    assert_eq!(plan["update"], serde_json::json!(["crdb-sage"]), "{plan}");
+    let b = target.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+    assert_eq!(b["data"]["connection_info"]["password"], PLANTED);
+    assert_eq!(b["data"]["connection_info"]["port"], 26000);
+
+    // All or nothing: a bad block in the middle leaves the target as it was.
+    let before = target.snapshot();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&update).unwrap()).unwrap();
+    let mut bad = doc["blocks"][0].clone();
+    bad["name"] = "broken".into();
+    bad["id"] = uuid::Uuid::new_v4().to_string().into();
+    bad["data"] = serde_json::json!({"connection_info": {"driver": "postgresql", "port": "x"}});
+    let mut good = doc["blocks"][0].clone();
+    good["data"]["connection_info"]["port"] = 26001.into();
+    doc["blocks"] = serde_json::json!([good, bad]);
+    let partial = write_file(target.dir.path(), "partial.json", &doc.to_string());
+    target
+        .run(&["import", partial.to_str().unwrap()])
+        .fails_with("INVALID_BLOCK_DATA");
+    assert_eq!(
+        target.snapshot(),
+        before,
+        "a failed import changed the target"
+    );
+}
+
+#[test]
+fn passphrase_exports_and_whole_blocks_as_documents() {
+    let source = TestEnv::new(Backend::Sqlite);
+    seed(&source);
+    let pass = write_file(source.dir.path(), "pass.txt", "correct horse battery\n");
+    let sealed = export(
+        &source,
+        &[
+            "--include-secrets",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+            "--prefix",
+            "crdb-",
+        ],
+    );
+    let target = TestEnv::new(Backend::Sqlite);
+    target.ok(&["init"]);
+    let wrong = write_file(target.dir.path(), "wrong.txt", "wrong\n");
+    target
+        .run(&[
+            "import",
+            sealed.to_str().unwrap(),
+            "--passphrase-file",
+            wrong.to_str().unwrap(),
+        ])
+        .fails_with("DECRYPTION_FAILED");
+    target.ok(&[
+        "import",
+        sealed.to_str().unwrap(),
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    let b = target.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+    assert_eq!(b["data"]["connection_info"]["password"], PLANTED);
+
+    // `inspect -o json` is a document `create --data` reads (its type included).
+    let whole = source
+        .ok(&["block", "inspect", "settings", "-o", "json"])
+        .stdout;
+    let file = write_file(target.dir.path(), "settings.json", &whole);
+    target.ok(&[
+        "block",
+        "create",
+        "settings-copy",
+        "--data",
+        file.to_str().unwrap(),
+    ]);
+    let copy = target.json(&["block", "inspect", "settings-copy"]);
+    assert_eq!(
+        (&copy["block_type"], &copy["data"]["value"]["retries"]),
+        (&serde_json::json!("json"), &serde_json::json!(3))
+    );
+}
