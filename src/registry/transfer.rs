@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Registry;
+use super::local::LocalBlocks;
 use crate::block::BlockFilter;
 use crate::document::{Secrets, merge_secrets, split_secrets};
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::store::BlockRow;
 use crate::time::now_millis;
+use crate::types::BlockType;
 use crate::wire::{BlockBody, EXPORT_FORMAT, ExportFile};
 
 /// Who may open an export's secrets: an age public key, or a passphrase.
@@ -134,7 +136,6 @@ impl Registry {
         existing: Existing,
         dry_run: bool,
     ) -> Result<ImportPlan> {
-        let (store, _) = self.local()?;
         let local = self
             .local
             .clone()
@@ -157,111 +158,147 @@ impl Registry {
             (None, _) => BTreeMap::new(),
         };
         let mut plan = ImportPlan::default();
-        for def in &file.types {
-            if self.block_type(&def.slug).is_err() {
-                plan.types.push(def.slug.clone());
-            }
-        }
-        if !dry_run {
-            for def in file.types.iter().filter(|d| plan.types.contains(&d.slug)) {
-                self.register_type(def.clone(), false)?;
-            }
-        }
-        let mut creates = Vec::new();
-        let mut updates = Vec::new();
+        let new_types = self.new_types(&file, &mut plan)?;
+        let (mut creates, mut updates) = (Vec::new(), Vec::new());
         for body in &file.blocks {
-            let name = BlockName::parse(&body.meta.name)?;
-            let by_name = store.find_block(name.as_str())?;
-            let by_id = store.find_block_by_id(&body.meta.id)?;
-            let target = match (&by_name, &by_id, existing) {
-                (None, None, _) => None,
-                (_, _, Existing::Skip) => {
-                    plan.skipped.push(name.to_string());
-                    continue;
-                }
-                (Some(n), Some(i), _) if n.id == i.id => Some(n.clone()),
-                (Some(n), None, Existing::Overwrite) => Some(n.clone()),
-                (Some(_), _, _) => {
-                    return Err(Error::BlockAlreadyExists(format!(
-                        "{name} (here with another id; --overwrite replaces it)"
-                    )));
-                }
-                (None, Some(i), _) => {
-                    return Err(Error::InvalidInput(format!(
-                        "block {name}'s id {} belongs to block {} here",
-                        body.meta.id, i.name
-                    )));
+            let name = body.meta.name.clone();
+            let fetched;
+            let ty = match new_types
+                .iter()
+                .find(|t| t.def.slug == body.meta.block_type)
+            {
+                Some(ty) => ty,
+                None => {
+                    fetched = self.block_type(&body.meta.block_type)?;
+                    &fetched
                 }
             };
-            let ty = self.block_type(&body.meta.block_type)?;
-            let mut document = body.data.clone();
-            if let Some(s) = secrets.get(&body.meta.id) {
-                merge_secrets(&mut document, s);
-            }
-            if let Some(current) = &target {
-                let stored = local.keys.open(store, &current.into())?;
-                crate::document::restore_masked(&mut document, &stored);
-            }
-            ty.validate(&document)?;
-            let (masked, block_secrets) = split_secrets(&ty, document)?;
-            if block_secrets.holds_mask() {
-                return Err(Error::InvalidInput(format!(
-                    "block {name} arrives with its secrets masked and is new here; export \
-                     it with --include-secrets"
-                )));
-            }
-            let data = masked.to_string();
-            match target {
-                None => {
-                    let row = BlockRow {
-                        id: body.meta.id.clone(),
-                        name: name.to_string(),
-                        block_type: body.meta.block_type.clone(),
-                        version: 1,
-                        data,
-                        sealed_secrets: None,
-                        key_id: None,
-                        created_at: now_millis(),
-                        updated_at: now_millis(),
-                    };
-                    plan.create.push(name.to_string());
-                    creates.push((row, block_secrets));
+            match plan_block(&local, ty, body, secrets.get(&body.meta.id), existing)? {
+                Planned::Create(row, s) => {
+                    plan.create.push(name);
+                    creates.push(local.sealed(row, &s)?);
                 }
-                Some(current) => {
-                    let stored = local.keys.open(store, &(&current).into())?;
-                    if current.data == data && stored == block_secrets {
-                        plan.unchanged.push(name.to_string());
-                        continue;
-                    }
-                    let expected = current.version;
-                    let row = BlockRow {
-                        version: current.version + 1,
-                        data,
-                        block_type: body.meta.block_type.clone(),
-                        updated_at: now_millis(),
-                        ..current
-                    };
-                    plan.update.push(name.to_string());
-                    updates.push((row, block_secrets, expected));
+                Planned::Update(row, s, expected) => {
+                    plan.update.push(name);
+                    updates.push((local.sealed(row, &s)?, expected));
                 }
+                Planned::Unchanged => plan.unchanged.push(name),
+                Planned::Skipped => plan.skipped.push(name),
             }
         }
         if dry_run {
             return Ok(plan);
         }
-        let creates = creates
-            .into_iter()
-            .map(|(row, s)| local.sealed(row, &s))
-            .collect::<Result<Vec<_>>>()?;
-        let updates = updates
-            .into_iter()
-            .map(|(row, s, expected)| Ok((local.sealed(row, &s)?, expected)))
-            .collect::<Result<Vec<_>>>()?;
+        // Only now that every block checks out are the new types registered.
+        for ty in new_types {
+            self.register_type(ty.def, false)?;
+        }
         let audit = super::local::audit_row(self.record());
-        store.import_rows(&creates, &updates, audit.as_ref())?;
+        local
+            .store
+            .import_rows(&creates, &updates, audit.as_ref())?;
         plan.applied = true;
         Ok(plan)
     }
+
+    /// The export's user types this store lacks, to check their blocks against (they
+    /// are registered only once every block checks out).
+    fn new_types(&self, file: &ExportFile, plan: &mut ImportPlan) -> Result<Vec<BlockType>> {
+        let mut new_types = Vec::new();
+        for def in &file.types {
+            if self.block_type(&def.slug).is_err() {
+                plan.types.push(def.slug.clone());
+                new_types.push(BlockType::from_def(def.clone(), false)?);
+            }
+        }
+        Ok(new_types)
+    }
+}
+
+/// What an import does with one block.
+enum Planned {
+    Create(BlockRow, Secrets),
+    Update(BlockRow, Secrets, i64),
+    Unchanged,
+    Skipped,
+}
+
+/// The plan for one exported block: which block here it is (by id and name), and its
+/// next row with its secrets (from the export, or kept from here where it is masked).
+fn plan_block(
+    local: &LocalBlocks,
+    ty: &BlockType,
+    body: &BlockBody,
+    secrets: Option<&Secrets>,
+    existing: Existing,
+) -> Result<Planned> {
+    let store = &local.store;
+    let name = BlockName::parse(&body.meta.name)?;
+    let by_name = store.find_block(name.as_str())?;
+    let by_id = store.find_block_by_id(&body.meta.id)?;
+    let target = match (by_name, by_id, existing) {
+        (None, None, _) => None,
+        (_, _, Existing::Skip) => return Ok(Planned::Skipped),
+        (Some(n), Some(i), _) if n.id == i.id => Some(n),
+        (Some(n), None, Existing::Overwrite) => Some(n),
+        (Some(_), _, _) => {
+            return Err(Error::BlockAlreadyExists(format!(
+                "{name} (here with another id; --overwrite replaces it)"
+            )));
+        }
+        (None, Some(i), _) => {
+            return Err(Error::InvalidInput(format!(
+                "block {name}'s id {} belongs to block {} here",
+                body.meta.id, i.name
+            )));
+        }
+    };
+    let mut document = body.data.clone();
+    if let Some(s) = secrets {
+        merge_secrets(&mut document, s);
+    }
+    let stored = match &target {
+        Some(current) => local.keys.open(store, &current.into())?,
+        None => Secrets::default(),
+    };
+    crate::document::restore_masked(&mut document, &stored);
+    ty.validate(&document)?;
+    let (masked, block_secrets) = split_secrets(ty, document)?;
+    if block_secrets.holds_mask() {
+        return Err(Error::InvalidInput(format!(
+            "block {name} arrives with its secrets masked and is new here; export it with \
+             --include-secrets"
+        )));
+    }
+    let data = masked.to_string();
+    Ok(match target {
+        None => Planned::Create(
+            BlockRow {
+                id: body.meta.id.clone(),
+                name: name.to_string(),
+                block_type: body.meta.block_type.clone(),
+                version: 1,
+                data,
+                sealed_secrets: None,
+                key_id: None,
+                created_at: now_millis(),
+                updated_at: now_millis(),
+            },
+            block_secrets,
+        ),
+        Some(current) if current.data == data && stored == block_secrets => Planned::Unchanged,
+        Some(current) => {
+            let expected = current.version;
+            let row = BlockRow {
+                version: current.version + 1,
+                data,
+                block_type: body.meta.block_type.clone(),
+                updated_at: now_millis(),
+                ..current
+            };
+            Planned::Update(row, block_secrets, expected)
+        }
+    })
 }
 
 /// The secrets, as JSON, encrypted to `key` and ASCII-armored.

@@ -87,6 +87,10 @@ fn sqlite_to_postgres_with_age_secrets() {
         .run(&["import", masked.to_str().unwrap()])
         .fails_with("INVALID_INPUT");
     assert_eq!(target.json(&["block", "ls"]), serde_json::json!([]));
+    assert!(
+        !target.json(&["type", "ls"]).to_string().contains("\"ftp\""),
+        "a type was registered"
+    );
     // Secrets need the identity; a plan changes nothing.
     target
         .run(&["import", sealed.to_str().unwrap()])
