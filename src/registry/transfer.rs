@@ -140,23 +140,7 @@ impl Registry {
             .local
             .clone()
             .ok_or_else(|| Error::Config("import needs a local store".into()))?;
-        if file.format != EXPORT_FORMAT {
-            return Err(Error::InvalidInput(format!(
-                "not a Blockyard export (format {:?}, expected {EXPORT_FORMAT})",
-                file.format
-            )));
-        }
-        let secrets = match (&file.secrets, identity) {
-            (Some(sealed), Some(identity)) => open(identity, sealed)?,
-            (Some(_), None) => {
-                return Err(Error::InvalidInput(
-                    "this export holds secrets: give --identity (or --passphrase-file) to \
-                     import them"
-                        .into(),
-                ));
-            }
-            (None, _) => BTreeMap::new(),
-        };
+        let secrets = export_secrets(&file, identity)?;
         let mut plan = ImportPlan::default();
         let new_types = self.new_types(&file, &mut plan)?;
         let (mut creates, mut updates) = (Vec::new(), Vec::new());
@@ -215,6 +199,28 @@ impl Registry {
     }
 }
 
+/// The export's secrets, opened with `identity`; none if it holds none. Refuses a file
+/// that is not an export.
+fn export_secrets(
+    file: &ExportFile,
+    identity: Option<&SecretsIdentity>,
+) -> Result<BTreeMap<String, Secrets>> {
+    if file.format != EXPORT_FORMAT {
+        return Err(Error::InvalidInput(format!(
+            "not a Blockyard export (format {:?}, expected {EXPORT_FORMAT})",
+            file.format
+        )));
+    }
+    match (&file.secrets, identity) {
+        (Some(sealed), Some(identity)) => open(identity, sealed),
+        (Some(_), None) => Err(Error::InvalidInput(
+            "this export holds secrets: give --identity (or --passphrase-file) to import them"
+                .into(),
+        )),
+        (None, _) => Ok(BTreeMap::new()),
+    }
+}
+
 /// What an import does with one block.
 enum Planned {
     Create(BlockRow, Secrets),
@@ -234,24 +240,8 @@ fn plan_block(
 ) -> Result<Planned> {
     let store = &local.store;
     let name = BlockName::parse(&body.meta.name)?;
-    let by_name = store.find_block(name.as_str())?;
-    let by_id = store.find_block_by_id(&body.meta.id)?;
-    let target = match (by_name, by_id, existing) {
-        (None, None, _) => None,
-        (_, _, Existing::Skip) => return Ok(Planned::Skipped),
-        (Some(n), Some(i), _) if n.id == i.id => Some(n),
-        (Some(n), None, Existing::Overwrite) => Some(n),
-        (Some(_), _, _) => {
-            return Err(Error::BlockAlreadyExists(format!(
-                "{name} (here with another id; --overwrite replaces it)"
-            )));
-        }
-        (None, Some(i), _) => {
-            return Err(Error::InvalidInput(format!(
-                "block {name}'s id {} belongs to block {} here",
-                body.meta.id, i.name
-            )));
-        }
+    let Some(target) = find_target(store, &name, &body.meta.id, existing)? else {
+        return Ok(Planned::Skipped);
     };
     let mut document = body.data.clone();
     if let Some(s) = secrets {
@@ -299,6 +289,36 @@ fn plan_block(
             Planned::Update(row, block_secrets, expected)
         }
     })
+}
+
+/// The block here an exported block is: `Some(None)` a new one, `Some(Some(row))` an
+/// existing one to update, `None` one to skip; a name or id held by another block is
+/// refused.
+fn find_target(
+    store: &crate::store::Store,
+    name: &BlockName,
+    id: &str,
+    existing: Existing,
+) -> Result<Option<Option<BlockRow>>> {
+    let by_name = store.find_block(name.as_str())?;
+    let by_id = store.find_block_by_id(id)?;
+    Ok(Some(match (by_name, by_id, existing) {
+        (None, None, _) => None,
+        (_, _, Existing::Skip) => return Ok(None),
+        (Some(n), Some(i), _) if n.id == i.id => Some(n),
+        (Some(n), None, Existing::Overwrite) => Some(n),
+        (Some(_), _, _) => {
+            return Err(Error::BlockAlreadyExists(format!(
+                "{name} (here with another id; --overwrite replaces it)"
+            )));
+        }
+        (None, Some(i), _) => {
+            return Err(Error::InvalidInput(format!(
+                "block {name}'s id {id} belongs to block {} here",
+                i.name
+            )));
+        }
+    }))
 }
 
 /// The secrets, as JSON, encrypted to `key` and ASCII-armored.

@@ -104,7 +104,8 @@ async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
     }))
 }
 
-/// The Rocket application for a registry.
+/// The Rocket application for a registry. Longer than most functions, for a reason:
+/// it holds the one route table, every route of the API in one place.
 pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>> {
     let state = State {
         verifier: Arc::new(registry.token_verifier(options.token_cache)?),
