@@ -132,6 +132,39 @@ pub struct SealedRow {
 
 /// Writes a change's audit record inside the change's transaction; if it cannot be
 /// written, the change rolls back and the error says the audit log is unavailable.
+/// Inserts a new block row and its first version (`change`); a block created under a
+/// deleted block's id (`--id`, an import) replaces it, so that block's history goes.
+fn insert_new(conn: &mut super::StoreConnection, row: &BlockRow, change: ChangeKind) -> Result<()> {
+    diesel::insert_into(b::blocks)
+        .values(row.clone())
+        .execute(conn)
+        .map_err(|err| conflict_on_unique(err, &row.name))?;
+    diesel::delete(v::block_versions.filter(v::block_id.eq(&row.id))).execute(conn)?;
+    diesel::insert_into(v::block_versions)
+        .values(row.version_row(change))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Writes `row` over the block if it is still at `expected`; how many rows changed.
+fn update_current(
+    conn: &mut super::StoreConnection,
+    row: &BlockRow,
+    expected: i64,
+) -> Result<usize> {
+    diesel::update(b::blocks.find(&row.id).filter(b::version.eq(expected)))
+        .set((
+            b::name.eq(&row.name),
+            b::version.eq(row.version),
+            b::data.eq(&row.data),
+            b::sealed_secrets.eq(&row.sealed_secrets),
+            b::key_id.eq(&row.key_id),
+            b::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)
+        .map_err(|err| conflict_on_unique(err, &row.name))
+}
+
 pub(super) fn record_change(
     conn: &mut super::StoreConnection,
     audit: Option<&NewAuditRow>,
@@ -161,16 +194,7 @@ impl Store {
     pub fn insert_block(&self, row: &BlockRow, audit: Option<&NewAuditRow>) -> Result<()> {
         let mut conn = self.conn()?;
         conn.transaction::<_, Error, _>(|conn| {
-            diesel::insert_into(b::blocks)
-                .values(row.clone())
-                .execute(conn)
-                .map_err(|err| conflict_on_unique(err, &row.name))?;
-            // A block created under a deleted block's id (`--id`) replaces it: the
-            // deleted block's history goes.
-            diesel::delete(v::block_versions.filter(v::block_id.eq(&row.id))).execute(conn)?;
-            diesel::insert_into(v::block_versions)
-                .values(row.version_row(ChangeKind::Create))
-                .execute(conn)?;
+            insert_new(conn, row, ChangeKind::Create)?;
             record_change(conn, audit)
         })
     }
@@ -220,21 +244,7 @@ impl Store {
     ) -> Result<()> {
         let mut conn = self.conn()?;
         let outcome = conn.transaction::<_, Error, _>(|conn| {
-            let updated = diesel::update(
-                b::blocks
-                    .find(&row.id)
-                    .filter(b::version.eq(expected_version)),
-            )
-            .set((
-                b::name.eq(&row.name),
-                b::version.eq(row.version),
-                b::data.eq(&row.data),
-                b::sealed_secrets.eq(&row.sealed_secrets),
-                b::key_id.eq(&row.key_id),
-                b::updated_at.eq(row.updated_at),
-            ))
-            .execute(conn)
-            .map_err(|err| conflict_on_unique(err, &row.name))?;
+            let updated = update_current(conn, row, expected_version)?;
             if updated == 0 {
                 return Ok(false);
             }
@@ -320,26 +330,10 @@ impl Store {
         let mut conn = self.conn()?;
         conn.transaction::<_, Error, _>(|conn| {
             for row in creates {
-                diesel::insert_into(b::blocks)
-                    .values(row.clone())
-                    .execute(conn)
-                    .map_err(|err| conflict_on_unique(err, &row.name))?;
-                diesel::delete(v::block_versions.filter(v::block_id.eq(&row.id))).execute(conn)?;
-                diesel::insert_into(v::block_versions)
-                    .values(row.version_row(ChangeKind::Import))
-                    .execute(conn)?;
+                insert_new(conn, row, ChangeKind::Import)?;
             }
             for (row, expected) in updates {
-                let n = diesel::update(b::blocks.find(&row.id).filter(b::version.eq(expected)))
-                    .set((
-                        b::name.eq(&row.name),
-                        b::version.eq(row.version),
-                        b::data.eq(&row.data),
-                        b::sealed_secrets.eq(&row.sealed_secrets),
-                        b::key_id.eq(&row.key_id),
-                        b::updated_at.eq(row.updated_at),
-                    ))
-                    .execute(conn)?;
+                let n = update_current(conn, row, *expected)?;
                 if n == 0 {
                     return Err(Error::VersionConflict {
                         name: row.name.clone(),
