@@ -105,6 +105,11 @@ impl Block {
         }
     }
 
+    /// Its secrets, if they were read.
+    pub fn secrets(&self) -> Option<&Secrets> {
+        self.secrets.as_ref()
+    }
+
     /// Whether this block was read with its secrets.
     pub fn has_secrets(&self) -> bool {
         self.secrets.is_some()

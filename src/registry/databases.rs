@@ -240,24 +240,7 @@ impl Registry {
     pub fn list_databases(&self, admin: &str) -> Result<Vec<DatabaseListing>> {
         let mut session = self.admin_session(admin)?;
         let databases = session.databases()?;
-        let server = (
-            session.info().tcp_host().map(str::to_owned),
-            session.info().effective_port(),
-        );
-        let mut pointing: Vec<(String, String)> = Vec::new();
-        for summary in self.list_blocks(&Default::default())? {
-            if summary.block_type != CONNECTOR {
-                continue;
-            }
-            let Ok(block) = self.get_block_masked(&summary.name) else {
-                continue;
-            };
-            if let Ok(info) = connection_info(&block)
-                && (info.tcp_host().map(str::to_owned), info.effective_port()) == server
-            {
-                pointing.push((info.database.clone(), block.name.clone()));
-            }
-        }
+        let pointing = self.blocks_pointing_at(session.info())?;
         Ok(databases
             .into_iter()
             .map(|database| DatabaseListing {
@@ -271,6 +254,27 @@ impl Registry {
             .collect())
     }
 
+    /// (database, block) for every connector block on the server `admin` connects to.
+    fn blocks_pointing_at(&self, admin: &ConnectionInfo) -> Result<Vec<(String, String)>> {
+        let server = (admin.tcp_host(), admin.effective_port());
+        let filter = crate::block::BlockFilter {
+            block_type: Some(CONNECTOR.into()),
+            ..Default::default()
+        };
+        let mut pointing = Vec::new();
+        for summary in self.list_blocks(&filter)? {
+            let Ok(block) = self.get_block_masked(&summary.name) else {
+                continue;
+            };
+            if let Ok(info) = connection_info(&block)
+                && (info.tcp_host(), info.effective_port()) == server
+            {
+                pointing.push((info.database.clone(), block.name.clone()));
+            }
+        }
+        Ok(pointing)
+    }
+
     /// Drops a database (and, with `drop_role`, its owner role); the blocks that
     /// pointed at it are returned, to be deleted or kept by the caller.
     pub fn drop_database(
@@ -279,23 +283,25 @@ impl Registry {
         database: &DatabaseName,
         drop_role: Option<&RoleName>,
     ) -> Result<Vec<String>> {
-        let listing = self.list_databases(admin)?;
-        let Some(entry) = listing
-            .iter()
-            .find(|d| d.database.name == database.as_str())
-        else {
+        let mut session = self.admin_session(admin)?;
+        if !session.database_exists(database.as_str())? {
             return Err(Error::provision(
                 ProvisionCode::DatabaseNotFound,
                 format!("database {:?} does not exist", database.as_str()),
             ));
-        };
-        let mut session = self.admin_session(admin)?;
+        }
+        let blocks: Vec<String> = self
+            .blocks_pointing_at(session.info())?
+            .into_iter()
+            .filter(|(db, _)| db == database.as_str())
+            .map(|(_, block)| block)
+            .collect();
         let dialect = session.dialect;
         session.run("drop database", &sql::drop_database(dialect, database)?)?;
         if let Some(role) = drop_role {
             session.run("drop role", &sql::drop_role(dialect, role)?)?;
         }
-        Ok(entry.blocks.clone())
+        Ok(blocks)
     }
 
     /// Applies schema files with the block's own credentials: placeholders replaced,

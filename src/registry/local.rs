@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::keys::KeyManager;
 use crate::block::{
-    Block, BlockFilter, BlockSummary, BlockVersion, ChangeRecord, NewBlock, parse_stored_data,
+    Block, BlockFilter, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock,
+    parse_stored_data,
 };
 use crate::crypto::SealBinding;
 use crate::document::{Secrets, split_secrets};
@@ -385,5 +386,5 @@ fn check_version(current: &BlockRow, expected: Option<i64>) -> Result<i64> {
 /// The block a stored row holds, with its secrets if they were opened.
 fn block_from_row(row: BlockRow, secrets: Option<crate::document::Secrets>) -> Result<Block> {
     let masked = parse_stored_data(&row.data, &row.name)?;
-    Ok(Block::from_parts(row.meta(), masked, secrets))
+    Ok(Block::from_parts(BlockMeta::from(row), masked, secrets))
 }

@@ -96,10 +96,8 @@ impl Registry {
                 Some(_) => self.load_block(&summary.name)?,
                 None => self.get_block_masked(&summary.name)?,
             };
-            if key.is_some() {
-                let ty = self.block_type(&block.block_type)?;
-                let (_, block_secrets) = split_secrets(&ty, block.document().unwrap_or_default())?;
-                secrets.insert(block.id.clone(), block_secrets);
+            if let Some(block_secrets) = block.secrets().filter(|_| key.is_some()) {
+                secrets.insert(block.id.clone(), block_secrets.clone());
             }
             if !type_slugs.contains(&block.block_type) {
                 type_slugs.push(block.block_type.clone());
@@ -160,11 +158,11 @@ impl Registry {
             match plan_block(&local, ty, body, secrets.get(&body.meta.id), existing)? {
                 Planned::Create(row, s) => {
                     plan.create.push(name);
-                    creates.push(local.sealed(row, &s)?);
+                    creates.push((row, s));
                 }
                 Planned::Update(row, s, expected) => {
                     plan.update.push(name);
-                    updates.push((local.sealed(row, &s)?, expected));
+                    updates.push((row, s, expected));
                 }
                 Planned::Unchanged => plan.unchanged.push(name),
                 Planned::Skipped => plan.skipped.push(name),
@@ -173,7 +171,15 @@ impl Registry {
         if dry_run {
             return Ok(plan);
         }
-        // Only now that every block checks out are the new types registered.
+        // Sealed only now, and the new types registered, once every block checks out.
+        let creates = creates
+            .into_iter()
+            .map(|(row, s)| local.sealed(row, &s))
+            .collect::<Result<Vec<_>>>()?;
+        let updates = updates
+            .into_iter()
+            .map(|(row, s, expected)| Ok((local.sealed(row, &s)?, expected)))
+            .collect::<Result<Vec<_>>>()?;
         for ty in new_types {
             self.register_type(ty.def, false)?;
         }

@@ -504,20 +504,6 @@ impl From<BlockRow> for BlockMeta {
     }
 }
 
-impl BlockRow {
-    /// The row's fields other than its data and secrets.
-    pub fn meta(&self) -> BlockMeta {
-        BlockMeta {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            block_type: self.block_type.clone(),
-            version: self.version,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
-    }
-}
-
 impl TryFrom<VersionRow> for BlockVersion {
     type Error = Error;
     fn try_from(row: VersionRow) -> Result<Self> {
