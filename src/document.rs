@@ -202,10 +202,42 @@ fn path_mut<'a>(doc: &'a mut Value, path: &str) -> Option<&'a mut Value> {
     path.split('.').try_fold(doc, |node, seg| node.get_mut(seg))
 }
 
+/// What a secrets-map key names: a document field, a URL field's password, or one of
+/// a URL field's query parameters. A document's own field names may contain the
+/// markers, so a key is read as a URL secret only when what follows the marker could
+/// have been written by [`split_secrets`] (a password parameter name, no further path).
+enum SecretKey<'a> {
+    Field(&'a str),
+    UrlPassword(&'a str),
+    UrlQuery(&'a str, &'a str),
+}
+
+impl<'a> SecretKey<'a> {
+    fn parse(key: &'a str) -> Self {
+        if let Some((path, param)) = key.rsplit_once(URL_QUERY)
+            && is_password_key(param)
+        {
+            return SecretKey::UrlQuery(path, param);
+        }
+        match key.strip_suffix(URL_PASSWORD) {
+            Some(path) => SecretKey::UrlPassword(path),
+            None => SecretKey::Field(key),
+        }
+    }
+
+    /// The field the secret belongs to.
+    fn field(&self) -> &'a str {
+        match *self {
+            SecretKey::Field(path)
+            | SecretKey::UrlPassword(path)
+            | SecretKey::UrlQuery(path, _) => path,
+        }
+    }
+}
+
 /// The field a secrets-map key belongs to.
 fn field_of(key: &str) -> &str {
-    let key = key.split(URL_QUERY).next().unwrap_or(key);
-    key.strip_suffix(URL_PASSWORD).unwrap_or(key)
+    SecretKey::parse(key).field()
 }
 
 fn is_password_key(name: &str) -> bool {
@@ -350,37 +382,33 @@ pub fn moved_destinations(ty: &BlockType, before: &Value, after: &Value) -> Vec<
 fn put_secrets(doc: &mut Value, secrets: &Secrets, only_masked: bool) -> usize {
     let mut written = 0;
     for (key, value) in &secrets.0 {
-        if let Some((path, param)) = key.split_once(URL_QUERY) {
-            if put_query_secret(doc, path, param, value, only_masked) {
-                written += 1;
+        let put = match SecretKey::parse(key) {
+            SecretKey::UrlQuery(path, param) => {
+                put_query_secret(doc, path, param, value, only_masked)
             }
-            continue;
-        }
-        match key.strip_suffix(URL_PASSWORD) {
-            Some(path) => {
-                let Some(Value::String(text)) = get_path(doc, path) else {
-                    continue;
-                };
-                let (Ok(mut url), Some(pw)) = (url::Url::parse(text), value.as_str()) else {
-                    continue;
-                };
-                if (!only_masked || url.password() == Some(MASK))
-                    && url.set_password(Some(pw)).is_ok()
-                    && set_path(doc, path, Value::String(url.into())).is_ok()
-                {
-                    written += 1;
-                }
+            SecretKey::UrlPassword(path) => put_url_password(doc, path, value, only_masked),
+            SecretKey::Field(path) => {
+                (!only_masked || get_path(doc, path).and_then(Value::as_str) == Some(MASK))
+                    && set_path(doc, path, value.clone()).is_ok()
             }
-            None => {
-                if (!only_masked || get_path(doc, key).and_then(Value::as_str) == Some(MASK))
-                    && set_path(doc, key, value.clone()).is_ok()
-                {
-                    written += 1;
-                }
-            }
-        }
+        };
+        written += usize::from(put);
     }
     written
+}
+
+/// Puts a URL's password back into the URL at `path` (with `only_masked`, only where
+/// it reads `********`). Whether it did.
+fn put_url_password(doc: &mut Value, path: &str, value: &Value, only_masked: bool) -> bool {
+    let Some(Value::String(text)) = get_path(doc, path) else {
+        return false;
+    };
+    let (Ok(mut url), Some(pw)) = (url::Url::parse(text), value.as_str()) else {
+        return false;
+    };
+    (!only_masked || url.password() == Some(MASK))
+        && url.set_password(Some(pw)).is_ok()
+        && set_path(doc, path, Value::String(url.into())).is_ok()
 }
 
 /// Puts a secret query parameter back into the URL at `path` (with `only_masked`,
@@ -490,6 +518,29 @@ mod tests {
         let mut merged = masked;
         merge_secrets(&mut merged, &secrets);
         assert_eq!(merged, full);
+    }
+
+    /// Found by the `document` fuzz target: a field whose own name holds the marker of
+    /// a URL query secret (`#url-query:`) was taken for one, so its nested password was
+    /// reported under, and put back into, a field that does not exist.
+    #[test]
+    fn field_names_holding_the_url_markers_stay_plain_fields() {
+        let ty = builtin_type("json").unwrap();
+        for name in ["a#url-query:b", "a#url-query:password", "a#url-password"] {
+            let full = json!({ name: {"password": "PLANTED", "inner": {"pwd": "PLANTED2"}} });
+            let (masked, secrets) = split_secrets(&ty, full.clone()).unwrap();
+            assert!(!masked.to_string().contains("PLANTED"), "{name}: {masked}");
+            for path in secrets.paths() {
+                assert_eq!(
+                    get_path(&masked, path).and_then(Value::as_str),
+                    Some(MASK),
+                    "{name}: {path}"
+                );
+            }
+            let mut merged = masked;
+            merge_secrets(&mut merged, &secrets);
+            assert_eq!(merged, full, "{name}");
+        }
     }
 
     #[test]

@@ -115,6 +115,11 @@ impl BlockType {
             .chain(&ty.def.url_fields)
             .chain(&ty.def.primary_secret)
         {
+            if path.contains('#') {
+                return Err(Error::InvalidBlockType(format!(
+                    "{path:?}: a secret or URL field's path may not contain '#'"
+                )));
+            }
             if ty.field_kind(path).is_none() {
                 return Err(Error::InvalidBlockType(format!(
                     "{path:?} is listed as a secret or URL field but the schema has no such field"
