@@ -67,12 +67,17 @@ impl Secrets {
         self.0.keys().map(|k| field_of(k))
     }
 
-    /// Whether a secret at this path is already known.
+    /// Each secret's field path (as [`Secrets::paths`]) and value.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (field_of(k), v))
+    }
+
     /// Whether any secret is still the mask (a masked document sent without it).
     pub fn holds_mask(&self) -> bool {
         self.0.values().any(|v| v.as_str() == Some(MASK))
     }
 
+    /// Whether a secret at this path is already known.
     pub fn contains(&self, path: &str) -> bool {
         self.0.contains_key(path)
     }

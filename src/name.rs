@@ -50,6 +50,16 @@ impl fmt::Display for BlockName {
     }
 }
 
+/// A name in a file (an apply file) is checked as it is read.
+impl<'de> serde::Deserialize<'de> for BlockName {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        BlockName::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A name reads as the text it is, so `&name` passes where a `&str` is wanted.
 impl std::ops::Deref for BlockName {
     type Target = str;

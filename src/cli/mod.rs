@@ -186,6 +186,17 @@ pub enum Command {
     /// Example: blockyard import blocks.age.json --identity key.txt --dry-run
     #[command(verbatim_doc_comment)]
     Import(transfer::ImportArgs),
+    /// Make the blocks in a file (YAML or JSON) exist as written: created, updated or
+    /// left alone, and with --prune, the others deleted. Secrets are never written in
+    /// the file but referenced: `password: {from_env: CRDB_PASSWORD}` or
+    /// `{from_file: secrets/crdb.txt}` (relative to the file). A second run changes
+    /// nothing. Works on a local store or, with --server-url, a server.
+    ///
+    /// Examples:
+    ///   blockyard apply -f blocks.yaml --dry-run
+    ///   blockyard apply -f blocks.yaml --prune --prefix crdb-
+    #[command(verbatim_doc_comment)]
+    Apply(transfer::ApplyArgs),
     /// API tokens for the HTTP server.
     #[command(subcommand)]
     Token(server::TokenCommand),
@@ -259,6 +270,7 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         Command::Db(cmd) => db::run(cmd, &open(config, &out)?, &out),
         Command::Export(args) => transfer::export(&open(config, &out)?, args),
         Command::Import(args) => transfer::import(&open(config, &out)?, args, &out),
+        Command::Apply(args) => transfer::apply(&open(config, &out)?, args, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
         Command::Exec(args) => connect::exec(&open(config, &out)?, args),
         Command::Server(args) => {

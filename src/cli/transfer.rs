@@ -1,5 +1,5 @@
 //! `blockyard export` and `blockyard import`: blocks moved between stores as one JSON
-//! file, secrets masked or sealed with age.
+//! file, secrets masked or sealed with age; `blockyard apply -f`: desired blocks made true.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,9 @@ use super::output::{Printer, to_json};
 use crate::block::BlockFilter;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
-use crate::registry::{Existing, Registry, SecretsIdentity, SecretsKey};
+use crate::registry::{
+    ApplyPlan, Existing, Registry, SecretRefs, SecretsIdentity, SecretsKey, parse_apply_file,
+};
 use crate::wire::ExportFile;
 
 /// `blockyard export`.
@@ -154,4 +156,86 @@ pub fn import(registry: &Registry, args: ImportArgs, out: &Printer) -> Result<()
         )
     });
     Ok(())
+}
+
+/// `blockyard apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The file of desired blocks (YAML or JSON; `-` reads stdin).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+    /// Show the plan (create, update with a masked diff, unchanged, delete) and change
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete blocks that are not in the file (soft: `block undelete` brings one
+    /// back); with --prefix, only blocks whose names start with it.
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: only blocks whose names start with this are candidates.
+    #[arg(long, requires = "prune")]
+    pub prefix: Option<String>,
+}
+
+pub fn apply(registry: &Registry, args: ApplyArgs, out: &Printer) -> Result<()> {
+    let text = read(&args.file)?;
+    let file = parse_apply_file(&text, &args.file.display().to_string())?;
+    let base_dir = match args.file == Path::new("-") {
+        true => PathBuf::from("."),
+        false => args
+            .file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let refs = SecretRefs {
+        env: &env,
+        base_dir: &base_dir,
+    };
+    let prune = args.prune.then(|| args.prefix.clone().unwrap_or_default());
+    let plan = registry.apply(file, &refs, prune.as_deref(), args.dry_run)?;
+    out.emit(&plan, || plan_text(&plan));
+    Ok(())
+}
+
+/// The plan as people read it: one line per change, masked diffs indented under
+/// updates, then the counts.
+fn plan_text(plan: &ApplyPlan) -> String {
+    let mut lines = Vec::new();
+    lines.extend(plan.create.iter().map(|name| format!("+ create {name}")));
+    for update in &plan.update {
+        lines.push(format!("~ update {}", update.name));
+        for change in &update.changes {
+            let show = |v: Option<&serde_json::Value>| match (change.secret, v) {
+                (true, Some(_)) => "********".to_owned(),
+                (_, None) => "(absent)".to_owned(),
+                (false, Some(serde_json::Value::String(s))) => s.clone(),
+                (false, Some(v)) => v.to_string(),
+            };
+            let after = match change.secret {
+                true => "******** (changed)".to_owned(),
+                false => show(change.after.as_ref()),
+            };
+            lines.push(format!(
+                "    {}: {} -> {after}",
+                change.path,
+                show(change.before.as_ref())
+            ));
+        }
+    }
+    lines.extend(plan.delete.iter().map(|name| format!("- delete {name}")));
+    lines.push(format!(
+        "{}: create {}, update {}, delete {}, unchanged {}",
+        match (plan.applied, plan.changes()) {
+            (true, _) => "applied",
+            (false, 0) => "plan (nothing to change)",
+            (false, _) => "plan (nothing changed yet)",
+        },
+        plan.create.len(),
+        plan.update.len(),
+        plan.delete.len(),
+        plan.unchanged.len()
+    ));
+    lines.join("\n")
 }

@@ -4,6 +4,7 @@
 //! change as a version.
 
 mod admin;
+mod apply;
 mod connections;
 mod databases;
 mod keys;
@@ -13,6 +14,7 @@ mod transfer;
 pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
 pub use crate::provision::{DatabaseListing, Provisioned};
 pub use admin::{AuditFilter, AuditRow, MigrationStatus, migrate, migration_status};
+pub use apply::{ApplyFile, ApplyPlan, SecretRefs, parse_apply_file};
 pub use databases::{NewDatabase, ROTATION_LOCK, RotationSchedule, rotation_schedule};
 pub use keys::{InitReport, KeyStatus, RotationReport};
 pub use transfer::{Existing, ImportPlan, SecretsIdentity, SecretsKey};

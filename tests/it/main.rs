@@ -3,6 +3,7 @@
 
 mod support;
 
+mod apply;
 mod bad_input;
 mod blocks;
 mod connect;

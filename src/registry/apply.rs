@@ -1,0 +1,332 @@
+//! `apply -f`: a file of desired blocks (YAML or JSON) made true, idempotently. Secrets
+//! are never written in the file but referenced (`{from_env: VAR}`, `{from_file:
+//! PATH}`); the plan lists what is created, updated (with a masked diff), unchanged
+//! and, with prune, deleted.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Registry;
+use crate::block::{Block, BlockFilter, NewBlock};
+use crate::document::{FieldChange, MASK, Secrets, changes, split_secrets};
+use crate::error::{Error, Result};
+use crate::name::BlockName;
+
+/// An apply file: the blocks that should exist.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyFile {
+    pub blocks: Vec<DesiredBlock>,
+}
+
+/// One desired block, in the block document format (`inspect -o json` output is
+/// accepted; its `version` and times are ignored).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DesiredBlock {
+    pub name: BlockName,
+    #[serde(alias = "type")]
+    pub block_type: String,
+    /// Keep this id when the block is created (as import does).
+    #[serde(default)]
+    pub id: Option<uuid::Uuid>,
+    pub data: Value,
+    #[serde(default)]
+    pub version: Option<i64>,
+    #[serde(default)]
+    pub created_at: Option<Value>,
+    #[serde(default)]
+    pub updated_at: Option<Value>,
+}
+
+/// Where an apply file's secrets come from: the environment of `apply`, and files
+/// (relative paths are read from the apply file's directory).
+pub struct SecretRefs<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub base_dir: &'a Path,
+}
+
+/// What an apply did (or, with `dry_run`, would do).
+#[derive(Debug, Default, Serialize)]
+pub struct ApplyPlan {
+    pub create: Vec<String>,
+    pub update: Vec<PlannedUpdate>,
+    pub unchanged: Vec<String>,
+    pub delete: Vec<String>,
+    pub applied: bool,
+}
+
+/// A block the apply changes, and how (secret values never shown).
+#[derive(Debug, Serialize)]
+pub struct PlannedUpdate {
+    pub name: String,
+    pub changes: Vec<FieldChange>,
+}
+
+impl ApplyPlan {
+    pub fn changes(&self) -> usize {
+        self.create.len() + self.update.len() + self.delete.len()
+    }
+}
+
+/// Parses an apply file: YAML, of which JSON is a part.
+pub fn parse_apply_file(text: &str, origin: &str) -> Result<ApplyFile> {
+    serde_norway::from_str(text)
+        .map_err(|err| Error::InvalidInput(format!("{origin} is not an apply file: {err}")))
+}
+
+/// A desired block, its secrets read, checked against its type and the store.
+enum Step {
+    Create(NewBlock),
+    Update {
+        name: String,
+        document: Value,
+        version: i64,
+        changes: Vec<FieldChange>,
+    },
+    Unchanged(String),
+}
+
+impl Registry {
+    /// Makes the blocks in `file` exist as written. Every block is checked (type,
+    /// schema, secret references, the block it would replace) before anything is
+    /// written; each write then carries the version read, so a concurrent change is a
+    /// conflict, not lost. With `prune`, blocks not in the file whose names start with
+    /// `prune_prefix` are deleted (a soft delete: `block undelete` brings one back).
+    pub fn apply(
+        &self,
+        file: ApplyFile,
+        refs: &SecretRefs<'_>,
+        prune: Option<&str>,
+        dry_run: bool,
+    ) -> Result<ApplyPlan> {
+        let mut seen = BTreeSet::new();
+        let mut steps = Vec::new();
+        for desired in file.blocks {
+            if !seen.insert(desired.name.to_string()) {
+                return Err(Error::InvalidInput(format!(
+                    "block {} is in the file twice",
+                    desired.name
+                )));
+            }
+            steps.push(self.plan_step(desired, refs)?);
+        }
+        let mut plan = ApplyPlan::default();
+        if let Some(prefix) = prune {
+            let filter = BlockFilter {
+                name_prefix: Some(prefix.to_owned()).filter(|p| !p.is_empty()),
+                ..Default::default()
+            };
+            plan.delete = self
+                .list_blocks(&filter)?
+                .into_iter()
+                .map(|b| b.name)
+                .filter(|name| !seen.contains(name))
+                .collect();
+        }
+        for step in &steps {
+            match step {
+                Step::Create(new) => plan.create.push(new.name.to_string()),
+                Step::Update { name, changes, .. } => plan.update.push(PlannedUpdate {
+                    name: name.clone(),
+                    changes: changes.clone(),
+                }),
+                Step::Unchanged(name) => plan.unchanged.push(name.clone()),
+            }
+        }
+        if dry_run {
+            return Ok(plan);
+        }
+        for step in steps {
+            match step {
+                Step::Create(new) => {
+                    self.create_block(new)?;
+                }
+                Step::Update {
+                    name,
+                    document,
+                    version,
+                    ..
+                } => {
+                    self.update_block(&name, document, Some(version))?;
+                }
+                Step::Unchanged(_) => {}
+            }
+        }
+        for name in &plan.delete {
+            self.delete_block(name, None)?;
+        }
+        plan.applied = true;
+        Ok(plan)
+    }
+
+    fn plan_step(&self, desired: DesiredBlock, refs: &SecretRefs<'_>) -> Result<Step> {
+        let name = desired.name.to_string();
+        let ty = self.block_type(&desired.block_type)?;
+        let mut referenced = Vec::new();
+        let mut document = desired.data;
+        resolve_refs(&mut document, "", refs, &mut referenced)
+            .map_err(|err| in_block(&name, err))?;
+        let (_, given) =
+            split_secrets(&ty, document.clone()).map_err(|err| in_block(&name, err))?;
+        check_secrets_referenced(&given, &referenced).map_err(|err| in_block(&name, err))?;
+        let current = match self.load_block(&name) {
+            Ok(block) => Some(block),
+            // (a server answers the same code)
+            Err(err) if err.code() == "BLOCK_NOT_FOUND" => None,
+            Err(err) => return Err(err),
+        };
+        if let Some(current) = &current {
+            current.restore_masked(&mut document);
+        }
+        let (masked, secrets) =
+            split_secrets(&ty, document.clone()).map_err(|err| in_block(&name, err))?;
+        if secrets.holds_mask() {
+            return Err(in_block(
+                &name,
+                Error::InvalidInput(format!(
+                    "a secret reads {MASK}, which keeps a stored secret, but none is stored \
+                     for it here"
+                )),
+            ));
+        }
+        ty.validate(&document).map_err(|err| in_block(&name, err))?;
+        let Some(current) = current else {
+            return Ok(Step::Create(NewBlock {
+                name: desired.name,
+                block_type: desired.block_type,
+                document,
+                id: desired.id,
+            }));
+        };
+        check_same_block(&current, &desired.block_type, desired.id)?;
+        if current.document().as_ref() == Some(&document) {
+            return Ok(Step::Unchanged(name));
+        }
+        let changes = changes(
+            current.masked_data(),
+            current.secrets(),
+            &masked,
+            Some(&secrets),
+        );
+        Ok(Step::Update {
+            name,
+            document,
+            version: current.version,
+            changes,
+        })
+    }
+}
+
+fn in_block(name: &str, err: Error) -> Error {
+    match err {
+        Error::InvalidInput(message) => Error::InvalidInput(format!("block {name}: {message}")),
+        other => other,
+    }
+}
+
+/// An existing block an apply would update must be of the same type (and id, if the
+/// file gives one): the file describes that block, not another under its name.
+fn check_same_block(current: &Block, block_type: &str, id: Option<uuid::Uuid>) -> Result<()> {
+    if current.block_type != block_type {
+        return Err(Error::InvalidInput(format!(
+            "block {} is of type {} here, not {block_type}; delete it first to change its type",
+            current.name, current.block_type
+        )));
+    }
+    if let Some(id) = id
+        && current.id != id.to_string()
+    {
+        return Err(Error::InvalidInput(format!(
+            "block {} here has id {}, not {id}",
+            current.name, current.id
+        )));
+    }
+    Ok(())
+}
+
+/// Replaces each `{from_env: VAR}` and `{from_file: PATH}` object in `node` with the
+/// value read, recording the paths replaced.
+fn resolve_refs(
+    node: &mut Value,
+    path: &str,
+    refs: &SecretRefs<'_>,
+    referenced: &mut Vec<String>,
+) -> Result<()> {
+    if let Value::Object(map) = node {
+        if let Some(value) = secret_ref(map, path, refs)? {
+            *node = Value::String(value);
+            referenced.push(path.to_owned());
+            return Ok(());
+        }
+        for (key, child) in map.iter_mut() {
+            let child_path = match path.is_empty() {
+                true => key.clone(),
+                false => format!("{path}.{key}"),
+            };
+            resolve_refs(child, &child_path, refs, referenced)?;
+        }
+    }
+    Ok(())
+}
+
+/// The value an object refers to, if it is a reference (an object whose only key is
+/// `from_env` or `from_file`).
+fn secret_ref(
+    map: &Map<String, Value>,
+    path: &str,
+    refs: &SecretRefs<'_>,
+) -> Result<Option<String>> {
+    if map.len() != 1 {
+        return Ok(None);
+    }
+    let (kind, target) = map.iter().next().expect("one entry");
+    let Some(target) = target.as_str() else {
+        return match kind.as_str() {
+            "from_env" | "from_file" => Err(Error::InvalidInput(format!(
+                "{path}: {kind} takes a string"
+            ))),
+            _ => Ok(None),
+        };
+    };
+    match kind.as_str() {
+        "from_env" => (refs.env)(target).map(Some).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "{path}: the environment variable {target} is not set"
+            ))
+        }),
+        "from_file" => {
+            let file = refs.base_dir.join(target);
+            let text = std::fs::read_to_string(&file)
+                .map_err(|err| Error::io(format!("{path}: reading {}", file.display()), err))?;
+            Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Every secret must come from a reference (or be the mask, keeping the stored one):
+/// an apply file is meant to be committed, so a secret written in it is refused.
+fn check_secrets_referenced(secrets: &Secrets, referenced: &[String]) -> Result<()> {
+    let literal: Vec<&str> = secrets
+        .iter()
+        .filter(|(path, value)| {
+            value.as_str() != Some(MASK)
+                && !referenced
+                    .iter()
+                    .any(|r| r == path || path.starts_with(&format!("{r}.")))
+        })
+        .map(|(path, _)| path)
+        .collect();
+    match literal.is_empty() {
+        true => Ok(()),
+        false => Err(Error::InvalidInput(format!(
+            "{} written in the file; secrets are referenced instead: \
+             {{from_env: VARIABLE}} or {{from_file: PATH}}",
+            literal.join(", ")
+        ))),
+    }
+}
