@@ -185,6 +185,10 @@ pub struct BlockVersion {
     pub change: String,
     #[serde(with = "crate::time::rfc3339_millis")]
     pub created_at: i64,
+    /// Who made it: the token's actor for a change over HTTP; absent for one made on the
+    /// store directly (the CLI, the library), which `history` shows as `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     pub data: Value,
     /// What this version changed against the one before it (secrets as changed or
     /// not, never their values); empty for the first version.

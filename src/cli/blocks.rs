@@ -457,7 +457,7 @@ fn history(registry: &Registry, name: &str, out: &Printer) -> Result<()> {
     let versions = registry.block_history(name)?;
     out.emit(&versions, || {
         table(
-            &["VERSION", "CHANGE", "NAME", "AT", "WHAT CHANGED"],
+            &["VERSION", "CHANGE", "BY", "NAME", "AT", "WHAT CHANGED"],
             versions.iter().rev().map(|v| {
                 let what = match v.changes.is_empty() {
                     true if v.version == 1 => "created".to_owned(),
@@ -467,6 +467,7 @@ fn history(registry: &Registry, name: &str, out: &Printer) -> Result<()> {
                 vec![
                     v.version.to_string(),
                     v.change.clone(),
+                    v.actor.clone().unwrap_or_else(|| "local".into()),
                     v.name.clone(),
                     rfc3339(v.created_at),
                     what,
@@ -477,8 +478,6 @@ fn history(registry: &Registry, name: &str, out: &Printer) -> Result<()> {
     Ok(())
 }
 
-/// `block diff`: the fields that differ between two kept versions. Non-secret fields
-/// are compared by value; a secret is "changed" when any version in between changed it.
 /// What differs between versions `a` and `b`: non-secret fields by value; a secret as
 /// changed if any version between them changed it (the masked data cannot tell).
 fn changes_between(

@@ -74,6 +74,9 @@ pub struct VersionRow {
     pub key_id: Option<String>,
     pub change: String,
     pub created_at: i64,
+    /// Who made it: the audit actor of a change over HTTP; `None` when made on the
+    /// store directly.
+    pub actor: Option<String>,
 }
 
 /// What a version records about the change that made it.
@@ -104,7 +107,7 @@ impl ChangeKind {
 pub const DELETED: &str = "delete";
 
 impl BlockRow {
-    fn version_row(&self, change: ChangeKind) -> VersionRow {
+    fn version_row(&self, change: ChangeKind, audit: Option<&NewAuditRow>) -> VersionRow {
         VersionRow {
             block_id: self.id.clone(),
             version: self.version,
@@ -115,6 +118,7 @@ impl BlockRow {
             key_id: self.key_id.clone(),
             change: change.as_str().into(),
             created_at: self.updated_at,
+            actor: audit.map(|a| a.actor.clone()),
         }
     }
 }
@@ -134,14 +138,19 @@ pub struct SealedRow {
 /// written, the change rolls back and the error says the audit log is unavailable.
 /// Inserts a new block row and its first version (`change`); a block created under a
 /// deleted block's id (`--id`, an import) replaces it, so that block's history goes.
-fn insert_new(conn: &mut super::StoreConnection, row: &BlockRow, change: ChangeKind) -> Result<()> {
+fn insert_new(
+    conn: &mut super::StoreConnection,
+    row: &BlockRow,
+    change: ChangeKind,
+    audit: Option<&NewAuditRow>,
+) -> Result<()> {
     diesel::insert_into(b::blocks)
         .values(row.clone())
         .execute(conn)
         .map_err(|err| conflict_on_unique(err, &row.name))?;
     diesel::delete(v::block_versions.filter(v::block_id.eq(&row.id))).execute(conn)?;
     diesel::insert_into(v::block_versions)
-        .values(row.version_row(change))
+        .values(row.version_row(change, audit))
         .execute(conn)?;
     Ok(())
 }
@@ -194,7 +203,7 @@ impl Store {
     pub fn insert_block(&self, row: &BlockRow, audit: Option<&NewAuditRow>) -> Result<()> {
         let mut conn = self.conn()?;
         conn.transaction::<_, Error, _>(|conn| {
-            insert_new(conn, row, ChangeKind::Create)?;
+            insert_new(conn, row, ChangeKind::Create, audit)?;
             record_change(conn, audit)
         })
     }
@@ -249,7 +258,7 @@ impl Store {
                 return Ok(false);
             }
             diesel::insert_into(v::block_versions)
-                .values(row.version_row(change))
+                .values(row.version_row(change, audit))
                 .execute(conn)?;
             record_change(conn, audit)?;
             Ok(true)
@@ -276,7 +285,7 @@ impl Store {
             key_id: None,
             change: DELETED.into(),
             created_at: crate::time::now_millis(),
-            ..row.version_row(ChangeKind::Update)
+            ..row.version_row(ChangeKind::Update, audit)
         };
         let deleted = conn.transaction::<_, Error, _>(|conn| {
             let n = diesel::delete(
@@ -330,7 +339,7 @@ impl Store {
         let mut conn = self.conn()?;
         conn.transaction::<_, Error, _>(|conn| {
             for row in creates {
-                insert_new(conn, row, ChangeKind::Import)?;
+                insert_new(conn, row, ChangeKind::Import, audit)?;
             }
             for (row, expected) in updates {
                 let n = update_current(conn, row, *expected)?;
@@ -342,7 +351,7 @@ impl Store {
                     });
                 }
                 diesel::insert_into(v::block_versions)
-                    .values(row.version_row(ChangeKind::Import))
+                    .values(row.version_row(ChangeKind::Import, audit))
                     .execute(conn)?;
             }
             record_change(conn, audit)
@@ -367,7 +376,7 @@ impl Store {
                 .execute(conn)
                 .map_err(|err| conflict_on_unique(err, &row.name))?;
             diesel::insert_into(v::block_versions)
-                .values(row.version_row(ChangeKind::Undelete))
+                .values(row.version_row(ChangeKind::Undelete, audit))
                 .execute(conn)?;
             record_change(conn, audit)
         })
@@ -514,6 +523,7 @@ impl TryFrom<VersionRow> for BlockVersion {
             block_type: row.block_type,
             change: row.change,
             created_at: row.created_at,
+            actor: row.actor,
             changes: Vec::new(),
         })
     }

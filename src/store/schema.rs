@@ -41,6 +41,7 @@ diesel::table! {
         key_id -> Nullable<Text>,
         change -> Text,
         created_at -> BigInt,
+        actor -> Nullable<Text>,
     }
 }
 

@@ -141,6 +141,27 @@ fn undo_over_http_and_in_remote_mode() {
         again.text
     );
     assert_eq!(password(&env), "first-secret");
+    // History says who made each version: the token over HTTP, `local` on the store.
+    let history = env.json(&["block", "history", "crdb-sage"]);
+    let by: Vec<(i64, Option<&str>)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_i64().unwrap(), v["actor"].as_str()))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            (1, None),
+            (2, None),
+            (3, Some("full")),
+            (4, Some("writer")),
+            (5, Some("writer"))
+        ],
+        "{history}"
+    );
+    let table = env.ok(&["block", "history", "crdb-sage"]).stdout;
+    assert!(table.contains("BY") && table.contains("writer") && table.contains("local"));
 
     // In remote mode the CLI does the same through the server.
     let remote = [

@@ -1,0 +1,1 @@
+ALTER TABLE block_versions DROP COLUMN actor;
