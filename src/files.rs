@@ -1,5 +1,6 @@
-//! Files that hold secrets: the data directory is created 0700 and the store and key
-//! files 0600, and a key file others may read is refused, as ssh refuses such a key.
+//! Files that hold secrets: the data directory is created 0700, the store, key and
+//! backup files 0600 (a backup written whole or not at all),
+//! and a key file others may read is refused, as ssh refuses such a key.
 
 use std::path::Path;
 
@@ -58,4 +59,36 @@ pub fn check_private(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes `path` whole or not at all: into a 0600 file beside it, synced, then renamed
+/// over it (an interrupted write leaves no half file under the name).
+pub fn write_private_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    let context = || format!("writing {}", path.display());
+    if path.file_name().is_none() {
+        return Err(Error::InvalidInput(format!(
+            "{} is not a file name",
+            path.display()
+        )));
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let result = private_file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&partial)
+        .and_then(|mut file| {
+            write(&mut file)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&partial, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result.map_err(|err| Error::io(context(), err))
 }

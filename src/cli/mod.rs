@@ -2,6 +2,7 @@
 //! the edge, and dispatched to the registry. Output goes through [`output`].
 
 mod admin;
+mod backup;
 mod blocks;
 mod connect;
 mod db;
@@ -197,6 +198,20 @@ pub enum Command {
     ///   blockyard apply -f blocks.yaml --prune --prefix crdb-
     #[command(verbatim_doc_comment)]
     Apply(transfer::ApplyArgs),
+    /// Write the whole store (blocks, history, types, tokens, audit log, data keys) to
+    /// one file, read in one snapshot while servers keep running. Secrets stay sealed
+    /// and data keys wrapped: a restore needs the same master key.
+    ///
+    /// Example: blockyard backup registry.bak
+    #[command(verbatim_doc_comment)]
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty store, SQLite or PostgreSQL (--database-url). The
+    /// master key is checked against the backup before anything is written; every row
+    /// is written in one transaction.
+    ///
+    /// Example: blockyard restore registry.bak --database-url postgres://blockyard@db/blockyard
+    #[command(verbatim_doc_comment)]
+    Restore(backup::RestoreArgs),
     /// API tokens for the HTTP server.
     #[command(subcommand)]
     Token(server::TokenCommand),
@@ -271,6 +286,10 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         Command::Export(args) => transfer::export(&open(config, &out)?, args),
         Command::Import(args) => transfer::import(&open(config, &out)?, args, &out),
         Command::Apply(args) => transfer::apply(&open(config, &out)?, args, &out),
+        Command::Backup(args) => backup::backup(&open(config, &out)?, args, &out),
+        // Not `open`: that would set up a new store's keys, and a restore writes only
+        // into an empty store, after checking the master key.
+        Command::Restore(args) => backup::restore(config, args, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
         Command::Exec(args) => connect::exec(&open(config, &out)?, args),
         Command::Server(args) => {

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use super::Registry;
+use super::crash_point;
 use crate::block::{Block, NewBlock};
 
 use crate::connect::{ConnectionInfo, connection_info};
@@ -454,14 +455,6 @@ impl Registry {
             }
         }
         Ok(due)
-    }
-}
-
-/// Fault injection for the crash tests: the process aborts (as `kill -9` would stop
-/// it, with no cleanup) at the point named by `BLOCKYARD_CRASH_AT`. Unset, nothing.
-fn crash_point(point: &str) {
-    if std::env::var("BLOCKYARD_CRASH_AT").is_ok_and(|p| p == point) {
-        std::process::abort();
     }
 }
 

@@ -16,8 +16,8 @@ use crate::store::{BlockRow, DataKeyRow, SealedRow, Store, VersionRow};
 use crate::time::now_millis;
 
 pub(super) const META_FINGERPRINT: &str = "master_key_fingerprint";
-const META_LOCATION: &str = "master_key_location";
-const META_STORE_ID: &str = "store_id";
+pub(super) const META_LOCATION: &str = "master_key_location";
+pub(super) const META_STORE_ID: &str = "store_id";
 /// `2` once every block's secrets are sealed bound to their version and document.
 pub(super) const META_SEAL_FORMAT: &str = "seal_format";
 const ROTATION_BATCH: i64 = 200;
@@ -145,6 +145,42 @@ impl KeyManager {
             master_key_created: created,
             fingerprint,
         }))
+    }
+
+    /// For a restore: the configured master key (never created here) must have the
+    /// backup's fingerprint and open each of its wrapped data keys. Answers where the
+    /// key lives, to record in the restored store.
+    pub(super) fn check_restore_key(
+        &self,
+        expected: &str,
+        data_keys: &[DataKeyRow],
+    ) -> Result<String> {
+        let default_source;
+        let source = match &self.choice {
+            KeyChoice::Explicit(source) => source,
+            KeyChoice::Auto => {
+                default_source = self.default_source();
+                &default_source
+            }
+        };
+        let key = source.load().map_err(|err| match err {
+            Error::MasterKeyMissing(why) => Error::MasterKeyMissing(format!(
+                "a restore needs the master key the backup was sealed with (fingerprint \
+                 {expected}): {why}"
+            )),
+            other => other,
+        })?;
+        let actual = key.fingerprint();
+        if actual != expected {
+            return Err(Error::WrongMasterKey {
+                expected: expected.to_owned(),
+                actual,
+            });
+        }
+        for row in data_keys {
+            key.unwrap(&row.id, &row.wrapped)?;
+        }
+        Ok(source.location.to_hint())
     }
 
     /// The master key, loaded once and checked against the store's fingerprint before

@@ -5,6 +5,7 @@
 
 mod admin;
 mod apply;
+mod backup;
 mod connections;
 mod databases;
 mod keys;
@@ -15,6 +16,7 @@ pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecor
 pub use crate::provision::{DatabaseListing, Provisioned};
 pub use admin::{AuditFilter, AuditRow, MigrationStatus, migrate, migration_status};
 pub use apply::{ApplyFile, ApplyPlan, SecretRefs, parse_apply_file};
+pub use backup::{BACKUP_FORMAT, BackupFile, BackupReport, restore};
 pub use databases::{NewDatabase, ROTATION_LOCK, RotationSchedule, rotation_schedule};
 pub use keys::{InitReport, KeyStatus, RotationReport};
 pub use transfer::{Existing, ImportPlan, SecretsIdentity, SecretsKey};
@@ -47,6 +49,14 @@ pub struct Registry {
     pools: Arc<PoolCache>,
     /// The audit record each change made through this handle commits with.
     record: Option<Arc<ChangeRecord>>,
+}
+
+/// Fault injection for the crash tests: the process aborts (as `kill -9` would stop
+/// it, with no cleanup) at the point named by `BLOCKYARD_CRASH_AT`. Unset, nothing.
+fn crash_point(point: &str) {
+    if std::env::var("BLOCKYARD_CRASH_AT").is_ok_and(|p| p == point) {
+        std::process::abort();
+    }
 }
 
 impl Registry {

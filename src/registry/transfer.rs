@@ -12,7 +12,7 @@ use crate::block::BlockFilter;
 use crate::document::{Secrets, merge_secrets, split_secrets};
 use crate::error::{Error, Result};
 use crate::name::BlockName;
-use crate::store::BlockRow;
+use crate::store::{BlockRow, TypeRow};
 use crate::time::now_millis;
 use crate::types::BlockType;
 use crate::wire::{BlockBody, EXPORT_FORMAT, ExportFile};
@@ -124,7 +124,7 @@ impl Registry {
         })
     }
 
-    /// Imports an export: user types first, then every block in one transaction (ids
+    /// Imports an export: the user types it brings and every block in one transaction (ids
     /// kept). A block that arrives masked keeps the secret stored here for it, and is
     /// refused if it is new here. With `dry_run`, only the plan.
     pub fn import(
@@ -171,7 +171,8 @@ impl Registry {
         if dry_run {
             return Ok(plan);
         }
-        // Sealed only now, and the new types registered, once every block checks out.
+        // Sealed only now, once every block checks out; the new types are written in the
+        // same transaction as the blocks.
         let creates = creates
             .into_iter()
             .map(|(row, s)| local.sealed(row, &s))
@@ -180,13 +181,29 @@ impl Registry {
             .into_iter()
             .map(|(row, s, expected)| Ok((local.sealed(row, &s)?, expected)))
             .collect::<Result<Vec<_>>>()?;
-        for ty in new_types {
-            self.register_type(ty.def, false)?;
-        }
+        let now = now_millis();
+        let types = new_types
+            .iter()
+            .map(|ty| {
+                Ok(TypeRow {
+                    slug: ty.def.slug.clone(),
+                    definition: serde_json::to_string(&ty.def)
+                        .map_err(|e| Error::InvalidBlockType(e.to_string()))?,
+                    created_at: now,
+                    updated_at: now,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let audit = super::local::audit_row(self.record());
+        let (half, mut done) = ((creates.len() + updates.len()) / 2, 0);
         local
             .store
-            .import_rows(&creates, &updates, audit.as_ref())?;
+            .import_rows(&creates, &updates, &types, audit.as_ref(), &mut |n| {
+                done += n;
+                if done >= half.max(1) {
+                    super::crash_point("import-half-written");
+                }
+            })?;
         plan.applied = true;
         Ok(plan)
     }

@@ -8,11 +8,12 @@ use super::{Store, StoreConnection};
 use crate::error::{Error, Result};
 
 /// An API token as stored.
-#[derive(Clone, Debug, Queryable, Insertable, Selectable)]
+#[derive(Clone, Debug, Queryable, Insertable, Selectable, Serialize, serde::Deserialize)]
 #[diesel(table_name = super::schema::api_tokens)]
 pub struct TokenRow {
     pub id: String,
     pub name: String,
+    #[serde(with = "super::backup::base64_bytes")]
     pub secret_hash: Vec<u8>,
     /// JSON array of scope strings.
     pub scopes: String,

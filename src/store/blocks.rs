@@ -11,7 +11,7 @@ use crate::block::{BlockFilter, BlockMeta, BlockStamp, BlockVersion, parse_store
 use crate::error::{Error, Result};
 
 /// A block as stored: public data as JSON text, secrets sealed.
-#[derive(Clone, Queryable, Insertable, Selectable)]
+#[derive(Clone, Queryable, Insertable, Selectable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = super::schema::blocks)]
 pub struct BlockRow {
     pub id: String,
@@ -19,6 +19,7 @@ pub struct BlockRow {
     pub block_type: String,
     pub version: i64,
     pub data: String,
+    #[serde(with = "super::backup::base64_bytes::option")]
     pub sealed_secrets: Option<Vec<u8>>,
     pub key_id: Option<String>,
     pub created_at: i64,
@@ -62,7 +63,7 @@ pub fn block_stamps(
 }
 
 /// One kept version of a block.
-#[derive(Clone, Queryable, Insertable, Selectable)]
+#[derive(Clone, Queryable, Insertable, Selectable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = super::schema::block_versions)]
 pub struct VersionRow {
     pub block_id: String,
@@ -70,6 +71,7 @@ pub struct VersionRow {
     pub name: String,
     pub block_type: String,
     pub data: String,
+    #[serde(with = "super::backup::base64_bytes::option")]
     pub sealed_secrets: Option<Vec<u8>>,
     pub key_id: Option<String>,
     pub change: String,
@@ -327,19 +329,29 @@ impl Store {
         Ok(b::blocks.find(id).first(&mut *conn).optional()?)
     }
 
-    /// Writes an import in one transaction: new blocks (`creates`) and new versions of
-    /// existing ones (`updates`, each only if still at its expected version). Any
-    /// failure leaves the store as it was.
+    /// Writes an import in one transaction: the user types it brings, new blocks
+    /// (`creates`) and new versions of existing ones (`updates`, each only if still at
+    /// its expected version), calling
+    /// `written` after each block. Any failure leaves the store as it was.
     pub fn import_rows(
         &self,
         creates: &[BlockRow],
         updates: &[(BlockRow, i64)],
+        types: &[super::TypeRow],
         audit: Option<&NewAuditRow>,
+        written: &mut dyn FnMut(usize),
     ) -> Result<()> {
+        use super::schema::block_types::dsl as t;
         let mut conn = self.conn()?;
         conn.transaction::<_, Error, _>(|conn| {
+            for row in types {
+                diesel::insert_into(t::block_types)
+                    .values(row.clone())
+                    .execute(conn)?;
+            }
             for row in creates {
                 insert_new(conn, row, ChangeKind::Import, audit)?;
+                written(1);
             }
             for (row, expected) in updates {
                 let n = update_current(conn, row, *expected)?;
@@ -353,6 +365,7 @@ impl Store {
                 diesel::insert_into(v::block_versions)
                     .values(row.version_row(ChangeKind::Import, audit))
                     .execute(conn)?;
+                written(1);
             }
             record_change(conn, audit)
         })

@@ -7,10 +7,11 @@ use super::{Store, StoreConnection};
 use crate::error::Result;
 
 /// A data key as stored: wrapped by the master key.
-#[derive(Clone, Queryable, Insertable)]
+#[derive(Clone, Queryable, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = super::schema::data_keys)]
 pub struct DataKeyRow {
     pub id: String,
+    #[serde(with = "super::backup::base64_bytes")]
     pub wrapped: Vec<u8>,
     pub active: bool,
     pub created_at: i64,

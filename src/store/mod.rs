@@ -2,6 +2,7 @@
 //! row-level queries the registry needs. It stores ciphertext and never sees a key.
 
 mod access;
+mod backup;
 mod blocks;
 mod keys;
 mod schema;
@@ -9,8 +10,10 @@ mod types;
 mod url;
 
 pub use access::{AuditFilter, AuditRow, NewAuditRow, TokenRow, insert_audit};
+pub use backup::StoreRows;
 pub use blocks::{BlockRow, ChangeKind, DELETED, SealedRow, VersionRow, block_stamps};
 pub use keys::DataKeyRow;
+pub use types::TypeRow;
 pub use url::StoreUrl;
 
 /// Store connections are [`AnyConnection`]s; the store URL only ever selects SQLite or

@@ -6,6 +6,16 @@ use super::Store;
 use super::schema::block_types::dsl as t;
 use crate::error::{Error, Result};
 
+/// A registered type as stored: its definition as JSON text.
+#[derive(Clone, Debug, Queryable, Insertable, serde::Serialize, serde::Deserialize)]
+#[diesel(table_name = super::schema::block_types)]
+pub struct TypeRow {
+    pub slug: String,
+    pub definition: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 impl Store {
     /// Every registered type's definition, by slug.
     pub fn block_type_definitions(&self) -> Result<Vec<String>> {

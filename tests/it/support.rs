@@ -187,6 +187,21 @@ impl TestEnv {
         }
     }
 
+    /// A PostgreSQL store's `pg_dump`, to compare byte for byte, without the random
+    /// `\restrict` key newer pg_dump versions put in every dump.
+    pub fn store_dump(&self) -> String {
+        assert!(
+            self.backend == Backend::Postgres,
+            "a dump of PostgreSQL only"
+        );
+        String::from_utf8(self.store_bytes())
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// A snapshot of everything a user can see in the store (secrets included).
     pub fn snapshot(&self) -> String {
         let list = self.json(&["block", "ls"]);

@@ -161,6 +161,7 @@ fn sqlite_to_postgres_with_age_secrets() {
     good["data"]["connection_info"]["port"] = 26001.into();
     doc["blocks"] = serde_json::json!([good, bad]);
     let partial = write_file(target.dir.path(), "partial.json", &doc.to_string());
+    let dump = target.store_dump();
     target
         .run(&["import", partial.to_str().unwrap()])
         .fails_with("INVALID_BLOCK_DATA");
@@ -169,6 +170,42 @@ fn sqlite_to_postgres_with_age_secrets() {
         before,
         "a failed import changed the target"
     );
+    assert!(target.store_dump() == dump, "the store's dump changed");
+}
+
+#[test]
+fn an_import_killed_halfway_leaves_the_target_unchanged() {
+    let source = TestEnv::new(Backend::Sqlite);
+    seed(&source);
+    write_file(source.dir.path(), "pass.txt", "correct horse\n");
+    let file = export(
+        &source,
+        &["--include-secrets", "--passphrase-file", "pass.txt"],
+    );
+    let target = TestEnv::new(Backend::Postgres);
+    target.ok(&["init"]);
+    write_file(target.dir.path(), "pass.txt", "correct horse\n");
+    let dump = target.store_dump();
+    let args = [
+        "import",
+        file.to_str().unwrap(),
+        "--passphrase-file",
+        "pass.txt",
+    ];
+    let crashed = target.run_with(
+        &args,
+        None,
+        &[("BLOCKYARD_CRASH_AT", "import-half-written")],
+    );
+    assert_ne!(crashed.code, 0, "the crash point was not reached");
+    assert!(
+        target.store_dump() == dump,
+        "a killed import left part of itself"
+    );
+    // The same import then goes through whole, its user type included.
+    let plan = target.json(&args);
+    assert_eq!(plan["create"].as_array().unwrap().len(), 3, "{plan}");
+    assert_eq!(plan["types"], serde_json::json!(["ftp"]), "{plan}");
 }
 
 #[test]
