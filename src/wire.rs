@@ -217,3 +217,15 @@ pub struct ExportFile {
 
 /// The format an export declares.
 pub const EXPORT_FORMAT: &str = "blockyard-export/1";
+
+/// `POST /import`: an export, and what opens its secrets if it carries any (an age
+/// identity, or the passphrase it was sealed with).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    pub export: ExportFile,
+    #[serde(default)]
+    pub identity: Option<String>,
+    #[serde(default)]
+    pub passphrase: Option<String>,
+}

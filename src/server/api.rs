@@ -104,7 +104,7 @@ fn parse_name(raw: &str) -> ApiResult<BlockName> {
     BlockName::parse(raw).map_err(ApiError::from)
 }
 
-fn parse_bool(field: &str, raw: Option<&str>) -> ApiResult<bool> {
+pub(super) fn parse_bool(field: &str, raw: Option<&str>) -> ApiResult<bool> {
     match raw {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),

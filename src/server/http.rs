@@ -228,6 +228,15 @@ pub async fn json_body<T: DeserializeOwned>(
     req_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<T> {
+    json_body_up_to(req_type, data, BODY_LIMIT).await
+}
+
+/// [`json_body`] with a limit of its own (an import carries many blocks).
+pub async fn json_body_up_to<T: DeserializeOwned>(
+    req_type: Option<&ContentType>,
+    data: Data<'_>,
+    limit: u64,
+) -> ApiResult<T> {
     if !req_type.is_some_and(|t| t.is_json()) {
         return Err(ApiError::new(
             Status::UnsupportedMediaType,
@@ -238,12 +247,9 @@ pub async fn json_body<T: DeserializeOwned>(
     use rocket::tokio::io::AsyncReadExt;
     // Read at most the limit; drain (up to DRAIN_LIMIT) and drop the rest of an
     // oversized body, so the client reads our 413 instead of a reset connection.
-    let mut stream = data.open(DRAIN_LIMIT.bytes());
+    let mut stream = data.open(DRAIN_LIMIT.max(limit + 1).bytes());
     let mut bytes = Vec::new();
-    let read = (&mut stream)
-        .take(BODY_LIMIT + 1)
-        .read_to_end(&mut bytes)
-        .await;
+    let read = (&mut stream).take(limit + 1).read_to_end(&mut bytes).await;
     if read.is_err() {
         return Err(ApiError::new(
             Status::BadRequest,
@@ -251,9 +257,9 @@ pub async fn json_body<T: DeserializeOwned>(
             "the body could not be read",
         ));
     }
-    if bytes.len() as u64 > BODY_LIMIT {
+    if bytes.len() as u64 > limit {
         let _ = rocket::tokio::io::copy(&mut stream, &mut rocket::tokio::io::sink()).await;
-        return Err(too_large());
+        return Err(too_large(limit));
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| ApiError::new(Status::BadRequest, "BAD_REQUEST", "the body is not UTF-8"))?;
@@ -281,11 +287,11 @@ fn shape_message(err: &serde_json::Error) -> String {
     }
 }
 
-fn too_large() -> ApiError {
+fn too_large(limit: u64) -> ApiError {
     ApiError::new(
         Status::PayloadTooLarge,
         "PAYLOAD_TOO_LARGE",
-        format!("the body is larger than {} KiB", BODY_LIMIT / 1024),
+        format!("the body is larger than {} KiB", limit / 1024),
     )
 }
 
@@ -519,7 +525,7 @@ pub fn not_found() -> ApiError {
 
 #[rocket::catch(413)]
 pub fn payload_too_large() -> ApiError {
-    too_large()
+    too_large(BODY_LIMIT)
 }
 
 #[rocket::catch(422)]

@@ -7,6 +7,7 @@ mod cache;
 mod databases;
 mod http;
 mod prefect;
+mod transfer;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -147,6 +148,8 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
                 api::register_type,
                 api::list_audit,
                 api::openapi,
+                transfer::export,
+                transfer::import,
                 databases::create_database,
                 databases::list_databases,
                 databases::create_user,

@@ -261,3 +261,79 @@ fn passphrase_exports_and_whole_blocks_as_documents() {
         (&serde_json::json!("json"), &serde_json::json!(3))
     );
 }
+
+#[test]
+fn export_and_import_over_http() {
+    use crate::server::{Api, Server, token};
+    use serde_json::json;
+    let source = TestEnv::new(Backend::Sqlite);
+    seed(&source);
+    let admin = token(&source, "ops", &["admin"], &[]);
+    let writer = token(
+        &source,
+        "writer",
+        &["blocks:write", "blocks:read-secrets"],
+        &[],
+    );
+    let server = Server::start(&source, &[]);
+    let (api, writer_api) = (
+        Api::new(&server, Some(&admin)),
+        Api::new(&server, Some(&writer)),
+    );
+    assert_eq!(writer_api.get("/export").status, 403);
+    let masked = api.get("/export?prefix=crdb-");
+    assert_eq!(masked.status, 200, "{}", masked.text);
+    assert_eq!(masked.body["blocks"].as_array().unwrap().len(), 1);
+    assert!(masked.body.get("secrets").is_none());
+    assert_eq!(api.get("/export?recipient=nope").status, 400);
+
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let sealed = api.get(&format!(
+        "/export?recipient={recipient}&name=crdb-sage&name=ftp-main"
+    ));
+    assert_eq!(sealed.status, 200, "{}", sealed.text);
+    assert!(!sealed.text.contains(PLANTED) && !sealed.text.contains("ftp-pw"));
+    assert_eq!(sealed.body["blocks"].as_array().unwrap().len(), 2);
+    let audit = source.json(&["audit", "ls"]);
+    assert!(
+        audit.to_string().contains("export-secrets"),
+        "the sealed export is not on record: {audit}"
+    );
+
+    // Into another server's store: a plan, then the import, audited with it.
+    let target = TestEnv::new(Backend::Postgres);
+    target.ok(&["init"]);
+    let target_admin = token(&target, "ops", &["admin"], &[]);
+    let target_server = Server::start(&target, &[]);
+    let target_api = Api::new(&target_server, Some(&target_admin));
+    let body = json!({
+        "export": sealed.body,
+        "identity": identity.to_string().expose_secret(),
+    });
+    let plan = target_api.post("/import?dry_run=true", &body);
+    assert_eq!(plan.status, 200, "{}", plan.text);
+    assert_eq!(plan.body["applied"], false);
+    assert_eq!(plan.body["types"], json!(["ftp"]));
+    assert_eq!(target.json(&["block", "ls"]), json!([]));
+    assert_eq!(target_api.post("/import?existing=maybe", &body).status, 400);
+    let done = target_api.post("/import", &body);
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(done.body["create"], json!(["crdb-sage", "ftp-main"]));
+    let b = target.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+    assert_eq!(b["data"]["connection_info"]["password"], PLANTED);
+    let history = target.json(&["block", "history", "crdb-sage"]);
+    assert_eq!(history[0]["actor"], "ops", "{history}");
+    assert!(
+        target
+            .json(&["audit", "ls"])
+            .to_string()
+            .contains("\"import\"")
+    );
+    // Without the identity the secrets cannot be opened.
+    let refused = target_api.post("/import", &json!({"export": sealed.body}));
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    for log in [server.log(), target_server.log()] {
+        assert!(!log.contains(PLANTED) && !log.contains("AGE-SECRET-KEY"));
+    }
+}
