@@ -71,11 +71,13 @@ pub struct HttpSpec {
     pub health_path: Option<String>,
 }
 
-/// A loaded block type: its definition and compiled schema.
+/// A loaded block type: its definition and compiled schema (shared by clones: a
+/// schema is compiled once per load, not once per use).
+#[derive(Clone)]
 pub struct BlockType {
     pub def: BlockTypeDef,
     pub builtin: bool,
-    validator: jsonschema::Validator,
+    validator: std::sync::Arc<jsonschema::Validator>,
 }
 
 impl std::fmt::Debug for BlockType {
@@ -106,7 +108,7 @@ impl BlockType {
         let ty = BlockType {
             def,
             builtin,
-            validator,
+            validator: std::sync::Arc::new(validator),
         };
         for path in ty
             .def
@@ -159,16 +161,27 @@ impl BlockType {
 
 /// Loads the built-in types.
 pub fn builtin_types() -> Vec<BlockType> {
-    BUILTIN_FILES.iter().map(load_builtin).collect()
-}
-
-/// The built-in type with this slug, if any. Only that type's schema is compiled: each
-/// file is named after its slug (a test checks it).
-pub fn builtin_type(slug: &str) -> Option<BlockType> {
     BUILTIN_FILES
         .iter()
-        .find(|(file, _)| file.strip_suffix(".json") == Some(slug))
-        .map(load_builtin)
+        .filter_map(|(file, _)| file.strip_suffix(".json").and_then(builtin_type))
+        .collect()
+}
+
+/// The built-in type with this slug, if any: each file is named after its slug (a test
+/// checks it). Each built-in schema is compiled the first time it is asked for, then
+/// shared (compiling one costs far more than a lookup, and every create, update and
+/// import asks): they are constants of the build, not configuration.
+pub fn builtin_type(slug: &str) -> Option<BlockType> {
+    static COMPILED: [std::sync::OnceLock<BlockType>; BUILTIN_FILES.len()] =
+        [const { std::sync::OnceLock::new() }; BUILTIN_FILES.len()];
+    let index = BUILTIN_FILES
+        .iter()
+        .position(|(file, _)| file.strip_suffix(".json") == Some(slug))?;
+    Some(
+        COMPILED[index]
+            .get_or_init(|| load_builtin(&BUILTIN_FILES[index]))
+            .clone(),
+    )
 }
 
 fn load_builtin((file, text): &(&str, &str)) -> BlockType {
