@@ -29,7 +29,8 @@ pub struct DocumentArgs {
     /// Read the type's main secret (for a connection, its password) from stdin.
     #[arg(long)]
     pub password_stdin: bool,
-    /// Take the whole document from a JSON file ('-' for stdin), before --set edits.
+    /// Take the whole document from a JSON or YAML file ('-' for stdin), before --set
+    /// edits.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Connection URL split into components, e.g. 'postgres://u:p%40ss@host:5432/db'.
@@ -258,8 +259,28 @@ pub fn data_file_type(path: &Path) -> Option<String> {
         return None;
     }
     let text = std::fs::read_to_string(path).ok()?;
-    let value: Value = serde_json::from_str(&text).ok()?;
+    let value = parse_document(&text).ok()?;
     block_body(&value).map(|(ty, _)| ty.to_owned())
+}
+
+/// A document file's text: JSON, or YAML (a block as `inspect -o json` prints it, or
+/// its data). Errors give only where the text went wrong, never what it says there (a
+/// secret may be on that line).
+fn parse_document(text: &str) -> Result<Value> {
+    let json_err = match serde_json::from_str(text) {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    serde_norway::from_str(text).map_err(|yaml_err| {
+        let yaml_at = yaml_err.location().map_or_else(String::new, |at| {
+            format!(", nor YAML (line {}, column {})", at.line(), at.column())
+        });
+        Error::InvalidBlockData(format!(
+            "the document is not valid JSON (line {}, column {}){yaml_at}",
+            json_err.line(),
+            json_err.column()
+        ))
+    })
 }
 
 fn read_json_document(path: &Path) -> Result<Value> {
@@ -273,13 +294,7 @@ fn read_json_document(path: &Path) -> Result<Value> {
         std::fs::read_to_string(path)
             .map_err(|err| Error::io(format!("reading {}", path.display()), err))?
     };
-    let value: Value = serde_json::from_str(&text).map_err(|err| {
-        Error::InvalidBlockData(format!(
-            "the document is not valid JSON (line {}, column {})",
-            err.line(),
-            err.column()
-        ))
-    })?;
+    let value = parse_document(&text)?;
     let value = match block_body(&value) {
         Some((_, data)) => data.clone(),
         None => value,

@@ -245,3 +245,43 @@ fn apply_in_remote_mode_and_a_masked_secret_keeps_the_stored_one() {
         .fails_with("INVALID_INPUT");
     assert!(!server.log().contains(ENV_SECRET));
 }
+
+#[test]
+fn create_reads_a_yaml_document_and_yaml_errors_show_no_value() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let doc = write_file(
+        env.dir.path(),
+        "doc.yaml",
+        "connection_info:\n  driver: postgresql\n  database: app\n  host: db.example\n  port: 5433\n",
+    );
+    env.ok(&[
+        "block",
+        "create",
+        "from-yaml",
+        "--type",
+        "sqlalchemy-connector",
+        "--data",
+        doc.to_str().unwrap(),
+    ]);
+    let shown = env.json(&["block", "inspect", "from-yaml"]);
+    assert_eq!(shown["data"]["connection_info"]["port"], 5433);
+    let bad = write_file(
+        env.dir.path(),
+        "bad.yaml",
+        "connection_info:\n  password: planted-YAML-secret\n    port: [\n",
+    );
+    let run = env
+        .run(&[
+            "block",
+            "create",
+            "bad",
+            "--type",
+            "sqlalchemy-connector",
+            "--data",
+            bad.to_str().unwrap(),
+        ])
+        .fails_with("INVALID_BLOCK_DATA");
+    assert!(run.stderr.contains("nor YAML (line"), "{}", run.stderr);
+    assert!(!run.all_output().contains("planted-YAML-secret"));
+}
