@@ -2,7 +2,7 @@
 //! or passphrase, never written in plaintext) and `import` (ids kept, a plan first,
 //! every block written in one transaction or none).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -142,6 +142,7 @@ impl Registry {
         let mut plan = ImportPlan::default();
         let new_types = self.new_types(&file, &mut plan)?;
         let (mut creates, mut updates) = (Vec::new(), Vec::new());
+        let here = Here::load(&local.store, &file)?;
         for body in &file.blocks {
             let name = body.meta.name.clone();
             let fetched;
@@ -155,7 +156,14 @@ impl Registry {
                     &fetched
                 }
             };
-            match plan_block(&local, ty, body, secrets.get(&body.meta.id), existing)? {
+            match plan_block(
+                &local,
+                &here,
+                ty,
+                body,
+                secrets.get(&body.meta.id),
+                existing,
+            )? {
                 Planned::Create(row, s) => {
                     plan.create.push(name);
                     creates.push((row, s));
@@ -256,6 +264,7 @@ enum Planned {
 /// next row with its secrets (from the export, or kept from here where it is masked).
 fn plan_block(
     local: &LocalBlocks,
+    here: &Here,
     ty: &BlockType,
     body: &BlockBody,
     secrets: Option<&Secrets>,
@@ -263,7 +272,7 @@ fn plan_block(
 ) -> Result<Planned> {
     let store = &local.store;
     let name = BlockName::parse(&body.meta.name)?;
-    let Some(target) = find_target(store, &name, &body.meta.id, existing)? else {
+    let Some(target) = here.target(&name, &body.meta.id, existing)? else {
         return Ok(Planned::Skipped);
     };
     let mut document = body.data.clone();
@@ -314,17 +323,46 @@ fn plan_block(
     })
 }
 
-/// The block here an exported block is: `Some(None)` a new one, `Some(Some(row))` an
-/// existing one to update, `None` one to skip; a name or id held by another block is
-/// refused.
+/// The blocks here that an export's blocks may be (by name or id), read at once.
+struct Here {
+    by_name: HashMap<String, BlockRow>,
+    by_id: HashMap<String, BlockRow>,
+}
+
+impl Here {
+    fn load(store: &crate::store::Store, file: &ExportFile) -> Result<Here> {
+        let names: Vec<&str> = file.blocks.iter().map(|b| b.meta.name.as_str()).collect();
+        let ids: Vec<&str> = file.blocks.iter().map(|b| b.meta.id.as_str()).collect();
+        let rows = store.blocks_named_or_with_ids(&names, &ids)?;
+        Ok(Here {
+            by_name: rows.iter().map(|r| (r.name.clone(), r.clone())).collect(),
+            by_id: rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
+        })
+    }
+
+    /// The block here an exported block is: `Some(None)` a new one, `Some(Some(row))`
+    /// an existing one to update, `None` one to skip; a name or id held by another
+    /// block is refused.
+    fn target(
+        &self,
+        name: &BlockName,
+        id: &str,
+        existing: Existing,
+    ) -> Result<Option<Option<BlockRow>>> {
+        let by_name = self.by_name.get(name.as_str()).cloned();
+        let by_id = self.by_id.get(id).cloned();
+        find_target(name, id, by_name, by_id, existing)
+    }
+}
+
+/// See [`Here::target`].
 fn find_target(
-    store: &crate::store::Store,
     name: &BlockName,
     id: &str,
+    by_name: Option<BlockRow>,
+    by_id: Option<BlockRow>,
     existing: Existing,
 ) -> Result<Option<Option<BlockRow>>> {
-    let by_name = store.find_block(name.as_str())?;
-    let by_id = store.find_block_by_id(id)?;
     Ok(Some(match (by_name, by_id, existing) {
         (None, None, _) => None,
         (_, _, Existing::Skip) => return Ok(None),

@@ -148,17 +148,7 @@ impl Store {
 macro_rules! insert_batches {
     ($conn:expr, $table:expr, $rows:expr, $progress:expr) => {
         for batch in $rows.chunks(RESTORE_BATCH) {
-            match $conn {
-                StoreConnection::Sqlite(c) => {
-                    diesel::insert_into($table).values(batch).execute(c)?
-                }
-                #[cfg(feature = "postgres")]
-                StoreConnection::Postgresql(c) => {
-                    diesel::insert_into($table).values(batch).execute(c)?
-                }
-                #[allow(unreachable_patterns)]
-                _ => return Err(super::not_a_store()),
-            };
+            with_backend!($conn, c => diesel::insert_into($table).values(batch).execute(c)?);
             $progress(batch.len());
         }
     };

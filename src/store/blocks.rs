@@ -190,6 +190,29 @@ pub(super) fn record_change(
     Ok(())
 }
 
+/// Rows per statement where many are written or looked up at once (well under SQLite's
+/// 32,766 bound parameters for the widest table).
+const BATCH: usize = 500;
+
+/// [`insert_new`] for many blocks: a few statements per [`BATCH`] instead of three per
+/// block.
+fn insert_new_batch(
+    conn: &mut StoreConnection,
+    rows: &[BlockRow],
+    change: ChangeKind,
+    audit: Option<&NewAuditRow>,
+) -> Result<()> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let versions: Vec<VersionRow> = rows.iter().map(|r| r.version_row(change, audit)).collect();
+    let taken = |err| conflict_on_unique(err, "a block of this batch (its name or id is taken)");
+    with_backend!(conn, c => {
+        diesel::insert_into(b::blocks).values(rows).execute(c).map_err(taken)?;
+        diesel::delete(v::block_versions.filter(v::block_id.eq_any(&ids))).execute(c)?;
+        diesel::insert_into(v::block_versions).values(&versions).execute(c)?;
+    });
+    Ok(())
+}
+
 fn conflict_on_unique(err: DieselError, name: &str) -> Error {
     match err {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
@@ -329,6 +352,25 @@ impl Store {
         Ok(b::blocks.find(id).first(&mut *conn).optional()?)
     }
 
+    /// The current blocks that have one of these names or ids, in a few queries (an
+    /// import plans thousands of blocks at once).
+    pub fn blocks_named_or_with_ids(&self, names: &[&str], ids: &[&str]) -> Result<Vec<BlockRow>> {
+        let mut conn = self.conn()?;
+        let conn: &mut StoreConnection = &mut conn;
+        let mut rows: HashMap<String, BlockRow> = HashMap::new();
+        for chunk in names.chunks(BATCH) {
+            let found: Vec<BlockRow> =
+                with_backend!(conn, c => b::blocks.filter(b::name.eq_any(chunk)).load(c)?);
+            rows.extend(found.into_iter().map(|r| (r.id.clone(), r)));
+        }
+        for chunk in ids.chunks(BATCH) {
+            let found: Vec<BlockRow> =
+                with_backend!(conn, c => b::blocks.filter(b::id.eq_any(chunk)).load(c)?);
+            rows.extend(found.into_iter().map(|r| (r.id.clone(), r)));
+        }
+        Ok(rows.into_values().collect())
+    }
+
     /// Writes an import in one transaction: the user types it brings, new blocks
     /// (`creates`) and new versions of existing ones (`updates`, each only if still at
     /// its expected version), calling
@@ -349,9 +391,9 @@ impl Store {
                     .values(row.clone())
                     .execute(conn)?;
             }
-            for row in creates {
-                insert_new(conn, row, ChangeKind::Import, audit)?;
-                written(1);
+            for chunk in creates.chunks(BATCH) {
+                insert_new_batch(conn, chunk, ChangeKind::Import, audit)?;
+                written(chunk.len());
             }
             for (row, expected) in updates {
                 let n = update_current(conn, row, *expected)?;

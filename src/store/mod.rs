@@ -1,6 +1,21 @@
 //! The store: pooled diesel connections to SQLite or PostgreSQL, migrations, and the
 //! row-level queries the registry needs. It stores ciphertext and never sees a key.
 
+/// Runs `$body` with `$c` bound to the store's own connection type (SQLite or
+/// PostgreSQL), for what diesel cannot do through the multi-backend connection: batch
+/// inserts, and `IN` lists of bound values.
+macro_rules! with_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::AnyConnection::Sqlite($c) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::db::AnyConnection::Postgresql($c) => $body,
+            #[allow(unreachable_patterns)]
+            _ => return Err($crate::store::not_a_store()),
+        }
+    };
+}
+
 mod access;
 mod backup;
 mod blocks;
@@ -328,7 +343,7 @@ impl Store {
     }
 }
 
-fn not_a_store() -> Error {
+pub(crate) fn not_a_store() -> Error {
     Error::InvalidDatabaseUrl("MySQL is not a store backend; use SQLite or PostgreSQL".into())
 }
 
