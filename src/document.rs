@@ -142,7 +142,7 @@ pub fn changes(
 }
 
 /// Every leaf of a document by dotted path (arrays are leaves).
-fn leaves(doc: &Value) -> BTreeMap<String, Value> {
+pub fn leaves(doc: &Value) -> BTreeMap<String, Value> {
     fn walk(prefix: &str, node: &Value, out: &mut BTreeMap<String, Value>) {
         match node {
             Value::Object(map) if !map.is_empty() => {

@@ -266,7 +266,7 @@ pub async fn list_blocks(
 /// Up to `wanted` blocks matching `filter` that the caller may read, in name order.
 /// Blocks it may not read are skipped before anything is counted or used as a
 /// cursor, so a page never says anything about them.
-fn visible_blocks(
+pub(super) fn visible_blocks(
     registry: &crate::registry::Registry,
     mut filter: BlockFilter,
     wanted: i64,

@@ -305,10 +305,36 @@ pub struct Ctx {
     actor: Arc<Actor>,
 }
 
+/// Checks a token: from the verifier's cache, or against the store on the blocking
+/// pool.
+pub(super) async fn verify_token(state: &State, token: &str) -> Result<Arc<Actor>, Error> {
+    match state.verifier.verify_cached(token) {
+        Some(result) => result,
+        None => {
+            let verifier = state.verifier.clone();
+            let token = Zeroizing::new(token.to_owned());
+            rocket::tokio::task::spawn_blocking(move || verifier.verify(&token))
+                .await
+                .unwrap_or_else(|_| Err(Error::Store("token check failed".into())))
+        }
+    }
+}
+
 /// Why [`Ctx`] rejected a request, for the 401/503 catchers.
 struct GuardFailure(Option<ApiError>);
 
 impl Ctx {
+    /// The context of a request whose caller was verified (by its token, or by the web
+    /// UI's session, which holds one).
+    pub(super) fn verified(req: &Request<'_>, actor: Arc<Actor>) -> Ctx {
+        req.local_cache(|| LoggedActor(actor.name.clone()));
+        Ctx {
+            request_id: req.local_cache(|| RequestStart::new(req)).id.clone(),
+            if_match: None,
+            actor,
+        }
+    }
+
     /// The verified caller.
     pub fn actor(&self) -> &Actor {
         &self.actor
@@ -371,27 +397,15 @@ impl<'r> FromRequest<'r> for Ctx {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let state = req.rocket().state::<State>().expect("server state");
-        let request_id = req.local_cache(|| RequestStart::new(req)).id.clone();
         let caller = match token_from(req) {
             None => Err(Error::Unauthorized("no token".into())),
-            Some(token) => match state.verifier.verify_cached(&token) {
-                Some(result) => result,
-                None => {
-                    let verifier = state.verifier.clone();
-                    rocket::tokio::task::spawn_blocking(move || verifier.verify(&token))
-                        .await
-                        .unwrap_or_else(|_| Err(Error::Store("token check failed".into())))
-                }
-            },
+            Some(token) => verify_token(state, &token).await,
         };
         match caller {
             Ok(actor) => {
-                req.local_cache(|| LoggedActor(actor.name.clone()));
-                Outcome::Success(Ctx {
-                    request_id,
-                    if_match: req.headers().get_one("If-Match").map(str::to_owned),
-                    actor,
-                })
+                let mut ctx = Ctx::verified(req, actor);
+                ctx.if_match = req.headers().get_one("If-Match").map(str::to_owned);
+                Outcome::Success(ctx)
             }
             Err(err) => {
                 let refusal = Ctx::refusal(&err);

@@ -8,6 +8,7 @@ mod databases;
 mod http;
 mod prefect;
 mod transfer;
+mod ui;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct State {
     pub verifier: Arc<Verifier>,
     pub audit: AuditLog,
     pub blocks: Arc<cache::BlockCache>,
+    /// The web UI's signed-in browsers.
+    pub sessions: ui::Sessions,
 }
 
 /// How to run the server.
@@ -112,6 +115,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         verifier: Arc::new(registry.token_verifier(options.token_cache)?),
         audit: registry.start_audit_log()?,
         blocks: Arc::new(cache::BlockCache::new(options.block_cache)),
+        sessions: ui::Sessions::default(),
         registry,
     };
     let sweeper = cache_sweeper(
@@ -159,6 +163,9 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
             ],
         )
         .mount("/prefect/api", prefect::routes())
+        .mount("/ui", ui::routes())
+        .attach(ui::SecurityHeaders)
+        .register("/ui", ui::catchers())
         .register(
             "/",
             catchers![

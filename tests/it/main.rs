@@ -20,6 +20,7 @@ mod secrets;
 mod server;
 mod shapes;
 mod transfer;
+mod ui;
 mod undo;
 
 #[test]

@@ -1,0 +1,266 @@
+//! The UI's pages as maud markup (checked when compiled, every value escaped): the
+//! layout, sign-in, the block list and a block. No inline script or style: the one
+//! stylesheet is `/ui/style.css`, so the Content-Security-Policy can forbid the rest.
+
+use maud::{DOCTYPE, Markup, html};
+use serde_json::Value;
+
+use crate::block::{Block, BlockSummary, BlockVersion};
+use crate::document::{MASK, leaves};
+use crate::time::rfc3339;
+
+/// What every signed-in page knows about its viewer.
+pub struct Viewer<'a> {
+    pub name: &'a str,
+    pub csrf: &'a str,
+}
+
+pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Blockyard" }
+                link rel="stylesheet" href="/ui/style.css";
+            }
+            body {
+                header {
+                    a.brand href="/ui" { "Blockyard" }
+                    @if let Some(viewer) = viewer {
+                        a href="/ui" { "Blocks" }
+                        span.muted { "Signed in as " (viewer.name) }
+                        form method="post" action="/ui/logout" {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            button.quiet type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn login(csrf: &str, error: Option<&str>) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            h1 { "Sign in" }
+            p.muted { "Sign in with an API token (" code { "blockyard token create" } ")." }
+            @if let Some(error) = error {
+                p.error role="alert" { (error) }
+            }
+            form method="post" action="/ui/login" {
+                input type="hidden" name="csrf" value=(csrf);
+                label for="token" { "Token" }
+                input #token type="password" name="token" autocomplete="off" required;
+                p { button type="submit" { "Sign in" } }
+            }
+        },
+    )
+}
+
+/// The block list's filters and page, as the viewer asked for them.
+pub struct ListView<'a> {
+    pub blocks: &'a [BlockSummary],
+    pub types: &'a [String],
+    pub block_type: Option<&'a str>,
+    pub prefix: Option<&'a str>,
+    pub next_cursor: Option<&'a str>,
+}
+
+pub fn block_list(viewer: &Viewer<'_>, view: &ListView<'_>) -> Markup {
+    let next = view.next_cursor.map(|cursor| {
+        let mut url = url::Url::parse("http://x/ui").expect("a valid base");
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("cursor", cursor);
+            if let Some(t) = view.block_type {
+                query.append_pair("type", t);
+            }
+            if let Some(p) = view.prefix {
+                query.append_pair("q", p);
+            }
+        }
+        format!("/ui?{}", url.query().unwrap_or_default())
+    });
+    let body = html! {
+        h1 { "Blocks" }
+        form.filters method="get" action="/ui" role="search" {
+            div {
+                label for="type" { "Type" }
+                select #type name="type" {
+                    option value="" { "All types" }
+                    @for slug in view.types {
+                        option value=(slug) selected[view.block_type == Some(slug.as_str())] { (slug) }
+                    }
+                }
+            }
+            div {
+                label for="q" { "Name starts with" }
+                input #q type="search" name="q" value=(view.prefix.unwrap_or_default());
+            }
+            div { button type="submit" { "Filter" } }
+        }
+        @if view.blocks.is_empty() {
+            p.notice { "No blocks to show." }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { "Name" }
+                    th scope="col" { "Type" }
+                    th scope="col" { "Version" }
+                    th.optional scope="col" { "Updated" }
+                } }
+                tbody {
+                    @for block in view.blocks {
+                        tr {
+                            td { a href={ "/ui/blocks/" (block.name) } { (block.name) } }
+                            td { (block.block_type) }
+                            td { (block.version) }
+                            td.optional { (rfc3339(block.updated_at)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(next) = next {
+            p.pager { a href=(next) rel="next" { "Next page →" } }
+        }
+    };
+    layout("Blocks", Some(viewer), body)
+}
+
+/// A block's page: its fields (secrets masked unless `revealed`), Reveal for viewers
+/// who may read its secrets, snippets for using it, and its history.
+pub struct BlockView<'a> {
+    pub block: &'a Block,
+    pub revealed: bool,
+    pub may_reveal: bool,
+    pub history: &'a [BlockVersion],
+}
+
+pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
+    let block = view.block;
+    let data = match view.revealed {
+        true => block
+            .document()
+            .unwrap_or_else(|| block.masked_data().clone()),
+        false => block.masked_data().clone(),
+    };
+    let body = html! {
+        p { a href="/ui" { "← Blocks" } }
+        h1 { (block.name) }
+        dl.meta {
+            dt { "Type" } dd { (block.block_type) }
+            dt { "Version" } dd { (block.version) }
+            dt { "Updated" } dd { (rfc3339(block.updated_at)) }
+            dt { "Id" } dd { code { (block.id) } }
+        }
+        h2 { "Fields" }
+        (fields(&data))
+        @if view.revealed {
+            p.notice { "Secrets are shown: this read is in the audit log." }
+        } @else if view.may_reveal {
+            form method="post" action={ "/ui/blocks/" (block.name) "/reveal" } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                button.quiet type="submit" { "Reveal secrets" }
+            }
+        }
+        h2 { "Use it" }
+        pre { code {
+            "blockyard block env " (block.name) " --format shell\n"
+            "blockyard exec " (block.name) " -- psql\n"
+        } }
+        pre { code {
+            "from prefect_sqlalchemy import SqlAlchemyConnector\n"
+            "connector = SqlAlchemyConnector.load(\"" (block.name) "\")\n"
+        } }
+        pre { code {
+            "let pool = registry.pool(\"" (block.name) "\")?;\n"
+        } }
+        h2 { "History" }
+        (history(view.history))
+    };
+    layout(&block.name, Some(viewer), body)
+}
+
+/// Every field of a document by dotted path; masked secrets stay masked.
+fn fields(data: &Value) -> Markup {
+    html! {
+        table {
+            thead { tr { th scope="col" { "Field" } th scope="col" { "Value" } } }
+            tbody {
+                @for (path, value) in leaves(data) {
+                    tr {
+                        th scope="row" { code { (path) } }
+                        td {
+                            @match &value {
+                                Value::String(text) if text == MASK => span.secret { (MASK) },
+                                Value::String(text) => (text),
+                                other => code { (other.to_string()) },
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn history(versions: &[BlockVersion]) -> Markup {
+    html! {
+        table {
+            thead { tr {
+                th scope="col" { "Version" }
+                th scope="col" { "Change" }
+                th scope="col" { "By" }
+                th.optional scope="col" { "At" }
+                th scope="col" { "What changed" }
+            } }
+            tbody {
+                @for v in versions.iter().rev() {
+                    tr {
+                        td { (v.version) }
+                        td { (v.change) }
+                        td { (v.actor.as_deref().unwrap_or("local")) }
+                        td.optional { (rfc3339(v.created_at)) }
+                        td {
+                            @for change in &v.changes {
+                                div {
+                                    code { (change.path) } ": "
+                                    @if change.secret { span.secret { "changed (secret)" } }
+                                    @else { (shown(change.before.as_ref())) " → " (shown(change.after.as_ref())) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn shown(value: Option<&Value>) -> String {
+    match value {
+        None => "(absent)".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// An error page (403, 404, a refused form), with nothing of what was sent.
+pub fn problem(viewer: Option<&Viewer<'_>>, title: &str, message: &str) -> Markup {
+    layout(
+        title,
+        viewer,
+        html! {
+            h1 { (title) }
+            p.error role="alert" { (message) }
+            p { a href="/ui" { "Back to the blocks" } }
+        },
+    )
+}

@@ -1,0 +1,96 @@
+//! Web UI sessions: a signed-in browser holds only a random session id in a cookie
+//! (HttpOnly, SameSite=Strict, Secure behind TLS); the server maps it to the token it
+//! was opened with, which is verified again on every request (a revoked token ends its
+//! sessions at once), and to the session's CSRF token. Sessions expire; sign-out ends
+//! one.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chacha20poly1305::aead::{OsRng, rand_core::RngCore};
+use zeroize::Zeroizing;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "blockyard_session";
+/// The cookie that carries the sign-in form's CSRF token (before there is a session).
+pub const LOGIN_COOKIE: &str = "blockyard_login";
+
+/// How long a session lasts after sign-in.
+pub const LIFETIME: Duration = Duration::from_secs(8 * 3600);
+
+/// At most this many sessions are kept; the oldest go first.
+const MAX_SESSIONS: usize = 10_000;
+
+/// One signed-in browser.
+pub struct Session {
+    pub token: Zeroizing<String>,
+    pub csrf: String,
+    expires: Instant,
+}
+
+/// Every open session, by id.
+#[derive(Default)]
+pub struct Sessions {
+    open: Mutex<HashMap<String, Session>>,
+}
+
+/// A fresh random id or CSRF token: 256 bits, hex.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Sessions {
+    /// Opens a session for `token`; answers its id.
+    pub fn open(&self, token: &str) -> String {
+        let id = random_token();
+        let mut open = self.open.lock().expect("sessions poisoned");
+        let now = Instant::now();
+        open.retain(|_, s| s.expires > now);
+        if open.len() >= MAX_SESSIONS
+            && let Some(oldest) = open
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(id, _)| id.clone())
+        {
+            open.remove(&oldest);
+        }
+        open.insert(
+            id.clone(),
+            Session {
+                token: Zeroizing::new(token.to_owned()),
+                csrf: random_token(),
+                expires: now + LIFETIME,
+            },
+        );
+        id
+    }
+
+    /// The token and CSRF token of a live session.
+    pub fn get(&self, id: &str) -> Option<(Zeroizing<String>, String)> {
+        let mut open = self.open.lock().expect("sessions poisoned");
+        match open.get(id) {
+            Some(s) if s.expires > Instant::now() => Some((s.token.clone(), s.csrf.clone())),
+            Some(_) => {
+                open.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn close(&self, id: &str) {
+        self.open.lock().expect("sessions poisoned").remove(id);
+    }
+}
+
+/// Whether two tokens are equal, in time that does not depend on where they differ.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

@@ -1,0 +1,278 @@
+//! The web UI over real HTTP: sign-in with a token, cookies and security headers, the
+//! block list limited to what a token may read, a block's page with secrets masked,
+//! Reveal only with the right scope (audited either way), CSRF and cross-origin forms
+//! refused, sign-out and revocation ending the session. The planted secret is searched
+//! in every page received.
+
+use std::collections::HashMap;
+
+use crate::server::{Server, token};
+use crate::support::*;
+
+const PLANTED: &str = "planted-UI-secret";
+
+/// A browser without JavaScript: follows nothing by itself, keeps cookies for `/ui`.
+struct Browser {
+    agent: ureq::Agent,
+    base: String,
+    cookies: HashMap<String, String>,
+    /// Every page body received, to search for secrets.
+    seen: Vec<String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HashMap<String, Vec<String>>,
+    body: String,
+}
+
+impl Page {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    /// The value of the first hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field")
+            + 19;
+        self.body[at..at + 64].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(server: &Server) -> Browser {
+        Browser {
+            agent: ureq::AgentBuilder::new().redirects(0).build(),
+            base: server.base.clone(),
+            cookies: HashMap::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self.agent.request(method, &format!("{}{path}", self.base));
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req = req.set("Cookie", &jar.join("; "));
+        }
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let result = match form {
+            Some(fields) => req.send_form(fields),
+            None => req.call(),
+        };
+        let res = match result {
+            Ok(res) | Err(ureq::Error::Status(_, res)) => res,
+            Err(err) => panic!("{method} {path}: {err}"),
+        };
+        let mut headers: HashMap<String, Vec<String>> = HashMap::new();
+        for name in res.headers_names() {
+            let values = res.all(&name).into_iter().map(str::to_owned).collect();
+            headers.insert(name.to_ascii_lowercase(), values);
+        }
+        for cookie in headers.get("set-cookie").cloned().unwrap_or_default() {
+            let (pair, _) = cookie.split_once(';').unwrap_or((&cookie, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            match value.is_empty() {
+                true => self.cookies.remove(name),
+                false => self.cookies.insert(name.to_owned(), value.to_owned()),
+            };
+        }
+        let status = res.status();
+        let body = res.into_string().unwrap_or_default();
+        self.seen.push(body.clone());
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        self.send("GET", path, None, &[])
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.send("POST", path, Some(form), &[])
+    }
+
+    fn sign_in(&mut self, token: &str) -> Page {
+        let csrf = self.get("/ui/login").csrf();
+        self.post("/ui/login", &[("token", token), ("csrf", &csrf)])
+    }
+}
+
+fn seed(env: &TestEnv) {
+    env.ok(&["init"]);
+    create_crdb_sage(env, PLANTED, &[]).success();
+    env.ok(&[
+        "block",
+        "update",
+        "crdb-sage",
+        "--set",
+        "connection_info.port=26258",
+    ]);
+    env.ok(&[
+        "block",
+        "create",
+        "other",
+        "--type",
+        "json",
+        "--set-json",
+        "value=1",
+    ]);
+}
+
+#[test]
+fn sign_in_list_and_headers() {
+    let env = TestEnv::new(Backend::Sqlite);
+    seed(&env);
+    let reader = token(&env, "reader", &["blocks:read:crdb-*"], &[]);
+    let server = Server::start(&env, &[]);
+    let mut browser = Browser::new(&server);
+
+    let away = browser.get("/ui");
+    assert_eq!(
+        (away.status, away.header("location")),
+        (303, Some("/ui/login"))
+    );
+    let login = browser.get("/ui/login");
+    assert_eq!(login.status, 200);
+    let csp = login.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(login.header("x-frame-options"), Some("DENY"));
+    assert_eq!(login.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(login.header("cache-control"), Some("no-store"));
+    let cookie = &login.headers["set-cookie"][0];
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(login.body.contains("<label for=\"token\">"));
+
+    // A wrong token, a form without the sign-in cookie's token, a form from elsewhere.
+    let wrong = browser.post(
+        "/ui/login",
+        &[("token", "byd_nope"), ("csrf", &login.csrf())],
+    );
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("not valid"));
+    assert!(!browser.cookies.contains_key("blockyard_session"));
+    let csrf = browser.get("/ui/login").csrf();
+    let forged = browser.post("/ui/login", &[("token", &reader), ("csrf", "x")]);
+    assert_eq!(forged.status, 403);
+    let elsewhere = browser.send(
+        "POST",
+        "/ui/login",
+        Some(&[("token", &reader), ("csrf", &csrf)]),
+        &[("Origin", "https://evil.example")],
+    );
+    assert_eq!(elsewhere.status, 403);
+    assert!(!browser.cookies.contains_key("blockyard_session"));
+
+    let signed_in = browser.sign_in(&reader);
+    assert_eq!(
+        (signed_in.status, signed_in.header("location")),
+        (303, Some("/ui"))
+    );
+    let session = &signed_in.headers["set-cookie"]
+        .iter()
+        .find(|c| c.starts_with("blockyard_session="))
+        .unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
+    let list = browser.get("/ui");
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("/ui/blocks/crdb-sage"), "{}", list.body);
+    assert!(
+        !list.body.contains("other"),
+        "a block outside the token's patterns is listed"
+    );
+    let filtered = browser.get("/ui?type=json&q=crdb");
+    assert!(filtered.body.contains("No blocks to show"));
+    assert_eq!(browser.get("/ui/style.css").status, 200);
+
+    // The reader sees the block masked, with its history, and no Reveal.
+    let block = browser.get("/ui/blocks/crdb-sage");
+    assert_eq!(block.status, 200);
+    assert!(block.body.contains("********") && block.body.contains("26257 → 26258"));
+    assert!(!block.body.contains("Reveal"));
+    assert_eq!(browser.get("/ui/blocks/other").status, 403);
+    assert_eq!(browser.get("/ui/blocks/Not%20A%20Name").status, 400);
+
+    // Sign-out ends the session for good.
+    let csrf = block.csrf();
+    assert_eq!(browser.post("/ui/logout", &[("csrf", "wrong")]).status, 403);
+    assert_eq!(browser.post("/ui/logout", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(browser.get("/ui").status, 303);
+    for page in &browser.seen {
+        assert!(!page.contains(PLANTED), "the secret reached the browser");
+    }
+}
+
+#[test]
+fn reveal_needs_the_scope_and_is_audited() {
+    let env = TestEnv::new(Backend::Sqlite);
+    seed(&env);
+    let reader = token(&env, "reader", &["blocks:read"], &[]);
+    let full = token(&env, "full", &["blocks:read-secrets"], &[]);
+    // Tokens checked on every request, so a revocation shows at once.
+    let server = Server::start(&env, &["--token-cache", "0s"]);
+
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&reader);
+    let csrf = browser.get("/ui/blocks/crdb-sage").csrf();
+    let refused = browser.post("/ui/blocks/crdb-sage/reveal", &[("csrf", &csrf)]);
+    assert_eq!(refused.status, 403);
+    for page in &browser.seen {
+        assert!(!page.contains(PLANTED), "the secret reached the browser");
+    }
+
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&full);
+    let block = browser.get("/ui/blocks/crdb-sage");
+    assert!(block.body.contains("Reveal secrets") && !block.body.contains(PLANTED));
+    let forged = browser.post("/ui/blocks/crdb-sage/reveal", &[("csrf", "nope")]);
+    assert_eq!(forged.status, 403);
+    assert!(!forged.body.contains(PLANTED));
+    let shown = browser.post("/ui/blocks/crdb-sage/reveal", &[("csrf", &block.csrf())]);
+    assert_eq!(shown.status, 200);
+    assert!(shown.body.contains(PLANTED));
+    assert_eq!(shown.header("cache-control"), Some("no-store"));
+    // Only the revealed page held it.
+    assert!(!browser.get("/ui/blocks/crdb-sage").body.contains(PLANTED));
+
+    let audit = env
+        .json(&["audit", "ls", "--block", "crdb-sage"])
+        .to_string();
+    assert!(
+        audit.contains("\"actor\":\"reader\"") && audit.contains("FORBIDDEN"),
+        "{audit}"
+    );
+    assert!(audit.contains("\"actor\":\"full\""), "{audit}");
+
+    // Revoking the token ends its session.
+    assert_eq!(browser.get("/ui").status, 200);
+    env.ok(&["token", "revoke", "full"]);
+    assert_eq!(browser.get("/ui").status, 303);
+    assert!(!server.log().contains(PLANTED));
+}
