@@ -46,3 +46,19 @@ impl Registry {
         Arc::new(move |name: &str| source.load_block(name))
     }
 }
+
+impl Registry {
+    /// Connects to a database block's server with its stored secret (which never
+    /// leaves this process) and reports how it went: `block test`, the web UI's Test.
+    pub fn test_block(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<crate::connect::TestReport> {
+        let block = self.load_block(name)?;
+        let doc = block
+            .document()
+            .unwrap_or_else(|| block.masked_data().clone());
+        crate::connect::test(&block.name, &doc, timeout)
+    }
+}

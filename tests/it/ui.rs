@@ -276,3 +276,133 @@ fn reveal_needs_the_scope_and_is_audited() {
     assert_eq!(browser.get("/ui").status, 303);
     assert!(!server.log().contains(PLANTED));
 }
+
+/// The form's inputs as a browser would send them: `csrf`, `version`, and `fields`.
+fn form_with(page: &Page, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut sent = vec![("csrf".to_owned(), page.csrf())];
+    if let Some(at) = page.body.find("name=\"version\" value=\"") {
+        let rest = &page.body[at + 22..];
+        sent.push(("version".into(), rest[..rest.find('"').unwrap()].to_owned()));
+    }
+    sent.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    sent
+}
+
+fn post_form(browser: &mut Browser, path: &str, fields: &[(String, String)]) -> Page {
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    browser.post(path, &pairs)
+}
+
+#[test]
+fn create_edit_test_and_conflict_through_forms() {
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    let role = format!("ui_role_{}", uuid::Uuid::new_v4().simple());
+    env.sql(&format!(
+        "CREATE ROLE {role} LOGIN IN ROLE blockyard_password_auth PASSWORD '{PLANTED}'"
+    ));
+    let writer = token(
+        &env,
+        "writer",
+        &["blocks:write", "blocks:read-secrets"],
+        &[],
+    );
+    let server = Server::start(&env, &[]);
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&writer);
+
+    let choose = browser.get("/ui/new");
+    assert!(choose.body.contains("/ui/new?type=sqlalchemy-connector"));
+    let form = browser.get("/ui/new?type=sqlalchemy-connector");
+    assert_eq!(form.status, 200);
+    assert!(
+        form.body.contains("name=\"f:connection_info/port\""),
+        "{}",
+        form.body
+    );
+    assert!(form.body.contains("name=\"switch:connection_info\""));
+    let db = url::Url::parse(&pg_admin_url()).unwrap();
+    let port = db.port().unwrap_or(5432).to_string();
+    let fields = |port: &str| {
+        vec![
+            ("name", "crdb-sage"),
+            ("switch:connection_info", "ConnectionComponents"),
+            ("f:connection_info/driver", "postgresql"),
+            ("f:connection_info/database", "postgres"),
+            ("f:connection_info/username", role.as_str()),
+            ("f:connection_info/password", PLANTED),
+            ("f:connection_info/host", "127.0.0.1"),
+            ("f:connection_info/port", port),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect::<Vec<_>>()
+    };
+    // A port out of range: the CLI's message, next to the port field; nothing stored.
+    let mut bad = form_with(&form, &[]);
+    bad.extend(fields("70000"));
+    let refused = post_form(&mut browser, "/ui/new?type=sqlalchemy-connector", &bad);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("connection_info.port: value is greater than the maximum of 65535"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("value=\"70000\""));
+    assert_eq!(env.json(&["block", "ls"]), serde_json::json!([]));
+
+    let mut good = form_with(&form, &[]);
+    good.extend(fields(&port));
+    let created = post_form(&mut browser, "/ui/new?type=sqlalchemy-connector", &good);
+    assert_eq!(
+        (created.status, created.header("location")),
+        (303, Some("/ui/blocks/crdb-sage")),
+        "{}",
+        created.body
+    );
+    let stored = env.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+    assert_eq!(stored["data"]["connection_info"]["password"], PLANTED);
+
+    // Test uses the stored secret against the stored host.
+    let block = browser.get("/ui/blocks/crdb-sage");
+    let tested = browser.post("/ui/blocks/crdb-sage/test", &[("csrf", &block.csrf())]);
+    assert!(tested.body.contains("Connected."), "{}", tested.body);
+
+    // Edit: the secret input is empty (the stored one is kept); the port changes.
+    let edit = browser.get("/ui/blocks/crdb-sage/edit");
+    assert!(edit.body.contains("unchanged: type to replace"));
+    let mut changed = form_with(&edit, &[]);
+    changed.extend(
+        fields(&port)
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("password") && k != "name"),
+    );
+    changed.retain(|(k, _)| k != "f:connection_info/host");
+    changed.push(("f:connection_info/host".into(), "localhost".into()));
+    let saved = post_form(&mut browser, "/ui/blocks/crdb-sage/edit", &changed);
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let stored = env.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+    assert_eq!(stored["data"]["connection_info"]["password"], PLANTED);
+    assert_eq!(stored["data"]["connection_info"]["host"], "localhost");
+    let history = browser.get("/ui/blocks/crdb-sage");
+    assert!(
+        history.body.contains("127.0.0.1 → localhost"),
+        "{}",
+        history.body
+    );
+    assert!(history.body.contains("writer"));
+
+    // A second editor with the old version sees a conflict and the difference.
+    let stale = post_form(&mut browser, "/ui/blocks/crdb-sage/edit", &changed);
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale.body.contains("changed since you opened it"));
+    for page in &browser.seen {
+        assert!(!page.contains(PLANTED), "the secret reached the browser");
+    }
+    env.sql(&format!("DROP ROLE IF EXISTS {role}"));
+}

@@ -5,6 +5,8 @@
 //! token and is refused from another origin; every response carries a strict
 //! Content-Security-Policy and is never cached.
 
+mod edit;
+mod form;
 mod pages;
 mod session;
 
@@ -35,7 +37,18 @@ const PAGE: i64 = 50;
 
 pub fn routes() -> Vec<Route> {
     routes![
-        style, login_page, login, logout, block_list, block_page, reveal
+        style,
+        login_page,
+        login,
+        logout,
+        block_list,
+        block_page,
+        reveal,
+        edit::new_block,
+        edit::create_block,
+        edit::edit_block,
+        edit::save_block,
+        edit::test_block,
     ]
 }
 
@@ -318,7 +331,7 @@ async fn block_page(
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
 ) -> Page {
-    show_block(&viewing, state, name, false).await
+    show_block(&viewing, state, name, false, None).await
 }
 
 #[post("/blocks/<name>/reveal", data = "<form>")]
@@ -332,7 +345,7 @@ async fn reveal(
     if !same_token(&viewing.csrf, form.csrf) {
         return refused();
     }
-    show_block(&viewing, state, name, true).await
+    show_block(&viewing, state, name, true, None).await
 }
 
 /// A block's page, through the API's door: the read (or secret read, audited before
@@ -342,6 +355,7 @@ async fn show_block(
     state: &State,
     name: Result<BlockName, Error>,
     reveal: bool,
+    tested: Option<&pages::Tested>,
 ) -> Page {
     let shown = async {
         let name = name?;
@@ -354,14 +368,14 @@ async fn show_block(
     };
     match shown.await {
         Ok((kept, history)) => {
+            let actor = viewing.ctx.actor();
             let view = BlockView {
                 block: &kept.block,
                 revealed: reveal,
-                may_reveal: viewing
-                    .ctx
-                    .actor()
-                    .may(Permission::ReadSecrets, Some(&kept.block.name)),
+                may_reveal: actor.may(Permission::ReadSecrets, Some(&kept.block.name)),
+                may_edit: actor.may(Permission::Write, Some(&kept.block.name)),
                 history: &history,
+                tested,
             };
             page(Status::Ok, pages::block_page(&viewing.viewer(), &view))
         }

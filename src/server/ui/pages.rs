@@ -5,8 +5,10 @@
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
+use super::form::{Field, Filled, FormModel, Input, input_name, switch_name};
 use crate::block::{Block, BlockSummary, BlockVersion};
-use crate::document::{MASK, leaves};
+use crate::connect::TestReport;
+use crate::document::{FieldChange, MASK, leaves};
 use crate::time::rfc3339;
 
 /// What every signed-in page knows about its viewer.
@@ -89,6 +91,7 @@ pub fn block_list(viewer: &Viewer<'_>, view: &ListView<'_>) -> Markup {
     });
     let body = html! {
         h1 { "Blocks" }
+        p { a href="/ui/new" { "+ New block" } }
         form.filters method="get" action="/ui" role="search" {
             div {
                 label for="type" { "Type" }
@@ -140,7 +143,10 @@ pub struct BlockView<'a> {
     pub block: &'a Block,
     pub revealed: bool,
     pub may_reveal: bool,
+    pub may_edit: bool,
     pub history: &'a [BlockVersion],
+    /// The result of the Test just run, if one was.
+    pub tested: Option<&'a Tested>,
 }
 
 pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
@@ -159,6 +165,14 @@ pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
             dt { "Version" } dd { (block.version) }
             dt { "Updated" } dd { (rfc3339(block.updated_at)) }
             dt { "Id" } dd { code { (block.id) } }
+        }
+        @if let Some(tested) = view.tested { (test_result(tested)) }
+        div.actions {
+            @if view.may_edit { a href={ "/ui/blocks/" (block.name) "/edit" } { "Edit" } }
+            form method="post" action={ "/ui/blocks/" (block.name) "/test" } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                button.quiet type="submit" { "Test connection" }
+            }
         }
         h2 { "Fields" }
         (fields(&data))
@@ -263,4 +277,183 @@ pub fn problem(viewer: Option<&Viewer<'_>>, title: &str, message: &str) -> Marku
             p { a href="/ui" { "Back to the blocks" } }
         },
     )
+}
+
+/// A block form: create (with a name input) or edit (with the version read, for
+/// `If-Match`), generated from the type's schema.
+pub struct FormView<'a> {
+    pub title: &'a str,
+    pub action: &'a str,
+    pub type_name: &'a str,
+    /// `Some(name)` when creating: the name input's value.
+    pub new_name: Option<&'a str>,
+    pub version: Option<i64>,
+    pub model: &'a FormModel,
+    pub filled: &'a Filled,
+    /// When an edit lost a race: what differs between the block now and this form.
+    pub conflict: Option<&'a [FieldChange]>,
+}
+
+pub fn block_form(viewer: &Viewer<'_>, view: &FormView<'_>) -> Markup {
+    let errors = |path: &str| view.filled.errors.get(path).cloned().unwrap_or_default();
+    let editing = view.version.is_some();
+    let body = html! {
+        p { a href="/ui" { "← Blocks" } }
+        h1 { (view.title) }
+        p.muted { "Type: " (view.type_name) }
+        @if let Some(changes) = view.conflict {
+            div.notice role="alert" {
+                p.error { "This block changed since you opened it. Nothing was saved. What differs between the block now and this form:" }
+                (change_list(changes))
+                p { "The form now holds the current version: apply your change again and save." }
+            }
+        }
+        @for message in errors("") { p.error role="alert" { (message) } }
+        form method="post" action=(view.action) novalidate {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            @if let Some(version) = view.version {
+                input type="hidden" name="version" value=(version);
+            }
+            @if let Some(name) = view.new_name {
+                div.field {
+                    label for="name" { "Name" }
+                    input #name type="text" name="name" value=(name) required aria-describedby="name-help";
+                    p.muted #name-help { "Lowercase letters, digits, '-', '_' and '.'." }
+                    @for message in errors("name") { p.error { (message) } }
+                }
+            }
+            @for switch in &view.model.switches {
+                fieldset {
+                    legend { (switch.path) }
+                    @if let Some(help) = &switch.help { p.muted { (help) } }
+                    @for option in &switch.options {
+                        @let id = format!("switch-{}-{}", switch.path.replace('.', "-"), option);
+                        label for=(id) {
+                            input #(id) type="radio" name=(switch_name(&switch.path)) value=(option)
+                                checked[view.filled.chosen.get(&switch.path) == Some(option)];
+                            " " (option)
+                        }
+                    }
+                }
+            }
+            @for field in &view.model.fields {
+                (field_input(field, view.filled, editing, &errors(&field.path)))
+            }
+            p { button type="submit" { "Save" } }
+        }
+    };
+    layout(view.title, Some(viewer), body)
+}
+
+fn field_input(field: &Field, filled: &Filled, editing: bool, errors: &[String]) -> Markup {
+    let id = format!("field-{}", field.path.replace('.', "-"));
+    let help_id = format!("{id}-help");
+    let value = filled
+        .values
+        .get(&field.path)
+        .map(String::as_str)
+        .unwrap_or_default();
+    let placeholder = field.default.as_ref().map(|d| match d {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    html! {
+        div.field {
+            label for=(id) {
+                (field.path)
+                @if field.required { " (required)" }
+                @if let Some((_, option)) = &field.variant { span.muted { " · " (option) } }
+            }
+            @match &field.input {
+                Input::Secret => input #(id) type="password" name=(input_name(&field.path))
+                    autocomplete="new-password" aria-describedby=(help_id)
+                    aria-invalid=[(!errors.is_empty()).then_some("true")]
+                    placeholder=[editing.then_some("unchanged: type to replace")];
+                Input::Boolean => select #(id) name=(input_name(&field.path)) aria-describedby=(help_id) {
+                    option value="" { "(not set)" }
+                    option value="true" selected[value == "true"] { "yes" }
+                    option value="false" selected[value == "false"] { "no" }
+                },
+                Input::Choice(choices) => select #(id) name=(input_name(&field.path)) aria-describedby=(help_id) {
+                    option value="" { "(not set)" }
+                    @for choice in choices { option value=(choice) selected[value == choice] { (choice) } }
+                },
+                Input::Json => textarea #(id) name=(input_name(&field.path)) rows="2"
+                    aria-describedby=(help_id) aria-invalid=[(!errors.is_empty()).then_some("true")] { (value) },
+                Input::Integer | Input::Number => input #(id) type="text" inputmode="numeric"
+                    name=(input_name(&field.path)) value=(value) placeholder=[placeholder]
+                    aria-describedby=(help_id) aria-invalid=[(!errors.is_empty()).then_some("true")];
+                Input::Text => input #(id) type="text" name=(input_name(&field.path)) value=(value)
+                    placeholder=[placeholder] aria-describedby=(help_id)
+                    aria-invalid=[(!errors.is_empty()).then_some("true")];
+            }
+            p.muted #(help_id) {
+                @if let Some(help) = &field.help { (help) }
+                @if field.input == Input::Secret && editing { " Leave empty to keep the stored secret." }
+                @if field.input == Input::Json { " JSON." }
+            }
+            @for message in errors { p.error role="alert" { (field.path) ": " (message) } }
+        }
+    }
+}
+
+fn change_list(changes: &[FieldChange]) -> Markup {
+    html! {
+        ul {
+            @for change in changes {
+                li {
+                    code { (change.path) } ": "
+                    @if change.secret { span.secret { "secret differs" } }
+                    @else { (shown(change.before.as_ref())) " → " (shown(change.after.as_ref())) }
+                }
+            }
+        }
+    }
+}
+
+/// The block types to create a block of.
+pub fn choose_type(viewer: &Viewer<'_>, types: &[(String, String, String)]) -> Markup {
+    let body = html! {
+        p { a href="/ui" { "← Blocks" } }
+        h1 { "New block" }
+        ul {
+            @for (slug, name, description) in types {
+                li {
+                    a href={ "/ui/new?type=" (slug) } { (name) } " "
+                    span.muted { "(" (slug) ")" }
+                    @if !description.is_empty() { br; span.muted { (description) } }
+                }
+            }
+        }
+    };
+    layout("New block", Some(viewer), body)
+}
+
+/// The outcome of a block's Test, for its page.
+pub enum Tested {
+    Passed(TestReport),
+    Failed { code: String, message: String },
+}
+
+pub fn test_result(tested: &Tested) -> Markup {
+    html! {
+        div.notice role="status" {
+            @match tested {
+                Tested::Passed(report) => {
+                    p { strong { "Connected." } " " (report.url) }
+                    p.muted {
+                        "Server " (report.server_version) "; connect "
+                        (format!("{:.1}", report.connect_ms)) " ms; round trip "
+                        (format!("{:.2}", report.latency_ms)) " ms."
+                    }
+                    @for r in &report.requirements {
+                        p { (r.requirement) ": " (r.found) @if !r.ok { span.error { " (not met)" } } }
+                    }
+                }
+                Tested::Failed { code, message } => {
+                    p.error { (code) } p { (message) }
+                }
+            }
+        }
+    }
 }

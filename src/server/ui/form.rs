@@ -1,0 +1,333 @@
+//! Block forms generated from a type's JSON Schema: one input per field (nested objects
+//! by dotted path, enums as selects, booleans as yes/no, `anyOf` of alternatives as a
+//! switch such as "ConnectionComponents / URL", free-form objects as JSON), and the
+//! submitted form read back into a document with a message per field. Secret fields
+//! are write-only: never filled in, and left empty they keep the stored secret.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use crate::document::{MASK, get_path, set_path};
+use crate::types::BlockType;
+
+/// What kind of input a field gets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    Text,
+    Secret,
+    Integer,
+    Number,
+    Boolean,
+    Choice(Vec<String>),
+    /// Free-form objects and arrays, typed as JSON.
+    Json,
+}
+
+/// One input of a block form.
+#[derive(Clone, Debug)]
+pub struct Field {
+    /// The dotted path in the document.
+    pub path: String,
+    pub input: Input,
+    pub required: bool,
+    pub help: Option<String>,
+    pub default: Option<Value>,
+    /// The switch this field belongs to, and the alternative that shows it.
+    pub variant: Option<(String, String)>,
+}
+
+/// A choice between alternatives (`anyOf`) at one path.
+#[derive(Clone, Debug)]
+pub struct Switch {
+    pub path: String,
+    pub options: Vec<String>,
+    pub help: Option<String>,
+}
+
+/// The inputs of a type's form, in schema order.
+#[derive(Clone, Debug, Default)]
+pub struct FormModel {
+    pub fields: Vec<Field>,
+    pub switches: Vec<Switch>,
+}
+
+/// The form of `ty`.
+pub fn model(ty: &BlockType) -> FormModel {
+    let mut model = FormModel::default();
+    let secret = |path: &str| ty.def.secret_fields.iter().any(|s| s == path);
+    walk(&ty.def.schema, "", false, None, &secret, &mut model);
+    model
+}
+
+/// The JSON types a schema allows (`type` as a string or a list), without `null`.
+fn types(schema: &Value) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn walk(
+    schema: &Value,
+    path: &str,
+    required: bool,
+    variant: Option<&(String, String)>,
+    secret: &dyn Fn(&str) -> bool,
+    model: &mut FormModel,
+) {
+    let help = schema
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(Value::Array(alternatives)) = schema.get("anyOf") {
+        let options: Vec<String> = alternatives
+            .iter()
+            .enumerate()
+            .map(|(i, alt)| {
+                alt.get("title")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("option {}", i + 1), str::to_owned)
+            })
+            .collect();
+        model.switches.push(Switch {
+            path: path.to_owned(),
+            options: options.clone(),
+            help,
+        });
+        for (alt, option) in alternatives.iter().zip(options) {
+            let chosen = (path.to_owned(), option);
+            walk(alt, path, required, Some(&chosen), secret, model);
+        }
+        return;
+    }
+    let kinds = types(schema);
+    if let Some(Value::Object(properties)) = schema.get("properties") {
+        let needed: Vec<&str> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for (name, child) in properties {
+            let child_path = match path.is_empty() {
+                true => name.clone(),
+                false => format!("{path}.{name}"),
+            };
+            let child_required = needed.contains(&name.as_str());
+            walk(child, &child_path, child_required, variant, secret, model);
+        }
+        return;
+    }
+    let input = if secret(path) || schema.get("format").and_then(Value::as_str) == Some("password")
+    {
+        Input::Secret
+    } else if let Some(Value::Array(choices)) = schema.get("enum") {
+        Input::Choice(
+            choices
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        )
+    } else {
+        match kinds.as_slice() {
+            ["string"] => Input::Text,
+            ["integer"] => Input::Integer,
+            ["number"] => Input::Number,
+            ["boolean"] => Input::Boolean,
+            // Durations: a number of seconds or a string such as "30s".
+            ["number", "string"] | ["string", "number"] => Input::Text,
+            _ => Input::Json,
+        }
+    };
+    model.fields.push(Field {
+        path: path.to_owned(),
+        input,
+        required,
+        help,
+        default: schema.get("default").cloned(),
+        variant: variant.cloned(),
+    });
+}
+
+/// The name of a field's input: its path with `/` for `.` (a form key's dots nest).
+pub fn input_name(path: &str) -> String {
+    format!("f:{}", path.replace('.', "/"))
+}
+
+/// The name of a switch's radio buttons.
+pub fn switch_name(path: &str) -> String {
+    format!("switch:{}", path.replace('.', "/"))
+}
+
+/// What a form shows: each input's text, the chosen alternatives, and messages.
+#[derive(Clone, Debug, Default)]
+pub struct Filled {
+    pub values: HashMap<String, String>,
+    pub chosen: HashMap<String, String>,
+    /// Messages by field path ("" for the form as a whole).
+    pub errors: BTreeMap<String, Vec<String>>,
+}
+
+impl Filled {
+    /// A form filled from a stored (masked) document; secret inputs stay empty.
+    pub fn from_document(model: &FormModel, doc: &Value) -> Filled {
+        let mut filled = Filled::default();
+        for switch in &model.switches {
+            let is_text = get_path(doc, &switch.path).is_some_and(Value::is_string);
+            let pick = match is_text {
+                true => switch
+                    .options
+                    .iter()
+                    .find(|o| model.leaf_of(&switch.path, o)),
+                false => switch
+                    .options
+                    .iter()
+                    .find(|o| !model.leaf_of(&switch.path, o)),
+            };
+            if let Some(option) = pick.or(switch.options.first()) {
+                filled.chosen.insert(switch.path.clone(), option.clone());
+            }
+        }
+        for field in &model.fields {
+            let value = match get_path(doc, &field.path) {
+                None | Some(Value::Null) => continue,
+                Some(v) if v.as_str() == Some(MASK) => continue,
+                Some(Value::String(s)) if field.input != Input::Json => s.clone(),
+                Some(v) => v.to_string(),
+            };
+            if field.input != Input::Secret && !filled.values.contains_key(&field.path) {
+                filled.values.insert(field.path.clone(), value);
+            }
+        }
+        filled
+    }
+
+    /// Fills the inputs again from the document as it would be stored (masked), keeping
+    /// what is already filled (inputs that did not parse).
+    pub fn refill(&mut self, model: &FormModel, masked: &Value) {
+        for (path, value) in Filled::from_document(model, masked).values {
+            self.values.entry(path).or_insert(value);
+        }
+    }
+
+    /// Messages of a failed validation (`path: message; ...`), each put next to the
+    /// field it names (or the nearest one above it), the rest on the form.
+    pub fn add_errors(&mut self, model: &FormModel, messages: &str) {
+        for message in messages.split("; ") {
+            let (path, text) = message.split_once(": ").unwrap_or(("", message));
+            let field = model
+                .fields
+                .iter()
+                .map(|f| f.path.as_str())
+                .chain(model.switches.iter().map(|s| s.path.as_str()))
+                .filter(|p| path == *p || path.starts_with(&format!("{p}.")))
+                .max_by_key(|p| p.len())
+                .unwrap_or("");
+            let shown = match field == path {
+                true => text.to_owned(),
+                false => message.to_owned(),
+            };
+            self.errors.entry(field.to_owned()).or_default().push(shown);
+        }
+    }
+}
+
+impl FormModel {
+    /// Whether the alternative `option` at `path` is a single value (not an object).
+    fn leaf_of(&self, path: &str, option: &str) -> bool {
+        self.fields
+            .iter()
+            .any(|f| f.path == path && f.variant.as_ref().is_some_and(|(_, o)| o == option))
+    }
+
+    /// Reads a submitted form into a document. An empty input leaves its field out; an
+    /// empty secret input writes `********`, which keeps the stored secret on an edit.
+    /// Inputs that do not parse are reported by field. The values to show again are
+    /// not taken from the form (text may hold a secret): see [`Filled::refill`].
+    pub fn read(&self, form: &HashMap<String, String>) -> (Value, Filled) {
+        let mut filled = Filled::default();
+        for switch in &self.switches {
+            let chosen = form
+                .get(&switch_name(&switch.path))
+                .filter(|c| switch.options.contains(c))
+                .or(switch.options.first());
+            if let Some(c) = chosen {
+                filled.chosen.insert(switch.path.clone(), c.clone());
+            }
+        }
+        let mut doc = Value::Object(Map::new());
+        for field in &self.fields {
+            if let Some((switch, option)) = &field.variant
+                && filled.chosen.get(switch) != Some(option)
+            {
+                continue;
+            }
+            let raw = form
+                .get(&input_name(&field.path))
+                .map(|v| v.trim())
+                .unwrap_or_default();
+            let value = match (raw.is_empty(), &field.input) {
+                (true, Input::Secret) => Value::String(MASK.into()),
+                (true, _) => continue,
+                (false, input) => match parse(input, raw) {
+                    Ok(value) => value,
+                    Err(message) => {
+                        // Shown again only where it cannot be a secret (a number, a
+                        // yes/no): text and JSON may hold one.
+                        if matches!(field.input, Input::Integer | Input::Number | Input::Boolean) {
+                            filled.values.insert(field.path.clone(), raw.to_owned());
+                        }
+                        filled
+                            .errors
+                            .entry(field.path.clone())
+                            .or_default()
+                            .push(message);
+                        continue;
+                    }
+                },
+            };
+            if let Err(err) = set_path(&mut doc, &field.path, value) {
+                filled
+                    .errors
+                    .entry(field.path.clone())
+                    .or_default()
+                    .push(err.to_string());
+            }
+        }
+        (doc, filled)
+    }
+}
+
+fn parse(input: &Input, raw: &str) -> Result<Value, String> {
+    match input {
+        Input::Text | Input::Secret | Input::Choice(_) => Ok(Value::String(raw.to_owned())),
+        Input::Integer => raw
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| "must be a whole number".to_owned()),
+        Input::Number => raw
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| "must be a number".to_owned()),
+        Input::Boolean => match raw {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err("must be yes or no".to_owned()),
+        },
+        Input::Json => serde_json::from_str(raw).map_err(|err| {
+            format!(
+                "is not valid JSON (line {}, column {})",
+                err.line(),
+                err.column()
+            )
+        }),
+    }
+}
