@@ -7,6 +7,7 @@ mod apply;
 mod backup;
 mod bad_input;
 mod blocks;
+mod browser;
 mod connect;
 mod databases;
 mod everyday;

@@ -389,6 +389,8 @@ fn create_edit_test_and_conflict_through_forms() {
     let stored = env.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
     assert_eq!(stored["data"]["connection_info"]["password"], PLANTED);
     assert_eq!(stored["data"]["connection_info"]["host"], "localhost");
+    // An empty secret input invents no secret where none was stored.
+    assert!(stored["data"].get("rotation").is_none(), "{stored}");
     let history = browser.get("/ui/blocks/crdb-sage");
     assert!(
         history.body.contains("127.0.0.1 → localhost"),

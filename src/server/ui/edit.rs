@@ -16,7 +16,7 @@ use super::session::same_token;
 use super::{Page, SameOrigin, Viewing, page, refused, show_block};
 use crate::auth::Permission;
 use crate::block::NewBlock;
-use crate::document::{MASK, changes, get_path, remove_path, split_secrets};
+use crate::document::{changes, split_secrets};
 use crate::error::Error;
 use crate::name::BlockName;
 use crate::server::api::{Access, audit, authorize, changed, for_change};
@@ -158,8 +158,9 @@ fn read_form(
     ty: &BlockType,
     model: &FormModel,
     form: &HashMap<String, String>,
+    stored: Option<&serde_json::Value>,
 ) -> (serde_json::Value, Filled) {
-    let (doc, mut filled) = model.read(form);
+    let (doc, mut filled) = model.read(form, stored);
     if let Ok((masked, _)) = split_secrets(ty, doc.clone()) {
         filled.refill(model, &masked);
     }
@@ -181,13 +182,7 @@ pub async fn create_block(
         .await
         .map_err(|e| viewing.problem(e))?;
     let model = model(&ty);
-    let (mut doc, mut filled) = read_form(&ty, &model, &form);
-    // An empty secret on a new block is no secret.
-    for field in &model.fields {
-        if get_path(&doc, &field.path).and_then(|v| v.as_str()) == Some(MASK) {
-            remove_path(&mut doc, &field.path);
-        }
-    }
+    let (doc, mut filled) = read_form(&ty, &model, &form, None);
     let typed = form.get("name").map(|n| n.trim()).unwrap_or_default();
     let name = match BlockName::parse(typed) {
         Ok(name) => Some(name),
@@ -306,7 +301,7 @@ pub async fn save_block(
         .await
         .map_err(|e| viewing.problem(e))?;
     let model = model(&ty);
-    let (doc, mut filled) = read_form(&ty, &model, &form);
+    let (doc, mut filled) = read_form(&ty, &model, &form, Some(current.masked_data()));
     let version = form.get("version").and_then(|v| v.parse::<i64>().ok());
     let Some(version) = version.filter(|_| filled.errors.is_empty()) else {
         if version.is_none() {

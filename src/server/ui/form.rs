@@ -198,7 +198,10 @@ impl Filled {
             let value = match get_path(doc, &field.path) {
                 None | Some(Value::Null) => continue,
                 Some(v) if v.as_str() == Some(MASK) => continue,
-                Some(Value::String(s)) if field.input != Input::Json => s.clone(),
+                Some(v) if field.input == Input::Json => v.to_string(),
+                Some(Value::String(s)) => s.clone(),
+                // An object where this input wants one value: the other alternative's.
+                Some(Value::Object(_) | Value::Array(_)) => continue,
                 Some(v) => v.to_string(),
             };
             if field.input != Input::Secret && !filled.values.contains_key(&field.path) {
@@ -247,10 +250,11 @@ impl FormModel {
     }
 
     /// Reads a submitted form into a document. An empty input leaves its field out; an
-    /// empty secret input writes `********`, which keeps the stored secret on an edit.
+    /// empty secret input where `stored` (the masked document edited) holds a secret
+    /// writes `********`, which keeps that secret.
     /// Inputs that do not parse are reported by field. The values to show again are
     /// not taken from the form (text may hold a secret): see [`Filled::refill`].
-    pub fn read(&self, form: &HashMap<String, String>) -> (Value, Filled) {
+    pub fn read(&self, form: &HashMap<String, String>, stored: Option<&Value>) -> (Value, Filled) {
         let mut filled = Filled::default();
         for switch in &self.switches {
             let chosen = form
@@ -272,8 +276,12 @@ impl FormModel {
                 .get(&input_name(&field.path))
                 .map(|v| v.trim())
                 .unwrap_or_default();
+            let kept = stored
+                .and_then(|doc| get_path(doc, &field.path))
+                .and_then(Value::as_str)
+                == Some(MASK);
             let value = match (raw.is_empty(), &field.input) {
-                (true, Input::Secret) => Value::String(MASK.into()),
+                (true, Input::Secret) if kept => Value::String(MASK.into()),
                 (true, _) => continue,
                 (false, input) => match parse(input, raw) {
                     Ok(value) => value,
@@ -329,5 +337,83 @@ fn parse(input: &Input, raw: &str) -> Result<Value, String> {
                 err.column()
             )
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::builtin_type;
+    use serde_json::json;
+
+    fn connector() -> (BlockType, FormModel) {
+        let ty = builtin_type("sqlalchemy-connector").unwrap();
+        let model = model(&ty);
+        (ty, model)
+    }
+
+    #[test]
+    fn the_connector_form_has_a_switch_and_write_only_secrets() {
+        let (_, model) = connector();
+        assert_eq!(model.switches[0].path, "connection_info");
+        assert_eq!(model.switches[0].options, ["ConnectionComponents", "URL"]);
+        let field = |p: &str| model.fields.iter().find(|f| f.path == p).unwrap();
+        assert_eq!(field("connection_info.password").input, Input::Secret);
+        assert_eq!(field("rotation.pending_password").input, Input::Secret);
+        assert_eq!(field("connection_info.port").input, Input::Integer);
+        assert_eq!(field("pool.test_on_check_out").input, Input::Boolean);
+        assert_eq!(field("pool.connection_timeout").input, Input::Text);
+        assert_eq!(field("connection_info.query").input, Input::Json);
+        assert!(field("connection_info.driver").required);
+    }
+
+    #[test]
+    fn a_form_reads_back_into_a_document_and_never_shows_a_secret_again() {
+        let (ty, model) = connector();
+        let form: HashMap<String, String> = [
+            ("switch:connection_info", "URL"),
+            ("f:connection_info", "postgresql://u:PLANTED@h/db"),
+            ("f:connection_info/driver", "ignored: the other alternative"),
+            ("f:connection_info/port", "nope"),
+            ("f:fetch_size", "5"),
+            ("f:connect_args", "{\"password\": \"PLANTED2\"}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let (doc, mut filled) = model.read(&form, None);
+        assert_eq!(doc["connection_info"], "postgresql://u:PLANTED@h/db");
+        assert_eq!(doc["fetch_size"], 5);
+        assert!(filled.errors.is_empty(), "{:?}", filled.errors);
+        let (masked, _) = crate::document::split_secrets(&ty, doc).unwrap();
+        filled.refill(&model, &masked);
+        let shown = format!("{:?}", filled.values);
+        assert!(!shown.contains("PLANTED"), "{shown}");
+        assert!(shown.contains("u:********@h"), "{shown}");
+
+        // The components' port that does not parse is kept to fix; the URL input is
+        // not filled with the components object.
+        let form: HashMap<String, String> = [("f:connection_info/port", "nope")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let (doc, filled) = model.read(&form, None);
+        assert_eq!(filled.values["connection_info.port"], "nope");
+        assert_eq!(
+            filled.errors["connection_info.port"],
+            ["must be a whole number"]
+        );
+        let again = Filled::from_document(&model, &json!({"connection_info": {"driver": "x"}}));
+        assert!(
+            !again.values.contains_key("connection_info"),
+            "{:?}",
+            again.values
+        );
+        assert_eq!(again.chosen["connection_info"], "ConnectionComponents");
+        assert!(doc.get("connection_info").is_none(), "{doc}");
+        // An empty secret input keeps a stored secret, and invents none.
+        let stored = json!({"connection_info": {"driver": "x", "password": MASK}});
+        let (doc, _) = model.read(&HashMap::new(), Some(&stored));
+        assert_eq!(doc, json!({"connection_info": {"password": MASK}}));
     }
 }

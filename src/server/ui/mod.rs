@@ -121,8 +121,8 @@ impl<'r> FromRequest<'r> for Viewing {
 }
 
 /// A form post from this site: refused when the browser says it comes from another
-/// origin (`Origin` or `Sec-Fetch-Site`). The CSRF token is checked as well, by each
-/// handler.
+/// origin (`Origin`, or `Sec-Fetch-Site` other than same-origin). The CSRF token is
+/// checked as well, by each handler.
 pub struct SameOrigin;
 
 #[rocket::async_trait]
@@ -134,7 +134,10 @@ impl<'r> FromRequest<'r> for SameOrigin {
         let cross_site = headers
             .get_one("Sec-Fetch-Site")
             .is_some_and(|site| site != "same-origin" && site != "none");
-        let foreign_origin = match (headers.get_one("Origin"), headers.get_one("Host")) {
+        // With `Referrer-Policy: no-referrer` browsers send `Origin: null` on their own
+        // forms: then `Sec-Fetch-Site` and the CSRF token decide.
+        let origin = headers.get_one("Origin").filter(|o| *o != "null");
+        let foreign_origin = match (origin, headers.get_one("Host")) {
             (Some(origin), Some(host)) => url::Url::parse(origin).ok().is_none_or(|o| {
                 let authority = match o.port() {
                     Some(port) => format!("{}:{port}", o.host_str().unwrap_or_default()),
