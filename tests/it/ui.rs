@@ -408,3 +408,86 @@ fn create_edit_test_and_conflict_through_forms() {
     }
     env.sql(&format!("DROP ROLE IF EXISTS {role}"));
 }
+
+#[test]
+fn admin_pages_tokens_audit_and_types() {
+    let env = TestEnv::new(Backend::Sqlite);
+    seed(&env);
+    let admin = token(&env, "ops", &["admin"], &[]);
+    let reader = token(&env, "reader", &["blocks:read-secrets"], &[]);
+    let server = Server::start(&env, &["--token-cache", "0s"]);
+
+    // Not for a token without admin.
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&reader);
+    assert!(!browser.get("/ui").body.contains("/ui/admin/tokens"));
+    for path in ["/ui/admin/tokens", "/ui/admin/audit", "/ui/admin/types"] {
+        assert_eq!(browser.get(path).status, 403, "{path}");
+    }
+    let csrf = browser.get("/ui").csrf();
+    let refused = browser.post(
+        "/ui/admin/tokens",
+        &[("csrf", &csrf), ("name", "sneaky"), ("scopes", "admin")],
+    );
+    assert_eq!(refused.status, 403);
+
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&admin);
+    let tokens = browser.get("/ui/admin/tokens");
+    assert_eq!(tokens.status, 200);
+    assert!(tokens.body.contains("reader") && tokens.body.contains("blocks:read-secrets"));
+    // A new token is shown once, and works.
+    let created = browser.post(
+        "/ui/admin/tokens",
+        &[
+            ("csrf", &tokens.csrf()),
+            ("name", "bot"),
+            ("scopes", "blocks:read:crdb-*"),
+        ],
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let at = created.body.find("<pre><code>").unwrap() + 11;
+    let secret = created.body[at..].split('<').next().unwrap().to_owned();
+    let api = crate::server::Api::new(&server, Some(&secret));
+    assert_eq!(api.get("/blocks/crdb-sage").status, 200);
+    assert!(
+        !browser.get("/ui/admin/tokens").body.contains(&secret),
+        "shown twice"
+    );
+    // Revoked from the page: the token stops working.
+    let page = browser.get("/ui/admin/tokens");
+    let id = env
+        .json(&["token", "ls"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "bot")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = browser.post(
+        "/ui/admin/tokens/revoke",
+        &[("csrf", &page.csrf()), ("id", &id)],
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(api.get("/blocks/crdb-sage").status, 401);
+
+    // The audit log, filtered by block; the types.
+    let audit = browser.get("/ui/admin/audit?block=token%3Abot");
+    assert!(
+        audit.body.contains("create-token") && audit.body.contains("revoke-token"),
+        "{}",
+        audit.body
+    );
+    assert!(!audit.body.contains("read-secrets"));
+    assert_eq!(browser.get("/ui/admin/audit?since=nonsense").status, 400);
+    let types = browser.get("/ui/admin/types");
+    assert!(
+        types.body.contains("sqlalchemy-connector")
+            && types.body.contains("connection_info.password")
+    );
+    for page in &browser.seen {
+        assert!(!page.contains(PLANTED));
+    }
+}

@@ -5,6 +5,7 @@
 //! token and is refused from another origin; every response carries a strict
 //! Content-Security-Policy and is never cached.
 
+mod admin;
 mod edit;
 mod form;
 mod pages;
@@ -49,6 +50,11 @@ pub fn routes() -> Vec<Route> {
         edit::edit_block,
         edit::save_block,
         edit::test_block,
+        admin::tokens,
+        admin::create_token,
+        admin::revoke_token,
+        admin::audit_log,
+        admin::block_types,
     ]
 }
 
@@ -75,6 +81,7 @@ impl Viewing {
         Viewer {
             name: &self.ctx.actor().name,
             csrf: &self.csrf,
+            admin: self.ctx.actor().may(Permission::Admin, None),
         }
     }
 

@@ -15,6 +15,8 @@ use crate::time::rfc3339;
 pub struct Viewer<'a> {
     pub name: &'a str,
     pub csrf: &'a str,
+    /// Whether the admin pages are linked.
+    pub admin: bool,
 }
 
 pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
@@ -32,6 +34,11 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                     a.brand href="/ui" { "Blockyard" }
                     @if let Some(viewer) = viewer {
                         a href="/ui" { "Blocks" }
+                        @if viewer.admin {
+                            a href="/ui/admin/tokens" { "Tokens" }
+                            a href="/ui/admin/audit" { "Audit log" }
+                            a href="/ui/admin/types" { "Types" }
+                        }
                         span.muted { "Signed in as " (viewer.name) }
                         form method="post" action="/ui/logout" {
                             input type="hidden" name="csrf" value=(viewer.csrf);

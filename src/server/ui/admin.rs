@@ -1,0 +1,307 @@
+//! The web UI's admin pages (admin tokens only, checked by the API's `authorize`):
+//! tokens (a new one shown once; revoke), the audit log with filters, and the block
+//! types. Creating and revoking tokens are themselves in the audit log.
+
+use maud::{Markup, html};
+use rocket::http::Status;
+use rocket::{get, post};
+
+use super::edit::Fields;
+use super::pages::{Viewer, layout};
+use super::session::same_token;
+use super::{Page, SameOrigin, Viewing, page, refused};
+use crate::auth::{Permission, TokenInfo};
+use crate::registry::{AuditFilter, AuditRow};
+use crate::server::api::{Access, audit, authorize};
+use crate::server::http::ApiError;
+use crate::server::{State, blocking};
+use crate::time::rfc3339;
+
+const AUDIT_PAGE: i64 = 100;
+
+async fn admin_only(state: &State, viewing: &Viewing, what: &str) -> Result<(), Page> {
+    let access = Access {
+        wanted: Permission::Admin,
+        blocks: &[],
+        audited: None,
+        what,
+    };
+    authorize(state, &viewing.ctx, viewing.ctx.actor(), access)
+        .await
+        .map_err(|err| viewing.problem(err))
+}
+
+#[get("/admin/tokens")]
+pub async fn tokens(viewing: Viewing, state: &rocket::State<State>) -> Result<Page, Page> {
+    admin_only(state, &viewing, "managing tokens (needs admin)").await?;
+    tokens_page(&viewing, state, None, Status::Ok).await
+}
+
+async fn tokens_page(
+    viewing: &Viewing,
+    state: &State,
+    created: Option<(&str, &str)>,
+    status: Status,
+) -> Result<Page, Page> {
+    let registry = state.registry.clone();
+    let tokens = blocking(move || registry.list_tokens())
+        .await
+        .map_err(|e| viewing.problem(e))?;
+    Ok(page(
+        status,
+        tokens_markup(&viewing.viewer(), &tokens, created),
+    ))
+}
+
+fn tokens_markup(
+    viewer: &Viewer<'_>,
+    tokens: &[TokenInfo],
+    created: Option<(&str, &str)>,
+) -> Markup {
+    let body = html! {
+        h1 { "Tokens" }
+        @if let Some((name, secret)) = created {
+            div.notice role="status" {
+                p { "Token " strong { (name) } " created. Copy it now: it is shown only this once." }
+                pre { code { (secret) } }
+            }
+        }
+        table {
+            thead { tr {
+                th scope="col" { "Name" } th scope="col" { "Scopes" }
+                th scope="col" { "State" } th.optional scope="col" { "Created" } th scope="col" { "" }
+            } }
+            tbody {
+                @for t in tokens {
+                    tr {
+                        td { (t.name) }
+                        td { @for s in &t.scopes { code { (s) } " " } }
+                        td { (t.state) }
+                        td.optional { (rfc3339(t.created_at)) }
+                        td {
+                            @if t.state == "active" {
+                                form method="post" action="/ui/admin/tokens/revoke" {
+                                    input type="hidden" name="csrf" value=(viewer.csrf);
+                                    input type="hidden" name="id" value=(t.id);
+                                    button.quiet type="submit" aria-label={ "Revoke " (t.name) } { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "New token" }
+        form method="post" action="/ui/admin/tokens" {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            label for="token-name" { "Name" }
+            input #token-name type="text" name="name" required;
+            label for="token-scopes" { "Scopes" }
+            input #token-scopes type="text" name="scopes" required aria-describedby="scopes-help";
+            p.muted #scopes-help {
+                "Separated by spaces, e.g. " code { "blocks:read-secrets:crdb-*" } " or " code { "admin" } "."
+            }
+            p { button type="submit" { "Create token" } }
+        }
+    };
+    layout("Tokens", Some(viewer), body)
+}
+
+#[post("/admin/tokens", data = "<form>")]
+pub async fn create_token(
+    _origin: SameOrigin,
+    viewing: Viewing,
+    state: &rocket::State<State>,
+    form: Fields,
+) -> Result<Page, Page> {
+    if !form
+        .get("csrf")
+        .is_some_and(|c| same_token(&viewing.csrf, c))
+    {
+        return Err(refused());
+    }
+    admin_only(state, &viewing, "managing tokens (needs admin)").await?;
+    let name = form
+        .get("name")
+        .map(|n| n.trim().to_owned())
+        .unwrap_or_default();
+    let scopes: Vec<String> = form
+        .get("scopes")
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let registry = state.registry.clone();
+    let label = format!("token:{name}");
+    let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
+    match blocking(move || registry.create_token(&name, &scopes, None)).await {
+        Ok(created) => {
+            audit(state, ctx, actor, "create-token", Some(&label), "ok")
+                .await
+                .map_err(|e| viewing.problem(e))?;
+            let shown = (created.info.name.as_str(), created.secret.as_str());
+            tokens_page(&viewing, state, Some(shown), Status::Created).await
+        }
+        Err(err) => Err(viewing.problem(err)),
+    }
+}
+
+#[post("/admin/tokens/revoke", data = "<form>")]
+pub async fn revoke_token(
+    _origin: SameOrigin,
+    viewing: Viewing,
+    state: &rocket::State<State>,
+    form: Fields,
+) -> Result<Page, Page> {
+    if !form
+        .get("csrf")
+        .is_some_and(|c| same_token(&viewing.csrf, c))
+    {
+        return Err(refused());
+    }
+    admin_only(state, &viewing, "managing tokens (needs admin)").await?;
+    let id = form.get("id").cloned().unwrap_or_default();
+    let registry = state.registry.clone();
+    let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
+    // On record by the token's name, as `token create` named it.
+    let name = blocking(move || {
+        let tokens = registry.list_tokens()?;
+        let name = tokens.into_iter().find(|t| t.id == id).map(|t| t.name);
+        registry.revoke_token(&id)?;
+        Ok(name.unwrap_or(id))
+    })
+    .await
+    .map_err(|e| viewing.problem(e))?;
+    let label = format!("token:{name}");
+    audit(state, ctx, actor, "revoke-token", Some(&label), "ok")
+        .await
+        .map_err(|e| viewing.problem(e))?;
+    tokens_page(&viewing, state, None, Status::Ok).await
+}
+
+#[get("/admin/audit?<block>&<since>&<before>")]
+pub async fn audit_log(
+    viewing: Viewing,
+    state: &rocket::State<State>,
+    block: Option<&str>,
+    since: Option<&str>,
+    before: Option<i64>,
+) -> Result<Page, Page> {
+    admin_only(state, &viewing, "reading the audit log (needs admin)").await?;
+    let block = block.map(str::trim).filter(|b| !b.is_empty());
+    let since_text = since.map(str::trim).filter(|s| !s.is_empty());
+    let since_ms = match since_text {
+        Some(text) => {
+            Some(crate::time::parse_since(text).map_err(|e| viewing.problem(ApiError::from(e)))?)
+        }
+        None => None,
+    };
+    let filter = AuditFilter {
+        block: block.map(str::to_owned),
+        since: since_ms,
+        before_id: before,
+        limit: AUDIT_PAGE,
+    };
+    let registry = state.registry.clone();
+    let rows = blocking(move || registry.audit(&filter))
+        .await
+        .map_err(|e| viewing.problem(e))?;
+    let next = (rows.len() as i64 == AUDIT_PAGE)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(page(
+        Status::Ok,
+        audit_markup(&viewing.viewer(), &rows, block, since_text, next),
+    ))
+}
+
+fn audit_markup(
+    viewer: &Viewer<'_>,
+    rows: &[AuditRow],
+    block: Option<&str>,
+    since: Option<&str>,
+    next: Option<i64>,
+) -> Markup {
+    let next_url = next.map(|before| {
+        let mut url = url::Url::parse("http://x/ui/admin/audit").expect("a valid base");
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("before", &before.to_string());
+            if let Some(b) = block {
+                q.append_pair("block", b);
+            }
+            if let Some(s) = since {
+                q.append_pair("since", s);
+            }
+        }
+        format!("/ui/admin/audit?{}", url.query().unwrap_or_default())
+    });
+    let body = html! {
+        h1 { "Audit log" }
+        form.filters method="get" action="/ui/admin/audit" role="search" {
+            div {
+                label for="audit-block" { "Block" }
+                input #audit-block type="search" name="block" value=(block.unwrap_or_default());
+            }
+            div {
+                label for="audit-since" { "Since" }
+                input #audit-since type="text" name="since" placeholder="1h, 7d or 2026-11-01"
+                    value=(since.unwrap_or_default());
+            }
+            div { button type="submit" { "Filter" } }
+        }
+        table {
+            thead { tr {
+                th scope="col" { "At" } th scope="col" { "Actor" } th scope="col" { "Action" }
+                th scope="col" { "Block" } th scope="col" { "Outcome" } th.optional scope="col" { "Request" }
+            } }
+            tbody {
+                @for r in rows {
+                    tr {
+                        td { (rfc3339(r.at)) }
+                        td { (r.actor) }
+                        td { (r.action) }
+                        td { (r.block.as_deref().unwrap_or("")) }
+                        td { (r.outcome) }
+                        td.optional { code { (r.request_id) } }
+                    }
+                }
+            }
+        }
+        @if let Some(next) = next_url {
+            p.pager { a href=(next) rel="next" { "Older records →" } }
+        }
+    };
+    layout("Audit log", Some(viewer), body)
+}
+
+#[get("/admin/types")]
+pub async fn block_types(viewing: Viewing, state: &rocket::State<State>) -> Result<Page, Page> {
+    admin_only(state, &viewing, "viewing block types (needs admin)").await?;
+    let registry = state.registry.clone();
+    let types = blocking(move || registry.block_types())
+        .await
+        .map_err(|e| viewing.problem(e))?;
+    let body = html! {
+        h1 { "Block types" }
+        table {
+            thead { tr {
+                th scope="col" { "Slug" } th scope="col" { "Name" }
+                th scope="col" { "Secret fields" } th scope="col" { "Built in" }
+            } }
+            tbody {
+                @for t in &types {
+                    tr {
+                        td { code { (t.def.slug) } }
+                        td { (t.def.name) br; span.muted { (t.def.description) } }
+                        td { @for s in &t.def.secret_fields { code { (s) } " " } }
+                        td { @if t.builtin { "yes" } @else { "no" } }
+                    }
+                }
+            }
+        }
+        p.muted { "Register a type with " code { "blockyard type register FILE" } " or " code { "POST /api/v1/block-types" } "." }
+    };
+    Ok(page(
+        Status::Ok,
+        layout("Block types", Some(&viewing.viewer()), body),
+    ))
+}
