@@ -444,25 +444,36 @@ pub async fn delete_block(
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let name = name?;
     let expected = ctx.expected_version()?;
-    authorize(
-        state,
-        &ctx,
-        actor,
-        Access::change("delete", &[&name], "deleting this block"),
-    )
-    .await?;
-    let registry = for_change(state, &ctx, actor, "delete", &name);
-    let target = name.clone();
-    let result = blocking(move || registry.delete_block(&target, expected)).await;
-    let block = changed(state, &ctx, actor, "delete", &name, result).await?;
+    let block = delete(state, &ctx, &name, expected).await?;
     Ok(Json::ok(&Deleted {
         deleted: block.name,
         id: block.id,
         version: block.version,
     }))
+}
+
+/// Deletes `name` (soft: history kept), for the API and the web UI alike.
+pub(super) async fn delete(
+    state: &State,
+    ctx: &Ctx,
+    name: &BlockName,
+    expected: Option<i64>,
+) -> ApiResult<Block> {
+    let actor = ctx.actor();
+    let blocks = [name.as_str()];
+    authorize(
+        state,
+        ctx,
+        actor,
+        Access::change("delete", &blocks, "deleting this block"),
+    )
+    .await?;
+    let registry = for_change(state, ctx, actor, "delete", name);
+    let target = name.clone();
+    let result = blocking(move || registry.delete_block(&target, expected)).await;
+    changed(state, ctx, actor, "delete", name, result).await
 }
 
 #[post("/blocks/<name>/rollback", data = "<data>")]
@@ -473,16 +484,28 @@ pub async fn rollback_block(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let name = name?;
     let expected = ctx.expected_version()?;
     let body: Rollback = json_body(content_type, data).await?;
-    // A rollback may bring back an old destination with the stored secret, so it needs
-    // the right to read the secrets as well as to write.
+    let block = rollback(state, &ctx, &name, body.to_version, expected).await?;
+    Ok(block_response(&block, Status::Ok))
+}
+
+/// Rolls `name` back to version `to`, for the API and the web UI alike. A rollback may
+/// bring back an old destination with the stored secret, so it needs the right to read
+/// the secrets as well as to write.
+pub(super) async fn rollback(
+    state: &State,
+    ctx: &Ctx,
+    name: &BlockName,
+    to: i64,
+    expected: Option<i64>,
+) -> ApiResult<Block> {
+    let actor = ctx.actor();
     let blocks = [name.as_str()];
     authorize(
         state,
-        &ctx,
+        ctx,
         actor,
         Access::change("rollback", &blocks, "rolling this block back"),
     )
@@ -490,16 +513,14 @@ pub async fn rollback_block(
     let access = Access {
         wanted: Permission::ReadSecrets,
         blocks: &blocks,
-        audited: Some(("rollback", &name)),
+        audited: Some(("rollback", name)),
         what: "rolling this block back (needs blocks:read-secrets too)",
     };
-    authorize(state, &ctx, actor, access).await?;
-    let registry = for_change(state, &ctx, actor, "rollback", &name);
+    authorize(state, ctx, actor, access).await?;
+    let registry = for_change(state, ctx, actor, "rollback", name);
     let target = name.clone();
-    let result =
-        blocking(move || registry.rollback_block(&target, body.to_version, expected)).await;
-    let block = changed(state, &ctx, actor, "rollback", &name, result).await?;
-    Ok(block_response(&block, Status::Ok))
+    let result = blocking(move || registry.rollback_block(&target, to, expected)).await;
+    changed(state, ctx, actor, "rollback", name, result).await
 }
 
 #[post("/blocks/<name>/undelete")]
@@ -508,21 +529,25 @@ pub async fn undelete_block(
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
 ) -> ApiResult<Json> {
+    let block = undelete(state, &ctx, &name?).await?;
+    Ok(block_response(&block, Status::Ok))
+}
+
+/// Brings back the block last deleted under `name`, for the API and the web UI alike.
+pub(super) async fn undelete(state: &State, ctx: &Ctx, name: &BlockName) -> ApiResult<Block> {
     let actor = ctx.actor();
-    let name = name?;
     let blocks = [name.as_str()];
     authorize(
         state,
-        &ctx,
+        ctx,
         actor,
         Access::change("undelete", &blocks, "bringing this block back"),
     )
     .await?;
-    let registry = for_change(state, &ctx, actor, "undelete", &name);
+    let registry = for_change(state, ctx, actor, "undelete", name);
     let target = name.clone();
     let result = blocking(move || registry.undelete_block(&target)).await;
-    let block = changed(state, &ctx, actor, "undelete", &name, result).await?;
-    Ok(block_response(&block, Status::Ok))
+    changed(state, ctx, actor, "undelete", name, result).await
 }
 
 #[post("/blocks/<name>/purge")]

@@ -491,3 +491,71 @@ fn admin_pages_tokens_audit_and_types() {
         assert!(!page.contains(PLANTED));
     }
 }
+
+#[test]
+fn roll_back_delete_with_its_readers_and_undelete() {
+    let env = TestEnv::new(Backend::Sqlite);
+    seed(&env);
+    let admin = token(&env, "ops", &["admin"], &[]);
+    let bot = token(&env, "flow-bot", &["blocks:read-secrets"], &[]);
+    let server = Server::start(&env, &[]);
+    let api = crate::server::Api::new(&server, Some(&bot));
+    assert_eq!(
+        api.get("/blocks/crdb-sage?include_secrets=true").status,
+        200
+    );
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&admin);
+
+    // Roll back to version 1 (the port was 26257).
+    let block = browser.get("/ui/blocks/crdb-sage");
+    assert!(
+        block.body.contains("Roll back to version 1"),
+        "{}",
+        block.body
+    );
+    let back = browser.post(
+        "/ui/blocks/crdb-sage/rollback",
+        &[("csrf", &block.csrf()), ("to", "1"), ("version", "2")],
+    );
+    assert_eq!(back.status, 303, "{}", back.body);
+    let now = env.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+    assert_eq!(
+        (
+            now["version"].as_i64(),
+            &now["data"]["connection_info"]["port"]
+        ),
+        (Some(3), &serde_json::json!(26257))
+    );
+    assert_eq!(now["data"]["connection_info"]["password"], PLANTED);
+    // A stale rollback (version 2 was read) is refused.
+    let stale = browser.post(
+        "/ui/blocks/crdb-sage/rollback",
+        &[("csrf", &block.csrf()), ("to", "1"), ("version", "2")],
+    );
+    assert_eq!(stale.status, 412);
+
+    // Delete shows who read it lately, then deletes; undelete brings it back.
+    let confirm = browser.get("/ui/blocks/crdb-sage/delete");
+    assert!(confirm.body.contains("flow-bot"), "{}", confirm.body);
+    let gone = browser.post(
+        "/ui/blocks/crdb-sage/delete",
+        &[("csrf", &confirm.csrf()), ("version", "3")],
+    );
+    assert_eq!(gone.status, 303, "{}", gone.body);
+    let missing = browser.get("/ui/blocks/crdb-sage");
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("Undelete crdb-sage"));
+    let again = browser.post(
+        "/ui/blocks/crdb-sage/undelete",
+        &[("csrf", &missing.csrf())],
+    );
+    assert_eq!(again.status, 303, "{}", again.body);
+    let now = env.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+    assert_eq!(now["data"]["connection_info"]["password"], PLANTED);
+    let history = env.json(&["block", "history", "crdb-sage"]);
+    assert_eq!(history.as_array().unwrap().last().unwrap()["actor"], "ops");
+    for page in &browser.seen {
+        assert!(!page.contains(PLANTED));
+    }
+}

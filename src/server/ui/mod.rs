@@ -10,6 +10,7 @@ mod edit;
 mod form;
 mod pages;
 mod session;
+mod undo;
 
 use std::sync::Arc;
 
@@ -55,6 +56,10 @@ pub fn routes() -> Vec<Route> {
         admin::revoke_token,
         admin::audit_log,
         admin::block_types,
+        undo::rollback,
+        undo::undelete,
+        undo::confirm_delete,
+        undo::delete,
     ]
 }
 
@@ -367,6 +372,7 @@ async fn show_block(
     reveal: bool,
     tested: Option<&pages::Tested>,
 ) -> Page {
+    let wanted = name.as_ref().map(|n| n.to_string()).unwrap_or_default();
     let shown = async {
         let name = name?;
         let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
@@ -384,10 +390,17 @@ async fn show_block(
                 revealed: reveal,
                 may_reveal: actor.may(Permission::ReadSecrets, Some(&kept.block.name)),
                 may_edit: actor.may(Permission::Write, Some(&kept.block.name)),
+                may_undo: actor.may(Permission::Write, Some(&kept.block.name))
+                    && actor.may(Permission::ReadSecrets, Some(&kept.block.name)),
                 history: &history,
                 tested,
             };
             page(Status::Ok, pages::block_page(&viewing.viewer(), &view))
+        }
+        Err(err) if err.code == "BLOCK_NOT_FOUND" => {
+            let undelete = viewing.ctx.actor().may(Permission::Write, Some(&wanted));
+            let markup = pages::missing_block(&viewing.viewer(), &wanted, &err.message, undelete);
+            page(Status::NotFound, markup)
         }
         Err(err) => viewing.problem(err),
     }

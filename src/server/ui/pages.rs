@@ -151,6 +151,8 @@ pub struct BlockView<'a> {
     pub revealed: bool,
     pub may_reveal: bool,
     pub may_edit: bool,
+    /// Write and read secrets: roll back.
+    pub may_undo: bool,
     pub history: &'a [BlockVersion],
     /// The result of the Test just run, if one was.
     pub tested: Option<&'a Tested>,
@@ -175,7 +177,10 @@ pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
         }
         @if let Some(tested) = view.tested { (test_result(tested)) }
         div.actions {
-            @if view.may_edit { a href={ "/ui/blocks/" (block.name) "/edit" } { "Edit" } }
+            @if view.may_edit {
+                a href={ "/ui/blocks/" (block.name) "/edit" } { "Edit" }
+                a href={ "/ui/blocks/" (block.name) "/delete" } { "Delete…" }
+            }
             form method="post" action={ "/ui/blocks/" (block.name) "/test" } {
                 input type="hidden" name="csrf" value=(viewer.csrf);
                 button.quiet type="submit" { "Test connection" }
@@ -204,7 +209,7 @@ pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
             "let pool = registry.pool(\"" (block.name) "\")?;\n"
         } }
         h2 { "History" }
-        (history(view.history))
+        (history(view.history, view.may_undo.then_some((block.name.as_str(), viewer.csrf, block.version))))
     };
     layout(&block.name, Some(viewer), body)
 }
@@ -232,7 +237,9 @@ fn fields(data: &Value) -> Markup {
     }
 }
 
-fn history(versions: &[BlockVersion]) -> Markup {
+/// The history table; with `undo` (the viewer may roll back: write and read secrets),
+/// a "Roll back" button on each earlier version.
+fn history(versions: &[BlockVersion], undo: Option<(&str, &str, i64)>) -> Markup {
     html! {
         table {
             thead { tr {
@@ -241,6 +248,7 @@ fn history(versions: &[BlockVersion]) -> Markup {
                 th scope="col" { "By" }
                 th.optional scope="col" { "At" }
                 th scope="col" { "What changed" }
+                @if undo.is_some() { th scope="col" { "" } }
             } }
             tbody {
                 @for v in versions.iter().rev() {
@@ -258,11 +266,76 @@ fn history(versions: &[BlockVersion]) -> Markup {
                                 }
                             }
                         }
+                        @if let Some((name, csrf, current)) = undo {
+                            td {
+                                @if v.version < current && v.change != "delete" {
+                                    form method="post" action={ "/ui/blocks/" (name) "/rollback" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="to" value=(v.version);
+                                        input type="hidden" name="version" value=(current);
+                                        button.quiet type="submit" aria-label={ "Roll back to version " (v.version) } { "Roll back" }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// A block that is not here: with `undelete`, a button that brings back the one last
+/// deleted under the name.
+pub fn missing_block(viewer: &Viewer<'_>, name: &str, message: &str, undelete: bool) -> Markup {
+    let body = html! {
+        p { a href="/ui" { "← Blocks" } }
+        h1 { (name) }
+        p.error role="alert" { (message) }
+        @if undelete {
+            form method="post" action={ "/ui/blocks/" (name) "/undelete" } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                p.muted { "If a block of this name was deleted, it can be brought back with its history." }
+                button type="submit" { "Undelete " (name) }
+            }
+        }
+    };
+    layout(name, Some(viewer), body)
+}
+
+/// Confirming a delete: who read the block lately (the audit log), so a block still in
+/// use is not deleted by surprise.
+pub fn confirm_delete(
+    viewer: &Viewer<'_>,
+    block: &Block,
+    readers: Option<&[(String, i64, i64)]>,
+) -> Markup {
+    let body = html! {
+        p { a href={ "/ui/blocks/" (block.name) } { "← " (block.name) } }
+        h1 { "Delete " (block.name) "?" }
+        @match readers {
+            None => p.muted { "Who uses it is in the audit log, which only admin tokens may read." },
+            Some([]) => p { "No token read it in the last 30 days." },
+            Some(readers) => {
+                p { "Read in the last 30 days by:" }
+                table {
+                    thead { tr { th scope="col" { "Token" } th scope="col" { "Reads" } th scope="col" { "Last" } } }
+                    tbody {
+                        @for (actor, count, last) in readers {
+                            tr { td { (actor) } td { (count) } td { (rfc3339(*last)) } }
+                        }
+                    }
+                }
+            }
+        }
+        p { "Its history is kept, and it can be brought back (undelete) until it is purged." }
+        form method="post" action={ "/ui/blocks/" (block.name) "/delete" } {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            input type="hidden" name="version" value=(block.version);
+            button type="submit" { "Delete " (block.name) }
+        }
+    };
+    layout("Delete", Some(viewer), body)
 }
 
 fn shown(value: Option<&Value>) -> String {
