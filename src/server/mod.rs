@@ -32,8 +32,8 @@ pub struct State {
     pub verifier: Arc<Verifier>,
     pub audit: AuditLog,
     pub blocks: Arc<cache::BlockCache>,
-    /// The web UI's signed-in browsers.
-    pub sessions: ui::Sessions,
+    /// The web UI's signed-in browsers and last connection tests.
+    pub ui: ui::UiState,
 }
 
 /// How to run the server.
@@ -115,7 +115,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         verifier: Arc::new(registry.token_verifier(options.token_cache)?),
         audit: registry.start_audit_log()?,
         blocks: Arc::new(cache::BlockCache::new(options.block_cache)),
-        sessions: ui::Sessions::default(),
+        ui: ui::UiState::default(),
         registry,
     };
     let sweeper = cache_sweeper(

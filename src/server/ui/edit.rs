@@ -393,5 +393,9 @@ pub async fn test_block(
             message: err.message,
         },
     };
+    match &tested {
+        Tested::Passed(_) => state.ui.record_test(&name, true, "ok"),
+        Tested::Failed { code, .. } => state.ui.record_test(&name, false, code),
+    }
     show_block(&viewing, state, Ok(name), false, Some(&tested)).await
 }

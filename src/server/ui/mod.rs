@@ -23,6 +23,32 @@ use rocket::{Catcher, Route, catch, catchers, get, post, routes};
 
 pub use session::Sessions;
 
+/// What the UI keeps in the server's memory: sessions, and each block's last Test
+/// (`(passed, code or "ok", at)`; gone when the server restarts, and per server).
+#[derive(Default)]
+pub struct UiState {
+    pub sessions: Sessions,
+    pub last_tests: std::sync::Mutex<std::collections::HashMap<String, (bool, String, i64)>>,
+}
+
+impl UiState {
+    fn record_test(&self, name: &str, passed: bool, code: &str) {
+        let mut tests = self.last_tests.lock().expect("last tests poisoned");
+        if tests.len() >= 100_000 && !tests.contains_key(name) {
+            tests.clear();
+        }
+        tests.insert(
+            name.to_owned(),
+            (passed, code.to_owned(), crate::time::now_millis()),
+        );
+    }
+
+    fn last_tests(&self, names: &[&str]) -> Vec<Option<(bool, String, i64)>> {
+        let tests = self.last_tests.lock().expect("last tests poisoned");
+        names.iter().map(|n| tests.get(*n).cloned()).collect()
+    }
+}
+
 use super::api::{Access, authorize, read_block, visible_blocks};
 use super::http::{ApiError, Ctx, verify_token};
 use super::{State, blocking};
@@ -110,7 +136,7 @@ impl<'r> FromRequest<'r> for Viewing {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
         let state = req.rocket().state::<State>().expect("server state");
-        let sessions = &state.sessions;
+        let sessions = &state.ui.sessions;
         let Some(id) = req.cookies().get(COOKIE).map(|c| c.value().to_owned()) else {
             return Outcome::Error((Status::Unauthorized, ()));
         };
@@ -261,7 +287,7 @@ async fn login(
         ));
     }
     cookies.remove(Cookie::build(LOGIN_COOKIE).path("/ui"));
-    let id = state.sessions.open(token);
+    let id = state.ui.sessions.open(token);
     cookies.add(ui_cookie(COOKIE, id, tls.0));
     Ok(Redirect::to("/ui"))
 }
@@ -282,7 +308,7 @@ fn logout(
     if !same_token(&viewing.csrf, form.csrf) {
         return Err(refused());
     }
-    state.sessions.close(&viewing.session);
+    state.ui.sessions.close(&viewing.session);
     cookies.remove(Cookie::build(COOKIE).path("/ui"));
     Ok(Redirect::to("/ui/login"))
 }
@@ -330,7 +356,10 @@ async fn block_list(
         .then(|| blocks.last().map(|b| b.name.clone()))
         .flatten();
     let types: Vec<String> = types.into_iter().map(|t| t.def.slug).collect();
+    let names: Vec<&str> = blocks.iter().map(|b| b.name.as_str()).collect();
+    let tests = state.ui.last_tests(&names);
     let view = ListView {
+        tests: &tests,
         blocks: &blocks,
         types: &types,
         block_type,

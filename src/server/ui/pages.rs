@@ -75,6 +75,8 @@ pub fn login(csrf: &str, error: Option<&str>) -> Markup {
 /// The block list's filters and page, as the viewer asked for them.
 pub struct ListView<'a> {
     pub blocks: &'a [BlockSummary],
+    /// Each block's last Test on this server: passed, code, when.
+    pub tests: &'a [Option<(bool, String, i64)>],
     pub types: &'a [String],
     pub block_type: Option<&'a str>,
     pub prefix: Option<&'a str>,
@@ -124,14 +126,22 @@ pub fn block_list(viewer: &Viewer<'_>, view: &ListView<'_>) -> Markup {
                     th scope="col" { "Type" }
                     th scope="col" { "Version" }
                     th.optional scope="col" { "Updated" }
+                    th scope="col" { "Last test" }
                 } }
                 tbody {
-                    @for block in view.blocks {
+                    @for (block, test) in view.blocks.iter().zip(view.tests) {
                         tr {
                             td { a href={ "/ui/blocks/" (block.name) } { (block.name) } }
                             td { (block.block_type) }
                             td { (block.version) }
                             td.optional { (rfc3339(block.updated_at)) }
+                            td {
+                                @match test {
+                                    None => span.muted { "not tested" },
+                                    Some((true, _, at)) => span title=(rfc3339(*at)) { "passed" },
+                                    Some((false, code, at)) => span.error title=(rfc3339(*at)) { (code) },
+                                }
+                            }
                         }
                     }
                 }
