@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The web UI's block list with N blocks (default 10,000) in an SQLite store: time to
 # first byte of the first page (RUNS times, default 50; min, median, max) and its weight
-# (HTML and the stylesheet, the only other thing it loads), signed in as an admin.
+# (HTML, the stylesheet and htmx, gzipped as browsers fetch it), signed in as an admin.
 # Run: benches/ui.sh    (BIN=... to time another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +42,5 @@ done
 sort -n "$work/ttfb" | awk '{ a[NR] = $1 * 1000 } END { printf "TTFB of /ui with %d blocks over %d runs: min %.1f ms, median %.1f ms, max %.1f ms\n", '"$N"', NR, a[1], a[int((NR + 1) / 2)], a[NR] }'
 html=$(curl -s -b "$jar" "$base/ui" | wc -c)
 css=$(curl -s "$base/ui/style.css" | wc -c)
-echo "page weight: HTML $html bytes + stylesheet $css bytes = $((html + css)) bytes"
+js=$(curl -s -H 'Accept-Encoding: gzip' "$base/ui/htmx.js" | wc -c)
+echo "page weight: HTML $html bytes + stylesheet $css bytes + htmx $js bytes (gzip) = $((html + css + js)) bytes"

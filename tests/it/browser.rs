@@ -268,8 +268,24 @@ fn the_web_ui_in_chromium() {
     browser.screenshot("sign-in");
     browser.sign_in(&server, &owner);
 
+    // htmx is loaded (the CSP lets this site's script run) and loads the next page into
+    // this one: what a script left on the window survives a click.
+    let script = |code: &str| {
+        browser.command(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": code, "args": []})),
+        )
+    };
+    assert_eq!(script("return typeof window.htmx"), json!("object"));
+    script("window.blockyardMarker = 1");
     // Create crdb-sage through the form: a port out of range first.
     browser.click("a[href='/ui/new']");
+    assert_eq!(
+        script("return window.blockyardMarker"),
+        json!(1),
+        "htmx did not boost the link"
+    );
     browser.click("a[href='/ui/new?type=sqlalchemy-connector']");
     let db = url::Url::parse(&pg_admin_url()).unwrap();
     browser.fill("#name", "crdb-sage");

@@ -372,7 +372,10 @@ fn create_edit_test_and_conflict_through_forms() {
     let block = browser.get("/ui/blocks/crdb-sage");
     let tested = browser.post("/ui/blocks/crdb-sage/test", &[("csrf", &block.csrf())]);
     assert!(tested.body.contains("Connected."), "{}", tested.body);
-    assert!(browser.get("/ui").body.contains(">passed<"), "the list shows the last test");
+    assert!(
+        browser.get("/ui").body.contains(">passed<"),
+        "the list shows the last test"
+    );
 
     // Edit: the secret input is empty (the stored one is kept); the port changes.
     let edit = browser.get("/ui/blocks/crdb-sage/edit");

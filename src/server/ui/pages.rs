@@ -19,6 +19,8 @@ pub struct Viewer<'a> {
     pub admin: bool,
 }
 
+const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles": false, "allowEval": false, "allowScriptTags": false, "historyCacheSize": 0, "refreshOnHistoryMiss": true, "responseHandling": [{"code": "204", "swap": false}, {"code": "...", "swap": true}]}"#;
+
 pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -28,8 +30,14 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Blockyard" }
                 link rel="stylesheet" href="/ui/style.css";
+                // htmx only improves pages that work without it: links and forms load
+                // the next page into this one. No eval, no inline styles or scripts (the
+                // CSP forbids them), no copies of pages in the browser's storage (a
+                // revealed secret must not stay there), and error pages are shown too.
+                meta name="htmx-config" content=(HTMX_CONFIG);
+                script src="/ui/htmx.js" defer {}
             }
-            body {
+            body hx-boost="true" hx-history="false" {
                 header {
                     a.brand href="/ui" { "Blockyard" }
                     @if let Some(viewer) = viewer {
