@@ -15,28 +15,7 @@ fn seed(env: &TestEnv) -> (Server, String) {
     env.ok(&["init"]);
     create_crdb_sage(env, "first-BACKUP-secret", &[]).success();
     crate::connect::update_password(env, "crdb-sage", PLANTED);
-    let def = write_file(
-        env.dir.path(),
-        "ftp.json",
-        r#"{"slug": "ftp", "name": "FTP", "secret_fields": ["password"], "primary_secret": "password",
-            "schema": {"type": "object", "properties": {"host": {"type": "string"},
-            "password": {"type": "string"}}, "required": ["host"]}}"#,
-    );
-    env.ok(&["type", "register", def.to_str().unwrap()]);
-    env.run_stdin(
-        &[
-            "block",
-            "create",
-            "ftp-main",
-            "--type",
-            "ftp",
-            "--set",
-            "host=ftp.example",
-            "--password-stdin",
-        ],
-        "planted-BACKUP-ftp",
-    )
-    .success();
+    register_ftp_block(env, "planted-BACKUP-ftp");
     let reader = token(env, "reader", &["blocks:read-secrets"], &[]);
     let server = Server::start(env, &[]);
     let api = Api::new(&server, Some(&reader));

@@ -361,3 +361,30 @@ pub fn closed_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A user block type `ftp` (a host and a password), registered, and a block `ftp-main`
+/// of it holding `password`: a block of a type the target store may lack.
+pub fn register_ftp_block(env: &TestEnv, password: &str) {
+    let def = write_file(
+        env.dir.path(),
+        "ftp.json",
+        r#"{"slug": "ftp", "name": "FTP", "secret_fields": ["password"], "primary_secret": "password",
+            "schema": {"type": "object", "properties": {"host": {"type": "string"},
+            "password": {"type": "string"}}, "required": ["host"]}}"#,
+    );
+    env.ok(&["type", "register", def.to_str().unwrap()]);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "ftp-main",
+            "--type",
+            "ftp",
+            "--set",
+            "host=ftp.example",
+            "--password-stdin",
+        ],
+        password,
+    )
+    .success();
+}

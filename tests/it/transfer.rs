@@ -21,28 +21,7 @@ fn seed(env: &TestEnv) {
         "--set-json",
         r#"value={"retries": 3}"#,
     ]);
-    let def = write_file(
-        env.dir.path(),
-        "ftp.json",
-        r#"{"slug": "ftp", "name": "FTP", "secret_fields": ["password"], "primary_secret": "password",
-            "schema": {"type": "object", "properties": {"host": {"type": "string"},
-            "password": {"type": "string"}}, "required": ["host"]}}"#,
-    );
-    env.ok(&["type", "register", def.to_str().unwrap()]);
-    env.run_stdin(
-        &[
-            "block",
-            "create",
-            "ftp-main",
-            "--type",
-            "ftp",
-            "--set",
-            "host=ftp.example",
-            "--password-stdin",
-        ],
-        "ftp-pw",
-    )
-    .success();
+    register_ftp_block(env, "ftp-pw");
 }
 
 fn export(env: &TestEnv, args: &[&str]) -> std::path::PathBuf {

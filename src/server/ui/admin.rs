@@ -8,8 +8,7 @@ use rocket::{get, post};
 
 use super::edit::Fields;
 use super::pages::{Viewer, layout};
-use super::session::same_token;
-use super::{Page, SameOrigin, Viewing, page, refused};
+use super::{Page, SameOrigin, Viewing, page};
 use crate::auth::{Permission, TokenInfo};
 use crate::registry::{AuditFilter, AuditRow};
 use crate::server::api::{Access, audit, authorize};
@@ -114,12 +113,7 @@ pub async fn create_token(
     state: &rocket::State<State>,
     form: Fields,
 ) -> Result<Page, Page> {
-    if !form
-        .get("csrf")
-        .is_some_and(|c| same_token(&viewing.csrf, c))
-    {
-        return Err(refused());
-    }
+    viewing.csrf(form.get("csrf").map(String::as_str))?;
     admin_only(state, &viewing, "managing tokens (needs admin)").await?;
     let name = form
         .get("name")
@@ -151,12 +145,7 @@ pub async fn revoke_token(
     state: &rocket::State<State>,
     form: Fields,
 ) -> Result<Page, Page> {
-    if !form
-        .get("csrf")
-        .is_some_and(|c| same_token(&viewing.csrf, c))
-    {
-        return Err(refused());
-    }
+    viewing.csrf(form.get("csrf").map(String::as_str))?;
     admin_only(state, &viewing, "managing tokens (needs admin)").await?;
     let id = form.get("id").cloned().unwrap_or_default();
     let registry = state.registry.clone();

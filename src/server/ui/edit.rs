@@ -12,8 +12,7 @@ use rocket::{get, post};
 
 use super::form::{Filled, FormModel, model};
 use super::pages::{self, FormView, Tested};
-use super::session::same_token;
-use super::{Page, SameOrigin, Viewing, page, refused, show_block};
+use super::{Page, SameOrigin, Viewing, page, show_block};
 use crate::auth::Permission;
 use crate::block::NewBlock;
 use crate::document::{changes, split_secrets};
@@ -59,12 +58,6 @@ impl<'r> rocket::data::FromData<'r> for Fields {
             Err(_) => Outcome::Error((Status::BadRequest, ())),
         }
     }
-}
-
-/// The form's CSRF token matches the session's.
-fn csrf_ok(viewing: &Viewing, form: &HashMap<String, String>) -> bool {
-    form.get("csrf")
-        .is_some_and(|sent| same_token(&viewing.csrf, sent))
 }
 
 async fn block_type(state: &State, slug: &str) -> Result<BlockType, ApiError> {
@@ -175,9 +168,7 @@ pub async fn create_block(
     r#type: &str,
     form: Fields,
 ) -> Result<Redirect, Page> {
-    if !csrf_ok(&viewing, &form) {
-        return Err(refused());
-    }
+    viewing.csrf(form.get("csrf").map(String::as_str))?;
     let ty = block_type(state, r#type)
         .await
         .map_err(|e| viewing.problem(e))?;
@@ -282,9 +273,7 @@ pub async fn save_block(
     name: Result<BlockName, Error>,
     form: Fields,
 ) -> Result<Redirect, Page> {
-    if !csrf_ok(&viewing, &form) {
-        return Err(refused());
-    }
+    viewing.csrf(form.get("csrf").map(String::as_str))?;
     let name = name.map_err(|e| viewing.problem(ApiError::from(e)))?;
     let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
     let touched: [&str; 1] = [&name];
@@ -369,8 +358,8 @@ pub async fn test_block(
     name: Result<BlockName, Error>,
     form: Fields,
 ) -> Page {
-    if !csrf_ok(&viewing, &form) {
-        return refused();
+    if let Err(refusal) = viewing.csrf(form.get("csrf").map(String::as_str)) {
+        return refusal;
     }
     let name = match name {
         Ok(name) => name,

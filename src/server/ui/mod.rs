@@ -121,6 +121,14 @@ impl Viewing {
         }
     }
 
+    /// A form's CSRF token must be this session's: otherwise the refusal page.
+    fn csrf(&self, sent: Option<&str>) -> Result<(), Page> {
+        match sent.is_some_and(|sent| same_token(&self.csrf, sent)) {
+            true => Ok(()),
+            false => Err(refused()),
+        }
+    }
+
     /// An API error as a page.
     fn problem(&self, err: ApiError) -> Page {
         let title = match err.status.code {
@@ -354,9 +362,7 @@ fn logout(
     cookies: &CookieJar<'_>,
     form: Form<CsrfForm<'_>>,
 ) -> Result<Redirect, Page> {
-    if !same_token(&viewing.csrf, form.csrf) {
-        return Err(refused());
-    }
+    viewing.csrf(Some(form.csrf))?;
     state.ui.sessions.close(&viewing.session);
     cookies.remove(Cookie::build(COOKIE).path("/ui"));
     Ok(Redirect::to("/ui/login"))
@@ -435,8 +441,8 @@ async fn reveal(
     name: Result<BlockName, Error>,
     form: Form<CsrfForm<'_>>,
 ) -> Page {
-    if !same_token(&viewing.csrf, form.csrf) {
-        return refused();
+    if let Err(refusal) = viewing.csrf(Some(form.csrf)) {
+        return refusal;
     }
     show_block(&viewing, state, name, true, None).await
 }

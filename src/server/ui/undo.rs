@@ -9,8 +9,7 @@ use rocket::response::Redirect;
 use rocket::{get, post};
 
 use super::edit::Fields;
-use super::session::same_token;
-use super::{Page, SameOrigin, Viewing, page, pages, refused};
+use super::{Page, SameOrigin, Viewing, page, pages};
 use crate::auth::Permission;
 use crate::error::Error;
 use crate::name::BlockName;
@@ -25,12 +24,7 @@ fn checked(
     form: &Fields,
     name: Result<BlockName, Error>,
 ) -> Result<BlockName, Page> {
-    if !form
-        .get("csrf")
-        .is_some_and(|c| same_token(&viewing.csrf, c))
-    {
-        return Err(refused());
-    }
+    viewing.csrf(form.get("csrf").map(String::as_str))?;
     name.map_err(|e| viewing.problem(ApiError::from(e)))
 }
 
