@@ -39,6 +39,12 @@ pub struct ServerArgs {
     /// (`rotation.every`, with `rotation.admin`) is due.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub rotation_check: Duration,
+    /// How long audit records are kept: older ones are deleted in the background, in
+    /// small batches (by one server at a time on a shared PostgreSQL store). `0` keeps
+    /// them for ever; export them first with `blockyard audit export` if they must be
+    /// kept elsewhere.
+    #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
+    pub audit_retention: Duration,
     /// Do not log a line per request.
     #[arg(long)]
     pub quiet: bool,
@@ -58,6 +64,7 @@ pub fn serve(registry: Registry, args: ServerArgs) -> Result<()> {
             workers: args.workers,
             block_cache: args.block_cache,
             rotation_check: args.rotation_check,
+            audit_retention: Some(args.audit_retention).filter(|d| !d.is_zero()),
         },
     )
 }
@@ -160,14 +167,43 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Write audit records to stdout as JSON lines, oldest first, for a log system.
+    /// Resumable: pass the last `id` written as --after.
+    ///
+    /// Examples:
+    ///   blockyard audit export --since 2026-11-01 > audit.jsonl
+    ///   blockyard audit export --after 1234 >> audit.jsonl
+    #[command(verbatim_doc_comment)]
+    Export {
+        /// Only records since a duration ago (1h, 7days) or a time (2026-11-01).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records after this id (the last one a previous export wrote).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+    /// Delete audit records older than a duration (30d) or a time, in small batches
+    /// (requests go on being recorded meanwhile); the prune is itself recorded.
+    ///
+    /// Example: blockyard audit prune --before 30d
+    #[command(verbatim_doc_comment)]
+    Prune {
+        /// Delete records older than this: a duration ago (30d, 12h) or a time.
+        #[arg(long)]
+        before: String,
+    },
 }
 
 pub fn audit(cmd: AuditCommand, registry: &Registry, out: &Printer) -> Result<()> {
-    let AuditCommand::Ls {
-        block,
-        since,
-        limit,
-    } = cmd;
+    let (block, since, limit) = match cmd {
+        AuditCommand::Ls {
+            block,
+            since,
+            limit,
+        } => (block, since, limit),
+        AuditCommand::Export { since, after } => return export_audit(registry, since, after),
+        AuditCommand::Prune { before } => return prune_audit(registry, &before, out),
+    };
     if limit == 0 {
         return Err(Error::InvalidInput("--limit must be at least 1".into()));
     }
@@ -194,6 +230,54 @@ pub fn audit(cmd: AuditCommand, registry: &Registry, out: &Printer) -> Result<()
                     r.request_id.clone(),
                 ]
             }),
+        )
+    });
+    Ok(())
+}
+
+/// Records per page an export reads.
+const EXPORT_PAGE: i64 = 1000;
+
+fn export_audit(registry: &Registry, since: Option<String>, mut after: i64) -> Result<()> {
+    use std::io::Write;
+    let since = since.as_deref().map(crate::time::parse_since).transpose()?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    loop {
+        let rows = registry.audit_after(after, since, EXPORT_PAGE)?;
+        for row in &rows {
+            let line =
+                serde_json::to_string(row).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            writeln!(out, "{line}").map_err(|e| Error::io("writing the export", e))?;
+        }
+        match rows.last() {
+            Some(last) if rows.len() as i64 == EXPORT_PAGE => after = last.id,
+            _ => break,
+        }
+    }
+    out.flush().map_err(|e| Error::io("writing the export", e))
+}
+
+fn prune_audit(registry: &Registry, before: &str, out: &Printer) -> Result<()> {
+    let before = crate::time::parse_since(before)?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("pruning {bar:40} {pos}/{len} records ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let actor = format!(
+        "local:{}",
+        std::env::var("USER").unwrap_or_else(|_| "cli".into())
+    );
+    let report = registry.prune_audit(before, &actor, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    out.emit(&report, || {
+        format!(
+            "deleted {} audit record(s) older than {}",
+            report.deleted, report.before
         )
     });
     Ok(())

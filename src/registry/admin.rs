@@ -12,7 +12,22 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::store::Store;
 
+use crate::store::NewAuditRow;
 pub use crate::store::{AuditFilter, AuditRow, MigrationStatus};
+
+/// Audit records deleted per transaction by a prune.
+pub const PRUNE_BATCH: i64 = 1000;
+
+/// The advisory lock of the server's background pruning: one server of several
+/// sharing a PostgreSQL store prunes at a time.
+pub const AUDIT_PRUNE_LOCK: i64 = 0x626c_6f63_6b61_7564;
+
+/// What a prune did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PruneReport {
+    pub before: String,
+    pub deleted: u64,
+}
 
 /// Migrations applied to the configured store: its URL and the names applied (none
 /// when it was up to date). Works on a store the registry would refuse to open. A
@@ -70,6 +85,54 @@ impl Registry {
     /// Audit records, newest first.
     pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
         self.store()?.audit(filter)
+    }
+
+    /// Up to `limit` audit records after id `after`, oldest first: an export that
+    /// resumes from the last id it wrote.
+    pub fn audit_after(&self, after: i64, since: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
+        self.store()?.audit_after(after, since, limit)
+    }
+
+    /// Deletes the audit records older than `before` (Unix ms) in batches of
+    /// [`PRUNE_BATCH`], each its own short transaction so requests' records go on being
+    /// written in between; `progress(done, total)` after each. A prune that deleted
+    /// anything is then itself on record, by `actor`.
+    pub fn prune_audit(
+        &self,
+        before: i64,
+        actor: &str,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<PruneReport> {
+        let store = self.store()?;
+        let total = store.audit_count_before(before)? as u64;
+        let mut deleted = 0u64;
+        loop {
+            let n = store.prune_audit_batch(before, PRUNE_BATCH)? as u64;
+            if n == 0 {
+                break;
+            }
+            deleted += n;
+            progress(deleted, total.max(deleted));
+        }
+        let before_text = crate::time::rfc3339(before);
+        if deleted == 0 {
+            return Ok(PruneReport {
+                before: before_text,
+                deleted,
+            });
+        }
+        store.record_audit(&[NewAuditRow {
+            at: crate::time::now_millis(),
+            request_id: format!("prune-{}", uuid::Uuid::new_v4().simple()),
+            actor: actor.to_owned(),
+            action: "prune-audit".into(),
+            block: Some(format!("audit before {before_text}: {deleted} deleted")),
+            outcome: "ok".into(),
+        }])?;
+        Ok(PruneReport {
+            before: before_text,
+            deleted,
+        })
     }
 
     /// A verifier of bearer tokens against this store, trusting each for `ttl`.

@@ -14,7 +14,10 @@ mod transfer;
 
 pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
 pub use crate::provision::{DatabaseListing, Provisioned};
-pub use admin::{AuditFilter, AuditRow, MigrationStatus, migrate, migration_status};
+pub use admin::{
+    AUDIT_PRUNE_LOCK, AuditFilter, AuditRow, MigrationStatus, PruneReport, migrate,
+    migration_status,
+};
 pub use apply::{ApplyFile, ApplyPlan, SecretRefs, parse_apply_file};
 pub use backup::{BACKUP_FORMAT, BackupFile, BackupReport, restore};
 pub use databases::{NewDatabase, ROTATION_LOCK, RotationSchedule, rotation_schedule};

@@ -686,6 +686,46 @@ pub async fn list_audit(
     }))
 }
 
+#[derive(FromForm)]
+pub struct AuditExportQuery<'r> {
+    after: Option<&'r str>,
+    since: Option<&'r str>,
+    limit: Option<&'r str>,
+}
+
+/// `GET /audit/export`: audit records as JSON lines, oldest first, after the id
+/// `after` (the last one the caller stored): a log shipper pages with it until a page
+/// comes back shorter than `limit`.
+#[get("/audit/export?<q..>")]
+pub async fn export_audit(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    q: AuditExportQuery<'_>,
+) -> ApiResult<(ContentType, String)> {
+    let actor = ctx.actor();
+    let access = Access {
+        wanted: Permission::Admin,
+        blocks: &[],
+        audited: None,
+        what: "exporting the audit log (needs admin)",
+    };
+    authorize(state, &ctx, actor, access).await?;
+    let after = parse_number("after", q.after)?.unwrap_or(0);
+    let limit = parse_limit(q.limit)?;
+    let since = match q.since {
+        None => None,
+        Some(text) => Some(crate::time::parse_since(text).map_err(ApiError::from)?),
+    };
+    let registry = state.registry.clone();
+    let rows = blocking(move || registry.audit_after(after, since, limit)).await?;
+    let mut lines = String::new();
+    for row in &rows {
+        lines.push_str(&serde_json::to_string(row).unwrap_or_default());
+        lines.push('\n');
+    }
+    Ok((ContentType::new("application", "x-ndjson"), lines))
+}
+
 #[get("/openapi.json")]
 pub async fn openapi(_authenticated: Ctx) -> ApiResult<Json> {
     Ok(Json::rendered(Status::Ok, RenderedJson::raw(OPENAPI)))

@@ -52,6 +52,8 @@ pub struct ServerOptions {
     pub block_cache: Duration,
     /// How often scheduled password rotations (`rotation.every`) are looked for.
     pub rotation_check: Duration,
+    /// How long audit records are kept (pruned in the background); `None` keeps them.
+    pub audit_retention: Option<Duration>,
 }
 
 impl Default for ServerOptions {
@@ -64,6 +66,7 @@ impl Default for ServerOptions {
             workers: None,
             block_cache: Duration::from_secs(30),
             rotation_check: Duration::from_secs(60),
+            audit_retention: Some(DEFAULT_AUDIT_RETENTION),
         }
     }
 }
@@ -126,10 +129,15 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         state.registry.clone(),
         options.rotation_check.max(Duration::from_millis(100)),
     );
+    let pruner = match options.audit_retention {
+        Some(retention) => audit_pruner(state.registry.clone(), retention),
+        None => rocket::fairing::AdHoc::on_liftoff("audit kept for ever", |_| Box::pin(async {})),
+    };
     Ok(rocket::custom(rocket_config(options))
         .manage(state)
         .attach(sweeper)
         .attach(rotations)
+        .attach(pruner)
         .attach(http::RequestLog {
             enabled: options.request_log,
         })
@@ -151,6 +159,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
                 api::get_type,
                 api::register_type,
                 api::list_audit,
+                api::export_audit,
                 api::openapi,
                 transfer::export,
                 transfer::import,
@@ -198,6 +207,44 @@ fn rocket_config(options: &ServerOptions) -> rocket::Config {
 }
 
 /// Drops expired kept blocks (and the secrets they hold) every `every`.
+/// How long audit records are kept unless `--audit-retention` says otherwise: long
+/// enough for a quarterly review, short enough that the log does not grow for ever.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// How often the server prunes audit records past their retention.
+const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Prunes audit records older than `retention` every [`AUDIT_PRUNE_EVERY`] (and once
+/// at start), in small batches that never hold up requests, by one server at a time
+/// when several share a PostgreSQL store; each prune is on record as `scheduler`'s.
+fn audit_pruner(registry: Registry, retention: Duration) -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("audit pruner", move |_| {
+        Box::pin(async move {
+            rocket::tokio::spawn(async move {
+                let mut ticks = rocket::tokio::time::interval(AUDIT_PRUNE_EVERY);
+                loop {
+                    ticks.tick().await;
+                    let registry = registry.clone();
+                    let before = crate::time::now_millis() - retention.as_millis() as i64;
+                    let pruned = rocket::tokio::task::spawn_blocking(move || {
+                        registry.exclusively(crate::registry::AUDIT_PRUNE_LOCK, || {
+                            registry.prune_audit(before, "scheduler", |_, _| {})
+                        })
+                    })
+                    .await;
+                    if let Ok(Err(err)) | Ok(Ok(Some(Err(err)))) = pruned {
+                        eprintln!(
+                            "{}",
+                            serde_json::json!({"ts": crate::time::rfc3339(crate::time::now_millis()),
+                                "scheduler": "prune-audit", "error": err.code()})
+                        );
+                    }
+                }
+            });
+        })
+    })
+}
+
 fn cache_sweeper(blocks: Arc<cache::BlockCache>, every: Duration) -> rocket::fairing::AdHoc {
     rocket::fairing::AdHoc::on_liftoff("block cache sweeper", move |_| {
         Box::pin(async move {

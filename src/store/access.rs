@@ -162,4 +162,52 @@ impl Store {
             .limit(filter.limit)
             .load(&mut *conn)?)
     }
+
+    /// Up to `limit` audit records after id `after`, oldest first (an export resumes
+    /// from the last id it wrote), optionally only those at or after `since`.
+    pub fn audit_after(&self, after: i64, since: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
+        let mut conn = self.conn()?;
+        let mut query = a::audit_log.filter(a::id.gt(after)).into_boxed();
+        if let Some(since) = since {
+            query = query.filter(a::at.ge(since));
+        }
+        Ok(query.order(a::id.asc()).limit(limit).load(&mut *conn)?)
+    }
+
+    /// How many audit records are older than `before` (Unix ms).
+    pub fn audit_count_before(&self, before: i64) -> Result<i64> {
+        let mut conn = self.conn()?;
+        Ok(a::audit_log
+            .filter(a::at.lt(before))
+            .count()
+            .get_result(&mut *conn)?)
+    }
+
+    /// Deletes up to `batch` of the oldest audit records older than `before`, in one
+    /// short transaction (requests' own records are written between batches); answers
+    /// how many went.
+    pub fn prune_audit_batch(&self, before: i64, batch: i64) -> Result<usize> {
+        let mut conn = self.conn()?;
+        let oldest = a::audit_log
+            .filter(a::at.lt(before))
+            .order(a::id.asc())
+            .select(a::id)
+            .limit(batch);
+        let ids: Vec<i64> = oldest.load(&mut *conn)?;
+        let Some(last) = ids.last() else {
+            return Ok(0);
+        };
+        Ok(diesel::delete(
+            a::audit_log
+                .filter(a::id.le(*last))
+                .filter(a::at.lt(before)),
+        )
+        .execute(&mut *conn)?)
+    }
+
+    /// Writes audit records made here (not by the server's writer): a prune's own.
+    pub fn record_audit(&self, rows: &[NewAuditRow]) -> Result<()> {
+        let mut conn = self.conn()?;
+        insert_audit(&mut conn, rows)
+    }
 }

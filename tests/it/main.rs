@@ -4,6 +4,7 @@
 mod support;
 
 mod apply;
+mod audit;
 mod backup;
 mod bad_input;
 mod blocks;

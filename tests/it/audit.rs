@@ -1,0 +1,136 @@
+//! The audit log over time: `audit export` (JSON lines, oldest first, resumable with
+//! `--after`) and `GET /audit/export`, `audit prune --before` by hand (batches, itself
+//! recorded), and the server's own pruning past `--audit-retention`.
+
+use crate::server::{Api, Server, token};
+use crate::support::*;
+
+/// Secret reads by a token, each an audit record; answers the server's admin API.
+fn reads(env: &TestEnv, server: &Server, n: usize) {
+    let reader = token(env, &format!("reader{n}"), &["blocks:read-secrets"], &[]);
+    let api = Api::new(server, Some(&reader));
+    for _ in 0..n {
+        assert_eq!(
+            api.get("/blocks/crdb-sage?include_secrets=true").status,
+            200
+        );
+    }
+}
+
+fn ids(lines: &str) -> Vec<i64> {
+    lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn export_resumes_and_prune_deletes_only_old_records() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, "planted-AUDIT-secret", &[]).success();
+    let admin = token(&env, "ops", &["admin"], &[]);
+    let server = Server::start(&env, &[]);
+    reads(&env, &server, 25);
+
+    let all = env.ok(&["audit", "export"]).stdout;
+    let every = ids(&all);
+    assert_eq!(every.len(), 25, "{all}");
+    assert!(every.windows(2).all(|w| w[0] < w[1]), "not oldest first");
+    assert!(!all.contains("planted-AUDIT-secret"));
+    let rest = env
+        .ok(&["audit", "export", "--after", &every[9].to_string()])
+        .stdout;
+    assert_eq!(ids(&rest), every[10..]);
+
+    // Over HTTP, paged by the last id.
+    let api = Api::new(&server, Some(&admin));
+    let (mut after, mut shipped) = (0, Vec::<i64>::new());
+    loop {
+        let page = api.get(&format!("/audit/export?after={after}&limit=10"));
+        assert_eq!(page.status, 200, "{}", page.text);
+        let got = ids(&page.text);
+        shipped.extend(&got);
+        match got.last() {
+            Some(last) if got.len() == 10 => after = *last,
+            _ => break,
+        }
+    }
+    assert_eq!(shipped, every);
+    assert_eq!(api.get("/audit/export?after=x").status, 400);
+    drop(server);
+
+    // Ten records made 40 days old; a prune of what is older than 30 days takes them.
+    env.sql(&format!(
+        "UPDATE audit_log SET at = at - {} WHERE id <= {}",
+        40_i64 * 24 * 3600 * 1000,
+        every[9]
+    ));
+    let report = env.json(&["audit", "prune", "--before", "30d"]);
+    assert_eq!(report["deleted"], 10, "{report}");
+    let left = ids(&env.ok(&["audit", "export"]).stdout);
+    assert_eq!(&left[..15], &every[10..], "a recent record was pruned");
+    let recorded = env.json(&["audit", "ls", "--limit", "1"]);
+    assert_eq!(recorded[0]["action"], "prune-audit", "{recorded}");
+    assert!(recorded[0]["actor"].as_str().unwrap().starts_with("local:"));
+    // Nothing more to prune: nothing deleted, nothing recorded.
+    assert_eq!(
+        env.json(&["audit", "prune", "--before", "30d"])["deleted"],
+        0
+    );
+    assert_eq!(ids(&env.ok(&["audit", "export"]).stdout).len(), 16);
+    env.run(&["audit", "prune", "--before", "sometime"])
+        .fails_with("INVALID_INPUT");
+}
+
+on_both_stores!(the_server_prunes_past_its_retention, |env: TestEnv| {
+    create_crdb_sage(&env, "planted-AUDIT-secret", &[]).success();
+    let server = Server::start(&env, &["--audit-retention", "0"]);
+    reads(&env, &server, 6);
+    drop(server);
+    env.sql(&format!(
+        "UPDATE audit_log SET at = at - {} WHERE id IN (SELECT id FROM audit_log ORDER BY id LIMIT 4)",
+        10_i64 * 24 * 3600 * 1000
+    ));
+    // Pruning runs as the server starts, then every ten minutes.
+    let server = Server::start(&env, &["--audit-retention", "7d"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let log = env.json(&["audit", "ls"]);
+        let actions: Vec<&str> = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["action"].as_str().unwrap())
+            .collect();
+        if actions.contains(&"prune-audit") {
+            assert_eq!(
+                actions.iter().filter(|a| **a == "read-secrets").count(),
+                2,
+                "{log}"
+            );
+            let prune = log
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["action"] == "prune-audit")
+                .unwrap();
+            assert_eq!(prune["actor"], "scheduler");
+            assert!(
+                prune["block"].as_str().unwrap().contains("4 deleted"),
+                "{prune}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not prune: {log}"
+        );
+        std::thread::yield_now();
+    }
+    drop(server);
+});
