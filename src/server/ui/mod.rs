@@ -162,11 +162,13 @@ impl<'r> FromRequest<'r> for Viewing {
                 session: id,
                 csrf,
             }),
-            Err(_) => {
+            Err(Error::Unauthorized(_)) => {
                 // A revoked or expired token ends its sessions.
                 sessions.close(&id);
                 Outcome::Error((Status::Unauthorized, ()))
             }
+            // The store cannot be asked now: the session stays for when it can.
+            Err(_) => Outcome::Error((Status::ServiceUnavailable, ())),
         }
     }
 }
