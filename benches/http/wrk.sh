@@ -6,7 +6,8 @@
 # (the framework's ceiling). Reports requests/s,
 # p50/p99 latency, errors and the server's peak RSS.
 #
-# Run: benches/http/wrk.sh            (DURATION=20s CONNECTIONS=16 BLOCKS=1000 RUNS=1 to change)
+# Run: benches/http/wrk.sh            (DURATION=20s CONNECTIONS=16 BLOCKS=1000 RUNS=1 to change;
+#                                      STORES=sqlite for SQLite only)
 # With RUNS=N the lookup and the static route are measured N times, alternating (a shared
 # machine drifts), and the medians and their ratio are printed.
 # Needs: wrk (Debian package), a release build (built here), PostgreSQL for the PG run
@@ -54,12 +55,13 @@ bench_store() {
   export BLOCKYARD_DATABASE_URL=$url
   "$BIN" init > /dev/null 2>&1
   echo "$label: storing $BLOCKS blocks..."
-  for i in $(seq 1 "$BLOCKS"); do
-    printf 'pw-%s' "$i" | "$BIN" block create "crdb-$i" --type sqlalchemy-connector \
-      --set connection_info.driver=cockroachdb+psycopg2 --set connection_info.database=sage \
-      --set connection_info.username=databot --set connection_info.host=localhost \
-      --set connection_info.port=26257 --password-stdin > /dev/null
-  done
+  {
+    echo "blocks:"
+    for i in $(seq 1 "$BLOCKS"); do
+      printf '  - {name: crdb-%d, type: sqlalchemy-connector, data: {connection_info: {driver: cockroachdb+psycopg2, database: sage, username: databot, host: localhost, port: 26257, password: {from_env: BENCH_PW}}}}\n' "$i"
+    done
+  } > "$work/blocks.yaml"
+  BENCH_PW=pw-bench "$BIN" apply -f "$work/blocks.yaml" -o json > /dev/null
   local token
   token=$("$BIN" token create "bench-$label" --scope blocks:read-secrets -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   "$BIN" server --port "$PORT" --quiet 2> "$work/server.log" &
@@ -89,6 +91,7 @@ bench_store() {
 }
 
 bench_store sqlite "$work/sqlite/blockyard.db"
+[ "${STORES:-sqlite postgres}" = sqlite ] && exit 0
 pg_db=blockyard_bench_$$
 psql "$PG_ADMIN" -qc "CREATE DATABASE $pg_db"
 pg_url=$(python3 -c "import sys, urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/$pg_db').geturl())" "$PG_ADMIN")
