@@ -58,6 +58,16 @@ impl<'a> Access<'a> {
         }
     }
 
+    /// An admin route; a refusal is audited as `audited` (action, subject) if given.
+    pub fn admin(audited: Option<(&'static str, &'a str)>, what: &'a str) -> Access<'a> {
+        Access {
+            wanted: Permission::Admin,
+            blocks: &[],
+            audited,
+            what,
+        }
+    }
+
     /// Reading one block, with its secrets if `reveal` (a refused secret read is
     /// audited as `read-secrets`).
     pub fn read(name: &'a str, blocks: &'a [&'a str], reveal: bool) -> Access<'a> {
@@ -123,6 +133,12 @@ fn parse_number(field: &str, raw: Option<&str>) -> ApiResult<Option<i64>> {
         })
     })
     .transpose()
+}
+
+/// `since`: a duration ago (1h, 7d) or a time, as Unix milliseconds.
+fn parse_since(raw: Option<&str>) -> ApiResult<Option<i64>> {
+    raw.map(|text| crate::time::parse_since(text).map_err(ApiError::from))
+        .transpose()
 }
 
 /// A page size: 100 by default, at most [`MAX_PAGE`].
@@ -558,12 +574,7 @@ pub async fn purge_block(
 ) -> ApiResult<Json> {
     let actor = ctx.actor();
     let name = name?;
-    let access = Access {
-        wanted: Permission::Admin,
-        blocks: &[],
-        audited: Some(("purge", &name)),
-        what: "purging blocks (needs admin)",
-    };
+    let access = Access::admin(Some(("purge", &name)), "purging blocks (needs admin)");
     authorize(state, &ctx, actor, access).await?;
     let registry = for_change(state, &ctx, actor, "purge", &name);
     let target = name.clone();
@@ -626,12 +637,10 @@ pub async fn register_type(
     let replace = parse_bool("replace", replace)?;
     let def: BlockTypeDef = json_body(content_type, data).await?;
     let label = format!("type:{}", def.slug);
-    let access = Access {
-        wanted: Permission::Admin,
-        blocks: &[],
-        audited: Some(("register-type", &label)),
-        what: "registering block types (needs admin)",
-    };
+    let access = Access::admin(
+        Some(("register-type", &label)),
+        "registering block types (needs admin)",
+    );
     authorize(state, &ctx, actor, access).await?;
     let registry = for_change(state, &ctx, actor, "register-type", &label);
     let result = blocking(move || registry.register_type(def, replace)).await;
@@ -654,18 +663,10 @@ pub async fn list_audit(
     q: AuditQuery<'_>,
 ) -> ApiResult<Json> {
     let actor = ctx.actor();
-    let access = Access {
-        wanted: Permission::Admin,
-        blocks: &[],
-        audited: None,
-        what: "reading the audit log (needs admin)",
-    };
+    let access = Access::admin(None, "reading the audit log (needs admin)");
     authorize(state, &ctx, actor, access).await?;
     let limit = parse_limit(q.limit)?;
-    let since = match q.since {
-        None => None,
-        Some(text) => Some(crate::time::parse_since(text).map_err(ApiError::from)?),
-    };
+    let since = parse_since(q.since)?;
     if q.block.is_some_and(|b| b.contains('\0')) {
         return Err(Error::InvalidInput("block: a NUL character is not allowed".into()).into());
     }
@@ -703,19 +704,11 @@ pub async fn export_audit(
     q: AuditExportQuery<'_>,
 ) -> ApiResult<(ContentType, String)> {
     let actor = ctx.actor();
-    let access = Access {
-        wanted: Permission::Admin,
-        blocks: &[],
-        audited: None,
-        what: "exporting the audit log (needs admin)",
-    };
+    let access = Access::admin(None, "exporting the audit log (needs admin)");
     authorize(state, &ctx, actor, access).await?;
     let after = parse_number("after", q.after)?.unwrap_or(0);
     let limit = parse_limit(q.limit)?;
-    let since = match q.since {
-        None => None,
-        Some(text) => Some(crate::time::parse_since(text).map_err(ApiError::from)?),
-    };
+    let since = parse_since(q.since)?;
     let registry = state.registry.clone();
     let rows = blocking(move || registry.audit_after(after, since, limit)).await?;
     let mut lines = String::new();

@@ -13,7 +13,7 @@ use rocket::{FromForm, delete, get, post};
 use super::api::{Access, audit, audited, authorize, changed, for_change};
 use super::http::{ApiResult, Ctx, Json, json_body};
 use super::{State, blocking};
-use crate::auth::{Actor, Permission};
+use crate::auth::Actor;
 use crate::block::ChangeRecord;
 use crate::error::Error;
 use crate::name::BlockName;
@@ -34,12 +34,10 @@ async fn admin_use(
     subject: &str,
     admin: &str,
 ) -> ApiResult<()> {
-    let access = Access {
-        wanted: Permission::Admin,
-        blocks: &[],
-        audited: Some((action, subject)),
-        what: "provisioning databases (needs admin)",
-    };
+    let access = Access::admin(
+        Some((action, subject)),
+        "provisioning databases (needs admin)",
+    );
     authorize(state, ctx, actor, access).await?;
     let admin = BlockName::parse(admin)?;
     audit(state, ctx, actor, "use-admin-block", Some(&admin), "ok").await
@@ -170,12 +168,7 @@ pub async fn apply_schema(
     let actor = ctx.actor();
     let name = name?;
     let body: ApplySchema = json_body(content_type, data).await?;
-    let access = Access {
-        wanted: Permission::Admin,
-        blocks: &[],
-        audited: Some(("db-apply", &name)),
-        what: "applying schemas (needs admin)",
-    };
+    let access = Access::admin(Some(("db-apply", &name)), "applying schemas (needs admin)");
     authorize(state, &ctx, actor, access).await?;
     // The block's own password is used inside the server: a secret read, on record first.
     audit(state, &ctx, actor, "use-block-secret", Some(&name), "ok").await?;

@@ -9,7 +9,6 @@ use rocket::{FromForm, get, post};
 use super::api::{Access, audit, authorize, changed, for_change};
 use super::http::{ApiError, ApiResult, Ctx, Json, json_body_up_to};
 use super::{State, blocking};
-use crate::auth::Permission;
 use crate::block::BlockFilter;
 use crate::error::Error;
 use crate::name::BlockName;
@@ -32,12 +31,10 @@ pub struct ExportQuery<'r> {
 pub async fn export(ctx: Ctx, state: &rocket::State<State>, q: ExportQuery<'_>) -> ApiResult<Json> {
     let actor = ctx.actor();
     let subject = format!("export:{}*", q.prefix.unwrap_or_default());
-    let access = Access {
-        wanted: Permission::Admin,
-        blocks: &[],
-        audited: q.recipient.map(|_| ("export-secrets", subject.as_str())),
-        what: "exporting blocks (needs admin)",
-    };
+    let access = Access::admin(
+        q.recipient.map(|_| ("export-secrets", subject.as_str())),
+        "exporting blocks (needs admin)",
+    );
     authorize(state, &ctx, actor, access).await?;
     let names = q
         .name
@@ -74,12 +71,7 @@ pub async fn import(
     data: Data<'_>,
 ) -> ApiResult<Json> {
     let actor = ctx.actor();
-    let access = Access {
-        wanted: Permission::Admin,
-        blocks: &[],
-        audited: Some(("import", "import")),
-        what: "importing blocks (needs admin)",
-    };
+    let access = Access::admin(Some(("import", "import")), "importing blocks (needs admin)");
     authorize(state, &ctx, actor, access).await?;
     let dry_run = super::api::parse_bool("dry_run", q.dry_run)?;
     let existing = match q.existing {

@@ -9,7 +9,7 @@ use rocket::{get, post};
 use super::edit::Fields;
 use super::pages::{Viewer, layout};
 use super::{Page, SameOrigin, Viewing, page};
-use crate::auth::{Permission, TokenInfo};
+use crate::auth::TokenInfo;
 use crate::registry::{AuditFilter, AuditRow};
 use crate::server::api::{Access, audit, authorize};
 use crate::server::http::ApiError;
@@ -19,12 +19,7 @@ use crate::time::rfc3339;
 const AUDIT_PAGE: i64 = 100;
 
 async fn admin_only(state: &State, viewing: &Viewing, what: &str) -> Result<(), Page> {
-    let access = Access {
-        wanted: Permission::Admin,
-        blocks: &[],
-        audited: None,
-        what,
-    };
+    let access = Access::admin(None, what);
     authorize(state, &viewing.ctx, viewing.ctx.actor(), access)
         .await
         .map_err(|err| viewing.problem(err))
