@@ -1,17 +1,31 @@
 //! The audit log: who read a secret or changed what, when, with which outcome. Records
-//! are written by one thread, on a store connection of its own, that commits whatever
-//! is queued in a single transaction (group commit); a caller learns its record is
+//! are written by writer threads, each on a store connection of its own, that commit
+//! whatever is queued in a single trip (group commit); a caller learns its record is
 //! stored before it answers. The same trip confirms that a block the server kept from
 //! an earlier read is still the stored one, so a repeated read costs one batched query
 //! and no decryption.
+//!
+//! Successful secret reads of one block by one actor within a window (a minute by
+//! default) fold into one record with a count: the writer adds each batch's reads to
+//! the record it opened, in the batch's commit, so the log grows with what happened,
+//! not with how often. Refusals, failures and changes are records of their own.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use diesel::Connection;
 
 use crate::block::BlockStamp;
 use crate::error::{Error, Result};
-use crate::store::{NewAuditRow, Store, WriterConnection, block_stamps, insert_audit};
+use crate::store::{
+    NewAuditRow, Store, StoreConnection, WriterConnection, add_to_audit, block_stamps,
+    insert_audit, insert_open_audit,
+};
 use crate::time::now_millis;
+
+/// The only action whose successful events fold into counted records.
+const FOLDED_ACTION: &str = "read-secrets";
 
 /// One thing to record.
 #[derive(Clone, Debug)]
@@ -23,6 +37,25 @@ pub struct AuditEvent {
     pub outcome: String,
 }
 
+impl AuditEvent {
+    /// The record this event may fold into (actor, block): a successful secret read.
+    fn fold_key(&self) -> Option<(&str, &str)> {
+        let block = self.block.as_deref()?;
+        (self.action == FOLDED_ACTION && self.outcome == "ok").then_some((&self.actor, block))
+    }
+
+    fn single(&self, at: i64) -> NewAuditRow {
+        NewAuditRow::single(
+            at,
+            storable(&self.request_id),
+            storable(&self.actor),
+            self.action.into(),
+            self.block.as_deref().map(storable),
+            storable(&self.outcome),
+        )
+    }
+}
+
 /// A block read from memory, valid only if the store still holds it at `stamp`.
 #[derive(Clone, Debug)]
 pub struct Expected {
@@ -30,9 +63,33 @@ pub struct Expected {
     pub stamp: BlockStamp,
 }
 
+/// How the audit log is written.
+#[derive(Clone, Debug)]
+pub struct AuditOptions {
+    /// Successful secret reads of a block by an actor within this window are one
+    /// record with a count; zero writes a record per read.
+    pub fold_window: Duration,
+    /// Writer threads, each committing its own batches: on PostgreSQL one batch's
+    /// commit waits for the disk while the next is sent. SQLite has one writer at a
+    /// time whatever this says, so it gets one thread.
+    pub writers: usize,
+}
+
+/// The default window of folded reads.
+pub const DEFAULT_FOLD_WINDOW: Duration = Duration::from_secs(60);
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            fold_window: DEFAULT_FOLD_WINDOW,
+            writers: 1,
+        }
+    }
+}
+
 type Reply = tokio::sync::oneshot::Sender<Result<bool>>;
 
-/// What the writer thread is asked to do: record `event` (if any), but only if
+/// What a writer thread is asked to do: record `event` (if any), but only if
 /// `expected` (if any) still holds.
 struct Job {
     event: Option<AuditEvent>,
@@ -40,7 +97,7 @@ struct Job {
     reply: Reply,
 }
 
-/// Handle to the audit writer thread; cheap to clone.
+/// Handle to the audit writer threads; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     queue: mpsc::SyncSender<Job>,
@@ -49,13 +106,22 @@ pub struct AuditLog {
 const BATCH: usize = 512;
 
 impl AuditLog {
-    /// Starts the writer thread for `store`.
-    pub fn start(store: Store) -> AuditLog {
+    /// Starts the writer threads for `store`.
+    pub fn start(store: Store, options: &AuditOptions) -> AuditLog {
         let (queue, rx) = mpsc::sync_channel::<Job>(8 * BATCH);
-        std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || write_batches(&store, &rx))
-            .expect("spawning the audit writer thread");
+        let rx = Arc::new(Mutex::new(rx));
+        let writers = match store.url().backend() {
+            crate::db::Backend::Sqlite => 1,
+            _ => options.writers.max(1),
+        };
+        let window = i64::try_from(options.fold_window.as_millis()).unwrap_or(i64::MAX);
+        for n in 0..writers {
+            let (store, rx) = (store.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("audit-writer-{n}"))
+                .spawn(move || write_batches(&store, &rx, window))
+                .expect("spawning an audit writer thread");
+        }
         AuditLog { queue }
     }
 
@@ -101,23 +167,28 @@ impl AuditLog {
     }
 }
 
-/// The writer thread: takes what is queued (up to [`BATCH`] jobs), commits it, answers
+/// The records one writer has open: for each (actor, block), the id of the record its
+/// reads fold into and until when (Unix ms). Only this writer adds to them.
+#[derive(Default)]
+struct OpenRecords {
+    window: i64,
+    open: HashMap<(String, String), (i64, i64)>,
+}
+
+/// A writer thread: takes what is queued (up to [`BATCH`] jobs), commits it, answers
 /// every job, and waits for more.
-fn write_batches(store: &Store, rx: &mpsc::Receiver<Job>) {
+fn write_batches(store: &Store, rx: &Mutex<mpsc::Receiver<Job>>, window: i64) {
     let mut conn: Option<WriterConnection> = None;
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    let mut records = OpenRecords {
+        window,
+        ..OpenRecords::default()
+    };
+    while let Some(batch) = next_batch(rx) {
         // A connection that failed (the store restarted, say) is replaced and the batch
         // tried once more before anyone is told it failed.
-        let outcome = commit(store, &mut conn, &batch).or_else(|_| {
+        let outcome = commit(store, &mut conn, &mut records, &batch).or_else(|_| {
             conn = None;
-            commit(store, &mut conn, &batch)
+            commit(store, &mut conn, &mut records, &batch)
         });
         if outcome.is_err() {
             conn = None;
@@ -133,14 +204,83 @@ fn write_batches(store: &Store, rx: &mpsc::Receiver<Job>) {
     }
 }
 
+/// Waits for a job, then takes whatever else is queued, up to [`BATCH`]; `None` once
+/// every sender is gone.
+fn next_batch(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let rx = rx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut batch = vec![rx.recv().ok()?];
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Reads of one block by one actor in a batch.
+struct Fold<'a> {
+    actor: &'a str,
+    block: &'a str,
+    count: i64,
+    first: &'a str,
+    last: &'a str,
+}
+
 /// One batch: which expectations still hold (read after every job in it arrived), then
-/// the records of the jobs that may be recorded, in one statement.
-fn commit(store: &Store, conn: &mut Option<WriterConnection>, batch: &[Job]) -> Result<Vec<bool>> {
+/// the records of the jobs that may be recorded, committed together: single events
+/// inserted, reads added to the records open for them (or new open records).
+fn commit(
+    store: &Store,
+    conn: &mut Option<WriterConnection>,
+    records: &mut OpenRecords,
+    batch: &[Job],
+) -> Result<Vec<bool>> {
     let writer = match conn {
         Some(writer) => writer,
         None => conn.insert(store.connect_writer()?),
     };
+    let current = still_current(&mut writer.conn, batch)?;
+    let at = now_millis();
+    let mut singles = Vec::new();
+    let mut folds: Vec<Fold> = Vec::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    let recorded = batch.iter().zip(&current).filter(|(_, current)| **current);
+    for event in recorded.filter_map(|(job, _)| job.event.as_ref()) {
+        match event.fold_key().filter(|_| records.window > 0) {
+            None => singles.push(event.single(at)),
+            Some((actor, block)) => {
+                let i = *index.entry((actor, block)).or_insert_with(|| {
+                    folds.push(Fold {
+                        actor,
+                        block,
+                        count: 0,
+                        first: &event.request_id,
+                        last: &event.request_id,
+                    });
+                    folds.len() - 1
+                });
+                folds[i].count += 1;
+                folds[i].last = &event.request_id;
+            }
+        }
+    }
+    if singles.is_empty() && folds.is_empty() {
+        return Ok(current);
+    }
     let conn = &mut writer.conn;
+    let opened = match singles.len() + folds.len() {
+        1 => write(conn, records, at, &singles, &folds)?,
+        _ => conn.transaction(|conn| write(conn, records, at, &singles, &folds))?,
+    };
+    writer.committed();
+    records.open.retain(|_, (_, until)| *until > at);
+    records.open.extend(opened);
+    Ok(current)
+}
+
+/// Which jobs' expectations hold: a job without one always does.
+fn still_current(conn: &mut StoreConnection, batch: &[Job]) -> Result<Vec<bool>> {
     let names: Vec<&str> = batch
         .iter()
         .filter_map(|job| job.expected.as_ref().map(|e| e.name.as_str()))
@@ -149,34 +289,55 @@ fn commit(store: &Store, conn: &mut Option<WriterConnection>, batch: &[Job]) -> 
         true => HashMap::new(),
         false => block_stamps(conn, &names)?,
     };
-    let current: Vec<bool> = batch
+    Ok(batch
         .iter()
         .map(|job| {
             job.expected
                 .as_ref()
                 .is_none_or(|e| stamps.get(&e.name) == Some(&e.stamp))
         })
-        .collect();
-    let at = now_millis();
-    let rows: Vec<NewAuditRow> = batch
-        .iter()
-        .zip(&current)
-        .filter(|(_, current)| **current)
-        .filter_map(|(job, _)| job.event.as_ref())
-        .map(|e| NewAuditRow {
-            at,
-            request_id: storable(&e.request_id),
-            actor: storable(&e.actor),
-            action: e.action.into(),
-            block: e.block.as_deref().map(storable),
-            outcome: storable(&e.outcome),
-        })
-        .collect();
-    if !rows.is_empty() {
-        insert_audit(conn, &rows)?;
-        writer.committed();
+        .collect())
+}
+
+type Opened = Vec<((String, String), (i64, i64))>;
+
+/// Writes a batch's records; answers the records it opened, for the caller to keep
+/// once the batch is committed.
+fn write(
+    conn: &mut StoreConnection,
+    records: &OpenRecords,
+    at: i64,
+    singles: &[NewAuditRow],
+    folds: &[Fold],
+) -> Result<Opened> {
+    if !singles.is_empty() {
+        insert_audit(conn, singles)?;
     }
-    Ok(current)
+    let mut opened = Vec::new();
+    for fold in folds {
+        let key = (fold.actor.to_owned(), fold.block.to_owned());
+        let last = storable(fold.last);
+        if let Some((id, until)) = records.open.get(&key)
+            && *until > at
+            && add_to_audit(conn, *id, fold.count, at, &last)?
+        {
+            continue;
+        }
+        let mut row = NewAuditRow::single(
+            at,
+            storable(fold.first),
+            storable(fold.actor),
+            FOLDED_ACTION.into(),
+            Some(storable(fold.block)),
+            "ok".into(),
+        );
+        row.event_count = fold.count;
+        row.last_request_id = (fold.count > 1).then_some(last);
+        row.open_until = Some(at.saturating_add(records.window));
+        let id = insert_open_audit(conn, &row)?;
+        opened.push((key, (id, at.saturating_add(records.window))));
+    }
+    Ok(opened)
 }
 
 /// Text as the store can keep it: a NUL byte (which PostgreSQL refuses, and which a
@@ -213,8 +374,8 @@ mod tests {
         }
     }
 
-    /// 43 records take every chunk size (32 + 8 + 2 + 1); a job whose block changed is
-    /// answered `false` and leaves no record.
+    /// Without folding, 43 records take every chunk size (32 + 8 + 2 + 1); a job whose
+    /// block changed is answered `false` and leaves no record.
     #[test]
     fn a_batch_is_written_whole_in_order_and_only_where_current() {
         let (_dir, store) = store();
@@ -262,7 +423,8 @@ mod tests {
             }),
         ));
         let mut conn = None;
-        let current = commit(&store, &mut conn, &batch).unwrap();
+        let mut records = OpenRecords::default();
+        let current = commit(&store, &mut conn, &mut records, &batch).unwrap();
         assert!(current[..44].iter().all(|c| *c));
         assert_eq!(&current[44..], &[false, false]);
         let rows = store
@@ -275,5 +437,78 @@ mod tests {
         let mut expected: Vec<String> = (0..43).map(|n| format!("r{n}")).collect();
         expected.push("r100".into());
         assert_eq!(ids, expected);
+    }
+
+    /// Reads of one block by one actor fold into the record this writer opened, across
+    /// batches, until its window ends; other actors, refusals and other actions are
+    /// records of their own.
+    #[test]
+    fn repeated_reads_fold_into_one_counted_record_per_window() {
+        let (_dir, store) = store();
+        let mut conn = None;
+        let mut records = OpenRecords {
+            window: 60_000,
+            ..OpenRecords::default()
+        };
+        let all = |store: &Store| {
+            let mut rows = store
+                .audit(&AuditFilter {
+                    limit: 100,
+                    ..AuditFilter::default()
+                })
+                .unwrap();
+            rows.reverse();
+            rows
+        };
+        let mut batch: Vec<Job> = (0..5).map(|n| job(n, None)).collect();
+        let mut other = job(5, None);
+        other.event.as_mut().unwrap().actor = "other".into();
+        let mut refused = job(6, None);
+        refused.event.as_mut().unwrap().outcome = "FORBIDDEN".into();
+        batch.extend([other, refused]);
+        commit(&store, &mut conn, &mut records, &batch).unwrap();
+        let batch: Vec<Job> = (7..10).map(|n| job(n, None)).collect();
+        commit(&store, &mut conn, &mut records, &batch).unwrap();
+
+        let rows = all(&store);
+        let summary: Vec<(&str, &str, i64, &str, Option<&str>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.actor.as_str(),
+                    r.outcome.as_str(),
+                    r.event_count,
+                    r.request_id.as_str(),
+                    r.last_request_id.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("bot", "FORBIDDEN", 1, "r6", None),
+                ("bot", "ok", 8, "r0", Some("r9")),
+                ("other", "ok", 1, "r5", None),
+            ]
+        );
+        let folded = &rows[1];
+        assert!(folded.at <= folded.last_at);
+        assert!(folded.is_open(now_millis()));
+        // An open record is not exported yet; the single records before it are.
+        let exported = store.audit_after(0, None, 100).unwrap();
+        assert_eq!(exported.len(), 1);
+
+        // Once the window has passed, the next read opens a new record.
+        for open in records.open.values_mut() {
+            open.1 = now_millis() - 1;
+        }
+        commit(&store, &mut conn, &mut records, &[job(11, None)]).unwrap();
+        let rows = all(&store);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            (rows[3].event_count, rows[3].request_id.as_str()),
+            (1, "r11")
+        );
+        assert_eq!(rows[1].event_count, 8);
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::output::{Printer, table};
+use crate::audit::AuditOptions;
 use crate::error::{Error, Result};
 use crate::registry::AuditFilter;
 use crate::registry::Registry;
@@ -45,6 +46,12 @@ pub struct ServerArgs {
     /// kept elsewhere.
     #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
     pub audit_retention: Duration,
+    /// Successful secret reads of one block by one token within this window are one
+    /// audit record with a count (first and last time, first and last request id);
+    /// refusals and changes are always records of their own. `0` writes a record per
+    /// read.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub audit_window: Duration,
     /// Do not log a line per request.
     #[arg(long)]
     pub quiet: bool,
@@ -65,6 +72,10 @@ pub fn serve(registry: Registry, args: ServerArgs) -> Result<()> {
             block_cache: args.block_cache,
             rotation_check: args.rotation_check,
             audit_retention: Some(args.audit_retention).filter(|d| !d.is_zero()),
+            audit: AuditOptions {
+                fold_window: args.audit_window,
+                ..AuditOptions::default()
+            },
         },
     )
 }
@@ -155,6 +166,8 @@ pub fn tokens(cmd: TokenCommand, registry: &Registry, out: &Printer) -> Result<(
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// List audit records, newest first: secret reads and changes made over HTTP.
+    /// Repeated secret reads of a block by one token within a minute are one record
+    /// with a COUNT, from AT to LAST (see `server --audit-window`).
     #[command(visible_alias = "list")]
     Ls {
         /// Only records about this block.
@@ -219,14 +232,22 @@ pub fn audit(cmd: AuditCommand, registry: &Registry, out: &Printer) -> Result<()
             return "no audit records".into();
         }
         table(
-            &["AT", "ACTOR", "ACTION", "BLOCK", "OUTCOME", "REQUEST"],
+            &[
+                "AT", "ACTOR", "ACTION", "BLOCK", "OUTCOME", "COUNT", "LAST", "REQUEST",
+            ],
             rows.iter().map(|r| {
+                let last = match r.event_count {
+                    1 => String::new(),
+                    _ => rfc3339(r.last_at),
+                };
                 vec![
                     rfc3339(r.at),
                     r.actor.clone(),
                     r.action.clone(),
                     r.block.clone().unwrap_or_default(),
                     r.outcome.clone(),
+                    r.event_count.to_string(),
+                    last,
                     r.request_id.clone(),
                 ]
             }),

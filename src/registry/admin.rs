@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Registry;
 use super::keys::KeyManager;
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{self, NewToken, TokenInfo, Verifier};
 use crate::config::Config;
 use crate::error::Result;
@@ -121,14 +121,14 @@ impl Registry {
                 deleted,
             });
         }
-        store.record_audit(&[NewAuditRow {
-            at: crate::time::now_millis(),
-            request_id: format!("prune-{}", uuid::Uuid::new_v4().simple()),
-            actor: actor.to_owned(),
-            action: "prune-audit".into(),
-            block: Some(format!("audit before {before_text}: {deleted} deleted")),
-            outcome: "ok".into(),
-        }])?;
+        store.record_audit(&[NewAuditRow::single(
+            crate::time::now_millis(),
+            format!("prune-{}", uuid::Uuid::new_v4().simple()),
+            actor.to_owned(),
+            "prune-audit".into(),
+            Some(format!("audit before {before_text}: {deleted} deleted")),
+            "ok".into(),
+        )])?;
         Ok(PruneReport {
             before: before_text,
             deleted,
@@ -147,7 +147,7 @@ impl Registry {
     }
 
     /// Starts the writer of audit records into this store.
-    pub fn start_audit_log(&self) -> Result<AuditLog> {
-        Ok(AuditLog::start(self.store()?.clone()))
+    pub fn start_audit_log(&self, options: &AuditOptions) -> Result<AuditLog> {
+        Ok(AuditLog::start(self.store()?.clone(), options))
     }
 }

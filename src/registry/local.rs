@@ -361,13 +361,15 @@ fn load_block(store: &Store, keys: &KeyManager, name: &str) -> Result<Block> {
 
 /// The audit record a change commits with: it succeeded, now.
 pub(super) fn audit_row(record: Option<&ChangeRecord>) -> Option<NewAuditRow> {
-    record.map(|r| NewAuditRow {
-        at: now_millis(),
-        request_id: r.request_id.clone(),
-        actor: r.actor.clone(),
-        action: r.action.into(),
-        block: Some(r.subject.clone()),
-        outcome: "ok".into(),
+    record.map(|r| {
+        NewAuditRow::single(
+            now_millis(),
+            r.request_id.clone(),
+            r.actor.clone(),
+            r.action.into(),
+            Some(r.subject.clone()),
+            "ok".into(),
+        )
     })
 }
 

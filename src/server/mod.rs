@@ -17,7 +17,7 @@ use std::time::Duration;
 use rocket::{Build, Rocket, catchers, get, routes};
 use serde_json::json;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::Verifier;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -54,6 +54,8 @@ pub struct ServerOptions {
     pub rotation_check: Duration,
     /// How long audit records are kept (pruned in the background); `None` keeps them.
     pub audit_retention: Option<Duration>,
+    /// How the audit log is written (folding of repeated reads, writer threads).
+    pub audit: AuditOptions,
 }
 
 impl Default for ServerOptions {
@@ -67,6 +69,7 @@ impl Default for ServerOptions {
             block_cache: Duration::from_secs(30),
             rotation_check: Duration::from_secs(60),
             audit_retention: Some(DEFAULT_AUDIT_RETENTION),
+            audit: AuditOptions::default(),
         }
     }
 }
@@ -116,7 +119,7 @@ async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
 pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>> {
     let state = State {
         verifier: Arc::new(registry.token_verifier(options.token_cache)?),
-        audit: registry.start_audit_log()?,
+        audit: registry.start_audit_log(&options.audit)?,
         blocks: Arc::new(cache::BlockCache::new(options.block_cache)),
         ui: ui::UiState::default(),
         registry,

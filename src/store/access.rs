@@ -32,9 +32,45 @@ pub struct NewAuditRow {
     pub action: String,
     pub block: Option<String>,
     pub outcome: String,
+    /// How many events the record stands for (repeated reads fold into one record).
+    pub event_count: i64,
+    /// When the last of them happened (`at` for a single event).
+    pub last_at: i64,
+    /// The last one's request id (`None` for a single event).
+    pub last_request_id: Option<String>,
+    /// Until when the server may fold more reads into it (`None`: closed now).
+    pub open_until: Option<i64>,
 }
 
-/// An audit record as read back.
+impl NewAuditRow {
+    /// A record of one event at `at`, closed: it never changes again.
+    pub fn single(
+        at: i64,
+        request_id: String,
+        actor: String,
+        action: String,
+        block: Option<String>,
+        outcome: String,
+    ) -> NewAuditRow {
+        NewAuditRow {
+            at,
+            request_id,
+            actor,
+            action,
+            block,
+            outcome,
+            event_count: 1,
+            last_at: at,
+            last_request_id: None,
+            open_until: None,
+        }
+    }
+}
+
+/// An audit record as read back. A record of `count` events says: each of them
+/// happened between `at` and `last_at`, by `actor`, on `block`, with `outcome`, and
+/// was committed to the store before its request was answered; `request_id` names
+/// the first and `last_request_id` the last.
 #[derive(Clone, Debug, Queryable, Serialize)]
 pub struct AuditRow {
     pub id: i64,
@@ -45,7 +81,29 @@ pub struct AuditRow {
     pub action: String,
     pub block: Option<String>,
     pub outcome: String,
+    #[serde(rename = "count")]
+    pub event_count: i64,
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub last_at: i64,
+    pub last_request_id: Option<String>,
+    /// Not shown: while it is in the future the record may still grow; exports wait
+    /// for it to pass.
+    #[serde(skip)]
+    pub open_until: Option<i64>,
 }
+
+impl AuditRow {
+    /// Whether the server may still fold reads into this record at `now` (Unix ms),
+    /// allowing [`CLOCK_MARGIN`] for clocks of servers sharing the store.
+    pub fn is_open(&self, now: i64) -> bool {
+        self.open_until
+            .is_some_and(|until| until + CLOCK_MARGIN > now)
+    }
+}
+
+/// How far apart the clocks of servers sharing a store may be, and how long a commit
+/// may take, for a record past its `open_until` to be final.
+pub const CLOCK_MARGIN: i64 = 5_000;
 
 /// Which audit records to list (newest first).
 #[derive(Clone, Debug, Default)]
@@ -88,6 +146,33 @@ pub fn insert_audit(conn: &mut StoreConnection, rows: &[NewAuditRow]) -> Result<
         _ => return Err(super::not_a_store()),
     }
     Ok(())
+}
+
+/// Writes one record the server may fold more reads into; answers its id.
+pub fn insert_open_audit(conn: &mut StoreConnection, row: &NewAuditRow) -> Result<i64> {
+    Ok(with_backend!(conn, c => diesel::insert_into(a::audit_log)
+        .values(row)
+        .returning(a::id)
+        .get_result(c)?))
+}
+
+/// Folds `count` more reads into the open record `id`, the last at `last_at` by request
+/// `last_request_id`; false if the record is gone (pruned).
+pub fn add_to_audit(
+    conn: &mut StoreConnection,
+    id: i64,
+    count: i64,
+    last_at: i64,
+    last_request_id: &str,
+) -> Result<bool> {
+    let n = diesel::update(a::audit_log.find(id))
+        .set((
+            a::event_count.eq(a::event_count + count),
+            a::last_at.eq(last_at),
+            a::last_request_id.eq(Some(last_request_id)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// Inserts the first `N` rows with a statement of a fixed shape (cached by diesel);
@@ -164,14 +249,21 @@ impl Store {
     }
 
     /// Up to `limit` audit records after id `after`, oldest first (an export resumes
-    /// from the last id it wrote), optionally only those at or after `since`.
+    /// from the last id it wrote), optionally only those at or after `since`. Only
+    /// final records: the page ends before the first one still open, so an exported
+    /// record never changes afterwards and the next page resumes with it.
     pub fn audit_after(&self, after: i64, since: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
         let mut conn = self.conn()?;
         let mut query = a::audit_log.filter(a::id.gt(after)).into_boxed();
         if let Some(since) = since {
             query = query.filter(a::at.ge(since));
         }
-        Ok(query.order(a::id.asc()).limit(limit).load(&mut *conn)?)
+        let mut rows: Vec<AuditRow> = query.order(a::id.asc()).limit(limit).load(&mut *conn)?;
+        let now = crate::time::now_millis();
+        if let Some(open) = rows.iter().position(|r| r.is_open(now)) {
+            rows.truncate(open);
+        }
+        Ok(rows)
     }
 
     /// How many audit records are older than `before` (Unix ms).

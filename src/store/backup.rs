@@ -36,6 +36,20 @@ pub struct AuditRecord {
     pub action: String,
     pub block: Option<String>,
     pub outcome: String,
+    /// Backups made before records had counts hold single events.
+    #[serde(default = "one")]
+    pub event_count: i64,
+    /// Missing (0) in backups made before records had counts; restored as `at`.
+    #[serde(default)]
+    pub last_at: i64,
+    #[serde(default)]
+    pub last_request_id: Option<String>,
+    #[serde(default)]
+    pub open_until: Option<i64>,
+}
+
+fn one() -> i64 {
+    1
 }
 
 /// Every row of every table of the registry (not diesel's migration table: a restore
@@ -131,7 +145,15 @@ impl Store {
             insert_batches!(conn, blocks::table, rows.blocks, progress);
             insert_batches!(conn, block_versions::table, rows.block_versions, progress);
             insert_batches!(conn, api_tokens::table, rows.api_tokens, progress);
-            insert_batches!(conn, audit_log::table, rows.audit_log, progress);
+            let audit: Vec<AuditRecord> = rows
+                .audit_log
+                .iter()
+                .map(|r| AuditRecord {
+                    last_at: r.last_at.max(r.at),
+                    ..r.clone()
+                })
+                .collect();
+            insert_batches!(conn, audit_log::table, audit, progress);
             if backend == Backend::Postgres {
                 conn.batch_execute(
                     "SELECT setval(pg_get_serial_sequence('audit_log', 'id'), \

@@ -24,7 +24,10 @@ mod schema;
 mod types;
 mod url;
 
-pub use access::{AuditFilter, AuditRow, NewAuditRow, TokenRow, insert_audit};
+pub use access::{
+    AuditFilter, AuditRow, CLOCK_MARGIN, NewAuditRow, TokenRow, add_to_audit, insert_audit,
+    insert_open_audit,
+};
 pub use backup::StoreRows;
 pub use blocks::{BlockRow, ChangeKind, DELETED, SealedRow, VersionRow, block_stamps};
 pub use keys::DataKeyRow;

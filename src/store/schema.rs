@@ -75,6 +75,10 @@ diesel::table! {
         action -> Text,
         block -> Nullable<Text>,
         outcome -> Text,
+        event_count -> BigInt,
+        last_at -> BigInt,
+        last_request_id -> Nullable<Text>,
+        open_until -> Nullable<BigInt>,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The audit log over time: `audit export` (JSON lines, oldest first, resumable with
 //! `--after`) and `GET /audit/export`, `audit prune --before` by hand (batches, itself
-//! recorded), and the server's own pruning past `--audit-retention`.
+//! recorded), the server's own pruning past `--audit-retention`, and repeated reads
+//! folded into one counted record per `--audit-window`.
 
 use crate::server::{Api, Server, token};
 use crate::support::*;
@@ -34,7 +35,8 @@ fn export_resumes_and_prune_deletes_only_old_records() {
     env.ok(&["init"]);
     create_crdb_sage(&env, "planted-AUDIT-secret", &[]).success();
     let admin = token(&env, "ops", &["admin"], &[]);
-    let server = Server::start(&env, &[]);
+    // A record per read, so that there are records to page through.
+    let server = Server::start(&env, &["--audit-window", "0"]);
     reads(&env, &server, 25);
 
     let all = env.ok(&["audit", "export"]).stdout;
@@ -89,7 +91,7 @@ fn export_resumes_and_prune_deletes_only_old_records() {
 
 on_both_stores!(the_server_prunes_past_its_retention, |env: TestEnv| {
     create_crdb_sage(&env, "planted-AUDIT-secret", &[]).success();
-    let server = Server::start(&env, &["--audit-retention", "0"]);
+    let server = Server::start(&env, &["--audit-retention", "0", "--audit-window", "0"]);
     reads(&env, &server, 6);
     drop(server);
     env.sql(&format!(
@@ -134,3 +136,60 @@ on_both_stores!(the_server_prunes_past_its_retention, |env: TestEnv| {
     }
     drop(server);
 });
+
+on_both_stores!(
+    repeated_reads_are_one_record_with_their_count,
+    |env: TestEnv| {
+        create_crdb_sage(&env, "planted-AUDIT-secret", &[]).success();
+        let server = Server::start(&env, &[]);
+        reads(&env, &server, 40);
+        // A refusal is a record of its own, even within the window.
+        let stranger = token(&env, "stranger", &["blocks:read"], &[]);
+        let refused =
+            Api::new(&server, Some(&stranger)).get("/blocks/crdb-sage?include_secrets=true");
+        assert_eq!(refused.status, 403);
+        reads(&env, &server, 2);
+
+        let log = env.json(&["audit", "ls", "--block", "crdb-sage", "--since", "1h"]);
+        let records = log.as_array().unwrap();
+        let reads_of = |actor: &str| {
+            records
+                .iter()
+                .filter(|r| r["actor"] == actor && r["action"] == "read-secrets")
+                .collect::<Vec<_>>()
+        };
+        let forty = reads_of("reader40");
+        assert_eq!(forty.len(), 1, "{log}");
+        assert_eq!(forty[0]["count"], 40, "{log}");
+        assert_ne!(forty[0]["request_id"], forty[0]["last_request_id"]);
+        assert!(forty[0]["at"].as_str() <= forty[0]["last_at"].as_str());
+        let two = reads_of("reader2");
+        assert_eq!((two.len(), &two[0]["count"]), (1, &serde_json::json!(2)));
+        let refusal = reads_of("stranger");
+        assert_eq!(refusal.len(), 1, "{log}");
+        assert_eq!(
+            (refusal[0]["outcome"].as_str(), refusal[0]["count"].as_i64()),
+            (Some("FORBIDDEN"), Some(1))
+        );
+        let table = env.ok(&["audit", "ls"]).stdout;
+        assert!(table.contains("COUNT") && table.contains(" 40 "), "{table}");
+        assert!(!table.contains("planted-AUDIT-secret"));
+
+        // The open records are not exported until their window has passed; what comes
+        // before them is (the tokens' creation is not audited: only the refusal can).
+        let exported = env.ok(&["audit", "export"]).stdout;
+        assert_eq!(exported, "", "an open record was exported");
+        drop(server);
+        env.sql("UPDATE audit_log SET open_until = open_until - 3600000");
+        let exported = env.ok(&["audit", "export"]).stdout;
+        let counts: i64 = exported
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["count"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(counts, 43, "{exported}");
+    }
+);

@@ -235,7 +235,8 @@ fn audit_markup(
         table {
             thead { tr {
                 th scope="col" { "At" } th scope="col" { "Actor" } th scope="col" { "Action" }
-                th scope="col" { "Block" } th scope="col" { "Outcome" } th.optional scope="col" { "Request" }
+                th scope="col" { "Block" } th scope="col" { "Outcome" } th scope="col" { "Count" }
+                th.optional scope="col" { "Request" }
             } }
             tbody {
                 @for r in rows {
@@ -245,6 +246,9 @@ fn audit_markup(
                         td { (r.action) }
                         td { (r.block.as_deref().unwrap_or("")) }
                         td { (r.outcome) }
+                        td title=[(r.event_count > 1).then(|| format!("until {}", rfc3339(r.last_at)))] {
+                            (r.event_count)
+                        }
                         td.optional { code { (r.request_id) } }
                     }
                 }
