@@ -19,8 +19,8 @@ use diesel::Connection;
 use crate::block::BlockStamp;
 use crate::error::{Error, Result};
 use crate::store::{
-    NewAuditRow, Store, StoreConnection, WriterConnection, add_to_audit, block_stamps,
-    insert_audit, insert_open_audit,
+    FoldUpdate, NewAuditRow, Store, StoreConnection, WriterConnection, add_to_audit, block_stamps,
+    fold_reads_checked, insert_audit, insert_open_audit,
 };
 use crate::time::now_millis;
 
@@ -72,7 +72,7 @@ pub struct AuditOptions {
     /// Writer threads, each committing its own batches: on PostgreSQL one batch's
     /// commit waits for the disk while the next is sent. SQLite has one writer at a
     /// time whatever this says, so it gets one thread.
-    pub writers: usize,
+    pub writers: u16,
 }
 
 /// The default window of folded reads.
@@ -225,6 +225,9 @@ struct Fold<'a> {
     count: i64,
     first: &'a str,
     last: &'a str,
+    /// The first job's expectation, and whether every job of the fold has the same.
+    expected: Option<&'a Expected>,
+    uniform: bool,
 }
 
 /// One batch: which expectations still hold (read after every job in it arrived), then
@@ -240,34 +243,16 @@ fn commit(
         Some(writer) => writer,
         None => conn.insert(store.connect_writer()?),
     };
+    if let Some(current) = in_one_trip(&mut writer.conn, records, batch)? {
+        return Ok(current);
+    }
     let current = still_current(&mut writer.conn, batch)?;
     let at = now_millis();
-    let mut singles = Vec::new();
-    let mut folds: Vec<Fold> = Vec::new();
-    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
-    let recorded = batch.iter().zip(&current).filter(|(_, current)| **current);
-    for event in recorded.filter_map(|(job, _)| job.event.as_ref()) {
-        match event.fold_key().filter(|_| records.window > 0) {
-            None => singles.push(event.single(at)),
-            Some((actor, block)) => {
-                let i = *index.entry((actor, block)).or_insert_with(|| {
-                    folds.push(Fold {
-                        actor,
-                        block,
-                        count: 0,
-                        first: &event.request_id,
-                        last: &event.request_id,
-                    });
-                    folds.len() - 1
-                });
-                folds[i].count += 1;
-                folds[i].last = &event.request_id;
-            }
-        }
-    }
+    let (singles, folds) = plan(batch, &current, records.window);
     if singles.is_empty() && folds.is_empty() {
         return Ok(current);
     }
+    let singles: Vec<NewAuditRow> = singles.iter().map(|e| e.single(at)).collect();
     let conn = &mut writer.conn;
     let opened = match singles.len() + folds.len() {
         1 => write(conn, records, at, &singles, &folds)?,
@@ -277,6 +262,114 @@ fn commit(
     records.open.retain(|_, (_, until)| *until > at);
     records.open.extend(opened);
     Ok(current)
+}
+
+/// The events of the jobs marked `recorded`: those that are records of their own, and
+/// the reads folded per (actor, block), in the order they came.
+fn plan<'a>(
+    batch: &'a [Job],
+    recorded: &[bool],
+    window: i64,
+) -> (Vec<&'a AuditEvent>, Vec<Fold<'a>>) {
+    let mut singles = Vec::new();
+    let mut folds: Vec<Fold> = Vec::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    let jobs = batch
+        .iter()
+        .zip(recorded)
+        .filter(|(_, recorded)| **recorded);
+    for (event, expected) in jobs.filter_map(|(job, _)| Some((job.event.as_ref()?, &job.expected)))
+    {
+        let Some((actor, block)) = event.fold_key().filter(|_| window > 0) else {
+            singles.push(event);
+            continue;
+        };
+        let i = *index.entry((actor, block)).or_insert_with(|| {
+            folds.push(Fold {
+                actor,
+                block,
+                count: 0,
+                first: &event.request_id,
+                last: &event.request_id,
+                expected: expected.as_ref(),
+                uniform: true,
+            });
+            folds.len() - 1
+        });
+        let fold = &mut folds[i];
+        fold.count += 1;
+        fold.last = &event.request_id;
+        let same = |a: &Expected, b: &Expected| a.name == b.name && a.stamp == b.stamp;
+        fold.uniform &= match (fold.expected, expected) {
+            (None, None) => true,
+            (Some(a), Some(b)) => same(a, b),
+            _ => false,
+        };
+    }
+    (singles, folds)
+}
+
+/// The common batch on PostgreSQL, reads only, each fold with a record open for it:
+/// the freshness check and the counts in one statement ([`fold_reads_checked`]), so
+/// one round trip and one commit. `None` when the batch is not of that kind (or the
+/// store is SQLite): the caller takes the general path. A fold whose record is gone
+/// (pruned) is written anew in a second statement; should that fail, the first has
+/// counted the batch's reads, and the retry counts them again: a record may then
+/// count more reads than were answered, never fewer.
+fn in_one_trip(
+    conn: &mut StoreConnection,
+    records: &mut OpenRecords,
+    batch: &[Job],
+) -> Result<Option<Vec<bool>>> {
+    if records.window == 0 || !matches!(conn.backend(), crate::db::Backend::Postgres) {
+        return Ok(None);
+    }
+    let at = now_millis();
+    let all = vec![true; batch.len()];
+    let (singles, folds) = plan(batch, &all, records.window);
+    if !singles.is_empty() || folds.is_empty() {
+        return Ok(None);
+    }
+    let mut updates = Vec::with_capacity(folds.len());
+    for fold in &folds {
+        let key = (fold.actor.to_owned(), fold.block.to_owned());
+        match records.open.get(&key) {
+            Some((id, until)) if *until > at && fold.uniform => updates.push(FoldUpdate {
+                record: *id,
+                count: fold.count,
+                last_request_id: fold.last,
+                expected: fold.expected.map(|e| (e.name.as_str(), &e.stamp)),
+            }),
+            _ => return Ok(None),
+        }
+    }
+    let names: Vec<&str> = batch
+        .iter()
+        .filter_map(|job| job.expected.as_ref().map(|e| e.name.as_str()))
+        .collect();
+    let Some((stamps, updated)) = fold_reads_checked(conn, &names, &updates, at)? else {
+        return Ok(None);
+    };
+    let holds = |e: &Expected| stamps.get(&e.name) == Some(&e.stamp);
+    let gone: Vec<Fold> = folds
+        .into_iter()
+        .zip(&updates)
+        .filter(|(fold, update)| {
+            !updated.contains(&update.record) && fold.expected.is_none_or(holds)
+        })
+        .map(|(fold, _)| fold)
+        .collect();
+    if !gone.is_empty() {
+        let opened = write(conn, records, at, &[], &gone)?;
+        records.open.extend(opened);
+    }
+    records.open.retain(|_, (_, until)| *until > at);
+    Ok(Some(
+        batch
+            .iter()
+            .map(|job| job.expected.as_ref().is_none_or(holds))
+            .collect(),
+    ))
 }
 
 /// Which jobs' expectations hold: a job without one always does.

@@ -7,7 +7,8 @@
 # p50/p99 latency, errors and the server's peak RSS.
 #
 # Run: benches/http/wrk.sh            (DURATION=20s CONNECTIONS=16 BLOCKS=1000 RUNS=1 to change;
-#                                      STORES=sqlite for SQLite only)
+#                                      STORES=sqlite or STORES=postgres for one store;
+#                                      SERVER_ARGS for the server, e.g. --audit-writers 2)
 # With RUNS=N the lookup and the static route are measured N times, alternating (a shared
 # machine drifts), and the medians and their ratio are printed.
 # Needs: wrk (Debian package), a release build (built here), PostgreSQL for the PG run
@@ -64,7 +65,7 @@ bench_store() {
   BENCH_PW=pw-bench "$BIN" apply -f "$work/blocks.yaml" -o json > /dev/null
   local token
   token=$("$BIN" token create "bench-$label" --scope blocks:read-secrets -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  "$BIN" server --port "$PORT" --quiet 2> "$work/server.log" &
+  "$BIN" server --port "$PORT" --quiet ${SERVER_ARGS:-} 2> "$work/server.log" &
   server_pid=$!
   for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.1; done
   : > "$work/lookup.txt"
@@ -90,8 +91,9 @@ bench_store() {
   server_pid=
 }
 
-bench_store sqlite "$work/sqlite/blockyard.db"
-[ "${STORES:-sqlite postgres}" = sqlite ] && exit 0
+STORES=${STORES:-sqlite postgres}
+[[ " $STORES " == *" sqlite "* ]] && bench_store sqlite "$work/sqlite/blockyard.db"
+[[ " $STORES " == *" postgres "* ]] || exit 0
 pg_db=blockyard_bench_$$
 psql "$PG_ADMIN" -qc "CREATE DATABASE $pg_db"
 pg_url=$(python3 -c "import sys, urllib.parse as u; p=u.urlparse(sys.argv[1]); print(p._replace(path='/$pg_db').geturl())" "$PG_ADMIN")

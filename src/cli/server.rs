@@ -52,6 +52,10 @@ pub struct ServerArgs {
     /// read.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub audit_window: Duration,
+    /// Audit writer threads on a PostgreSQL store, each with its own connection: one
+    /// commits a batch while another sends the next (SQLite always uses one).
+    #[arg(long, default_value_t = AuditOptions::default().writers, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub audit_writers: u16,
     /// Do not log a line per request.
     #[arg(long)]
     pub quiet: bool,
@@ -74,7 +78,7 @@ pub fn serve(registry: Registry, args: ServerArgs) -> Result<()> {
             audit_retention: Some(args.audit_retention).filter(|d| !d.is_zero()),
             audit: AuditOptions {
                 fold_window: args.audit_window,
-                ..AuditOptions::default()
+                writers: args.audit_writers,
             },
         },
     )

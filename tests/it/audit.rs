@@ -193,3 +193,49 @@ on_both_stores!(
         assert_eq!(counts, 43, "{exported}");
     }
 );
+
+on_both_stores!(
+    reads_are_counted_by_every_writer_and_after_a_prune,
+    |env: TestEnv| {
+        create_crdb_sage(&env, "planted-AUDIT-secret", &[]).success();
+        // Three writer threads on PostgreSQL (SQLite has one whatever is asked), readers
+        // in parallel: every read is counted once, whichever writer took it.
+        let server = Server::start(&env, &["--audit-writers", "3"]);
+        let reader = token(&env, "reader", &["blocks:read-secrets"], &[]);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    let api = Api::new(&server, Some(&reader));
+                    for _ in 0..25 {
+                        let reply = api.get("/blocks/crdb-sage?include_secrets=true");
+                        assert_eq!(reply.status, 200, "{}", reply.text);
+                    }
+                });
+            }
+        });
+        let counted = |env: &TestEnv| -> i64 {
+            let log = env.json(&["audit", "ls", "--block", "crdb-sage"]);
+            log.as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["action"] == "read-secrets")
+                .map(|r| r["count"].as_i64().unwrap())
+                .sum()
+        };
+        assert_eq!(counted(&env), 100);
+
+        // A prune that takes the records still open: the next reads open new ones.
+        let report = env.json(&["audit", "prune", "--before", "0s"]);
+        assert!(report["deleted"].as_i64().unwrap() >= 1, "{report}");
+        assert_eq!(counted(&env), 0);
+        let api = Api::new(&server, Some(&reader));
+        for _ in 0..3 {
+            assert_eq!(
+                api.get("/blocks/crdb-sage?include_secrets=true").status,
+                200
+            );
+        }
+        assert_eq!(counted(&env), 3);
+        drop(server);
+    }
+);
