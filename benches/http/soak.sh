@@ -3,7 +3,8 @@
 # loopback) for DURATION (10 minutes by default) on one store, and reports what the
 # issue on the audit log at scale asks:
 #   - how much the store grew (SQLite: the database file and its WAL; PostgreSQL:
-#     pg_database_size), from just before wrk started to just after it stopped;
+#     pg_database_size), from before the server started to after it stopped (and
+#     while it ran: SQLite's WAL is reused, not grown, once checkpointed);
 #   - whether the audit log accounts for every request: the sum of the read records'
 #     counts against wrk's request count (it may be above it by at most the requests
 #     in flight when wrk stopped, one per connection);
@@ -75,6 +76,7 @@ if [ "$PRUNE" -gt 0 ]; then
   esac
 fi
 
+before=$(store_bytes)
 "$BIN" server --port "$PORT" --quiet --audit-retention 0 2> "$work/server.log" &
 server_pid=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/health" > /dev/null && break; sleep 0.1; done
@@ -105,16 +107,19 @@ fi
   done ) > "$work/rss.txt" 2>/dev/null &
 sampler_pid=$!
 
-before=$(store_bytes)
 echo "$STORE: wrk $DURATION, $CONNECTIONS connections, one token reading one block"
 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$url" > "$work/wrk.txt"
-after=$(store_bytes)
+live=$(store_bytes)
 kill "$sampler_pid" 2>/dev/null || true
 sampler_pid=
+# Stopped, the server's last connection checkpoints SQLite's WAL into the database.
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
+server_pid=
+after=$(store_bytes)
 made=$(requests "$work/wrk.txt")
 non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt")
 echo "  requests $made   requests/s $(awk '/Requests/ {print $2}' "$work/wrk.txt")   p50 $(awk '$1 == "50%" {print $2}' "$work/wrk.txt")   p99 $(p99 "$work/wrk.txt")   non-2xx ${non2xx:-0}   $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo 'no socket errors')"
-echo "  store: $before bytes before, $after after: grew by $(( after - before )) bytes"
+echo "  store: $before bytes before the server started, $after after it stopped: grew by $(( after - before )) bytes ($live while it ran, SQLite's WAL included)"
 "$BIN" audit ls --block crdb-sage --limit 1000 -o json > "$work/audit.json"
 python3 - "$work/audit.json" "$made" "$CONNECTIONS" <<'EOF'
 import json, sys

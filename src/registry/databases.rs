@@ -442,12 +442,10 @@ impl Registry {
     pub fn due_rotations(&self) -> Result<Vec<(String, String)>> {
         let now = crate::time::now_millis();
         let mut due = Vec::new();
-        let filter = crate::block::BlockFilter {
-            block_type: Some(CONNECTOR.into()),
-            ..Default::default()
-        };
-        for summary in self.list_blocks(&filter)? {
-            let block = self.get_block_masked(&summary.name)?;
+        // Only connections whose document names a rotation are read and parsed: with
+        // 100,000 blocks, reading each one every minute cost the server 50 MB and CPU.
+        for row in self.store()?.blocks_mentioning(CONNECTOR, "rotation")? {
+            let block = super::local::block_from_row(row, None)?;
             if let Some(schedule) = rotation_schedule(&block, now)
                 && schedule.due
             {

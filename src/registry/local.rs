@@ -386,7 +386,10 @@ fn check_version(current: &BlockRow, expected: Option<i64>) -> Result<i64> {
 }
 
 /// The block a stored row holds, with its secrets if they were opened.
-fn block_from_row(row: BlockRow, secrets: Option<crate::document::Secrets>) -> Result<Block> {
+pub(super) fn block_from_row(
+    row: BlockRow,
+    secrets: Option<crate::document::Secrets>,
+) -> Result<Block> {
     let masked = parse_stored_data(&row.data, &row.name)?;
     Ok(Block::from_parts(BlockMeta::from(row), masked, secrets))
 }

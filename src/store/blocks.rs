@@ -267,6 +267,22 @@ impl Store {
         Ok(query.order(b::name.asc()).load(&mut *conn)?)
     }
 
+    /// The blocks of `block_type` whose document mentions the key `key` (its JSON text
+    /// holds `"key"`): a cheap filter in the store before documents are parsed, so a
+    /// periodic scan of a large registry reads only the few blocks it may concern.
+    pub fn blocks_mentioning(&self, block_type: &str, key: &str) -> Result<Vec<BlockRow>> {
+        let mut conn = self.conn()?;
+        let escaped = key
+            .replace('\\', "\\\\")
+            .replace('_', "\\_")
+            .replace('%', "\\%");
+        Ok(b::blocks
+            .filter(b::block_type.eq(block_type))
+            .filter(b::data.like(format!("%\"{escaped}\"%")).escape('\\'))
+            .order(b::name.asc())
+            .load(&mut *conn)?)
+    }
+
     /// Replaces a block's current row if it is still at `expected_version`, keeping the
     /// new version in history. Nothing is written on a conflict.
     pub fn update_block(
