@@ -16,7 +16,12 @@ use crate::store::NewAuditRow;
 pub use crate::store::{AuditFilter, AuditRow, MigrationStatus};
 
 /// Audit records deleted per transaction by a prune.
-pub const PRUNE_BATCH: i64 = 1000;
+pub const PRUNE_BATCH: i64 = 250;
+
+/// After each batch a prune rests this many times as long as the batch took, so it
+/// uses at most a fifth of the store's time and requests' records are written in
+/// between without waiting (measured with `PRUNE=1000000 benches/http/soak.sh`).
+pub const PRUNE_REST: u32 = 4;
 
 /// The advisory lock of the server's background pruning: one server of several
 /// sharing a PostgreSQL store prunes at a time.
@@ -94,8 +99,9 @@ impl Registry {
     }
 
     /// Deletes the audit records older than `before` (Unix ms) in batches of
-    /// [`PRUNE_BATCH`], each its own short transaction so requests' records go on being
-    /// written in between; `progress(done, total)` after each. A prune that deleted
+    /// [`PRUNE_BATCH`], each its own short transaction followed by a rest
+    /// ([`PRUNE_REST`]) so requests' records go on being written in between;
+    /// `progress(done, total)` after each. A prune that deleted
     /// anything is then itself on record, by `actor`.
     pub fn prune_audit(
         &self,
@@ -106,12 +112,16 @@ impl Registry {
         let store = self.store()?;
         let total = store.audit_count_before(before)? as u64;
         let mut deleted = 0u64;
+        let mut after = 0;
         loop {
-            let n = store.prune_audit_batch(before, PRUNE_BATCH)? as u64;
-            if n == 0 {
+            let started = std::time::Instant::now();
+            let (n, last) = store.prune_audit_batch(before, after, PRUNE_BATCH)?;
+            if last == after {
                 break;
             }
-            deleted += n;
+            after = last;
+            std::thread::sleep(started.elapsed() * PRUNE_REST);
+            deleted += n as u64;
             progress(deleted, total.max(deleted));
         }
         let before_text = crate::time::rfc3339(before);

@@ -370,26 +370,31 @@ impl Store {
             .get_result(&mut *conn)?)
     }
 
-    /// Deletes up to `batch` of the oldest audit records older than `before`, in one
-    /// short transaction (requests' own records are written between batches); answers
-    /// how many went.
-    pub fn prune_audit_batch(&self, before: i64, batch: i64) -> Result<usize> {
+    /// Deletes up to `batch` of the oldest audit records older than `before` with an id
+    /// above `after`, in one short transaction (requests' own records are written
+    /// between batches); answers how many went and the last id looked at, for the next
+    /// batch to start after (so it seeks past the rows just deleted instead of scanning
+    /// them again before PostgreSQL's vacuum has removed them).
+    pub fn prune_audit_batch(&self, before: i64, after: i64, batch: i64) -> Result<(usize, i64)> {
         let mut conn = self.conn()?;
         let oldest = a::audit_log
+            .filter(a::id.gt(after))
             .filter(a::at.lt(before))
             .order(a::id.asc())
             .select(a::id)
             .limit(batch);
         let ids: Vec<i64> = oldest.load(&mut *conn)?;
         let Some(last) = ids.last() else {
-            return Ok(0);
+            return Ok((0, after));
         };
-        Ok(diesel::delete(
+        let deleted = diesel::delete(
             a::audit_log
+                .filter(a::id.gt(after))
                 .filter(a::id.le(*last))
                 .filter(a::at.lt(before)),
         )
-        .execute(&mut *conn)?)
+        .execute(&mut *conn)?;
+        Ok((deleted, *last))
     }
 
     /// Writes audit records made here (not by the server's writer): a prune's own.

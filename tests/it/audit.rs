@@ -5,6 +5,7 @@
 
 use crate::server::{Api, Server, token};
 use crate::support::*;
+use diesel::prelude::*;
 
 /// Secret reads by a token, each an audit record; answers the server's admin API.
 fn reads(env: &TestEnv, server: &Server, n: usize) {
@@ -191,6 +192,49 @@ on_both_stores!(
             })
             .sum();
         assert_eq!(counts, 43, "{exported}");
+        // Shipped to another database (a fresh SQLite file, as a log system would
+        // hold them), the records answer the same counts as `audit ls`.
+        let shipped = env.dir.path().join("shipped.db");
+        let mut conn = SqliteConnection::establish(shipped.to_str().unwrap()).unwrap();
+        diesel::sql_query("CREATE TABLE audit (id INTEGER PRIMARY KEY, record TEXT NOT NULL)")
+            .execute(&mut conn)
+            .unwrap();
+        for line in exported.lines() {
+            diesel::sql_query(
+                "INSERT INTO audit (id, record) VALUES (json_extract(?1, '$.id'), ?1)",
+            )
+            .bind::<diesel::sql_types::Text, _>(line)
+            .execute(&mut conn)
+            .unwrap();
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            actor: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            reads: i64,
+        }
+        let mut shipped: Vec<(String, i64)> = diesel::sql_query(
+            "SELECT json_extract(record, '$.actor') AS actor, \
+             SUM(json_extract(record, '$.count')) AS reads FROM audit GROUP BY 1 ORDER BY 1",
+        )
+        .load::<Count>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.actor, c.reads))
+        .collect();
+        let log = env.json(&["audit", "ls"]);
+        let mut listed: Vec<(String, i64)> = Vec::new();
+        for r in log.as_array().unwrap() {
+            let actor = r["actor"].as_str().unwrap().to_owned();
+            match listed.iter_mut().find(|(a, _)| *a == actor) {
+                Some((_, n)) => *n += r["count"].as_i64().unwrap(),
+                None => listed.push((actor, r["count"].as_i64().unwrap())),
+            }
+        }
+        listed.sort();
+        shipped.sort();
+        assert_eq!(shipped, listed);
     }
 );
 
