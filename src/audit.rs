@@ -19,8 +19,8 @@ use diesel::Connection;
 use crate::block::BlockStamp;
 use crate::error::{Error, Result};
 use crate::store::{
-    FoldUpdate, NewAuditRow, Store, StoreConnection, WriterConnection, add_to_audit, block_stamps,
-    fold_reads_checked, insert_audit, insert_open_audit,
+    NewAuditRow, Store, StoreConnection, WriterConnection, add_to_audit, block_stamps,
+    insert_audit, insert_open_audit,
 };
 use crate::time::now_millis;
 
@@ -225,9 +225,6 @@ struct Fold<'a> {
     count: i64,
     first: &'a str,
     last: &'a str,
-    /// The first job's expectation, and whether every job of the fold has the same.
-    expected: Option<&'a Expected>,
-    uniform: bool,
 }
 
 /// One batch: which expectations still hold (read after every job in it arrived), then
@@ -243,9 +240,6 @@ fn commit(
         Some(writer) => writer,
         None => conn.insert(store.connect_writer()?),
     };
-    if let Some(current) = in_one_trip(&mut writer.conn, records, batch)? {
-        return Ok(current);
-    }
     let current = still_current(&mut writer.conn, batch)?;
     let at = now_millis();
     let (singles, folds) = plan(batch, &current, records.window);
@@ -278,8 +272,7 @@ fn plan<'a>(
         .iter()
         .zip(recorded)
         .filter(|(_, recorded)| **recorded);
-    for (event, expected) in jobs.filter_map(|(job, _)| Some((job.event.as_ref()?, &job.expected)))
-    {
+    for event in jobs.filter_map(|(job, _)| job.event.as_ref()) {
         let Some((actor, block)) = event.fold_key().filter(|_| window > 0) else {
             singles.push(event);
             continue;
@@ -291,85 +284,13 @@ fn plan<'a>(
                 count: 0,
                 first: &event.request_id,
                 last: &event.request_id,
-                expected: expected.as_ref(),
-                uniform: true,
             });
             folds.len() - 1
         });
-        let fold = &mut folds[i];
-        fold.count += 1;
-        fold.last = &event.request_id;
-        let same = |a: &Expected, b: &Expected| a.name == b.name && a.stamp == b.stamp;
-        fold.uniform &= match (fold.expected, expected) {
-            (None, None) => true,
-            (Some(a), Some(b)) => same(a, b),
-            _ => false,
-        };
+        folds[i].count += 1;
+        folds[i].last = &event.request_id;
     }
     (singles, folds)
-}
-
-/// The common batch on PostgreSQL, reads only, each fold with a record open for it:
-/// the freshness check and the counts in one statement ([`fold_reads_checked`]), so
-/// one round trip and one commit. `None` when the batch is not of that kind (or the
-/// store is SQLite): the caller takes the general path. A fold whose record is gone
-/// (pruned) is written anew in a second statement; should that fail, the first has
-/// counted the batch's reads, and the retry counts them again: a record may then
-/// count more reads than were answered, never fewer.
-fn in_one_trip(
-    conn: &mut StoreConnection,
-    records: &mut OpenRecords,
-    batch: &[Job],
-) -> Result<Option<Vec<bool>>> {
-    if records.window == 0 || !matches!(conn.backend(), crate::db::Backend::Postgres) {
-        return Ok(None);
-    }
-    let at = now_millis();
-    let all = vec![true; batch.len()];
-    let (singles, folds) = plan(batch, &all, records.window);
-    if !singles.is_empty() || folds.is_empty() {
-        return Ok(None);
-    }
-    let mut updates = Vec::with_capacity(folds.len());
-    for fold in &folds {
-        let key = (fold.actor.to_owned(), fold.block.to_owned());
-        match records.open.get(&key) {
-            Some((id, until)) if *until > at && fold.uniform => updates.push(FoldUpdate {
-                record: *id,
-                count: fold.count,
-                last_request_id: fold.last,
-                expected: fold.expected.map(|e| (e.name.as_str(), &e.stamp)),
-            }),
-            _ => return Ok(None),
-        }
-    }
-    let names: Vec<&str> = batch
-        .iter()
-        .filter_map(|job| job.expected.as_ref().map(|e| e.name.as_str()))
-        .collect();
-    let Some((stamps, updated)) = fold_reads_checked(conn, &names, &updates, at)? else {
-        return Ok(None);
-    };
-    let holds = |e: &Expected| stamps.get(&e.name) == Some(&e.stamp);
-    let gone: Vec<Fold> = folds
-        .into_iter()
-        .zip(&updates)
-        .filter(|(fold, update)| {
-            !updated.contains(&update.record) && fold.expected.is_none_or(holds)
-        })
-        .map(|(fold, _)| fold)
-        .collect();
-    if !gone.is_empty() {
-        let opened = write(conn, records, at, &[], &gone)?;
-        records.open.extend(opened);
-    }
-    records.open.retain(|_, (_, until)| *until > at);
-    Ok(Some(
-        batch
-            .iter()
-            .map(|job| job.expected.as_ref().is_none_or(holds))
-            .collect(),
-    ))
 }
 
 /// Which jobs' expectations hold: a job without one always does.

@@ -1,7 +1,5 @@
 //! Rows of API tokens (only a hash of each secret) and of the audit log.
 
-use std::collections::HashMap;
-
 use diesel::prelude::*;
 use serde::Serialize;
 
@@ -176,99 +174,6 @@ pub fn add_to_audit(
         .execute(conn)?;
     Ok(n == 1)
 }
-
-/// Reads to fold into an open record in [`fold_reads_checked`]: `count` more, the last
-/// by `last_request_id`, but only if the block `expected` (if any) is still at its stamp.
-#[derive(Debug)]
-pub struct FoldUpdate<'a> {
-    pub record: i64,
-    pub count: i64,
-    pub last_request_id: &'a str,
-    pub expected: Option<(&'a str, &'a crate::block::BlockStamp)>,
-}
-
-/// What [`fold_reads_checked`] found: the stamps of the named blocks, and which records
-/// took their reads.
-pub type OneTrip = (HashMap<String, crate::block::BlockStamp>, Vec<i64>);
-
-/// The audit writer's common batch in one statement (PostgreSQL; `None` on SQLite,
-/// where a statement costs no round trip): reads the stamps of the blocks `names`, and
-/// adds each update's reads to its record where its block is still at the expected
-/// stamp, in the same snapshot. One round trip and one commit instead of two.
-pub fn fold_reads_checked(
-    conn: &mut StoreConnection,
-    names: &[&str],
-    updates: &[FoldUpdate],
-    at: i64,
-) -> Result<Option<OneTrip>> {
-    #[cfg(feature = "postgres")]
-    if let StoreConnection::Postgresql(conn) = conn {
-        use diesel::sql_types::{Array, BigInt, Nullable, Text};
-        #[derive(QueryableByName)]
-        struct Found {
-            #[diesel(sql_type = Nullable<Text>)]
-            stamps: Option<String>,
-            #[diesel(sql_type = Nullable<Text>)]
-            updated: Option<String>,
-        }
-        let rows: Vec<serde_json::Value> = updates
-            .iter()
-            .map(|u| {
-                let (name, stamp) = u.expected.map_or((None, None), |(n, s)| (Some(n), Some(s)));
-                serde_json::json!({
-                    "rec": u.record, "n": u.count, "last_rid": u.last_request_id,
-                    "bname": name, "bid": stamp.map(|s| &s.id),
-                    "bver": stamp.map(|s| s.version), "bupd": stamp.map(|s| s.updated_at),
-                })
-            })
-            .collect();
-        let found: Found = diesel::sql_query(ONE_TRIP)
-            .bind::<Array<Text>, _>(names)
-            .bind::<Text, _>(serde_json::Value::Array(rows).to_string())
-            .bind::<BigInt, _>(at)
-            .get_result(conn)?;
-        let parse = |text: Option<String>| text.unwrap_or_else(|| "[]".into());
-        let stamps: Vec<(String, String, i64, i64)> = serde_json::from_str(&parse(found.stamps))
-            .map_err(|e| Error::Store(format!("reading block stamps: {e}")))?;
-        let updated: Vec<i64> = serde_json::from_str(&parse(found.updated))
-            .map_err(|e| Error::Store(format!("reading folded records: {e}")))?;
-        let stamps = stamps
-            .into_iter()
-            .map(|(name, id, version, updated_at)| {
-                let stamp = crate::block::BlockStamp {
-                    id,
-                    version,
-                    updated_at,
-                };
-                (name, stamp)
-            })
-            .collect();
-        return Ok(Some((stamps, updated)));
-    }
-    let _ = (conn, names, updates, at);
-    Ok(None)
-}
-
-/// See [`fold_reads_checked`]: `$1` the block names, `$2` the updates as JSON, `$3`
-/// the time of the batch.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-const ONE_TRIP: &str = "\
-WITH w AS (
-    SELECT * FROM json_to_recordset($2::json)
-        AS w(rec bigint, n bigint, last_rid text, bname text, bid text, bver bigint, bupd bigint)
-), s AS (
-    SELECT name, id, version, updated_at FROM blocks WHERE name = ANY($1)
-), u AS (
-    UPDATE audit_log AS a
-    SET event_count = a.event_count + w.n, last_at = $3, last_request_id = w.last_rid
-    FROM w
-    WHERE a.id = w.rec AND (w.bname IS NULL OR EXISTS (
-        SELECT 1 FROM blocks AS b WHERE b.name = w.bname AND b.id = w.bid
-            AND b.version = w.bver AND b.updated_at = w.bupd))
-    RETURNING a.id
-)
-SELECT (SELECT json_agg(json_build_array(name, id, version, updated_at)) FROM s)::text AS stamps,
-       (SELECT json_agg(id) FROM u)::text AS updated";
 
 /// Inserts the first `N` rows with a statement of a fixed shape (cached by diesel);
 /// returns the rest.

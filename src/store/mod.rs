@@ -25,8 +25,8 @@ mod types;
 mod url;
 
 pub use access::{
-    AuditFilter, AuditRow, CLOCK_MARGIN, FoldUpdate, NewAuditRow, TokenRow, add_to_audit,
-    fold_reads_checked, insert_audit, insert_open_audit,
+    AuditFilter, AuditRow, CLOCK_MARGIN, NewAuditRow, TokenRow, add_to_audit, insert_audit,
+    insert_open_audit,
 };
 pub use backup::StoreRows;
 pub use blocks::{BlockRow, ChangeKind, DELETED, SealedRow, VersionRow, block_stamps};
