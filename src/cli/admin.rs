@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::output::{Printer, details, pretty, table};
@@ -262,11 +261,7 @@ pub fn keys(cmd: KeyCommand, registry: &Registry, out: &Printer) -> Result<()> {
             });
         }
         KeyCommand::Rotate => {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template("re-encrypting {bar:40} {pos}/{len} rows ({eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
+            let bar = super::output::progress_bar(0, "re-encrypting", "rows");
             let report = registry.rotate_data_key(|done, total| {
                 bar.set_length(total);
                 bar.set_position(done);

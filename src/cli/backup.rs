@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::Printer;
 use crate::config::Config;
@@ -62,11 +61,7 @@ pub fn restore(config: Config, args: RestoreArgs, out: &Printer) -> Result<()> {
             args.file.display()
         ))
     })?;
-    let bar = ProgressBar::new(file.rows.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("restoring {bar:40} {pos}/{len} rows ({eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = super::output::progress_bar(file.rows.len() as u64, "restoring", "rows");
     let report = restore_store(config, &file, &mut |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     out.emit(&report, || summary("restored", &report, &args.file));

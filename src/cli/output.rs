@@ -62,6 +62,17 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// A table with a header row.
+/// A progress bar on stderr for long work: `{verb} [bar] done/total {unit} (eta)`.
+pub fn progress_bar(len: u64, verb: &str, unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let template = format!("{verb} {{bar:40}} {{pos}}/{{len}} {unit} ({{eta}})");
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut table = Table::new();
     table

@@ -285,11 +285,7 @@ fn export_audit(registry: &Registry, since: Option<String>, mut after: i64) -> R
 
 fn prune_audit(registry: &Registry, before: &str, out: &Printer) -> Result<()> {
     let before = crate::time::parse_since(before)?;
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("pruning {bar:40} {pos}/{len} records ({eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = super::output::progress_bar(0, "pruning", "records");
     let actor = format!(
         "local:{}",
         std::env::var("USER").unwrap_or_else(|_| "cli".into())
