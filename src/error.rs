@@ -68,6 +68,11 @@ pub enum Error {
     #[error("{0}")]
     DecryptionFailed(String),
 
+    /// An export's secrets do not open with the passphrase or identity given: the
+    /// caller's input, not the store's data (which is `DecryptionFailed`).
+    #[error("{0}")]
+    WrongExportKey(String),
+
     #[error("{0}")]
     InsecureKeyFile(String),
 
@@ -161,6 +166,7 @@ impl Error {
             Error::InvalidMasterKey(_) => "INVALID_MASTER_KEY",
             Error::WrongMasterKey { .. } => "WRONG_MASTER_KEY",
             Error::DecryptionFailed(_) => "DECRYPTION_FAILED",
+            Error::WrongExportKey(_) => "WRONG_EXPORT_KEY",
             Error::InsecureKeyFile(_) => "INSECURE_KEY_FILE",
             Error::Keyring(_) => "KEYRING_ERROR",
             Error::StoreNotMigrated(_) => "STORE_NOT_MIGRATED",
@@ -235,6 +241,7 @@ const REMOTE_CODES: &[&str] = &[
     "STORE_ERROR",
     "AUDIT_UNAVAILABLE",
     "DECRYPTION_FAILED",
+    "WRONG_EXPORT_KEY",
     "NOT_FOUND",
     "BAD_REQUEST",
     "UNSUPPORTED_MEDIA_TYPE",

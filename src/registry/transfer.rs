@@ -399,10 +399,18 @@ fn seal(key: &SecretsKey, secrets: &BTreeMap<String, Secrets>) -> Result<String>
 }
 
 fn open(identity: &SecretsIdentity, sealed: &str) -> Result<BTreeMap<String, Secrets>> {
-    let failed = |err: age::DecryptError| {
-        Error::DecryptionFailed(format!(
-            "the export's secrets do not open with this key: {err}"
-        ))
+    // The export is the caller's input: a key that does not fit is WRONG_EXPORT_KEY and
+    // a file that is not age is INVALID_INPUT, never the store's DECRYPTION_FAILED.
+    let failed = |err: age::DecryptError| match err {
+        age::DecryptError::DecryptionFailed
+        | age::DecryptError::KeyDecryptionFailed
+        | age::DecryptError::NoMatchingKeys
+        | age::DecryptError::InvalidMac => Error::WrongExportKey(format!(
+            "the export's secrets do not open with this passphrase or identity: {err}"
+        )),
+        other => Error::InvalidInput(format!(
+            "the export's secrets are not an age file this can open: {other}"
+        )),
     };
     let plaintext = zeroize::Zeroizing::new(match identity {
         SecretsIdentity::Identity(i) => {
@@ -414,5 +422,5 @@ fn open(identity: &SecretsIdentity, sealed: &str) -> Result<BTreeMap<String, Sec
         }
     });
     serde_json::from_slice(&plaintext)
-        .map_err(|_| Error::DecryptionFailed("the export's secrets are malformed".into()))
+        .map_err(|_| Error::InvalidInput("the export's secrets are malformed".into()))
 }

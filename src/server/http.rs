@@ -90,9 +90,10 @@ impl From<Error> for ApiError {
             Error::Forbidden(_) => Status::Forbidden,
             Error::StoreUnavailable(_) | Error::AuditUnavailable(_) => Status::ServiceUnavailable,
             Error::Provision { code, .. } => provision_status(*code),
-            Error::Connect { .. } | Error::RequirementNotMet(_) | Error::NotAConnection { .. } => {
-                Status::UnprocessableEntity
-            }
+            Error::Connect { .. }
+            | Error::RequirementNotMet(_)
+            | Error::NotAConnection { .. }
+            | Error::WrongExportKey(_) => Status::UnprocessableEntity,
             _ => Status::InternalServerError,
         };
         // Internal details (database errors, the store's address) stay in the server's

@@ -212,7 +212,7 @@ fn passphrase_exports_and_whole_blocks_as_documents() {
             "--passphrase-file",
             wrong.to_str().unwrap(),
         ])
-        .fails_with("DECRYPTION_FAILED");
+        .fails_with("WRONG_EXPORT_KEY");
     target.ok(&[
         "import",
         sealed.to_str().unwrap(),
@@ -312,6 +312,34 @@ fn export_and_import_over_http() {
     // Without the identity the secrets cannot be opened.
     let refused = target_api.post("/import", &json!({"export": sealed.body}));
     assert_eq!(refused.status, 400, "{}", refused.text);
+    // A key that does not fit is the caller's mistake (422), as is a file that is not
+    // age (400); neither is the store's DECRYPTION_FAILED, and neither writes.
+    let before = target.json(&["block", "ls"]);
+    let other = age::x25519::Identity::generate();
+    let mut not_age = sealed.body.clone();
+    not_age["secrets"] = json!("not age");
+    for (body, status, code) in [
+        (
+            json!({"export": sealed.body, "identity": other.to_string().expose_secret()}),
+            422,
+            "WRONG_EXPORT_KEY",
+        ),
+        (
+            json!({"export": sealed.body, "passphrase": ""}),
+            422,
+            "WRONG_EXPORT_KEY",
+        ),
+        (
+            json!({"export": not_age, "passphrase": "x"}),
+            400,
+            "INVALID_INPUT",
+        ),
+    ] {
+        let answer = target_api.post("/import?existing=overwrite", &body);
+        assert_eq!(answer.status, status, "{}", answer.text);
+        assert_eq!(answer.body["error"]["code"], code, "{}", answer.text);
+    }
+    assert_eq!(target.json(&["block", "ls"]), before);
     for log in [server.log(), target_server.log()] {
         assert!(!log.contains(PLANTED) && !log.contains("AGE-SECRET-KEY"));
     }
