@@ -209,7 +209,6 @@ fn rocket_config(options: &ServerOptions) -> rocket::Config {
     config
 }
 
-/// Drops expired kept blocks (and the secrets they hold) every `every`.
 /// How long audit records are kept unless `--audit-retention` says otherwise: long
 /// enough for a quarterly review, short enough that the log does not grow for ever.
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -248,6 +247,7 @@ fn audit_pruner(registry: Registry, retention: Duration) -> rocket::fairing::AdH
     })
 }
 
+/// Drops expired kept blocks (and the secrets they hold) every `every`.
 fn cache_sweeper(blocks: Arc<cache::BlockCache>, every: Duration) -> rocket::fairing::AdHoc {
     rocket::fairing::AdHoc::on_liftoff("block cache sweeper", move |_| {
         Box::pin(async move {
