@@ -2,7 +2,8 @@
 # Load benchmark of the HTTP API: wrk against GET /api/v1/blocks/<name>?include_secrets=true
 # and against the route stock Prefect clients use (/prefect/api/block_types/slug/.../
 # block_documents/name/...?include_secrets=true), with 1,000 blocks stored, 16 connections,
-# 20 s, on SQLite and PostgreSQL, and against the static /health route of the same server
+# 20 s, on SQLite and PostgreSQL, against the masked lookup (no include_secrets: nothing
+# to record, but the kept block is still checked against the store), and against the static /health route of the same server
 # (the framework's ceiling). Reports requests/s,
 # p50/p99 latency, errors and the server's peak RSS.
 #
@@ -71,11 +72,14 @@ bench_store() {
   : > "$work/lookup.txt"
   : > "$work/prefect.txt"
   : > "$work/static.txt"
+  : > "$work/masked.txt"
   for run in $(seq 1 "$RUNS"); do
     echo "$label: GET /api/v1/blocks/crdb-$((BLOCKS / 2))?include_secrets=true (run $run)"
     run_wrk "http://127.0.0.1:$PORT/api/v1/blocks/crdb-$((BLOCKS / 2))?include_secrets=true" "$token" "$work/lookup.txt"
     echo "$label: GET /prefect/api/.../block_documents/name/crdb-$((BLOCKS / 2))?include_secrets=true (run $run)"
     run_wrk "http://127.0.0.1:$PORT/prefect/api/block_types/slug/sqlalchemy-connector/block_documents/name/crdb-$((BLOCKS / 2))?include_secrets=true" "$token" "$work/prefect.txt"
+    echo "$label: GET /api/v1/blocks/crdb-$((BLOCKS / 2)), masked (run $run)"
+    run_wrk "http://127.0.0.1:$PORT/api/v1/blocks/crdb-$((BLOCKS / 2))" "$token" "$work/masked.txt"
     echo "$label: GET /health, static route (run $run)"
     run_wrk "http://127.0.0.1:$PORT/health" "$token" "$work/static.txt"
   done
@@ -85,6 +89,7 @@ bench_store() {
   static=$(cut -d' ' -f1 "$work/static.txt" | median)
   echo "  median of $RUNS: lookup $lookup requests/s (p99 $(cut -d' ' -f2 "$work/lookup.txt" | median) ms), static $static requests/s; lookup/static $(awk -v a="$lookup" -v b="$static" 'BEGIN {printf "%.0f%%", 100 * a / b}')"
   echo "  median of $RUNS: prefect $prefect requests/s (p99 $(cut -d' ' -f2 "$work/prefect.txt" | median) ms); prefect/lookup $(awk -v a="$prefect" -v b="$lookup" 'BEGIN {printf "%.0f%%", 100 * a / b}')"
+  echo "  median of $RUNS: masked $(cut -d' ' -f1 "$work/masked.txt" | median) requests/s (p99 $(cut -d' ' -f2 "$work/masked.txt" | median) ms)"
   echo "  server peak RSS: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$server_pid/status)"
   echo "  audit records written: $("$BIN" audit ls --limit 1 -o json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["id"] if r else 0)')"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
