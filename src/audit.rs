@@ -101,6 +101,25 @@ struct Job {
 #[derive(Clone, Debug)]
 pub struct AuditLog {
     queue: mpsc::SyncSender<Job>,
+    finished: WritersFinished,
+}
+
+/// Tells when every writer thread has ended, its store connection closed (SQLite
+/// removes its WAL file when the last connection closes cleanly). A writer ends once
+/// every [`AuditLog`] handle is dropped and the batch in hand is committed.
+#[derive(Clone, Debug)]
+pub struct WritersFinished(Arc<Mutex<mpsc::Receiver<()>>>);
+
+impl WritersFinished {
+    /// Waits up to `limit` for the writers to end; whether they did.
+    pub fn wait(&self, limit: Duration) -> bool {
+        let done = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Nothing is ever sent: the channel closes as the last writer drops its end.
+        matches!(
+            done.recv_timeout(limit),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        )
+    }
 }
 
 const BATCH: usize = 512;
@@ -115,14 +134,29 @@ impl AuditLog {
             _ => options.writers.max(1),
         };
         let window = i64::try_from(options.fold_window.as_millis()).unwrap_or(i64::MAX);
+        let (alive, finished) = mpsc::channel::<()>();
         for n in 0..writers {
-            let (store, rx) = (store.clone(), rx.clone());
+            let (store, rx, alive) = (store.clone(), rx.clone(), alive.clone());
             std::thread::Builder::new()
                 .name(format!("audit-writer-{n}"))
-                .spawn(move || write_batches(&store, &rx, window))
+                .spawn(move || {
+                    write_batches(&store, &rx, window);
+                    // Its connection is closed by now; so is the pool's, if this was
+                    // the last handle to it. Then the thread counts as ended.
+                    drop(store);
+                    drop(alive);
+                })
                 .expect("spawning an audit writer thread");
         }
-        AuditLog { queue }
+        AuditLog {
+            queue,
+            finished: WritersFinished(Arc::new(Mutex::new(finished))),
+        }
+    }
+
+    /// What tells when the writer threads have ended (see [`WritersFinished`]).
+    pub fn finished(&self) -> WritersFinished {
+        self.finished.clone()
     }
 
     /// Records an event; resolves once it is committed.

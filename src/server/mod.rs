@@ -262,8 +262,13 @@ fn cache_sweeper(blocks: Arc<cache::BlockCache>, every: Duration) -> rocket::fai
     })
 }
 
+/// How long a stopping server waits for its audit writers to commit what they hold and
+/// close their store connections.
+const WRITERS_GRACE: Duration = Duration::from_secs(5);
+
 /// Checks the store and master key, then serves until SIGINT/SIGTERM (in-flight
-/// requests are finished first).
+/// requests are finished first, then the audit writers, so store connections close
+/// cleanly and SQLite leaves no WAL file behind).
 pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
     registry.verify_master_key()?;
     let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
@@ -271,7 +276,7 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
         .thread_name("blockyard-http")
         .build()
         .map_err(|err| Error::io("starting the server runtime", err))?;
-    runtime.block_on(async move {
+    let writers = runtime.block_on(async move {
         let address = options.address;
         let port = options.port;
         let rocket = app(registry, &options)?
@@ -288,6 +293,7 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
             .ignite()
             .await
             .map_err(|err| Error::Config(format!("cannot start the server: {err}")))?;
+        let writers = rocket.state::<State>().map(|state| state.audit.finished());
         rocket.launch().await.map_err(|err| match err.kind() {
             rocket::error::ErrorKind::Bind(source) => Error::AddressUnavailable(format!(
                 "cannot listen on {address}:{port}: {source}; choose another port with \
@@ -295,6 +301,19 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
             )),
             _ => Error::Config(format!("the server stopped: {err}")),
         })?;
-        Ok(())
-    })
+        Ok::<_, Error>(writers)
+    })?;
+    // The runtime's tasks hold the last handles to the store; once they are gone, the
+    // writers see their queue close and end.
+    drop(runtime);
+    if let Some(writers) = writers
+        && !writers.wait(WRITERS_GRACE)
+    {
+        eprintln!(
+            "{}",
+            json!({"ts": crate::time::rfc3339(crate::time::now_millis()),
+                   "event": "stopped", "warning": "the audit writers did not end in time"})
+        );
+    }
+    Ok(())
 }

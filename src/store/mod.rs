@@ -137,6 +137,19 @@ struct AppliedRow {
 pub struct WriterConnection {
     pub conn: StoreConnection,
     committed: Option<std::sync::mpsc::SyncSender<()>>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WriterConnection {
+    /// Ends the checkpoint thread and waits for it (at most one [`CHECKPOINT_EVERY`]),
+    /// so its connection is closed before the writer's: the last to close removes the
+    /// WAL, and a stopping server leaves none behind.
+    fn drop(&mut self) {
+        self.committed = None;
+        if let Some(thread) = self.checkpointer.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl WriterConnection {
@@ -233,24 +246,28 @@ impl Store {
             ))
         };
         let conn = manager.connect().map_err(unavailable)?;
-        let mut committed = None;
+        let (mut committed, mut checkpointer) = (None, None);
         if self.url.backend() == Backend::Sqlite {
-            let mut checkpointer = manager.connect().map_err(unavailable)?;
+            let mut checkpoint_conn = manager.connect().map_err(unavailable)?;
             let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name("wal-checkpoint".into())
                 .spawn(move || {
                     // Ends when the writer's connection is dropped. A failed checkpoint
                     // is left to the writer's automatic ones.
                     while rx.recv().is_ok() {
-                        let _ = checkpointer.batch_execute("PRAGMA wal_checkpoint(PASSIVE)");
+                        let _ = checkpoint_conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)");
                         std::thread::sleep(CHECKPOINT_EVERY);
                     }
                 })
                 .map_err(|err| Error::io("starting the checkpoint thread", err))?;
-            committed = Some(tx);
+            (committed, checkpointer) = (Some(tx), Some(thread));
         }
-        Ok(WriterConnection { conn, committed })
+        Ok(WriterConnection {
+            conn,
+            committed,
+            checkpointer,
+        })
     }
 
     pub(crate) fn conn(&self) -> Result<Conn> {

@@ -283,3 +283,28 @@ on_both_stores!(
         drop(server);
     }
 );
+
+/// A stopped server commits what its audit writers hold and closes their connections
+/// (the checkpointer's first), so SQLite removes its WAL: the store is one file again,
+/// ready to copy, and the reads are in it.
+#[test]
+fn a_stopped_server_leaves_no_wal_behind() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, "planted-AUDIT-secret", &[]).success();
+    let server = Server::start(&env, &["--audit-window", "0"]);
+    reads(&env, &server, 5);
+    let wal = env.data_dir().join("blockyard.db-wal");
+    assert!(wal.exists(), "the server runs in WAL mode");
+    drop(server);
+    for leftover in ["blockyard.db-wal", "blockyard.db-shm"] {
+        assert!(
+            !env.data_dir().join(leftover).exists(),
+            "{leftover} was left behind"
+        );
+    }
+    let log = env.json(&["audit", "ls", "--block", "crdb-sage"]);
+    let reads = log.as_array().unwrap().iter();
+    let reads = reads.filter(|r| r["action"] == "read-secrets").count();
+    assert_eq!(reads, 5, "{log}");
+}
