@@ -85,6 +85,11 @@ pub enum BlockCommand {
         /// At most this many blocks.
         #[arg(long)]
         limit: Option<u32>,
+        /// Only names after this one: the next page after a page that ended with NAME
+        /// (`--limit 100 --after crdb-0999`), read from the name index, so every page
+        /// is as fast as the first.
+        #[arg(long, value_name = "NAME")]
+        after: Option<BlockName>,
     },
     /// Show one block; secrets are masked unless --show-secrets.
     #[command(visible_alias = "show")]
@@ -200,7 +205,17 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             block_type,
             prefix,
             limit,
-        } => list(registry, out, block_type, prefix, limit),
+            after,
+        } => list(
+            registry,
+            out,
+            BlockFilter {
+                block_type,
+                name_prefix: prefix,
+                after: after.map(|name| name.to_string()),
+                limit: limit.map(i64::from),
+            },
+        ),
         BlockCommand::Inspect { name, show_secrets } => inspect(registry, &name, show_secrets, out),
         BlockCommand::Update {
             name,
@@ -379,19 +394,8 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
     Ok(())
 }
 
-fn list(
-    registry: &Registry,
-    out: &Printer,
-    block_type: Option<String>,
-    prefix: Option<String>,
-    limit: Option<u32>,
-) -> Result<()> {
-    let blocks = registry.list_blocks(&BlockFilter {
-        block_type,
-        name_prefix: prefix,
-        after: None,
-        limit: limit.map(i64::from),
-    })?;
+fn list(registry: &Registry, out: &Printer, filter: BlockFilter) -> Result<()> {
+    let blocks = registry.list_blocks(&filter)?;
     out.emit(&blocks, || {
         if blocks.is_empty() {
             return "no blocks; create one with `blockyard block create`".into();

@@ -160,6 +160,18 @@ on_both_stores!(list_filters_by_type_and_prefix, |env: TestEnv| {
     assert_eq!(names(&["--prefix", "pg_"]), ["pg_main"]);
     assert!(names(&["--prefix", "crdb_"]).is_empty());
     assert_eq!(names(&["--limit", "2"]), ["crdb-a", "crdb-b"]);
+    // The next page starts after the last name of the one before.
+    assert_eq!(
+        names(&["--limit", "2", "--after", "crdb-b"]),
+        ["crdb-token", "pg_main"]
+    );
+    assert_eq!(
+        names(&["--prefix", "crdb-", "--after", "crdb-a"]),
+        ["crdb-b", "crdb-token"]
+    );
+    assert!(names(&["--after", "pg_main"]).is_empty());
+    env.run(&["block", "ls", "--after", "Bad Name"])
+        .fails_with("INVALID_BLOCK_NAME");
 });
 
 on_both_stores!(url_and_env_forms, |env: TestEnv| {
