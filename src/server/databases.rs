@@ -234,12 +234,8 @@ fn run_due(registry: &Registry) -> crate::error::Result<()> {
                     subject: block.clone(),
                 };
                 if let Err(err) = registry.on_behalf(record).rotate_password(&block, &admin) {
-                    eprintln!(
-                        "{}",
-                        serde_json::json!({"ts": crate::time::rfc3339(crate::time::now_millis()),
-                            "scheduler": "rotate-password", "block": block, "error": err.code(),
-                            "detail": err.to_string()})
-                    );
+                    super::http::log_line(serde_json::json!({"scheduler": "rotate-password",
+                        "block": block, "error": err.code(), "detail": err.to_string()}));
                 }
             }
             Ok(())

@@ -479,6 +479,17 @@ pub struct RequestLog {
     pub enabled: bool,
 }
 
+/// Writes one line of the server's log on stderr: `fields` (a JSON object) with the
+/// time as `ts`. Request lines, the start-up line and the schedulers' errors all take
+/// this shape, so one parser reads the whole log.
+pub(super) fn log_line(mut fields: serde_json::Value) {
+    if let Some(object) = fields.as_object_mut() {
+        let now = crate::time::rfc3339(crate::time::now_millis());
+        object.insert("ts".into(), now.into());
+    }
+    eprintln!("{fields}");
+}
+
 #[rocket::async_trait]
 impl Fairing for RequestLog {
     fn info(&self) -> Info {
@@ -500,8 +511,7 @@ impl Fairing for RequestLog {
         }
         let actor = req.local_cache(|| LoggedActor("-".into()));
         let code = req.local_cache(|| ErrorCode(None, None));
-        let line = json!({
-            "ts": crate::time::rfc3339(crate::time::now_millis()),
+        log_line(json!({
             "request_id": start.id,
             "method": req.method().as_str(),
             // Decoded, so grepping the log for `crdb-sage` finds `/blocks/crdb%2Dsage`.
@@ -511,8 +521,7 @@ impl Fairing for RequestLog {
             "actor": actor.0,
             "error": code.0,
             "detail": code.1,
-        });
-        eprintln!("{line}");
+        }));
     }
 }
 

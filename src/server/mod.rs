@@ -235,11 +235,7 @@ fn audit_pruner(registry: Registry, retention: Duration) -> rocket::fairing::AdH
                     })
                     .await;
                     if let Ok(Err(err)) | Ok(Ok(Some(Err(err)))) = pruned {
-                        eprintln!(
-                            "{}",
-                            serde_json::json!({"ts": crate::time::rfc3339(crate::time::now_millis()),
-                                "scheduler": "prune-audit", "error": err.code()})
-                        );
+                        http::log_line(json!({"scheduler": "prune-audit", "error": err.code()}));
                     }
                 }
             });
@@ -283,11 +279,8 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
             .attach(rocket::fairing::AdHoc::on_liftoff("listening", move |_| {
                 // Logged once the socket is bound, never before.
                 Box::pin(async move {
-                    eprintln!(
-                        "{}",
-                        json!({"ts": crate::time::rfc3339(crate::time::now_millis()),
-                               "event": "listening", "address": address.to_string(), "port": port})
-                    );
+                    http::log_line(json!({"event": "listening",
+                        "address": address.to_string(), "port": port}));
                 })
             }))
             .ignite()
@@ -309,11 +302,8 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
     if let Some(writers) = writers
         && !writers.wait(WRITERS_GRACE)
     {
-        eprintln!(
-            "{}",
-            json!({"ts": crate::time::rfc3339(crate::time::now_millis()),
-                   "event": "stopped", "warning": "the audit writers did not end in time"})
-        );
+        http::log_line(json!({"event": "stopped",
+            "warning": "the audit writers did not end in time"}));
     }
     Ok(())
 }

@@ -294,14 +294,11 @@ fn a_stopped_server_leaves_no_wal_behind() {
     create_crdb_sage(&env, "planted-AUDIT-secret", &[]).success();
     let server = Server::start(&env, &["--audit-window", "0"]);
     reads(&env, &server, 5);
-    let wal = env.data_dir().join("blockyard.db-wal");
+    let [wal, shm] = ["blockyard.db-wal", "blockyard.db-shm"].map(|f| env.data_dir().join(f));
     assert!(wal.exists(), "the server runs in WAL mode");
     drop(server);
-    for leftover in ["blockyard.db-wal", "blockyard.db-shm"] {
-        assert!(
-            !env.data_dir().join(leftover).exists(),
-            "{leftover} was left behind"
-        );
+    for leftover in [wal, shm] {
+        assert!(!leftover.exists(), "{} was left behind", leftover.display());
     }
     let log = env.json(&["audit", "ls", "--block", "crdb-sage"]);
     let reads = log.as_array().unwrap().iter();
