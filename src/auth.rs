@@ -1,6 +1,8 @@
 //! API tokens and their scopes: creation (the secret is shown once, only its SHA-256 is
 //! stored), verification in constant time with a short-lived cache, revocation, and
-//! the permission check every HTTP route makes.
+//! the permission check every HTTP route makes. Every token row carries an HMAC under a
+//! key derived from the master key ([`row_mac`]), so a row written or edited by anyone
+//! without the master key (a store-row writer, an edited backup) verifies nothing.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,6 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::crypto::TokenKey;
 use crate::error::{Error, Result};
 use crate::store::{Store, TokenRow};
 use crate::time::now_millis;
@@ -186,11 +189,12 @@ impl fmt::Debug for NewToken {
     }
 }
 
-fn info(row: &TokenRow) -> Result<TokenInfo> {
+fn info(row: &TokenRow, key: &TokenKey) -> Result<TokenInfo> {
     let scopes: Vec<String> = serde_json::from_str(&row.scopes)
         .map_err(|_| Error::Store(format!("token {:?} has unreadable scopes", row.name)))?;
     let now = now_millis();
     let state = match (row.revoked_at, row.expires_at) {
+        _ if !row_verifies(key, row) => "unbound",
         (Some(_), _) => "revoked",
         (None, Some(at)) if at <= now => "expired",
         _ => "active",
@@ -210,9 +214,38 @@ fn hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// What a token row's MAC covers: everything that decides whom it lets in and how far.
+fn mac_message(row: &TokenRow) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!([
+        "blockyard/v1/token",
+        row.id,
+        row.name,
+        URL_SAFE_NO_PAD.encode(&row.secret_hash),
+        row.scopes,
+        row.created_at,
+        row.expires_at,
+        row.revoked_at,
+    ]))
+    .unwrap_or_default()
+}
+
+/// The MAC that binds a token row to the master key.
+pub fn row_mac(key: &TokenKey, row: &TokenRow) -> Vec<u8> {
+    key.tag(&mac_message(row))
+}
+
+/// Whether a token row carries a MAC made with this master key for exactly its
+/// contents (a row made or edited without the master key does not).
+pub fn row_verifies(key: &TokenKey, row: &TokenRow) -> bool {
+    row.mac
+        .as_deref()
+        .is_some_and(|tag| key.verifies(&mac_message(row), tag))
+}
+
 /// Creates a token. The returned secret is shown once; only its hash is stored.
 pub fn create_token(
     store: &Store,
+    key: &TokenKey,
     name: &str,
     scopes: &[String],
     expires_in: Option<Duration>,
@@ -237,7 +270,7 @@ pub fn create_token(
     let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
     let secret = format!("{PREFIX}_{id}_{}", URL_SAFE_NO_PAD.encode(random));
     let now = now_millis();
-    let row = TokenRow {
+    let mut row = TokenRow {
         id,
         name: name.to_owned(),
         secret_hash: hash(&secret).to_vec(),
@@ -245,10 +278,12 @@ pub fn create_token(
         created_at: now,
         expires_at: expires_in.map(|d| now + d.as_millis() as i64),
         revoked_at: None,
+        mac: None,
     };
+    row.mac = Some(row_mac(key, &row));
     store.insert_token(&row)?;
     Ok(NewToken {
-        info: info(&row)?,
+        info: info(&row, key)?,
         secret,
     })
 }
@@ -260,12 +295,12 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
         .map_err(|_| Error::Store("the OS random number generator failed".into()))
 }
 
-pub fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>> {
-    store.tokens()?.iter().map(info).collect()
+pub fn list_tokens(store: &Store, key: &TokenKey) -> Result<Vec<TokenInfo>> {
+    store.tokens()?.iter().map(|row| info(row, key)).collect()
 }
 
-pub fn revoke_token(store: &Store, name_or_id: &str) -> Result<()> {
-    match store.revoke_token(name_or_id, now_millis())? {
+pub fn revoke_token(store: &Store, key: &TokenKey, name_or_id: &str) -> Result<()> {
+    match store.revoke_token(name_or_id, now_millis(), |row| row_mac(key, row))? {
         true => Ok(()),
         false => Err(Error::InvalidInput(format!(
             "no active token named {name_or_id:?}; `blockyard token ls` lists them"
@@ -287,6 +322,7 @@ fn token_id(token: &str) -> Option<&str> {
 /// that time.
 pub struct Verifier {
     store: Store,
+    key: TokenKey,
     ttl: Duration,
     cache: RwLock<HashMap<String, Cached>>,
 }
@@ -304,8 +340,12 @@ struct Known {
 }
 
 impl Known {
-    /// `None` for a row whose scopes do not parse (it then verifies nothing).
-    fn from_row(row: TokenRow) -> Option<Known> {
+    /// `None` for a row whose scopes do not parse or that is not bound to the master
+    /// key (it then verifies nothing).
+    fn from_row(row: TokenRow, key: &TokenKey) -> Option<Known> {
+        if !row_verifies(key, &row) {
+            return None;
+        }
         let scopes: Vec<String> = serde_json::from_str(&row.scopes).ok()?;
         Some(Known {
             secret_hash: row.secret_hash,
@@ -342,9 +382,10 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    pub fn new(store: Store, ttl: Duration) -> Self {
+    pub fn new(store: Store, key: TokenKey, ttl: Duration) -> Self {
         Verifier {
             store,
+            key,
             ttl,
             cache: RwLock::new(HashMap::new()),
         }
@@ -379,7 +420,7 @@ impl Verifier {
         let known = self
             .store
             .token(id)?
-            .and_then(Known::from_row)
+            .and_then(|row| Known::from_row(row, &self.key))
             .map(Arc::new);
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 10_000 {

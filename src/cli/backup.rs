@@ -62,8 +62,15 @@ pub fn restore(config: Config, args: RestoreArgs, out: &Printer) -> Result<()> {
         ))
     })?;
     let bar = super::output::progress_bar(file.rows.len() as u64, "restoring", "rows");
-    let report = restore_store(config, &file, &mut |n| bar.inc(n as u64))?;
+    let report = restore_store(config, file, &mut |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
+    if report.tokens_refused > 0 {
+        eprintln!(
+            "warning: {} token(s) not restored: their rows are not bound to this master key \
+             (edited in the file, or made before tokens were bound); create them anew",
+            report.tokens_refused
+        );
+    }
     out.emit(&report, || summary("restored", &report, &args.file));
     Ok(())
 }

@@ -18,6 +18,7 @@ pub use master_key::{KEYRING_SERVICE, KeySource, MasterKeyLocation, generate_mas
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use zeroize::{Zeroize, Zeroizing};
@@ -131,6 +132,46 @@ impl MasterKey {
         KeyBytes::from_slice(&raw)
             .map(DataKey)
             .ok_or_else(|| Error::DecryptionFailed(format!("data key {key_id} is malformed")))
+    }
+}
+
+impl MasterKey {
+    /// The key that binds API token rows to this master key (derived, never stored):
+    /// a row written by anyone without the master key does not verify.
+    pub fn token_key(&self) -> TokenKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.0.as_ref())
+            .expect("HMAC takes any key length");
+        mac.update(b"blockyard/v1/token-rows");
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        bytes.copy_from_slice(&mac.finalize().into_bytes());
+        TokenKey(KeyBytes(bytes))
+    }
+}
+
+/// Authenticates API token rows (HMAC-SHA256); derived from the master key.
+pub struct TokenKey(KeyBytes);
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenKey(********)")
+    }
+}
+
+impl TokenKey {
+    /// The tag of `message`.
+    pub fn tag(&self, message: &[u8]) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.0.as_ref())
+            .expect("HMAC takes any key length");
+        mac.update(message);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `tag` is the tag of `message` (in constant time).
+    pub fn verifies(&self, message: &[u8], tag: &[u8]) -> bool {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.0.as_ref())
+            .expect("HMAC takes any key length");
+        mac.update(message);
+        mac.verify_slice(tag).is_ok()
     }
 }
 
@@ -302,6 +343,15 @@ mod tests {
         let old = key.seal_for_block_v1("block-a", "k1", b"s3cr3t").unwrap();
         assert!(key.open_for_block(&here, "k1", &old, false).is_err());
         assert!(key.open_for_block(&here, "k1", &old, true).is_ok());
+    }
+
+    #[test]
+    fn token_keys_differ_per_master_key_and_tags_verify() {
+        let (one, two) = (MasterKey::generate(), MasterKey::generate());
+        let tag = one.token_key().tag(b"row");
+        assert!(one.token_key().verifies(b"row", &tag));
+        assert!(!one.token_key().verifies(b"rov", &tag));
+        assert!(!two.token_key().verifies(b"row", &tag));
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub struct PruneReport {
     pub deleted: u64,
 }
 
+/// The migration that gave token rows their MAC. Rows that exist when it is applied
+/// are bound by the same run (with the master key); rows written later without the
+/// master key never are.
+const TOKEN_BINDING: &str = "000005";
+
 /// Migrations applied to the configured store: its URL and the names applied (none
 /// when it was up to date). Works on a store the registry would refuse to open. A
 /// store whose secrets were sealed before they were bound to their block's version and
@@ -46,6 +51,15 @@ pub fn migrate(config: &Config) -> Result<(String, Vec<String>)> {
         let rows = keys.reseal_legacy(&store, |_, _| {})?;
         applied.push(format!(
             "seal-format-2 ({rows} sealed rows bound to their version and document)"
+        ));
+    }
+    let fingerprint = store.meta(super::keys::META_FINGERPRINT)?.is_some();
+    if fingerprint && applied.iter().any(|name| name.contains(TOKEN_BINDING)) {
+        let keys = KeyManager::new(config.key.clone(), config.data_dir.clone());
+        let key = keys.master(&store)?.token_key();
+        let tokens = store.bind_unbound_tokens(|row| auth::row_mac(&key, row))?;
+        applied.push(format!(
+            "token-binding ({tokens} tokens bound to the master key)"
         ));
     }
     Ok((store.url().to_string(), applied))
@@ -74,17 +88,22 @@ impl Registry {
         scopes: &[String],
         expires_in: Option<Duration>,
     ) -> Result<NewToken> {
-        self.verify_master_key()?;
-        auth::create_token(self.store()?, name, scopes, expires_in)
+        auth::create_token(self.store()?, &self.token_key()?, name, scopes, expires_in)
     }
 
+    /// Every token; a row not bound to this master key is listed as `unbound`.
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        auth::list_tokens(self.store()?)
+        auth::list_tokens(self.store()?, &self.token_key()?)
     }
 
     pub fn revoke_token(&self, name_or_id: &str) -> Result<()> {
-        self.verify_master_key()?;
-        auth::revoke_token(self.store()?, name_or_id)
+        auth::revoke_token(self.store()?, &self.token_key()?, name_or_id)
+    }
+
+    /// The key token rows are bound with (checks the master key first).
+    fn token_key(&self) -> Result<crate::crypto::TokenKey> {
+        let (store, keys) = self.local()?;
+        Ok(keys.master(store)?.token_key())
     }
 
     /// Audit records, newest first.
@@ -147,7 +166,7 @@ impl Registry {
 
     /// A verifier of bearer tokens against this store, trusting each for `ttl`.
     pub fn token_verifier(&self, ttl: Duration) -> Result<Verifier> {
-        Ok(Verifier::new(self.store()?.clone(), ttl))
+        Ok(Verifier::new(self.store()?.clone(), self.token_key()?, ttl))
     }
 
     /// Runs `work` while this registry's server is the one of those sharing the store

@@ -44,6 +44,14 @@ pub struct BackupReport {
     pub tokens: usize,
     pub audit_records: usize,
     pub rows: usize,
+    /// Token rows a restore left out: not bound to the master key (edited in the file,
+    /// or made before tokens were bound). Create them anew.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tokens_refused: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl BackupFile {
@@ -58,6 +66,7 @@ impl BackupFile {
             tokens: self.rows.api_tokens.len(),
             audit_records: self.rows.audit_log.len(),
             rows: self.rows.len(),
+            tokens_refused: 0,
         }
     }
 
@@ -100,10 +109,10 @@ impl Registry {
 /// written in one transaction, so an interrupted restore leaves the store empty.
 pub fn restore(
     config: Config,
-    file: &BackupFile,
+    mut file: BackupFile,
     progress: &mut dyn FnMut(usize),
 ) -> Result<BackupReport> {
-    check_file(file)?;
+    check_file(&file)?;
     if let Some(remote) = &config.remote {
         return Err(Error::Config(format!(
             "restore writes into a store opened here, and BLOCKYARD_URL points at the server \
@@ -112,7 +121,14 @@ pub fn restore(
         )));
     }
     let keys = KeyManager::new(config.key.clone(), config.data_dir.clone());
-    let location = keys.check_restore_key(&file.master_key_fingerprint, &file.rows.data_keys)?;
+    let (location, token_key) =
+        keys.check_restore_key(&file.master_key_fingerprint, &file.rows.data_keys)?;
+    // A token row the master key did not bind would let whoever wrote it in.
+    let before = file.rows.api_tokens.len();
+    file.rows
+        .api_tokens
+        .retain(|row| crate::auth::row_verifies(&token_key, row));
+    let tokens_refused = before - file.rows.api_tokens.len();
     let store = Store::open(config.database_url.clone(), &config.pool)?;
     let status = store.migration_status()?;
     let unknown: Vec<&String> = file
@@ -153,7 +169,9 @@ pub fn restore(
     })?;
     // The key may live elsewhere on this machine than where the backup was taken.
     store.set_meta(META_LOCATION, &location)?;
-    Ok(file.report(store.url().to_string()))
+    let mut report = file.report(store.url().to_string());
+    report.tokens_refused = tokens_refused;
+    Ok(report)
 }
 
 fn check_file(file: &BackupFile) -> Result<()> {

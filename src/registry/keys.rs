@@ -149,12 +149,12 @@ impl KeyManager {
 
     /// For a restore: the configured master key (never created here) must have the
     /// backup's fingerprint and open each of its wrapped data keys. Answers where the
-    /// key lives, to record in the restored store.
+    /// key lives, to record in the restored store, and the key token rows are bound with.
     pub(super) fn check_restore_key(
         &self,
         expected: &str,
         data_keys: &[DataKeyRow],
-    ) -> Result<String> {
+    ) -> Result<(String, crate::crypto::TokenKey)> {
         let default_source;
         let source = match &self.choice {
             KeyChoice::Explicit(source) => source,
@@ -180,7 +180,7 @@ impl KeyManager {
         for row in data_keys {
             key.unwrap(&row.id, &row.wrapped)?;
         }
-        Ok(source.location.to_hint())
+        Ok((source.location.to_hint(), key.token_key()))
     }
 
     /// The master key, loaded once and checked against the store's fingerprint before

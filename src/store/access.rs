@@ -20,6 +20,10 @@ pub struct TokenRow {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// HMAC of the rest of the row under the master key's token key (`auth::row_mac`);
+    /// absent in rows made before tokens were bound, which verify nothing.
+    #[serde(default, with = "super::backup::base64_bytes::option")]
+    pub mac: Option<Vec<u8>>,
 }
 
 /// An audit record to write.
@@ -217,17 +221,46 @@ impl Store {
         Ok(t::api_tokens.order(t::name.asc()).load(&mut *conn)?)
     }
 
-    /// Marks a token (by name or id) revoked; false if there is none not yet revoked.
-    pub fn revoke_token(&self, name_or_id: &str, at: i64) -> Result<bool> {
+    /// Marks a token (by name or id) revoked, with the row's new `mac` computed from the
+    /// revoked row; false if there is none not yet revoked.
+    pub fn revoke_token(
+        &self,
+        name_or_id: &str,
+        at: i64,
+        mac: impl Fn(&TokenRow) -> Vec<u8>,
+    ) -> Result<bool> {
         let mut conn = self.conn()?;
-        let n = diesel::update(
-            t::api_tokens
+        conn.transaction::<_, Error, _>(|conn| {
+            let found: Option<TokenRow> = t::api_tokens
                 .filter(t::name.eq(name_or_id).or(t::id.eq(name_or_id)))
-                .filter(t::revoked_at.is_null()),
-        )
-        .set(t::revoked_at.eq(Some(at)))
-        .execute(&mut *conn)?;
-        Ok(n > 0)
+                .filter(t::revoked_at.is_null())
+                .first(conn)
+                .optional()?;
+            let Some(mut row) = found else {
+                return Ok(false);
+            };
+            row.revoked_at = Some(at);
+            let tag = mac(&row);
+            let n = diesel::update(t::api_tokens.find(&row.id).filter(t::revoked_at.is_null()))
+                .set((t::revoked_at.eq(Some(at)), t::mac.eq(Some(tag))))
+                .execute(conn)?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Sets the `mac` of every token row that has none (the migration that binds
+    /// tokens to the master key); how many.
+    pub fn bind_unbound_tokens(&self, mac: impl Fn(&TokenRow) -> Vec<u8>) -> Result<usize> {
+        let mut conn = self.conn()?;
+        conn.transaction::<_, Error, _>(|conn| {
+            let rows: Vec<TokenRow> = t::api_tokens.filter(t::mac.is_null()).load(conn)?;
+            for row in &rows {
+                diesel::update(t::api_tokens.find(&row.id))
+                    .set(t::mac.eq(Some(mac(row))))
+                    .execute(conn)?;
+            }
+            Ok(rows.len())
+        })
     }
 
     pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {

@@ -63,6 +63,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        mac -> Nullable<Binary>,
     }
 }
 

@@ -13,6 +13,7 @@ mod connect;
 mod databases;
 mod everyday;
 mod hardening;
+mod hardening2;
 mod http_service;
 mod keys;
 #[cfg(feature = "mysql")]

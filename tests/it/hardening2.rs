@@ -1,0 +1,109 @@
+//! Issue 26's findings (hardening, round 2), each shown failing without its fix: token
+//! rows bound to the master key, scheduled rotation as a confused deputy, destinations
+//! of http-service blocks, imports and apply files that move a secret.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::server::{Api, Server, token};
+use crate::support::*;
+
+const PLANTED: &str = "planted-R0UND2-secret";
+
+/// SQL for a byte string literal on either store.
+fn bytes_literal(env: &TestEnv, bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match env.backend {
+        Backend::Sqlite => format!("X'{hex}'"),
+        Backend::Postgres => format!("'\\x{hex}'::bytea"),
+    }
+}
+
+// 2. A store-row writer cannot mint or widen a token without the master key.
+on_both_stores!(token_rows_need_the_master_key, |env: TestEnv| {
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let reader = token(&env, "reader", &["blocks:read"], &[]);
+    // A row written straight into the store: sha256 of a token of the writer's choosing.
+    let id = "0123456789abcdef";
+    let forged = format!("byd_{id}_{}", URL_SAFE_NO_PAD.encode([7u8; 32]));
+    let hash = bytes_literal(&env, &Sha256::digest(forged.as_bytes()));
+    env.sql(&format!(
+        "INSERT INTO api_tokens (id, name, secret_hash, scopes, created_at) \
+         VALUES ('{id}', 'forged', {hash}, '[\"admin\"]', 0)"
+    ));
+    let server = Server::start(&env, &[]);
+    let secrets = "/blocks/crdb-sage?include_secrets=true";
+    let reply = Api::new(&server, Some(&forged)).get(secrets);
+    assert_eq!(reply.status, 401, "{}", reply.text);
+    assert!(!reply.text.contains(PLANTED));
+    assert_eq!(Api::new(&server, Some(&reader)).get("/blocks").status, 200);
+
+    // Widening a real token's scopes in its row: it then verifies nothing at all.
+    env.sql("UPDATE api_tokens SET scopes = '[\"admin\"]' WHERE name = 'reader'");
+    let restarted = Server::start(&env, &[]);
+    let reply = Api::new(&restarted, Some(&reader)).get(secrets);
+    assert_eq!(reply.status, 401, "{}", reply.text);
+    let listed = env.json(&["token", "ls"]);
+    let states: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("forged", "unbound"), ("reader", "unbound")]);
+});
+
+// 2. A restore leaves out token rows edited in the backup file.
+#[test]
+fn a_restore_refuses_token_rows_edited_in_the_file() {
+    let source = TestEnv::new(Backend::Sqlite);
+    source.ok(&["init"]);
+    let kept = token(&source, "kept", &["blocks:read"], &[]);
+    token(&source, "widened", &["blocks:read"], &[]);
+    let backup = source.dir.path().join("registry.bak");
+    source.ok(&["backup", backup.to_str().unwrap()]);
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&backup).unwrap()).unwrap();
+    for row in file["rows"]["api_tokens"].as_array_mut().unwrap() {
+        if row["name"] == "widened" {
+            row["scopes"] = json!("[\"admin\"]");
+        }
+    }
+    std::fs::write(&backup, file.to_string()).unwrap();
+
+    let target = TestEnv::new(Backend::Postgres);
+    std::fs::create_dir_all(target.data_dir()).unwrap();
+    std::fs::copy(source.key_file(), target.key_file()).unwrap();
+    let restored = target.run(&["restore", backup.to_str().unwrap()]).success();
+    assert!(
+        restored.stderr.contains("1 token(s) not restored"),
+        "{}",
+        restored.stderr
+    );
+    let count = |name: &str| {
+        target.sql(&format!(
+            "UPDATE api_tokens SET name = name WHERE name = '{name}'"
+        ))
+    };
+    assert_eq!(count("widened"), 0, "the edited token row was restored");
+    assert_eq!(count("kept"), 1);
+    let server = Server::start(&target, &[]);
+    assert_eq!(Api::new(&server, Some(&kept)).get("/blocks").status, 200);
+}
+
+// 2. Tokens made before rows were bound keep working after `database migrate`, which
+// binds them with the master key in the same run that adds the binding.
+on_both_stores!(migrate_binds_the_tokens_it_finds, |env: TestEnv| {
+    env.ok(&["init"]);
+    let reader = token(&env, "reader", &["blocks:read"], &[]);
+    // The store as the previous release left it.
+    env.sql("ALTER TABLE api_tokens DROP COLUMN mac");
+    env.sql("DELETE FROM __diesel_schema_migrations WHERE version LIKE '%000005'");
+    env.run(&["block", "ls"]).fails_with("STORE_NOT_MIGRATED");
+    let run = env.ok(&["database", "migrate"]);
+    assert!(run.stdout.contains("1 tokens bound"), "{}", run.stdout);
+    let server = Server::start(&env, &[]);
+    assert_eq!(Api::new(&server, Some(&reader)).get("/blocks").status, 200);
+});
