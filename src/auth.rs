@@ -308,6 +308,17 @@ pub fn revoke_token(store: &Store, key: &TokenKey, name_or_id: &str) -> Result<(
     }
 }
 
+/// The actor a stored token stands for, if its row is bound to this master key and it
+/// is neither revoked nor expired (for work done later on its behalf, such as a
+/// scheduled rotation).
+pub fn stored_actor(store: &Store, key: &TokenKey, id: &str) -> Result<Option<Actor>> {
+    let Some(known) = store.token(id)?.and_then(|row| Known::from_row(row, key)) else {
+        return Ok(None);
+    };
+    let expired = known.expires_at.is_some_and(|at| at <= now_millis());
+    Ok((known.revoked_at.is_none() && !expired).then(|| (*known.actor).clone()))
+}
+
 /// The id part of `byd_<id>_<secret>`.
 fn token_id(token: &str) -> Option<&str> {
     token

@@ -33,6 +33,11 @@ pub struct ChangeRecord {
     pub action: &'static str,
     /// The block (or `type:SLUG`) as the request named it.
     pub subject: String,
+    /// The token behind the change (`None` for the server's own work).
+    pub token_id: Option<String>,
+    /// Whether that actor holds `admin` on every block (and so may choose which admin
+    /// block acts, as a scheduled rotation does).
+    pub admin: bool,
 }
 
 /// Which blocks to list.

@@ -101,7 +101,7 @@ impl Registry {
     }
 
     /// The key token rows are bound with (checks the master key first).
-    fn token_key(&self) -> Result<crate::crypto::TokenKey> {
+    pub(super) fn token_key(&self) -> Result<crate::crypto::TokenKey> {
         let (store, keys) = self.local()?;
         Ok(keys.master(store)?.token_key())
     }

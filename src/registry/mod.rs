@@ -10,6 +10,7 @@ mod connections;
 mod databases;
 mod keys;
 mod local;
+mod rotation;
 mod transfer;
 
 pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
@@ -20,8 +21,9 @@ pub use admin::{
 };
 pub use apply::{ApplyFile, ApplyPlan, SecretRefs, parse_apply_file};
 pub use backup::{BACKUP_FORMAT, BackupFile, BackupReport, restore};
-pub use databases::{NewDatabase, ROTATION_LOCK, RotationSchedule, rotation_schedule};
+pub use databases::NewDatabase;
 pub use keys::{InitReport, KeyStatus, RotationReport};
+pub use rotation::{ROTATION_LOCK, RotationSchedule, rotation_schedule};
 pub use transfer::{Existing, ImportPlan, SecretsIdentity, SecretsKey};
 
 use std::sync::Arc;
@@ -159,7 +161,10 @@ impl Registry {
     }
 
     /// Creates a block after validating it against its type; secrets are sealed.
-    pub fn create_block(&self, new: NewBlock) -> Result<Block> {
+    pub fn create_block(&self, mut new: NewBlock) -> Result<Block> {
+        if self.local.is_some() {
+            rotation::guard_rotation(None, &mut new.document, self.record())?;
+        }
         self.source.create_block(new, self.record())
     }
 
@@ -183,11 +188,26 @@ impl Registry {
     pub fn update_block(
         &self,
         name: &str,
-        document: Value,
+        mut document: Value,
         expected_version: Option<i64>,
     ) -> Result<Block> {
+        if self.local.is_some() {
+            self.guard_rotation_update(name, &mut document)?;
+        }
         self.source
             .update_block(name, document, expected_version, self.record())
+    }
+
+    /// [`rotation::guard_rotation`] against the stored block, read with its secrets
+    /// only when either side mentions a rotation.
+    fn guard_rotation_update(&self, name: &str, document: &mut Value) -> Result<()> {
+        let mentions = |doc: &Value| doc.get("rotation").is_some_and(|r| !r.is_null());
+        let masked = self.get_block_masked(name)?;
+        if !mentions(document) && !mentions(masked.masked_data()) {
+            return Ok(());
+        }
+        let current = self.load_block(name)?.document();
+        rotation::guard_rotation(current.as_ref(), document, self.record())
     }
 
     pub fn rename_block(

@@ -214,6 +214,8 @@ pub(super) fn for_change(
         actor: actor.name.clone(),
         action,
         subject: subject.to_owned(),
+        token_id: Some(actor.token_id.clone()),
+        admin: actor.may(crate::auth::Permission::Admin, None),
     })
 }
 

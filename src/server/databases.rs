@@ -14,7 +14,6 @@ use super::api::{Access, audit, audited, authorize, changed, for_change};
 use super::http::{ApiResult, Ctx, Json, json_body};
 use super::{State, blocking};
 use crate::auth::Actor;
-use crate::block::ChangeRecord;
 use crate::error::Error;
 use crate::name::BlockName;
 use crate::provision::{DatabaseName, Grant, RoleName};
@@ -226,14 +225,9 @@ pub fn rotation_scheduler(registry: Registry, every: Duration) -> rocket::fairin
 fn run_due(registry: &Registry) -> crate::error::Result<()> {
     registry
         .exclusively(ROTATION_LOCK, || {
-            for (block, admin) in registry.due_rotations()? {
-                let record = ChangeRecord {
-                    request_id: format!("scheduler-{}", uuid::Uuid::new_v4().simple()),
-                    actor: "scheduler".into(),
-                    action: "rotate-password",
-                    subject: block.clone(),
-                };
-                if let Err(err) = registry.on_behalf(record).rotate_password(&block, &admin) {
+            for (block, schedule) in registry.due_rotations()? {
+                let request_id = format!("scheduler-{}", uuid::Uuid::new_v4().simple());
+                if let Err(err) = registry.run_scheduled_rotation(&block, &schedule, request_id) {
                     super::http::log_line(serde_json::json!({"scheduler": "rotate-password",
                         "block": block, "error": err.code(), "detail": err.to_string()}));
                 }

@@ -107,3 +107,94 @@ on_both_stores!(migrate_binds_the_tokens_it_finds, |env: TestEnv| {
     let server = Server::start(&env, &[]);
     assert_eq!(Api::new(&server, Some(&reader)).get("/blocks").status, 200);
 });
+
+fn assert_refused(reply: &crate::server::Reply, code: &str) {
+    assert_eq!(reply.status, 403, "{}", reply.text);
+    assert_eq!(reply.body["error"]["code"], code, "{}", reply.text);
+}
+
+// 1. A write token cannot make the rotation scheduler act for it: it may not choose the
+// pending password, nor set up a schedule (which admin block acts); a schedule acts
+// only while the admin token that set it up may still use admin blocks.
+on_both_stores!(scheduled_rotation_is_no_confused_deputy, |env: TestEnv| {
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let writer = token(&env, "writer", &["blocks:write:crdb-*"], &[]);
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let server = Server::start(&env, &["--rotation-check", "100ms"]);
+    let (as_writer, as_admin) = (
+        Api::new(&server, Some(&writer)),
+        Api::new(&server, Some(&admin)),
+    );
+    let doc = as_writer.get("/blocks/crdb-sage").body["data"].clone();
+    let before = env.snapshot();
+    let with = |rotation: Value, password: Option<&str>| {
+        let mut d = doc.clone();
+        d["rotation"] = rotation;
+        if let Some(p) = password {
+            d["connection_info"]["password"] = json!(p);
+        }
+        json!({ "data": d })
+    };
+    let chosen = json!({"every": "1s", "admin": "pg-admin", "pending_password": "attacker-pw"});
+    let schedule = json!({"every": "1s", "admin": "pg-admin"});
+    for body in [
+        with(chosen.clone(), None),
+        with(chosen, Some("a-new-password")),
+        with(schedule.clone(), None),
+        with(schedule.clone(), Some("a-new-password")),
+    ] {
+        assert_refused(&as_writer.put("/blocks/crdb-sage", &body), "FORBIDDEN");
+    }
+    assert_eq!(
+        env.snapshot(),
+        before,
+        "a refused rotation change was stored"
+    );
+
+    // An admin token may set one up; it is stamped as the setter, and a writer cannot
+    // change the stamp.
+    let reply = as_admin.put(
+        "/blocks/crdb-sage",
+        &with(json!({"every": "100d", "admin": "pg-admin"}), None),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let admin_id = admin.split('_').nth(1).unwrap();
+    assert_eq!(reply.body["data"]["rotation"]["set_by"], admin_id);
+    let mut forged = reply.body["data"].clone();
+    forged["rotation"]["set_by"] = json!("local");
+    forged["requires"] = json!({"server_version": ">=10"});
+    let reply = as_writer.put("/blocks/crdb-sage", &json!({ "data": forged }));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["data"]["rotation"]["set_by"], admin_id);
+
+    // Once the admin token is revoked, the due schedule is refused, on record.
+    let mut due = reply.body["data"].clone();
+    due["rotation"]["every"] = json!("1s");
+    assert_eq!(
+        as_admin
+            .put("/blocks/crdb-sage", &json!({ "data": due }))
+            .status,
+        200
+    );
+    env.ok(&["token", "revoke", "admin"]);
+    let refused = (0..100).any(|_| {
+        let audit = env.json(&["audit", "ls", "--block", "crdb-sage"]);
+        let found = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "rotate-password" && r["outcome"] == "forbidden");
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        found
+    });
+    assert!(
+        refused,
+        "the scheduler acted for a revoked token:\n{}",
+        server.log()
+    );
+    let secret = env.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+    assert_eq!(secret["data"]["connection_info"]["password"], PLANTED);
+});
