@@ -105,15 +105,9 @@ impl HttpService {
     fn health_url(&self) -> Result<url::Url> {
         match &self.health_path {
             None => Ok(self.url.clone()),
-            Some(path) => {
-                let mut base = self.url.clone();
-                if !base.path().ends_with('/') {
-                    base.set_path(&format!("{}/", base.path()));
-                }
-                base.join(path.trim_start_matches('/')).map_err(|err| {
-                    Error::InvalidBlockData(format!("health_path: not a valid path ({err})"))
-                })
-            }
+            Some(path) => crate::types::path_under(&self.url, path).ok_or_else(|| {
+                Error::InvalidBlockData("health_path: must be a path under url".into())
+            }),
         }
     }
 

@@ -155,8 +155,43 @@ impl BlockType {
     /// Checks a complete document (secrets included) against the schema. The error
     /// names every failing field and never includes a value.
     pub fn validate(&self, doc: &Value) -> Result<()> {
-        validate::validate(&self.validator, doc)
+        validate::validate(&self.validator, doc)?;
+        if self.def.http.is_some() {
+            check_health_path(doc)?;
+        }
+        Ok(())
     }
+}
+
+/// An HTTP service block's `health_path` is a path under its URL, never a URL or a
+/// host of its own (the API key goes where `block test` requests).
+fn check_health_path(doc: &Value) -> Result<()> {
+    let Some(path) = doc.get("health_path").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let base = url::Url::parse("http://service.invalid/base/").expect("a valid URL");
+    let a_path = path.starts_with('/') && !path.starts_with("//") && !path.contains('\\');
+    match a_path && path_under(&base, path).is_some() {
+        true => Ok(()),
+        false => Err(Error::InvalidBlockData(
+            "health_path: must be a path under url, such as /_cluster/health (not a URL, \
+             a host or a path above url's)"
+                .into(),
+        )),
+    }
+}
+
+/// `path` (read as relative, whatever it starts with) under `base`: `None` if the
+/// result would leave `base`'s origin or path.
+pub fn path_under(base: &url::Url, path: &str) -> Option<url::Url> {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    let joined = base
+        .join(&format!("./{}", path.trim_start_matches('/')))
+        .ok()?;
+    (joined.origin() == base.origin() && joined.path().starts_with(base.path())).then_some(joined)
 }
 
 /// Loads the built-in types.

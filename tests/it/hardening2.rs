@@ -198,3 +198,69 @@ on_both_stores!(scheduled_rotation_is_no_confused_deputy, |env: TestEnv| {
     let secret = env.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
     assert_eq!(secret["data"]["connection_info"]["password"], PLANTED);
 });
+
+// 3. An http-service block's health path is a path, and what decides where its key
+// goes (health_path, verify_tls, api_key_header, headers) is a destination.
+on_both_stores!(http_service_key_stays_with_its_host, |env: TestEnv| {
+    env.ok(&["init"]);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "es",
+            "--type",
+            "http-service",
+            "--set",
+            "url=https://es.internal:9200",
+            "--password-stdin",
+        ],
+        PLANTED,
+    )
+    .success();
+    let writer = token(&env, "writer", &["blocks:write"], &[]);
+    let trusted = token(
+        &env,
+        "trusted",
+        &["blocks:write", "blocks:read-secrets"],
+        &[],
+    );
+    let server = Server::start(&env, &[]);
+    let (as_writer, as_trusted) = (
+        Api::new(&server, Some(&writer)),
+        Api::new(&server, Some(&trusted)),
+    );
+    let doc = as_writer.get("/blocks/es").body["data"].clone();
+    let with = |field: &str, value: Value| {
+        let mut d = doc.clone();
+        d[field] = value;
+        json!({ "data": d })
+    };
+    for path in [
+        "http://attacker.example/x",
+        "//attacker.example/x",
+        "/../../x",
+        "healthz",
+    ] {
+        let reply = as_trusted.put("/blocks/es", &with("health_path", json!(path)));
+        assert_eq!(reply.status, 422, "{path}: {}", reply.text);
+        assert_eq!(reply.body["error"]["code"], "INVALID_BLOCK_DATA");
+    }
+    let before = env.snapshot();
+    for (field, value) in [
+        ("health_path", json!("/_cluster/health")),
+        ("verify_tls", json!(false)),
+        ("api_key_header", json!("X-Leak")),
+        ("headers", json!({"Host": "attacker.example"})),
+    ] {
+        assert_refused(
+            &as_writer.put("/blocks/es", &with(field, value)),
+            "FORBIDDEN",
+        );
+    }
+    assert_eq!(env.snapshot(), before);
+    let reply = as_trusted.put(
+        "/blocks/es",
+        &with("health_path", json!("/_cluster/health")),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+});
