@@ -135,8 +135,15 @@ pub fn import(registry: &Registry, args: ImportArgs, out: &Printer) -> Result<()
             true => String::new(),
             false => format!(" ({})", names.join(", ")),
         };
+        let moved: String = plan
+            .moved
+            .iter()
+            .map(|(name, fields)| {
+                format!("\n  {name} moves where it connects: {}", fields.join(", "))
+            })
+            .collect();
         format!(
-            "{}: create {}{}, update {}{}, unchanged {}, skipped {}{}{}",
+            "{}: create {}{}, update {}{}, unchanged {}, skipped {}{}{}{moved}",
             if plan.applied {
                 "imported"
             } else {

@@ -59,6 +59,10 @@ pub struct ImportPlan {
     pub update: Vec<String>,
     pub unchanged: Vec<String>,
     pub skipped: Vec<String>,
+    /// Updates that change where a block connects (block name to the fields), so a
+    /// reviewer sees them before the secret goes there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub moved: BTreeMap<String, Vec<String>>,
     pub applied: bool,
 }
 
@@ -163,12 +167,16 @@ impl Registry {
                 body,
                 secrets.get(&body.meta.id),
                 existing,
+                self.record(),
             )? {
                 Planned::Create(row, s) => {
                     plan.create.push(name);
                     creates.push((row, s));
                 }
-                Planned::Update(row, s, expected) => {
+                Planned::Update(row, s, expected, moved) => {
+                    if !moved.is_empty() {
+                        plan.moved.insert(name.clone(), moved);
+                    }
                     plan.update.push(name);
                     updates.push((row, s, expected));
                 }
@@ -255,7 +263,9 @@ fn export_secrets(
 /// What an import does with one block.
 enum Planned {
     Create(BlockRow, Secrets),
-    Update(BlockRow, Secrets, i64),
+    /// The next row, its secrets, the version it replaces and the destination fields
+    /// it changes.
+    Update(BlockRow, Secrets, i64, Vec<String>),
     Unchanged,
     Skipped,
 }
@@ -269,6 +279,7 @@ fn plan_block(
     body: &BlockBody,
     secrets: Option<&Secrets>,
     existing: Existing,
+    record: Option<&crate::block::ChangeRecord>,
 ) -> Result<Planned> {
     let store = &local.store;
     let name = BlockName::parse(&body.meta.name)?;
@@ -283,9 +294,33 @@ fn plan_block(
         Some(current) => local.keys.open(store, &current.into())?,
         None => Secrets::default(),
     };
-    crate::document::restore_masked(&mut document, &stored);
+    let kept = crate::document::restore_masked(&mut document, &stored);
+    let current_document = match &target {
+        Some(current) => {
+            let mut doc = crate::block::parse_stored_data(&current.data, &current.name)?;
+            crate::document::restore_masked(&mut doc, &stored);
+            Some(doc)
+        }
+        None => None,
+    };
+    super::rotation::guard_rotation(current_document.as_ref(), &mut document, record)?;
     ty.validate(&document)?;
     let (masked, block_secrets) = split_secrets(ty, document)?;
+    let moved = match &target {
+        Some(current) => {
+            let here = crate::block::parse_stored_data(&current.data, &current.name)?;
+            crate::document::moved_destinations(ty, &here, &masked)
+        }
+        None => Vec::new(),
+    };
+    if kept > 0 && !moved.is_empty() {
+        return Err(Error::Forbidden(format!(
+            "block {name} arrives with its secret masked and changes where it connects \
+             ({}): the secret stored here would go there. Export it with its secrets, or \
+             change it here first",
+            moved.join(", ")
+        )));
+    }
     if block_secrets.holds_mask() {
         return Err(Error::InvalidInput(format!(
             "block {name} arrives with its secrets masked and is new here; export it with \
@@ -318,7 +353,7 @@ fn plan_block(
                 updated_at: now_millis(),
                 ..current
             };
-            Planned::Update(row, block_secrets, expected)
+            Planned::Update(row, block_secrets, expected, moved)
         }
     })
 }

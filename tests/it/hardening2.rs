@@ -264,3 +264,58 @@ on_both_stores!(http_service_key_stays_with_its_host, |env: TestEnv| {
     );
     assert_eq!(reply.status, 200, "{}", reply.text);
 });
+
+// 4. An edited export cannot send a stored secret to a new host: a masked block that
+// changes where it connects is refused (dry run included), and the plan names the
+// destination changes of blocks that bring their own secret.
+on_both_stores!(
+    an_edited_export_cannot_move_a_kept_secret,
+    |env: TestEnv| {
+        env.ok(&["init"]);
+        create_crdb_sage(&env, PLANTED, &[]).success();
+        let path = env.dir.path().join("export.json");
+        let text = env.ok(&["export"]).stdout;
+        let edited = text.replace("\"localhost\"", "\"attacker.example\"");
+        assert_ne!(text, edited);
+        std::fs::write(&path, &edited).unwrap();
+        let before = env.snapshot();
+        for dry in [true, false] {
+            let mut args = vec!["import", path.to_str().unwrap()];
+            if dry {
+                args.push("--dry-run");
+            }
+            let run = env.run(&args).fails_with("FORBIDDEN");
+            assert!(
+                run.stderr.contains("connection_info.host"),
+                "{}",
+                run.stderr
+            );
+        }
+        assert_eq!(env.snapshot(), before);
+        let secret = env.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+        assert_eq!(secret["data"]["connection_info"]["password"], PLANTED);
+
+        // With its own secret it may move, and the plan says so.
+        let mut file: Value = serde_json::from_str(&edited).unwrap();
+        file["blocks"][0]["data"]["connection_info"]["password"] = json!("a-new-password");
+        std::fs::write(&path, file.to_string()).unwrap();
+        let plan = env.json(&["import", path.to_str().unwrap(), "--dry-run"]);
+        assert_eq!(
+            plan["moved"]["crdb-sage"],
+            json!(["connection_info.host"]),
+            "{plan}"
+        );
+        let shown = env.ok(&[
+            "import",
+            path.to_str().unwrap(),
+            "--dry-run",
+            "--output",
+            "table",
+        ]);
+        assert!(
+            shown.stdout.contains("crdb-sage moves where it connects"),
+            "{}",
+            shown.stdout
+        );
+    }
+);
