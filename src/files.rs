@@ -61,8 +61,47 @@ pub fn check_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `path` whole or not at all: into a 0600 file beside it, synced, then renamed
-/// over it (an interrupted write leaves no half file under the name).
+/// The most a file holding one secret may hold (a key, a password, a certificate).
+pub const SECRET_FILE_LIMIT: u64 = 1024 * 1024;
+
+/// Reads a file named in an apply file (`{from_file: PATH}`): a regular file (not a
+/// device, a FIFO or a directory) of at most [`SECRET_FILE_LIMIT`] bytes.
+pub fn read_secret_file(path: &Path) -> Result<String> {
+    let context = || format!("reading {}", path.display());
+    let meta = std::fs::metadata(path).map_err(|err| Error::io(context(), err))?;
+    if !meta.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    read_limited(path)
+}
+
+/// Reads a secret's file (a pipe such as `<(pass show db)` included), refusing one
+/// larger than [`SECRET_FILE_LIMIT`] without reading past it.
+pub fn read_limited(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let context = || format!("reading {}", path.display());
+    let file = std::fs::File::open(path).map_err(|err| Error::io(context(), err))?;
+    let mut text = String::new();
+    file.take(SECRET_FILE_LIMIT + 1)
+        .read_to_string(&mut text)
+        .map_err(|err| Error::io(context(), err))?;
+    if text.len() as u64 > SECRET_FILE_LIMIT {
+        return Err(Error::InvalidInput(format!(
+            "{} holds more than {} KiB; a secret's file is at most that",
+            path.display(),
+            SECRET_FILE_LIMIT / 1024
+        )));
+    }
+    Ok(text)
+}
+
+/// Writes `path` whole or not at all: into a new 0600 file beside it (created
+/// exclusively under a random name, so never an existing file or a link planted
+/// there), synced, then renamed over it (an interrupted write leaves no half file
+/// under the name).
 pub fn write_private_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
@@ -75,12 +114,11 @@ pub fn write_private_atomically(
         )));
     }
     let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
+    partial.push(format!(".{}.partial", uuid::Uuid::new_v4().simple()));
     let partial = std::path::PathBuf::from(partial);
     let result = private_file_options()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .open(&partial)
         .and_then(|mut file| {
             write(&mut file)?;

@@ -119,8 +119,7 @@ fn set_secret_file(ty: &BlockType, doc: &mut Value, item: &str) -> Result<()> {
             ty.slug()
         )));
     }
-    let text = std::fs::read_to_string(file)
-        .map_err(|err| Error::io(format!("reading secret file {file}"), err))?;
+    let text = crate::files::read_limited(Path::new(file))?;
     set_path(doc, path, Value::String(trim_newline(text)))
 }
 

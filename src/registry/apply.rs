@@ -173,6 +173,7 @@ impl Registry {
         let (_, given) =
             split_secrets(&ty, document.clone()).map_err(|err| in_block(&name, err))?;
         check_secrets_referenced(&given, &referenced).map_err(|err| in_block(&name, err))?;
+        check_refs_are_secrets(&given, &referenced).map_err(|err| in_block(&name, err))?;
         let current = match self.load_block(&name) {
             Ok(block) => Some(block),
             // (a server answers the same code)
@@ -299,12 +300,37 @@ fn secret_ref(
             ))
         }),
         "from_file" => {
-            let file = refs.base_dir.join(target);
-            let text = std::fs::read_to_string(&file)
-                .map_err(|err| Error::io(format!("{path}: reading {}", file.display()), err))?;
+            let text = crate::files::read_secret_file(&refs.base_dir.join(target))
+                .map_err(|err| in_field(path, err))?;
             Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()))
         }
         _ => Ok(None),
+    }
+}
+
+fn in_field(path: &str, err: Error) -> Error {
+    match err {
+        Error::InvalidInput(message) => Error::InvalidInput(format!("{path}: {message}")),
+        other => other,
+    }
+}
+
+/// A reference stands only where the type declares a secret (or for a whole URL that
+/// holds one): a value read from the environment or a file into a plain field would be
+/// printed by the plan and stored unsealed, readable with `blocks:read`.
+fn check_refs_are_secrets(secrets: &Secrets, referenced: &[String]) -> Result<()> {
+    let plain: Vec<&str> = referenced
+        .iter()
+        .filter(|r| !secrets.paths().any(|p| p == r.as_str()))
+        .map(String::as_str)
+        .collect();
+    match plain.is_empty() {
+        true => Ok(()),
+        false => Err(Error::InvalidInput(format!(
+            "{}: from_env and from_file may only fill a secret field (this type's secrets, \
+             or a URL with a password in it); write a plain value in the file",
+            plain.join(", ")
+        ))),
     }
 }
 

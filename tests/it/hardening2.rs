@@ -319,3 +319,83 @@ on_both_stores!(
         );
     }
 );
+
+// 5, 13. A reference fills only a secret field, and reads only a bounded regular file.
+#[test]
+fn apply_references_fill_only_secrets_from_bounded_files() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let dir = env.dir.path();
+    write_file(dir, "pw.txt", PLANTED);
+    let plain = "blocks:\n  - name: x\n    type: sqlalchemy-connector\n    data:\n      \
+                 connection_info: {driver: postgresql, host: {from_env: SECRET_HOST}, \
+                 database: {from_file: pw.txt}, password: {from_file: pw.txt}}\n";
+    let file = write_file(dir, "plain.yaml", plain);
+    for dry in [true, false] {
+        let mut args = vec!["apply", "-f", file.to_str().unwrap()];
+        if dry {
+            args.push("--dry-run");
+        }
+        let run = env
+            .run_with(&args, None, &[("SECRET_HOST", PLANTED)])
+            .fails_with("INVALID_INPUT");
+        assert!(
+            run.stderr.contains("connection_info.database"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.all_output().contains(PLANTED), "{}", run.all_output());
+    }
+    // A whole URL that holds a password may be a reference; one without may not.
+    write_file(dir, "url.txt", "postgresql://u:pw@db.example/app");
+    write_file(dir, "bare-url.txt", "postgresql://db.example/app");
+    let url = |f: &str| {
+        format!(
+            "blocks:\n  - name: u\n    type: sqlalchemy-connector\n    data: {{connection_info: {{from_file: {f}}}}}\n"
+        )
+    };
+    let ok = write_file(dir, "url.yaml", &url("url.txt"));
+    env.ok(&["apply", "-f", ok.to_str().unwrap(), "--dry-run"]);
+    let bare = write_file(dir, "bare.yaml", &url("bare-url.txt"));
+    env.run(&["apply", "-f", bare.to_str().unwrap(), "--dry-run"])
+        .fails_with("INVALID_INPUT");
+    // A device, a directory, a file over the limit: refused without reading them whole.
+    std::fs::write(dir.join("big.txt"), vec![b'a'; 2 * 1024 * 1024]).unwrap();
+    for source in ["/dev/zero", "/tmp", "big.txt"] {
+        let text = format!(
+            "blocks:\n  - name: x\n    type: secret\n    data: {{value: {{from_file: {source}}}}}\n"
+        );
+        let file = write_file(dir, "dev.yaml", &text);
+        let run = env.run(&["apply", "-f", file.to_str().unwrap(), "--dry-run"]);
+        assert_ne!(run.code, 0, "{source}");
+        assert!(
+            run.stderr.contains("regular file") || run.stderr.contains("KiB"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+// 12. A backup is written through a new private file, never through a planted one.
+#[test]
+fn backup_never_writes_through_a_planted_partial_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let dir = env.dir.path();
+    let victim = write_file(dir, "victim.txt", "untouched");
+    std::os::unix::fs::symlink(&victim, dir.join("registry.bak.partial")).unwrap();
+    let backup = dir.join("registry.bak");
+    env.ok(&["backup", backup.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial") && n != "registry.bak.partial")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
