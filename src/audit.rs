@@ -282,8 +282,10 @@ fn commit(
     }
     let singles: Vec<NewAuditRow> = singles.iter().map(|e| e.single(at)).collect();
     let conn = &mut writer.conn;
-    let opened = match singles.len() + folds.len() {
-        1 => write(conn, records, at, &singles, &folds)?,
+    // One record on SQLite is one statement, committed by itself; on PostgreSQL the
+    // audit order lock must be held to the commit, so it is a transaction too.
+    let opened = match (singles.len() + folds.len(), &*conn) {
+        (1, StoreConnection::Sqlite(_)) => write(conn, records, at, &singles, &folds)?,
         _ => conn.transaction(|conn| write(conn, records, at, &singles, &folds))?,
     };
     writer.committed();

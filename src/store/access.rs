@@ -120,17 +120,44 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-/// Writes audit records, all or none. PostgreSQL takes them in one statement. SQLite
+/// The PostgreSQL advisory lock under which audit ids are taken ("blockyard audit
+/// order" folded into 63 bits).
+const AUDIT_ORDER_LOCK: i64 = 0x6175_6469_746f_7264;
+
+/// Makes audit ids commit-ordered: on PostgreSQL, ids come from a sequence when a row
+/// is inserted, and transactions commit in any order, so an export resuming after the
+/// last id it saw would miss a record that committed late. Every transaction takes
+/// this lock just before it inserts audit records and holds it until it ends, so ids
+/// are taken and committed one transaction at a time: a visible id is never followed
+/// by a smaller one committing later. (SQLite has one writer at a time already.) Must
+/// run inside the transaction that inserts.
+pub fn lock_audit_order(conn: &mut StoreConnection) -> Result<()> {
+    #[cfg(feature = "postgres")]
+    if let StoreConnection::Postgresql(pg) = conn {
+        lock_audit_order_pg(pg)?;
+    }
+    let _ = conn;
+    Ok(())
+}
+
+#[cfg(feature = "postgres")]
+fn lock_audit_order_pg(conn: &mut diesel::PgConnection) -> QueryResult<()> {
+    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({AUDIT_ORDER_LOCK})"))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Writes audit records, all or none, inside the caller's transaction (ids in commit
+/// order: [`lock_audit_order`]). PostgreSQL takes them in one statement. SQLite
 /// takes them in chunks of fixed sizes (32, 8, 2, 1 rows), one statement each in one
 /// transaction, so every statement is prepared once and reused: preparing a new
 /// multi-row statement for each batch cost more than inserting it.
 pub fn insert_audit(conn: &mut StoreConnection, rows: &[NewAuditRow]) -> Result<()> {
     match conn {
         #[cfg(feature = "postgres")]
-        StoreConnection::Postgresql(conn) => {
-            diesel::insert_into(a::audit_log)
-                .values(rows)
-                .execute(conn)?;
+        StoreConnection::Postgresql(pg) => {
+            lock_audit_order_pg(pg)?;
+            diesel::insert_into(a::audit_log).values(rows).execute(pg)?;
         }
         StoreConnection::Sqlite(conn) => {
             conn.transaction::<_, diesel::result::Error, _>(|conn| {
@@ -152,8 +179,10 @@ pub fn insert_audit(conn: &mut StoreConnection, rows: &[NewAuditRow]) -> Result<
     Ok(())
 }
 
-/// Writes one record the server may fold more reads into; answers its id.
+/// Writes one record the server may fold more reads into, inside the caller's
+/// transaction; answers its id.
 pub fn insert_open_audit(conn: &mut StoreConnection, row: &NewAuditRow) -> Result<i64> {
+    lock_audit_order(conn)?;
     Ok(with_backend!(conn, c => diesel::insert_into(a::audit_log)
         .values(row)
         .returning(a::id)
@@ -338,6 +367,6 @@ impl Store {
     /// Writes audit records made here (not by the server's writer): a prune's own.
     pub fn record_audit(&self, rows: &[NewAuditRow]) -> Result<()> {
         let mut conn = self.conn()?;
-        insert_audit(&mut conn, rows)
+        conn.transaction(|conn| insert_audit(conn, rows))
     }
 }

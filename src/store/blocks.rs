@@ -183,6 +183,8 @@ pub(super) fn record_change(
     let Some(row) = audit else {
         return Ok(());
     };
+    super::lock_audit_order(conn)
+        .map_err(|err| Error::AuditUnavailable(format!("the change was not made: {err}")))?;
     diesel::insert_into(super::schema::audit_log::table)
         .values(row.clone())
         .execute(conn)
