@@ -15,7 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::crypto::TokenKey;
+use crate::crypto::RowKey;
 use crate::error::{Error, Result};
 use crate::store::{Store, TokenRow};
 use crate::time::now_millis;
@@ -189,7 +189,7 @@ impl fmt::Debug for NewToken {
     }
 }
 
-fn info(row: &TokenRow, key: &TokenKey) -> Result<TokenInfo> {
+fn info(row: &TokenRow, key: &RowKey) -> Result<TokenInfo> {
     let scopes: Vec<String> = serde_json::from_str(&row.scopes)
         .map_err(|_| Error::Store(format!("token {:?} has unreadable scopes", row.name)))?;
     let now = now_millis();
@@ -230,13 +230,13 @@ fn mac_message(row: &TokenRow) -> Vec<u8> {
 }
 
 /// The MAC that binds a token row to the master key.
-pub fn row_mac(key: &TokenKey, row: &TokenRow) -> Vec<u8> {
+pub fn row_mac(key: &RowKey, row: &TokenRow) -> Vec<u8> {
     key.tag(&mac_message(row))
 }
 
 /// Whether a token row carries a MAC made with this master key for exactly its
 /// contents (a row made or edited without the master key does not).
-pub fn row_verifies(key: &TokenKey, row: &TokenRow) -> bool {
+pub fn row_verifies(key: &RowKey, row: &TokenRow) -> bool {
     row.mac
         .as_deref()
         .is_some_and(|tag| key.verifies(&mac_message(row), tag))
@@ -245,7 +245,7 @@ pub fn row_verifies(key: &TokenKey, row: &TokenRow) -> bool {
 /// Creates a token. The returned secret is shown once; only its hash is stored.
 pub fn create_token(
     store: &Store,
-    key: &TokenKey,
+    key: &RowKey,
     name: &str,
     scopes: &[String],
     expires_in: Option<Duration>,
@@ -295,11 +295,11 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
         .map_err(|_| Error::Store("the OS random number generator failed".into()))
 }
 
-pub fn list_tokens(store: &Store, key: &TokenKey) -> Result<Vec<TokenInfo>> {
+pub fn list_tokens(store: &Store, key: &RowKey) -> Result<Vec<TokenInfo>> {
     store.tokens()?.iter().map(|row| info(row, key)).collect()
 }
 
-pub fn revoke_token(store: &Store, key: &TokenKey, name_or_id: &str) -> Result<()> {
+pub fn revoke_token(store: &Store, key: &RowKey, name_or_id: &str) -> Result<()> {
     match store.revoke_token(name_or_id, now_millis(), |row| row_mac(key, row))? {
         true => Ok(()),
         false => Err(Error::InvalidInput(format!(
@@ -311,7 +311,7 @@ pub fn revoke_token(store: &Store, key: &TokenKey, name_or_id: &str) -> Result<(
 /// The actor a stored token stands for, if its row is bound to this master key and it
 /// is neither revoked nor expired (for work done later on its behalf, such as a
 /// scheduled rotation).
-pub fn stored_actor(store: &Store, key: &TokenKey, id: &str) -> Result<Option<Actor>> {
+pub fn stored_actor(store: &Store, key: &RowKey, id: &str) -> Result<Option<Actor>> {
     let Some(known) = store.token(id)?.and_then(|row| Known::from_row(row, key)) else {
         return Ok(None);
     };
@@ -333,7 +333,7 @@ fn token_id(token: &str) -> Option<&str> {
 /// that time.
 pub struct Verifier {
     store: Store,
-    key: TokenKey,
+    key: RowKey,
     ttl: Duration,
     cache: RwLock<HashMap<String, Cached>>,
 }
@@ -353,7 +353,7 @@ struct Known {
 impl Known {
     /// `None` for a row whose scopes do not parse or that is not bound to the master
     /// key (it then verifies nothing).
-    fn from_row(row: TokenRow, key: &TokenKey) -> Option<Known> {
+    fn from_row(row: TokenRow, key: &RowKey) -> Option<Known> {
         if !row_verifies(key, &row) {
             return None;
         }
@@ -393,7 +393,7 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    pub fn new(store: Store, key: TokenKey, ttl: Duration) -> Self {
+    pub fn new(store: Store, key: RowKey, ttl: Duration) -> Self {
         Verifier {
             store,
             key,

@@ -4,12 +4,15 @@
 //! 256-bit data keys, which are stored wrapped in the store. Block secrets are sealed
 //! with a data key using XChaCha20-Poly1305 (random 192-bit nonces, so no nonce
 //! bookkeeping across several servers). The associated data binds every ciphertext to
-//! what it belongs to: a wrapped data key to its key id; block secrets (format 2) to
-//! the block id, the data key id, the block's version and a SHA-256 of its stored
-//! non-secret document. So a ciphertext copied to another row, an older version's
-//! ciphertext put back into the current row, or an edited host next to a ciphertext all
-//! fail to open. Format 1 (bound to block and key id only) opens only while
-//! `blockyard database migrate` re-seals a store made before format 2.
+//! what it belongs to: a wrapped data key to its key id; block secrets (format 3) to
+//! the block id, its type's slug, the data key id, the block's version and a SHA-256 of
+//! its stored non-secret document. So a ciphertext copied to another row, an older
+//! version's ciphertext put back into the current row, an edited host next to a
+//! ciphertext, or a block pointed at another type all fail to open. Formats 1 (bound to
+//! block and key id only) and 2 (without the type) open only while `blockyard database
+//! migrate` re-seals a store made before format 3. Rows that are not sealed but decide
+//! who gets in or where a secret goes (API tokens, user block types) carry an HMAC
+//! under a key derived from the master key ([`RowKey`]).
 
 mod master_key;
 
@@ -28,29 +31,51 @@ use crate::error::{Error, Result};
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 /// First byte of every sealed value: the format version. Data keys and legacy block
-/// secrets are format 1; block secrets are sealed as format 2.
+/// secrets are format 1; block secrets are sealed as format 3 (format 2: before the
+/// type was bound).
 const FORMAT_V1: u8 = 1;
 const FORMAT_V2: u8 = 2;
+const FORMAT_V3: u8 = 3;
 
-/// What a block's sealed secrets belong to: its id, its version and the stored text of
-/// its non-secret document.
+/// What a block's sealed secrets belong to: its id, its type, its version and the
+/// stored text of its non-secret document.
 #[derive(Clone, Copy, Debug)]
 pub struct SealBinding<'a> {
     pub block_id: &'a str,
+    /// The type's slug (a user type's definition is bound to the master key itself, so
+    /// the slug names one definition).
+    pub block_type: &'a str,
     pub version: i64,
     /// The masked document exactly as stored.
     pub data: &'a str,
 }
 
 impl SealBinding<'_> {
-    fn aad(&self, key_id: &str) -> Vec<u8> {
-        let digest: String = Sha256::digest(self.data.as_bytes())
+    fn data_digest(&self) -> String {
+        Sha256::digest(self.data.as_bytes())
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect();
+            .collect()
+    }
+
+    fn aad(&self, key_id: &str) -> Vec<u8> {
         format!(
-            "blockyard/v2/block/{}/key/{key_id}/version/{}/data/{digest}",
-            self.block_id, self.version
+            "blockyard/v3/block/{}/type/{}/key/{key_id}/version/{}/data/{}",
+            self.block_id,
+            self.block_type,
+            self.version,
+            self.data_digest()
+        )
+        .into_bytes()
+    }
+
+    /// Format 2's, made before the type was bound.
+    fn aad_v2(&self, key_id: &str) -> Vec<u8> {
+        format!(
+            "blockyard/v2/block/{}/key/{key_id}/version/{}/data/{}",
+            self.block_id,
+            self.version,
+            self.data_digest()
         )
         .into_bytes()
     }
@@ -136,28 +161,30 @@ impl MasterKey {
 }
 
 impl MasterKey {
-    /// The key that binds API token rows to this master key (derived, never stored):
-    /// a row written by anyone without the master key does not verify.
-    pub fn token_key(&self) -> TokenKey {
+    /// The key that binds store rows that are not sealed (API tokens, user block types)
+    /// to this master key (derived, never stored): a row written by anyone without the
+    /// master key does not verify.
+    pub fn row_key(&self) -> RowKey {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.0.as_ref())
             .expect("HMAC takes any key length");
-        mac.update(b"blockyard/v1/token-rows");
+        mac.update(b"blockyard/v1/store-rows");
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         bytes.copy_from_slice(&mac.finalize().into_bytes());
-        TokenKey(KeyBytes(bytes))
+        RowKey(KeyBytes(bytes))
     }
 }
 
-/// Authenticates API token rows (HMAC-SHA256); derived from the master key.
-pub struct TokenKey(KeyBytes);
+/// Authenticates store rows that are not sealed: API tokens and user block types
+/// (HMAC-SHA256); derived from the master key.
+pub struct RowKey(KeyBytes);
 
-impl fmt::Debug for TokenKey {
+impl fmt::Debug for RowKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TokenKey(********)")
+        f.write_str("RowKey(********)")
     }
 }
 
-impl TokenKey {
+impl RowKey {
     /// The tag of `message`.
     pub fn tag(&self, message: &[u8]) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.0.as_ref())
@@ -197,19 +224,19 @@ impl DataKey {
         DataKey(KeyBytes::random())
     }
 
-    /// Seals a block's secrets (format 2), bound to `binding` and this key's id.
+    /// Seals a block's secrets (format 3), bound to `binding` and this key's id.
     pub fn seal_for_block(
         &self,
         binding: &SealBinding<'_>,
         key_id: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        seal(&self.0, FORMAT_V2, &binding.aad(key_id), plaintext)
+        seal(&self.0, FORMAT_V3, &binding.aad(key_id), plaintext)
     }
 
     /// Opens a block's secrets; fails if the ciphertext was made for another block, an
-    /// other version of it, or beside another document. A format 1 ciphertext opens
-    /// only with `legacy` (while a store is re-sealed).
+    /// other type, an other version of it, or beside another document. Format 1 and 2
+    /// ciphertexts open only with `legacy` (while a store is re-sealed).
     pub fn open_for_block(
         &self,
         binding: &SealBinding<'_>,
@@ -218,7 +245,8 @@ impl DataKey {
         legacy: bool,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let opened = match sealed.first() {
-            Some(&FORMAT_V2) => open(&self.0, FORMAT_V2, &binding.aad(key_id), sealed),
+            Some(&FORMAT_V3) => open(&self.0, FORMAT_V3, &binding.aad(key_id), sealed),
+            Some(&FORMAT_V2) if legacy => open(&self.0, FORMAT_V2, &binding.aad_v2(key_id), sealed),
             Some(&FORMAT_V1) if legacy => open(
                 &self.0,
                 FORMAT_V1,
@@ -235,6 +263,18 @@ impl DataKey {
                 binding.block_id, binding.version
             ))
         })
+    }
+
+    /// Seals in format 2, as stores made before format 3 hold (for tests of the
+    /// upgrade).
+    #[doc(hidden)]
+    pub fn seal_for_block_v2(
+        &self,
+        binding: &SealBinding<'_>,
+        key_id: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        seal(&self.0, FORMAT_V2, &binding.aad_v2(key_id), plaintext)
     }
 
     /// Seals in format 1, as stores made before format 2 hold (for tests of the
@@ -316,6 +356,7 @@ mod tests {
         let key = DataKey::generate();
         let at = |block_id, version, data| SealBinding {
             block_id,
+            block_type: "json",
             version,
             data,
         };
@@ -324,6 +365,14 @@ mod tests {
         assert_eq!(
             &key.open_for_block(&here, "k1", &sealed, false).unwrap()[..],
             b"s3cr3t"
+        );
+        let other_type = SealBinding {
+            block_type: "http-service",
+            ..here
+        };
+        assert!(
+            key.open_for_block(&other_type, "k1", &sealed, false)
+                .is_err()
         );
         for elsewhere in [
             at("block-b", 3, r#"{"host":"db"}"#),
@@ -346,12 +395,12 @@ mod tests {
     }
 
     #[test]
-    fn token_keys_differ_per_master_key_and_tags_verify() {
+    fn row_keys_differ_per_master_key_and_tags_verify() {
         let (one, two) = (MasterKey::generate(), MasterKey::generate());
-        let tag = one.token_key().tag(b"row");
-        assert!(one.token_key().verifies(b"row", &tag));
-        assert!(!one.token_key().verifies(b"rov", &tag));
-        assert!(!two.token_key().verifies(b"row", &tag));
+        let tag = one.row_key().tag(b"row");
+        assert!(one.row_key().verifies(b"row", &tag));
+        assert!(!one.row_key().verifies(b"rov", &tag));
+        assert!(!two.row_key().verifies(b"row", &tag));
     }
 
     #[test]

@@ -34,9 +34,9 @@ pub struct PruneReport {
     pub deleted: u64,
 }
 
-/// The migration that gave token rows their MAC. Rows that exist when it is applied
-/// are bound by the same run (with the master key); rows written later without the
-/// master key never are.
+/// The migration that gave token and type rows their MAC. Rows that exist when it is
+/// applied are bound by the same run (with the master key); rows written later without
+/// the master key never are.
 const TOKEN_BINDING: &str = "000005";
 
 /// Migrations applied to the configured store: its URL and the names applied (none
@@ -50,16 +50,18 @@ pub fn migrate(config: &Config) -> Result<(String, Vec<String>)> {
         let keys = KeyManager::new(config.key.clone(), config.data_dir.clone());
         let rows = keys.reseal_legacy(&store, |_, _| {})?;
         applied.push(format!(
-            "seal-format-2 ({rows} sealed rows bound to their version and document)"
+            "seal-format-3 ({rows} sealed rows bound to their type, version and document)"
         ));
     }
     let fingerprint = store.meta(super::keys::META_FINGERPRINT)?.is_some();
     if fingerprint && applied.iter().any(|name| name.contains(TOKEN_BINDING)) {
         let keys = KeyManager::new(config.key.clone(), config.data_dir.clone());
-        let key = keys.master(&store)?.token_key();
+        let key = keys.master(&store)?.row_key();
         let tokens = store.bind_unbound_tokens(|row| auth::row_mac(&key, row))?;
+        let types =
+            store.bind_unbound_types(|slug, def| super::local::type_mac(&key, slug, def))?;
         applied.push(format!(
-            "token-binding ({tokens} tokens bound to the master key)"
+            "row-binding ({tokens} tokens and {types} block types bound to the master key)"
         ));
     }
     Ok((store.url().to_string(), applied))
@@ -88,22 +90,22 @@ impl Registry {
         scopes: &[String],
         expires_in: Option<Duration>,
     ) -> Result<NewToken> {
-        auth::create_token(self.store()?, &self.token_key()?, name, scopes, expires_in)
+        auth::create_token(self.store()?, &self.row_key()?, name, scopes, expires_in)
     }
 
     /// Every token; a row not bound to this master key is listed as `unbound`.
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        auth::list_tokens(self.store()?, &self.token_key()?)
+        auth::list_tokens(self.store()?, &self.row_key()?)
     }
 
     pub fn revoke_token(&self, name_or_id: &str) -> Result<()> {
-        auth::revoke_token(self.store()?, &self.token_key()?, name_or_id)
+        auth::revoke_token(self.store()?, &self.row_key()?, name_or_id)
     }
 
     /// The key token rows are bound with (checks the master key first).
-    pub(super) fn token_key(&self) -> Result<crate::crypto::TokenKey> {
+    pub(super) fn row_key(&self) -> Result<crate::crypto::RowKey> {
         let (store, keys) = self.local()?;
-        Ok(keys.master(store)?.token_key())
+        Ok(keys.master(store)?.row_key())
     }
 
     /// Audit records, newest first.
@@ -166,7 +168,7 @@ impl Registry {
 
     /// A verifier of bearer tokens against this store, trusting each for `ttl`.
     pub fn token_verifier(&self, ttl: Duration) -> Result<Verifier> {
-        Ok(Verifier::new(self.store()?.clone(), self.token_key()?, ttl))
+        Ok(Verifier::new(self.store()?.clone(), self.row_key()?, ttl))
     }
 
     /// Runs `work` while this registry's server is the one of those sharing the store

@@ -121,13 +121,13 @@ pub fn restore(
         )));
     }
     let keys = KeyManager::new(config.key.clone(), config.data_dir.clone());
-    let (location, token_key) =
+    let (location, row_key) =
         keys.check_restore_key(&file.master_key_fingerprint, &file.rows.data_keys)?;
     // A token row the master key did not bind would let whoever wrote it in.
     let before = file.rows.api_tokens.len();
     file.rows
         .api_tokens
-        .retain(|row| crate::auth::row_verifies(&token_key, row));
+        .retain(|row| crate::auth::row_verifies(&row_key, row));
     let tokens_refused = before - file.rows.api_tokens.len();
     let store = Store::open(config.database_url.clone(), &config.pool)?;
     let status = store.migration_status()?;

@@ -20,6 +20,8 @@ pub(super) const META_LOCATION: &str = "master_key_location";
 pub(super) const META_STORE_ID: &str = "store_id";
 /// `2` once every block's secrets are sealed bound to their version and document.
 pub(super) const META_SEAL_FORMAT: &str = "seal_format";
+/// The format every block's secrets are sealed in (3: bound to the block's type too).
+const SEAL_FORMAT: &str = "3";
 const ROTATION_BATCH: i64 = 200;
 
 /// What the first command on a new store set up.
@@ -71,6 +73,7 @@ macro_rules! sealed_from {
                 Sealed {
                     at: SealBinding {
                         block_id: &row.$id,
+                        block_type: &row.block_type,
                         version: row.version,
                         data: &row.data,
                     },
@@ -131,7 +134,7 @@ impl KeyManager {
             (META_FINGERPRINT, fingerprint.clone()),
             (META_LOCATION, source.location.to_hint()),
             (META_STORE_ID, uuid::Uuid::new_v4().to_string()),
-            (META_SEAL_FORMAT, "2".to_owned()),
+            (META_SEAL_FORMAT, SEAL_FORMAT.to_owned()),
         ];
         if !store.insert_meta_once(&entries, &first_key)? {
             // Another process initialised the store first: our key must match theirs.
@@ -154,7 +157,7 @@ impl KeyManager {
         &self,
         expected: &str,
         data_keys: &[DataKeyRow],
-    ) -> Result<(String, crate::crypto::TokenKey)> {
+    ) -> Result<(String, crate::crypto::RowKey)> {
         let default_source;
         let source = match &self.choice {
             KeyChoice::Explicit(source) => source,
@@ -180,7 +183,7 @@ impl KeyManager {
         for row in data_keys {
             key.unwrap(&row.id, &row.wrapped)?;
         }
-        Ok((source.location.to_hint(), key.token_key()))
+        Ok((source.location.to_hint(), key.row_key()))
     }
 
     /// The master key, loaded once and checked against the store's fingerprint before
@@ -281,14 +284,14 @@ impl KeyManager {
         })
     }
 
-    /// Whether this store still holds secrets sealed before format 2.
+    /// Whether this store still holds secrets sealed before format 3.
     pub(super) fn needs_reseal(store: &Store) -> Result<bool> {
-        Ok(store.meta(META_SEAL_FORMAT)?.as_deref() != Some("2"))
+        Ok(store.meta(META_SEAL_FORMAT)?.as_deref() != Some(SEAL_FORMAT))
     }
 
-    /// Re-seals a store made before format 2: a key rotation that opens format 1 and
-    /// seals format 2 (batch by batch, safe to interrupt and re-run), then records the
-    /// format, after which format 1 no longer opens.
+    /// Re-seals a store made before format 3: a key rotation that opens formats 1 and
+    /// 2 and seals format 3 (batch by batch, safe to interrupt and re-run), then records
+    /// the format, after which formats 1 and 2 no longer open.
     pub(super) fn reseal_legacy(
         &self,
         store: &Store,
@@ -298,7 +301,7 @@ impl KeyManager {
         let report = self.rotate(store, progress);
         self.legacy.store(false, Ordering::Relaxed);
         let report = report?;
-        store.set_meta(META_SEAL_FORMAT, "2")?;
+        store.set_meta(META_SEAL_FORMAT, SEAL_FORMAT)?;
         Ok(report.rows_resealed)
     }
 
@@ -362,6 +365,7 @@ impl KeyManager {
                         let sealed = new_key.seal_for_block(&stored.at, &new_row.id, &plaintext)?;
                         let new = SealedRow {
                             block_id: old.block_id.clone(),
+                            block_type: old.block_type.clone(),
                             version: old.version,
                             data: old.data.clone(),
                             sealed_secrets: Some(sealed),

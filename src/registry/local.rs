@@ -10,12 +10,12 @@ use crate::block::{
     Block, BlockFilter, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock,
     parse_stored_data,
 };
-use crate::crypto::SealBinding;
+use crate::crypto::{RowKey, SealBinding};
 use crate::document::{Secrets, split_secrets};
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::source::BlockSource;
-use crate::store::{BlockRow, ChangeKind, DELETED, NewAuditRow, Store, VersionRow};
+use crate::store::{BlockRow, ChangeKind, DELETED, NewAuditRow, Store, StoredType, VersionRow};
 use crate::time::now_millis;
 use crate::types::{BlockType, BlockTypeDef, builtin_type, builtin_types};
 
@@ -43,6 +43,7 @@ impl LocalBlocks {
     pub(super) fn sealed(&self, row: BlockRow, secrets: &Secrets) -> Result<BlockRow> {
         let at = SealBinding {
             block_id: &row.id,
+            block_type: &row.block_type,
             version: row.version,
             data: &row.data,
         };
@@ -55,12 +56,45 @@ impl LocalBlocks {
     }
 }
 
+/// The MAC that binds a user type's definition to the master key.
+pub(super) fn type_mac(key: &RowKey, slug: &str, definition: &str) -> Vec<u8> {
+    key.tag(&type_mac_message(slug, definition))
+}
+
+fn type_mac_message(slug: &str, definition: &str) -> Vec<u8> {
+    serde_json::json!(["blockyard/v1/type", slug, definition])
+        .to_string()
+        .into_bytes()
+}
+
+impl LocalBlocks {
+    pub(super) fn row_key(&self) -> Result<RowKey> {
+        Ok(self.keys.master(&self.store)?.row_key())
+    }
+
+    /// A stored user type, if the master key bound it (a type row written or edited
+    /// without the master key could point `block test` and its secret anywhere).
+    fn verified_type(&self, (slug, definition, mac): StoredType) -> Result<BlockType> {
+        let bound = mac.is_some_and(|tag| {
+            self.row_key()
+                .is_ok_and(|key| key.verifies(&type_mac_message(&slug, &definition), &tag))
+        });
+        if !bound {
+            return Err(Error::DecryptionFailed(format!(
+                "block type {slug} is not bound to this master key: its definition was \
+                 written without it (tampered with); register it again"
+            )));
+        }
+        BlockType::from_json(&definition, false)
+    }
+}
+
 impl BlockSource for LocalBlocks {
     /// Every type: built-in first, then registered ones, by slug.
     fn block_types(&self) -> Result<Vec<BlockType>> {
         let mut types = builtin_types();
-        for text in self.store.block_type_definitions()? {
-            types.push(BlockType::from_json(&text, false)?);
+        for stored in self.store.block_type_definitions()? {
+            types.push(self.verified_type(stored)?);
         }
         Ok(types)
     }
@@ -74,7 +108,7 @@ impl BlockSource for LocalBlocks {
             return Err(Error::UnknownBlockType(slug.chars().take(140).collect()));
         }
         match self.store.block_type_definition(slug)? {
-            Some(text) => BlockType::from_json(&text, false),
+            Some(stored) => self.verified_type(stored),
             None => Err(Error::UnknownBlockType(slug.to_owned())),
         }
     }
@@ -95,9 +129,11 @@ impl BlockSource for LocalBlocks {
         }
         let text =
             serde_json::to_string(&ty.def).map_err(|e| Error::InvalidBlockType(e.to_string()))?;
+        let mac = type_mac(&self.row_key()?, ty.slug(), &text);
         self.store.save_block_type(
             ty.slug(),
             &text,
+            &mac,
             replace,
             now_millis(),
             audit_row(record).as_ref(),

@@ -99,7 +99,8 @@ impl Registry {
         if keys::KeyManager::needs_reseal(&store)? {
             return Err(Error::StoreNotMigrated(
                 "its secrets are sealed in an older format, not bound to their block's \
-                 version and document; run `blockyard database migrate` (with the master key)"
+                 type, version and document; run `blockyard database migrate` (with the \
+                 master key)"
                     .into(),
             ));
         }

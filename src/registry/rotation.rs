@@ -225,7 +225,7 @@ impl Registry {
             )),
             Some(LOCAL_SETTER) => Ok(LOCAL_SETTER.into()),
             Some(id) => {
-                let actor = crate::auth::stored_actor(self.store()?, &self.token_key()?, id)?;
+                let actor = crate::auth::stored_actor(self.store()?, &self.row_key()?, id)?;
                 match actor {
                     Some(actor) if actor.may(Permission::Admin, None) => Ok(actor.name.clone()),
                     _ => Err(refused(

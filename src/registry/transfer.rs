@@ -198,13 +198,16 @@ impl Registry {
             .map(|(row, s, expected)| Ok((local.sealed(row, &s)?, expected)))
             .collect::<Result<Vec<_>>>()?;
         let now = now_millis();
+        let row_key = local.row_key()?;
         let types = new_types
             .iter()
             .map(|ty| {
+                let definition = serde_json::to_string(&ty.def)
+                    .map_err(|e| Error::InvalidBlockType(e.to_string()))?;
                 Ok(TypeRow {
+                    mac: Some(super::local::type_mac(&row_key, &ty.def.slug, &definition)),
                     slug: ty.def.slug.clone(),
-                    definition: serde_json::to_string(&ty.def)
-                        .map_err(|e| Error::InvalidBlockType(e.to_string()))?,
+                    definition,
                     created_at: now,
                     updated_at: now,
                 })

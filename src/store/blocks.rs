@@ -129,6 +129,7 @@ impl BlockRow {
 #[derive(Clone, Queryable)]
 pub struct SealedRow {
     pub block_id: String,
+    pub block_type: String,
     pub version: i64,
     /// The masked document the secrets are bound to.
     pub data: String,
@@ -515,13 +516,21 @@ impl Store {
         let mut conn = self.conn()?;
         let current = b::blocks
             .filter(b::key_id.is_not_null().and(b::key_id.ne(key_id)))
-            .select((b::id, b::version, b::data, b::sealed_secrets, b::key_id))
+            .select((
+                b::id,
+                b::block_type,
+                b::version,
+                b::data,
+                b::sealed_secrets,
+                b::key_id,
+            ))
             .limit(limit)
             .load(&mut *conn)?;
         let history = v::block_versions
             .filter(v::key_id.is_not_null().and(v::key_id.ne(key_id)))
             .select((
                 v::block_id,
+                v::block_type,
                 v::version,
                 v::data,
                 v::sealed_secrets,

@@ -31,7 +31,7 @@ pub use access::{
 pub use backup::StoreRows;
 pub use blocks::{BlockRow, ChangeKind, DELETED, SealedRow, VersionRow, block_stamps};
 pub use keys::DataKeyRow;
-pub use types::TypeRow;
+pub use types::{StoredType, TypeRow};
 pub use url::StoreUrl;
 
 /// Store connections are [`AnyConnection`]s; the store URL only ever selects SQLite or

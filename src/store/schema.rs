@@ -51,6 +51,7 @@ diesel::table! {
         definition -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        mac -> Nullable<Binary>,
     }
 }
 

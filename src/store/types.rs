@@ -1,4 +1,5 @@
-//! Registered block types: their definitions as JSON text, by slug.
+//! Registered block types: their definitions as JSON text, by slug, each with the MAC
+//! that binds it to the master key (checked by the registry).
 
 use diesel::prelude::*;
 
@@ -14,25 +15,50 @@ pub struct TypeRow {
     pub definition: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// HMAC of the slug and definition under the master key's row key; absent in rows
+    /// made before types were bound.
+    #[serde(default, with = "super::backup::base64_bytes::option")]
+    pub mac: Option<Vec<u8>>,
 }
 
+/// A registered type's definition and the MAC stored with it.
+pub type StoredType = (String, String, Option<Vec<u8>>);
+
 impl Store {
-    /// Every registered type's definition, by slug.
-    pub fn block_type_definitions(&self) -> Result<Vec<String>> {
+    /// Every registered type (slug, definition, MAC), by slug.
+    pub fn block_type_definitions(&self) -> Result<Vec<StoredType>> {
         let mut conn = self.conn()?;
         Ok(t::block_types
-            .select(t::definition)
+            .select((t::slug, t::definition, t::mac))
             .order(t::slug.asc())
             .load(&mut *conn)?)
     }
 
-    pub fn block_type_definition(&self, slug: &str) -> Result<Option<String>> {
+    pub fn block_type_definition(&self, slug: &str) -> Result<Option<StoredType>> {
         let mut conn = self.conn()?;
         Ok(t::block_types
             .find(slug)
-            .select(t::definition)
+            .select((t::slug, t::definition, t::mac))
             .first(&mut *conn)
             .optional()?)
+    }
+
+    /// Sets the MAC of every type that has none (the migration that binds types to the
+    /// master key); how many.
+    pub fn bind_unbound_types(&self, mac: impl Fn(&str, &str) -> Vec<u8>) -> Result<usize> {
+        let mut conn = self.conn()?;
+        conn.transaction::<_, Error, _>(|conn| {
+            let rows: Vec<(String, String)> = t::block_types
+                .filter(t::mac.is_null())
+                .select((t::slug, t::definition))
+                .load(conn)?;
+            for (slug, definition) in &rows {
+                diesel::update(t::block_types.find(slug))
+                    .set(t::mac.eq(Some(mac(slug, definition))))
+                    .execute(conn)?;
+            }
+            Ok(rows.len())
+        })
     }
 
     /// Stores a type's definition: replaces the one of the same slug if `replace`,
@@ -41,6 +67,7 @@ impl Store {
         &self,
         slug: &str,
         definition: &str,
+        mac: &[u8],
         replace: bool,
         now: i64,
         audit: Option<&super::NewAuditRow>,
@@ -49,7 +76,11 @@ impl Store {
         conn.transaction(|conn| {
             let updated = match replace {
                 true => diesel::update(t::block_types.find(slug))
-                    .set((t::definition.eq(definition), t::updated_at.eq(now)))
+                    .set((
+                        t::definition.eq(definition),
+                        t::mac.eq(Some(mac)),
+                        t::updated_at.eq(now),
+                    ))
                     .execute(conn)?,
                 false => 0,
             };
@@ -60,6 +91,7 @@ impl Store {
                         t::definition.eq(definition),
                         t::created_at.eq(now),
                         t::updated_at.eq(now),
+                        t::mac.eq(Some(mac)),
                     ))
                     .execute(conn)
                     .map_err(|err| match err {

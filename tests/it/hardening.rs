@@ -211,12 +211,21 @@ on_both_stores!(
     }
 );
 
-// 3. A store sealed before secrets were bound is re-sealed by `database migrate`.
+// 3. A store sealed before secrets were bound (format 1), or before they were bound to
+// their type (format 2), is re-sealed by `database migrate`.
 on_both_stores!(database_migrate_reseals_an_older_store, |env: TestEnv| {
+    reseal_from(&env, 1);
+});
+
+on_both_stores!(database_migrate_reseals_a_format_2_store, |env: TestEnv| {
+    reseal_from(&env, 2);
+});
+
+fn reseal_from(env: &TestEnv, format: u8) {
     use blockyard::crypto::{DataKey, MasterKey, SealBinding};
     use blockyard::store::{PoolOptions, Store, StoreUrl};
     env.ok(&["init"]);
-    create_crdb_sage(&env, PLANTED, &[]).success();
+    create_crdb_sage(env, PLANTED, &[]).success();
     let store = Store::open(
         StoreUrl::parse(&env.database_url()).unwrap(),
         &PoolOptions::default(),
@@ -232,6 +241,7 @@ on_both_stores!(database_migrate_reseals_an_older_store, |env: TestEnv| {
             .map(|old| {
                 let at = SealBinding {
                     block_id: &old.block_id,
+                    block_type: &old.block_type,
                     version: old.version,
                     data: &old.data,
                 };
@@ -240,8 +250,11 @@ on_both_stores!(database_migrate_reseals_an_older_store, |env: TestEnv| {
                 let plain = key.open_for_block(&at, &key_id, sealed, false).unwrap();
                 let mut new = old.clone();
                 new.sealed_secrets = Some(
-                    key.seal_for_block_v1(&old.block_id, &key_id, &plain)
-                        .unwrap(),
+                    match format {
+                        1 => key.seal_for_block_v1(&old.block_id, &key_id, &plain),
+                        _ => key.seal_for_block_v2(&at, &key_id, &plain),
+                    }
+                    .unwrap(),
                 );
                 (old, new)
             })
@@ -250,16 +263,15 @@ on_both_stores!(database_migrate_reseals_an_older_store, |env: TestEnv| {
     store
         .replace_sealed(&to_v1(current), &to_v1(history))
         .unwrap();
-    store.set_meta("seal_format", "1").unwrap();
+    store.set_meta("seal_format", &format.to_string()).unwrap();
 
     env.run(&["block", "ls"]).fails_with("STORE_NOT_MIGRATED");
     let migrated = env.json(&["database", "migrate"]);
-    assert!(migrated.to_string().contains("seal-format-2"), "{migrated}");
-    assert!(secret_of(&env).success().stdout.contains(PLANTED));
-    // And format 1 no longer opens: an old ciphertext put back is refused.
+    assert!(migrated.to_string().contains("seal-format-3"), "{migrated}");
+    assert!(secret_of(env).success().stdout.contains(PLANTED));
     let again = env.json(&["database", "migrate"]);
-    assert!(!again.to_string().contains("seal-format-2"), "{again}");
-});
+    assert!(!again.to_string().contains("seal-format-3"), "{again}");
+}
 
 // 14. Durations in a document never panic: the schema refuses what cannot be used.
 #[test]

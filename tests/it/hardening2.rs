@@ -101,9 +101,14 @@ on_both_stores!(migrate_binds_the_tokens_it_finds, |env: TestEnv| {
     // The store as the previous release left it.
     env.sql("ALTER TABLE api_tokens DROP COLUMN mac");
     env.sql("DELETE FROM __diesel_schema_migrations WHERE version LIKE '%000005'");
+    env.sql("ALTER TABLE block_types DROP COLUMN mac");
     env.run(&["block", "ls"]).fails_with("STORE_NOT_MIGRATED");
     let run = env.ok(&["database", "migrate"]);
-    assert!(run.stdout.contains("1 tokens bound"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("1 tokens and 0 block types bound"),
+        "{}",
+        run.stdout
+    );
     let server = Server::start(&env, &[]);
     assert_eq!(Api::new(&server, Some(&reader)).get("/blocks").status, 200);
 });
@@ -474,3 +479,33 @@ fn audit_export_is_gap_free_under_concurrent_writes() {
         stored - exported.len()
     );
 }
+
+// 7. A store-row writer can neither point a block at another type nor write or edit a
+// user type: the type is bound into the seal, and type rows into the master key.
+on_both_stores!(block_types_are_bound_to_the_master_key, |env: TestEnv| {
+    env.ok(&["init"]);
+    register_ftp_block(&env, PLANTED);
+    let secret = |env: &TestEnv| env.run(&["block", "inspect", "ftp-main", "--show-secrets"]);
+    assert!(secret(&env).success().stdout.contains(PLANTED));
+    // Another type for the same sealed secrets.
+    env.sql("UPDATE blocks SET block_type = 'secret' WHERE name = 'ftp-main'");
+    secret(&env).fails_with("DECRYPTION_FAILED");
+    env.sql("UPDATE blocks SET block_type = 'ftp' WHERE name = 'ftp-main'");
+    assert!(secret(&env).success().stdout.contains(PLANTED));
+    // An edited definition of the block's own type.
+    env.sql("UPDATE block_types SET definition = replace(definition, '\"FTP\"', '\"Evil\"')");
+    let run = env
+        .run(&["block", "test", "ftp-main"])
+        .fails_with("DECRYPTION_FAILED");
+    assert!(
+        run.stderr.contains("not bound to this master key"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all_output().contains(PLANTED));
+    env.run(&["type", "ls"]).fails_with("DECRYPTION_FAILED");
+    // Registered again by whoever holds the master key, it is trusted again.
+    let def = env.dir.path().join("ftp.json");
+    env.ok(&["type", "register", def.to_str().unwrap(), "--replace"]);
+    assert!(secret(&env).success().stdout.contains(PLANTED));
+});
