@@ -183,7 +183,11 @@ pub fn env(
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    out.emit(&object, || env::render(&vars, format));
+    let text = match out.format {
+        super::output::OutputFormat::Json => String::new(),
+        super::output::OutputFormat::Table => env::render(&vars, format)?,
+    };
+    out.emit(&object, || text);
     Ok(())
 }
 

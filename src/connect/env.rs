@@ -167,16 +167,16 @@ pub fn native_format(backend: Backend) -> EnvFormat {
     }
 }
 
-/// Renders variables as text in `format`.
-pub fn render(vars: &[(String, String)], format: EnvFormat) -> String {
+/// Renders variables as text in `format`, safe to source from a shell.
+pub fn render(vars: &[(String, String)], format: EnvFormat) -> Result<String> {
     let mut out = String::new();
     for (name, value) in vars {
         let _ = match format {
             EnvFormat::Shell => writeln!(out, "export {name}={}", shell_quote(value)),
-            _ => writeln!(out, "{name}={}", dotenv_quote(value)),
+            _ => writeln!(out, "{name}={}", dotenv_quote(name, value)?),
         };
     }
-    out
+    Ok(out)
 }
 
 /// Single quotes, with each `'` written as `'\''`: nothing inside is expanded.
@@ -184,8 +184,20 @@ pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-/// Double quotes with `\`, `"`, `$` and newlines escaped, as dotenv loaders read them.
-fn dotenv_quote(value: &str) -> String {
+/// Double quotes with `\`, `"`, `$` and newlines escaped, as dotenv loaders read them;
+/// a value with a backtick (which a shell sourcing the file would run, and which dotenv
+/// loaders do not unescape) in single quotes, read literally by both. A value with both
+/// a backtick and a single quote has no such form: refused.
+fn dotenv_quote(name: &str, value: &str) -> Result<String> {
+    if value.contains('`') {
+        return match value.contains('\'') {
+            false => Ok(format!("'{value}'")),
+            true => Err(Error::InvalidInput(format!(
+                "{name} holds both ` and ', which no dotenv line keeps literal for both \
+                 dotenv loaders and a shell; use --format shell"
+            ))),
+        };
+    }
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
@@ -198,7 +210,7 @@ fn dotenv_quote(value: &str) -> String {
         }
     }
     out.push('"');
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -212,8 +224,19 @@ mod tests {
 
     #[test]
     fn dotenv_round_trips_through_dotenvy() {
-        let value = "p@ss \"q\" $x \\ 'y' # z\nline2";
-        let text = render(&[("A_PASSWORD".into(), value.into())], EnvFormat::Dotenv);
+        for value in [
+            "p@ss \"q\" $x \\ 'y' # $(touch pwned) z\nline2",
+            "p@ss \"q\" $x \\ # `touch pwned` $(id) z\nline2",
+        ] {
+            round_trip(value);
+        }
+        let both = [("A".to_owned(), "`x` 'y'".to_owned())];
+        assert!(render(&both, EnvFormat::Dotenv).is_err());
+        assert!(render(&both, EnvFormat::Shell).is_ok());
+    }
+
+    fn round_trip(value: &str) {
+        let text = render(&[("A_PASSWORD".into(), value.into())], EnvFormat::Dotenv).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".env");
         std::fs::write(&path, text).unwrap();
@@ -222,5 +245,16 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(back, vec![("A_PASSWORD".to_owned(), value.to_owned())]);
+        // A shell sourcing it runs nothing.
+        let script = format!(". {}; printf %s \"$A_PASSWORD\"", path.display());
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!dir.path().join("pwned").exists());
+        // (A shell keeps a double-quoted `\n` as those two characters.)
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(shown == value || shown == value.replace('\n', "\\n"), "{shown}");
     }
 }
