@@ -388,9 +388,17 @@ pub fn default_key_file(data_dir: &Path) -> PathBuf {
 fn read_config_file(path: &Path) -> Result<Settings> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| Error::io(format!("reading config file {}", path.display()), err))?;
+    let settings = parse_config_file(path, &text)?;
+    if settings.token.is_some() {
+        crate::files::check_private_holding(path, "config file", "an API token")?;
+    }
+    Ok(settings)
+}
+
+fn parse_config_file(path: &Path, text: &str) -> Result<Settings> {
     // The parser's message, with a line number but never the line (it may hold the
     // token).
-    toml::from_str(&text).map_err(|err| {
+    toml::from_str(text).map_err(|err| {
         let line = err.span().map(|span| {
             let before = &text.as_bytes()[..span.start.min(text.len())];
             before.iter().filter(|b| **b == b'\n').count() + 1

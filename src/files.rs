@@ -42,6 +42,12 @@ pub fn touch_private(path: &Path) -> Result<()> {
 
 /// Refuses a key file that its group or others may read or write.
 pub fn check_private(path: &Path) -> Result<()> {
+    check_private_holding(path, "key file", "the master key")
+}
+
+/// Refuses a file holding `holds` (the master key, an API token) that its group or
+/// others may read or write, as ssh refuses such a key.
+pub fn check_private_holding(path: &Path, what: &str, holds: &str) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -51,8 +57,8 @@ pub fn check_private(path: &Path) -> Result<()> {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(Error::InsecureKeyFile(format!(
-                "key file {} is accessible by others (mode {mode:o}); it holds the master \
-                 key, so it is not used. Fix it with: chmod 600 {}",
+                "{what} {} is accessible by others (mode {mode:o}); it holds {holds}, so it \
+                 is not used. Fix it with: chmod 600 {}",
                 path.display(),
                 path.display()
             )));

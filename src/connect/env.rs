@@ -255,6 +255,9 @@ mod tests {
         assert!(!dir.path().join("pwned").exists());
         // (A shell keeps a double-quoted `\n` as those two characters.)
         let shown = String::from_utf8_lossy(&out.stdout);
-        assert!(shown == value || shown == value.replace('\n', "\\n"), "{shown}");
+        assert!(
+            shown == value || shown == value.replace('\n', "\\n"),
+            "{shown}"
+        );
     }
 }

@@ -509,3 +509,32 @@ on_both_stores!(block_types_are_bound_to_the_master_key, |env: TestEnv| {
     env.ok(&["type", "register", def.to_str().unwrap(), "--replace"]);
     assert!(secret(&env).success().stdout.contains(PLANTED));
 });
+
+// 18. A config file holding a token is refused while others may read it.
+#[test]
+fn a_config_file_with_a_token_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new(Backend::Sqlite);
+    let file = write_file(
+        env.dir.path(),
+        "config.toml",
+        &format!(
+            "server_url = \"http://127.0.0.1:{}\"\ntoken = \"byd_0123456789abcdef_{PLANTED}\"\n",
+            closed_port()
+        ),
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = file.to_str().unwrap();
+    let run = env
+        .run(&["--config", config, "block", "ls"])
+        .fails_with("INSECURE_KEY_FILE");
+    assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
+    assert!(!run.all_output().contains(PLANTED));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = env.run(&["--config", config, "block", "ls"]);
+    assert!(
+        !run.all_output().contains("INSECURE_KEY_FILE"),
+        "{}",
+        run.all_output()
+    );
+}
