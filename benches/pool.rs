@@ -45,6 +45,7 @@ fn bench(c: &mut Criterion) {
                     "pool": {"max_size": 4, "min_idle": 4, "test_on_check_out": ping}
                 }),
                 id: None,
+                replace_deleted: false,
             })
             .unwrap();
     }

@@ -39,6 +39,7 @@ fn fill(registry: &Registry) {
                     "driver": "cockroachdb+psycopg2", "database": "sage", "username": "databot",
                     "host": "localhost", "port": 26257, "password": format!("pw-{i}")}}),
                 id: None,
+                replace_deleted: false,
             })
             .expect("create");
     }

@@ -21,6 +21,9 @@ pub struct NewBlock {
     pub document: Value,
     /// Keep this id (import); a new UUID otherwise.
     pub id: Option<uuid::Uuid>,
+    /// The id may be a deleted block's: this block replaces it, and its history goes.
+    /// Without it, such an id is refused.
+    pub replace_deleted: bool,
 }
 
 /// Who asked for a change (over HTTP): its audit record, written in the same

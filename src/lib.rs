@@ -20,6 +20,7 @@
 //!         "driver": "cockroachdb+psycopg2", "database": "sage", "username": "databot",
 //!         "host": "localhost", "port": 26257, "password": "s3cr3t"}}),
 //!     id: None,
+//!     replace_deleted: false,
 //! })?;
 //! let block = registry.load_block("crdb-sage")?;
 //! assert_eq!(block.document().unwrap()["connection_info"]["password"], "s3cr3t");

@@ -157,6 +157,7 @@ impl BlockSource for RemoteClient {
             block_type: new.block_type,
             data: new.document,
             id: new.id,
+            replace_deleted: new.replace_deleted,
         };
         Ok(masked_block(self.send("POST", "/blocks", &body, None)?))
     }

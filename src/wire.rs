@@ -80,6 +80,10 @@ pub struct CreateBlock {
     pub data: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<uuid::Uuid>,
+    /// With `id` of a deleted block: replace it (its history is purged); without, such
+    /// an id is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace_deleted: bool,
 }
 
 /// `PUT /blocks/{name}`: the whole new document; `********` keeps a stored secret.

@@ -338,6 +338,9 @@ pub struct Create {
     /// Use this id instead of a new UUID (to mirror blocks across environments).
     #[arg(long)]
     pub id: Option<uuid::Uuid>,
+    /// With --id of a deleted block: replace it (its history is purged).
+    #[arg(long, requires = "id")]
+    pub replace_deleted: bool,
     #[command(flatten)]
     pub doc: DocumentArgs,
 }
@@ -349,6 +352,7 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
         from_env,
         env_file,
         id,
+        replace_deleted,
         doc,
     } = args;
     let from_data = doc.data.as_deref().and_then(input::data_file_type);
@@ -384,6 +388,7 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
         block_type: slug,
         document,
         id,
+        replace_deleted,
     })?;
     out.emit(&BlockBody::of(&block, false), || {
         format!(

@@ -10,7 +10,8 @@ use crate::block::BlockFilter;
 use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::registry::{
-    ApplyPlan, Existing, Registry, SecretRefs, SecretsIdentity, SecretsKey, parse_apply_file,
+    ApplyOptions, ApplyPlan, Existing, Registry, SecretRefs, SecretsIdentity, SecretsKey,
+    parse_apply_file,
 };
 use crate::wire::ExportFile;
 
@@ -182,6 +183,10 @@ pub struct ApplyArgs {
     /// With --prune: only blocks whose names start with this are candidates.
     #[arg(long, requires = "prune")]
     pub prefix: Option<String>,
+    /// Let a created block take the id of a deleted block (the plan lists them): that
+    /// block and its history are purged.
+    #[arg(long)]
+    pub replace_deleted: bool,
 }
 
 pub fn apply(registry: &Registry, args: ApplyArgs, out: &Printer) -> Result<()> {
@@ -201,7 +206,12 @@ pub fn apply(registry: &Registry, args: ApplyArgs, out: &Printer) -> Result<()> 
         base_dir: &base_dir,
     };
     let prune = args.prune.then(|| args.prefix.clone().unwrap_or_default());
-    let plan = registry.apply(file, &refs, prune.as_deref(), args.dry_run)?;
+    let options = ApplyOptions {
+        prune: prune.as_deref(),
+        dry_run: args.dry_run,
+        replace_deleted: args.replace_deleted,
+    };
+    let plan = registry.apply(file, &refs, &options)?;
     out.emit(&plan, || plan_text(&plan));
     Ok(())
 }
@@ -210,7 +220,12 @@ pub fn apply(registry: &Registry, args: ApplyArgs, out: &Printer) -> Result<()> 
 /// updates, then the counts.
 fn plan_text(plan: &ApplyPlan) -> String {
     let mut lines = Vec::new();
-    lines.extend(plan.create.iter().map(|name| format!("+ create {name}")));
+    lines.extend(plan.create.iter().map(|name| match plan.replace_deleted.get(name) {
+        Some(deleted) => format!(
+            "+ create {name} (takes the id of deleted block {deleted}: purges it and its history)"
+        ),
+        None => format!("+ create {name}"),
+    }));
     for update in &plan.update {
         lines.push(format!("~ update {}", update.name));
         for change in &update.changes {

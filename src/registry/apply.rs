@@ -49,10 +49,25 @@ pub struct SecretRefs<'a> {
     pub base_dir: &'a Path,
 }
 
+/// How an apply runs.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyOptions<'a> {
+    /// Also delete blocks not in the file whose names start with this.
+    pub prune: Option<&'a str>,
+    /// Only plan.
+    pub dry_run: bool,
+    /// A created block may take a deleted block's id (purging that block's history).
+    pub replace_deleted: bool,
+}
+
 /// What an apply did (or, with `dry_run`, would do).
 #[derive(Debug, Default, Serialize)]
 pub struct ApplyPlan {
     pub create: Vec<String>,
+    /// Created blocks that take a deleted block's id (created block to deleted block):
+    /// that block and its history are purged.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub replace_deleted: std::collections::BTreeMap<String, String>,
     pub update: Vec<PlannedUpdate>,
     pub unchanged: Vec<String>,
     pub delete: Vec<String>,
@@ -100,9 +115,13 @@ impl Registry {
         &self,
         file: ApplyFile,
         refs: &SecretRefs<'_>,
-        prune: Option<&str>,
-        dry_run: bool,
+        options: &ApplyOptions<'_>,
     ) -> Result<ApplyPlan> {
+        let ApplyOptions {
+            prune,
+            dry_run,
+            replace_deleted,
+        } = *options;
         let mut seen = BTreeSet::new();
         let mut steps = Vec::new();
         for desired in file.blocks {
@@ -126,6 +145,22 @@ impl Registry {
                 .map(|b| b.name)
                 .filter(|name| !seen.contains(name))
                 .collect();
+        }
+        plan.replace_deleted = self.deleted_ids_taken(&steps)?;
+        if !replace_deleted
+            && !dry_run
+            && let Some((name, deleted)) = plan.replace_deleted.iter().next()
+        {
+            return Err(Error::InvalidInput(format!(
+                "block {name} takes the id of the deleted block {deleted}: applying would \
+                 purge that block and its history; `blockyard block undelete {deleted}` \
+                 brings it back, or pass --replace-deleted"
+            )));
+        }
+        for step in &mut steps {
+            if let Step::Create(new) = step {
+                new.replace_deleted = replace_deleted;
+            }
         }
         for step in &steps {
             match step {
@@ -201,6 +236,7 @@ impl Registry {
                 block_type: desired.block_type,
                 document,
                 id: desired.id,
+                replace_deleted: false,
             }));
         };
         check_same_block(&current, &desired.block_type, desired.id)?;
@@ -219,6 +255,32 @@ impl Registry {
             version: current.version,
             changes,
         })
+    }
+}
+
+impl Registry {
+    /// The created blocks whose ids belong to deleted blocks here (only a local store
+    /// can tell; a server refuses such a create by itself).
+    fn deleted_ids_taken(
+        &self,
+        steps: &[Step],
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let Ok((store, _)) = self.local() else {
+            return Ok(Default::default());
+        };
+        let created: Vec<(String, String)> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Create(new) => Some((new.id?.to_string(), new.name.to_string())),
+                _ => None,
+            })
+            .collect();
+        let ids: Vec<&str> = created.iter().map(|(id, _)| id.as_str()).collect();
+        let deleted = store.deleted_with_ids(&ids)?;
+        Ok(created
+            .into_iter()
+            .filter_map(|(id, name)| Some((name, deleted.get(&id)?.clone())))
+            .collect())
     }
 }
 

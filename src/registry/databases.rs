@@ -121,6 +121,7 @@ impl Registry {
                 block_type: CONNECTOR.into(),
                 document: json!({ "connection_info": info.to_components() }),
                 id: None,
+                replace_deleted: false,
             })?;
             steps.push(format!("stored block {}", new.block));
             Ok(())
@@ -217,6 +218,7 @@ impl Registry {
                 block_type: CONNECTOR.into(),
                 document: json!({ "connection_info": info.to_components() }),
                 id: None,
+                replace_deleted: false,
             })
         })();
         match result {

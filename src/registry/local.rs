@@ -56,6 +56,16 @@ impl LocalBlocks {
     }
 }
 
+/// Creating a block with a deleted block's id would purge that block's history.
+/// `how` says how to replace it anyway.
+pub(super) fn replaces_deleted(id: &str, name: &str, how: &str) -> Error {
+    Error::InvalidInput(format!(
+        "id {id} belongs to the deleted block {name}: creating this block would purge \
+         that block and its history; `blockyard block undelete {name}` brings it back, or \
+         {how} to replace it"
+    ))
+}
+
 /// The MAC that binds a user type's definition to the master key.
 pub(super) fn type_mac(key: &RowKey, slug: &str, definition: &str) -> Vec<u8> {
     key.tag(&type_mac_message(slug, definition))
@@ -143,6 +153,13 @@ impl BlockSource for LocalBlocks {
 
     /// Creates a block after validating it against its type; secrets are sealed.
     fn create_block(&self, new: NewBlock, record: Option<&ChangeRecord>) -> Result<Block> {
+        if let Some(id) = new.id.filter(|_| !new.replace_deleted) {
+            let id = id.to_string();
+            if let Some(name) = self.store.deleted_with_ids(&[&id])?.remove(&id) {
+                let how = "pass --replace-deleted (replace_deleted: true)";
+                return Err(replaces_deleted(&id, &name, how));
+            }
+        }
         let ty = self.block_type(&new.block_type)?;
         ty.validate(&new.document)?;
         let (masked, secrets) = split_secrets(&ty, new.document)?;

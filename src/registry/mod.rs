@@ -19,7 +19,7 @@ pub use admin::{
     AUDIT_PRUNE_LOCK, AuditFilter, AuditRow, MigrationStatus, PruneReport, migrate,
     migration_status,
 };
-pub use apply::{ApplyFile, ApplyPlan, SecretRefs, parse_apply_file};
+pub use apply::{ApplyFile, ApplyOptions, ApplyPlan, SecretRefs, parse_apply_file};
 pub use backup::{BACKUP_FORMAT, BackupFile, BackupReport, restore};
 pub use databases::NewDatabase;
 pub use keys::{InitReport, KeyStatus, RotationReport};

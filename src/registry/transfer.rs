@@ -170,6 +170,12 @@ impl Registry {
                 self.record(),
             )? {
                 Planned::Create(row, s) => {
+                    if let Some(deleted) = here.deleted.get(&row.id)
+                        && existing != Existing::Overwrite
+                    {
+                        let how = "import with --overwrite (existing=overwrite)";
+                        return Err(super::local::replaces_deleted(&row.id, deleted, how));
+                    }
                     plan.create.push(name);
                     creates.push((row, s));
                 }
@@ -365,6 +371,8 @@ fn plan_block(
 struct Here {
     by_name: HashMap<String, BlockRow>,
     by_id: HashMap<String, BlockRow>,
+    /// Ids in the export held by deleted blocks here (id to name).
+    deleted: std::collections::BTreeMap<String, String>,
 }
 
 impl Here {
@@ -373,6 +381,7 @@ impl Here {
         let ids: Vec<&str> = file.blocks.iter().map(|b| b.meta.id.as_str()).collect();
         let rows = store.blocks_named_or_with_ids(&names, &ids)?;
         Ok(Here {
+            deleted: store.deleted_with_ids(&ids)?,
             by_name: rows.iter().map(|r| (r.name.clone(), r.clone())).collect(),
             by_id: rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
         })

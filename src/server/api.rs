@@ -389,6 +389,7 @@ pub async fn create_block(
         block_type: body.block_type,
         document: body.data,
         id: body.id,
+        replace_deleted: body.replace_deleted,
     };
     let result = blocking(move || registry.create_block(new)).await;
     let block = changed(state, &ctx, actor, "create", name.as_str(), result).await?;

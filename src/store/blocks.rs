@@ -366,6 +366,27 @@ impl Store {
             .optional()?)
     }
 
+    /// The names under which deleted blocks (their history kept, no live row) hold
+    /// these ids: creating a block with one of them would purge that history.
+    pub fn deleted_with_ids(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut conn = self.conn()?;
+        let mut found = std::collections::BTreeMap::new();
+        for chunk in ids.chunks(BATCH) {
+            let live = b::blocks.select(b::id);
+            let rows: Vec<(String, String)> = v::block_versions
+                .filter(v::block_id.eq_any(chunk))
+                .filter(v::block_id.ne_all(live))
+                .filter(v::change.eq(DELETED))
+                .select((v::block_id, v::name))
+                .load(&mut *conn)?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
     pub fn find_block_by_id(&self, id: &str) -> Result<Option<BlockRow>> {
         let mut conn = self.conn()?;
         Ok(b::blocks.find(id).first(&mut *conn).optional()?)

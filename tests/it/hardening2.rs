@@ -538,3 +538,67 @@ fn a_config_file_with_a_token_must_be_private() {
         run.all_output()
     );
 }
+
+// 19. A block created under a deleted block's id would purge that block's history: the
+// plan says so, and it needs --replace-deleted (the API: replace_deleted).
+#[test]
+fn taking_a_deleted_blocks_id_needs_replace_deleted() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let id = uuid::Uuid::new_v4().to_string();
+    env.ok(&[
+        "block",
+        "create",
+        "old",
+        "--type",
+        "json",
+        "--set-json",
+        "value=1",
+        "--id",
+        &id,
+    ]);
+    env.ok(&["block", "update", "old", "--set-json", "value=2"]);
+    env.ok(&["block", "delete", "old"]);
+    let text = format!("blocks:\n  - {{name: new, type: json, id: {id}, data: {{value: 3}}}}\n");
+    let file = write_file(env.dir.path(), "apply.yaml", &text);
+    let file = file.to_str().unwrap();
+    let plan = env.json(&["apply", "-f", file, "--dry-run"]);
+    assert_eq!(plan["replace_deleted"]["new"], "old", "{plan}");
+    let shown = env
+        .ok(&["apply", "-f", file, "--dry-run", "--output", "table"])
+        .stdout;
+    assert!(
+        shown.contains("takes the id of deleted block old"),
+        "{shown}"
+    );
+    let before = env.snapshot();
+    env.run(&["apply", "-f", file]).fails_with("INVALID_INPUT");
+    env.run(&[
+        "block",
+        "create",
+        "new",
+        "--type",
+        "json",
+        "--set-json",
+        "value=3",
+        "--id",
+        &id,
+    ])
+    .fails_with("INVALID_INPUT");
+    let server = Server::start(&env, &[]);
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let api = Api::new(&server, Some(&admin));
+    let body = json!({"name": "new", "block_type": "json", "data": {"value": 3}, "id": id});
+    let reply = api.post("/blocks", &body);
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert_eq!(
+        env.snapshot(),
+        before,
+        "the deleted block's history was touched"
+    );
+    env.ok(&["block", "undelete", "old"]);
+    env.ok(&["block", "delete", "old"]);
+    env.ok(&["apply", "-f", file, "--replace-deleted"]);
+    env.run(&["block", "undelete", "old"])
+        .fails_with("BLOCK_NOT_FOUND");
+}

@@ -206,6 +206,7 @@ fn interrupted_rotation_leaves_every_block_readable() {
                 block_type: "secret".into(),
                 document: serde_json::json!({"value": format!("v{i}")}),
                 id: None,
+                replace_deleted: false,
             })
             .unwrap();
     }

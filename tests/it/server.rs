@@ -772,12 +772,12 @@ on_both_stores!(kept_reads_see_every_change_at_once, |env: TestEnv| {
     // Deleted and created again with the same id: version 1 again, new contents.
     env.ok(&["block", "delete", "crdb-sage"]);
     assert_eq!(password("crdb-sage"), "BLOCK_NOT_FOUND");
-    create("third-pw", &["--id", &id]);
+    create("third-pw", &["--id", &id, "--replace-deleted"]);
     assert_eq!(password("crdb-sage"), "third-pw");
     env.run_stdin(&["block", "delete", "crdb-sage"], "")
         .success();
     std::thread::sleep(Duration::from_millis(5));
-    create("fourth-pw", &["--id", &id]);
+    create("fourth-pw", &["--id", &id, "--replace-deleted"]);
     assert_eq!(password("crdb-sage"), "fourth-pw");
 
     // Renamed away: the old name is gone at once.

@@ -217,6 +217,7 @@ pub async fn create_block(
         block_type: ty.def.slug.clone(),
         document: doc,
         id: None,
+        replace_deleted: false,
     };
     let result = blocking(move || registry.create_block(new)).await;
     match changed(state, ctx, actor, "create", &name, result).await {
