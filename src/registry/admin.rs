@@ -122,8 +122,9 @@ impl Registry {
     /// Deletes the audit records older than `before` (Unix ms) in batches of
     /// [`PRUNE_BATCH`], each its own short transaction followed by a rest
     /// ([`PRUNE_REST`]) so requests' records go on being written in between;
-    /// `progress(done, total)` after each. A prune that deleted
-    /// anything is then itself on record, by `actor`.
+    /// `progress(done, total)` after each. A prune that deletes anything is on record
+    /// (by `actor`, with how many records it set out to delete), committed with its
+    /// first batch.
     pub fn prune_audit(
         &self,
         before: i64,
@@ -132,34 +133,30 @@ impl Registry {
     ) -> Result<PruneReport> {
         let store = self.store()?;
         let total = store.audit_count_before(before)? as u64;
-        let mut deleted = 0u64;
-        let mut after = 0;
+        let before_text = crate::time::rfc3339(before);
+        // On record with the first batch, before anything is gone.
+        let mut record = Some(NewAuditRow::single(
+            crate::time::now_millis(),
+            format!("prune-{}", uuid::Uuid::new_v4().simple()),
+            actor.to_owned(),
+            "prune-audit".into(),
+            Some(format!("audit before {before_text}: {total} to delete")),
+            "ok".into(),
+        ));
+        let (mut deleted, mut after) = (0u64, 0);
         loop {
             let started = std::time::Instant::now();
-            let (n, last) = store.prune_audit_batch(before, after, PRUNE_BATCH)?;
+            let (n, last) = store.prune_audit_batch(before, after, PRUNE_BATCH, record.as_ref())?;
             if last == after {
                 break;
             }
+            record = None;
+            super::crash_point("prune-batch-deleted");
             after = last;
             std::thread::sleep(started.elapsed() * PRUNE_REST);
             deleted += n as u64;
             progress(deleted, total.max(deleted));
         }
-        let before_text = crate::time::rfc3339(before);
-        if deleted == 0 {
-            return Ok(PruneReport {
-                before: before_text,
-                deleted,
-            });
-        }
-        store.record_audit(&[NewAuditRow::single(
-            crate::time::now_millis(),
-            format!("prune-{}", uuid::Uuid::new_v4().simple()),
-            actor.to_owned(),
-            "prune-audit".into(),
-            Some(format!("audit before {before_text}: {deleted} deleted")),
-            "ok".into(),
-        )])?;
         Ok(PruneReport {
             before: before_text,
             deleted,

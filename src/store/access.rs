@@ -342,7 +342,16 @@ impl Store {
     /// between batches); answers how many went and the last id looked at, for the next
     /// batch to start after (so it seeks past the rows just deleted instead of scanning
     /// them again before PostgreSQL's vacuum has removed them).
-    pub fn prune_audit_batch(&self, before: i64, after: i64, batch: i64) -> Result<(usize, i64)> {
+    /// `record` (the prune's own record, given with its first batch that deletes
+    /// anything) commits in the same transaction as the batch: a prune is on record
+    /// before anything it deleted is gone, even if it is killed halfway.
+    pub fn prune_audit_batch(
+        &self,
+        before: i64,
+        after: i64,
+        batch: i64,
+        record: Option<&NewAuditRow>,
+    ) -> Result<(usize, i64)> {
         let mut conn = self.conn()?;
         let oldest = a::audit_log
             .filter(a::id.gt(after))
@@ -351,17 +360,22 @@ impl Store {
             .select(a::id)
             .limit(batch);
         let ids: Vec<i64> = oldest.load(&mut *conn)?;
-        let Some(last) = ids.last() else {
+        let Some(last) = ids.last().copied() else {
             return Ok((0, after));
         };
-        let deleted = diesel::delete(
-            a::audit_log
-                .filter(a::id.gt(after))
-                .filter(a::id.le(*last))
-                .filter(a::at.lt(before)),
-        )
-        .execute(&mut *conn)?;
-        Ok((deleted, *last))
+        conn.transaction(|conn| {
+            if let Some(record) = record {
+                insert_audit(conn, std::slice::from_ref(record))?;
+            }
+            let deleted = diesel::delete(
+                a::audit_log
+                    .filter(a::id.gt(after))
+                    .filter(a::id.le(last))
+                    .filter(a::at.lt(before)),
+            )
+            .execute(conn)?;
+            Ok((deleted, last))
+        })
     }
 
     /// Writes audit records made here (not by the server's writer): a prune's own.

@@ -124,7 +124,7 @@ on_both_stores!(the_server_prunes_past_its_retention, |env: TestEnv| {
                 .unwrap();
             assert_eq!(prune["actor"], "scheduler");
             assert!(
-                prune["block"].as_str().unwrap().contains("4 deleted"),
+                prune["block"].as_str().unwrap().contains("4 to delete"),
                 "{prune}"
             );
             break;

@@ -602,3 +602,33 @@ fn taking_a_deleted_blocks_id_needs_replace_deleted() {
     env.run(&["block", "undelete", "old"])
         .fails_with("BLOCK_NOT_FOUND");
 }
+
+// 23. A prune killed halfway is on record: its record commits with its first batch.
+#[test]
+fn a_prune_killed_halfway_is_on_record() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    env.sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+         INSERT INTO audit_log (at, request_id, actor, action, block, outcome, event_count, last_at) \
+         SELECT i, 'old-' || i, 'someone', 'read-secrets', 'x', 'ok', 1, i FROM n",
+    );
+    let crashed = env.run_with(
+        &["audit", "prune", "--before", "30d"],
+        None,
+        &[("BLOCKYARD_CRASH_AT", "prune-batch-deleted")],
+    );
+    assert_ne!(crashed.code, 0, "the prune did not stop halfway");
+    let left = env.sql("UPDATE audit_log SET at = at WHERE actor = 'someone'");
+    assert!(left > 0 && left < 1000, "{left} old records left");
+    let recorded = env.json(&["audit", "ls", "--limit", "5"]);
+    let prune = recorded
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "prune-audit");
+    assert!(
+        prune.is_some(),
+        "a prune deleted records unrecorded: {recorded}"
+    );
+}
