@@ -20,7 +20,7 @@ use crate::block::BlockStamp;
 use crate::error::{Error, Result};
 use crate::store::{
     NewAuditRow, Store, StoreConnection, WriterConnection, add_to_audit, block_stamps,
-    insert_audit, insert_open_audit,
+    insert_audit, insert_open_audit, store_now,
 };
 use crate::time::now_millis;
 
@@ -364,6 +364,9 @@ fn write(
         insert_audit(conn, singles)?;
     }
     let mut opened = Vec::new();
+    // A record stays open for the window by the store's clock, which every server and
+    // exporter shares (one of them running ahead must not hold a record open).
+    let mut store_at = None;
     for fold in folds {
         let key = (fold.actor.to_owned(), fold.block.to_owned());
         let last = storable(fold.last);
@@ -383,9 +386,13 @@ fn write(
         );
         row.event_count = fold.count;
         row.last_request_id = (fold.count > 1).then_some(last);
-        row.open_until = Some(at.saturating_add(records.window));
+        let now = match store_at {
+            Some(now) => now,
+            None => *store_at.insert(store_now(conn)?),
+        };
+        row.open_until = Some(now.saturating_add(records.window));
         let id = insert_open_audit(conn, &row)?;
-        opened.push((key, (id, at.saturating_add(records.window))));
+        opened.push((key, (id, now.saturating_add(records.window))));
     }
     Ok(opened)
 }

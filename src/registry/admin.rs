@@ -163,6 +163,17 @@ impl Registry {
         })
     }
 
+    /// The time the server's retention counts from: its own clock, but never later than
+    /// the newest audit record it finds at start (a clock that jumped ahead is no reason
+    /// to prune; the pruner then counts on with a monotonic clock).
+    pub fn audit_clock_anchor(&self) -> Result<i64> {
+        let now = crate::time::now_millis();
+        Ok(self
+            .store()?
+            .newest_audit_at()?
+            .map_or(now, |newest| newest.min(now)))
+    }
+
     /// A verifier of bearer tokens against this store, trusting each for `ttl`.
     pub fn token_verifier(&self, ttl: Duration) -> Result<Verifier> {
         Ok(Verifier::new(self.store()?.clone(), self.row_key()?, ttl))

@@ -219,23 +219,39 @@ const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Prunes audit records older than `retention` every [`AUDIT_PRUNE_EVERY`] (and once
 /// at start), in small batches that never hold up requests, by one server at a time
 /// when several share a PostgreSQL store; each prune is on record as `scheduler`'s.
+/// Retention counts from [`Registry::audit_clock_anchor`] on a monotonic clock, so a
+/// wall clock that jumps ahead never prunes what was written recently.
 fn audit_pruner(registry: Registry, retention: Duration) -> rocket::fairing::AdHoc {
     rocket::fairing::AdHoc::on_liftoff("audit pruner", move |_| {
         Box::pin(async move {
             rocket::tokio::spawn(async move {
                 let mut ticks = rocket::tokio::time::interval(AUDIT_PRUNE_EVERY);
+                let mut anchor: Option<(i64, std::time::Instant)> = None;
                 loop {
                     ticks.tick().await;
                     let registry = registry.clone();
-                    let before = crate::time::now_millis() - retention.as_millis() as i64;
                     let pruned = rocket::tokio::task::spawn_blocking(move || {
-                        registry.exclusively(crate::registry::AUDIT_PRUNE_LOCK, || {
-                            registry.prune_audit(before, "scheduler", |_, _| {})
-                        })
+                        let (at, since) = match anchor {
+                            Some(anchored) => anchored,
+                            None => (registry.audit_clock_anchor()?, std::time::Instant::now()),
+                        };
+                        let now = at.saturating_add(since.elapsed().as_millis() as i64);
+                        let before =
+                            now.min(crate::time::now_millis()) - retention.as_millis() as i64;
+                        registry
+                            .exclusively(crate::registry::AUDIT_PRUNE_LOCK, || {
+                                registry.prune_audit(before, "scheduler", |_, _| {})
+                            })?
+                            .transpose()
+                            .map(|_| (at, since))
                     })
                     .await;
-                    if let Ok(Err(err)) | Ok(Ok(Some(Err(err)))) = pruned {
-                        http::log_line(json!({"scheduler": "prune-audit", "error": err.code()}));
+                    match pruned {
+                        Ok(Ok(anchored)) => anchor = Some(anchored),
+                        Ok(Err(err)) => {
+                            http::log_line(json!({"scheduler": "prune-audit", "error": err.code()}))
+                        }
+                        Err(_) => {}
                     }
                 }
             });

@@ -97,8 +97,9 @@ pub struct AuditRow {
 }
 
 impl AuditRow {
-    /// Whether the server may still fold reads into this record at `now` (Unix ms),
-    /// allowing [`CLOCK_MARGIN`] for clocks of servers sharing the store.
+    /// Whether the server may still fold reads into this record at `now` (Unix ms, the
+    /// store's clock, which the writer also folds by), allowing [`CLOCK_MARGIN`] for a
+    /// fold's commit.
     pub fn is_open(&self, now: i64) -> bool {
         self.open_until
             .is_some_and(|until| until + CLOCK_MARGIN > now)
@@ -189,8 +190,26 @@ pub fn insert_open_audit(conn: &mut StoreConnection, row: &NewAuditRow) -> Resul
         .get_result(c)?))
 }
 
+/// The store's clock in Unix milliseconds, as SQL: the one clock every server sharing
+/// the store (and every exporter) agrees on, whatever their own clocks say.
+fn store_clock(conn: &StoreConnection) -> &'static str {
+    match conn {
+        StoreConnection::Sqlite(_) => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)",
+        #[allow(unreachable_patterns)]
+        _ => "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+    }
+}
+
+/// The store's clock now, in Unix milliseconds.
+pub fn store_now(conn: &mut StoreConnection) -> Result<i64> {
+    let clock = store_clock(conn);
+    let now = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(clock));
+    Ok(with_backend!(conn, c => now.get_result(c)?))
+}
+
 /// Folds `count` more reads into the open record `id`, the last at `last_at` by request
-/// `last_request_id`; false if the record is gone (pruned).
+/// `last_request_id`; false if the record is gone (pruned) or no longer open by the
+/// store's clock (an export may already have shipped it).
 pub fn add_to_audit(
     conn: &mut StoreConnection,
     id: i64,
@@ -198,7 +217,10 @@ pub fn add_to_audit(
     last_at: i64,
     last_request_id: &str,
 ) -> Result<bool> {
-    let n = diesel::update(a::audit_log.find(id))
+    let clock = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
+        store_clock(conn),
+    );
+    let n = diesel::update(a::audit_log.find(id).filter(a::open_until.gt(clock)))
         .set((
             a::event_count.eq(a::event_count + count),
             a::last_at.eq(last_at),
@@ -312,8 +334,9 @@ impl Store {
 
     /// Up to `limit` audit records after id `after`, oldest first (an export resumes
     /// from the last id it wrote), optionally only those at or after `since`. Only
-    /// final records: the page ends before the first one still open, so an exported
-    /// record never changes afterwards and the next page resumes with it.
+    /// final records by the store's clock: the page ends before the first one still
+    /// open, so an exported record never changes afterwards (the writer folds only into
+    /// records open by the same clock) and the next page resumes with it.
     pub fn audit_after(&self, after: i64, since: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
         let mut conn = self.conn()?;
         let mut query = a::audit_log.filter(a::id.gt(after)).into_boxed();
@@ -321,11 +344,19 @@ impl Store {
             query = query.filter(a::at.ge(since));
         }
         let mut rows: Vec<AuditRow> = query.order(a::id.asc()).limit(limit).load(&mut *conn)?;
-        let now = crate::time::now_millis();
+        let now = store_now(&mut conn)?;
         if let Some(open) = rows.iter().position(|r| r.is_open(now)) {
             rows.truncate(open);
         }
         Ok(rows)
+    }
+
+    /// When the newest audit record was written (its `at`), if there is one.
+    pub fn newest_audit_at(&self) -> Result<Option<i64>> {
+        let mut conn = self.conn()?;
+        Ok(a::audit_log
+            .select(diesel::dsl::max(a::at))
+            .first::<Option<i64>>(&mut *conn)?)
     }
 
     /// How many audit records are older than `before` (Unix ms).

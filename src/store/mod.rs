@@ -26,7 +26,7 @@ mod url;
 
 pub use access::{
     AuditFilter, AuditRow, CLOCK_MARGIN, NewAuditRow, TokenRow, add_to_audit, insert_audit,
-    insert_open_audit, lock_audit_order,
+    insert_open_audit, lock_audit_order, store_now,
 };
 pub use backup::StoreRows;
 pub use blocks::{BlockRow, ChangeKind, DELETED, SealedRow, VersionRow, block_stamps};

@@ -632,3 +632,98 @@ fn a_prune_killed_halfway_is_on_record() {
         "a prune deleted records unrecorded: {recorded}"
     );
 }
+
+/// Audit records as `audit export` (this process's own clock) ships them.
+fn exported(env: &TestEnv) -> Vec<Value> {
+    env.ok(&["audit", "export"])
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+// 24. A server whose clock is behind the exporter's never changes a shipped record:
+// records are final, and folded into, by the store's clock.
+#[test]
+fn a_slow_server_clock_never_changes_a_shipped_record() {
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let reader = token(&env, "reader", &["blocks:read-secrets"], &[]);
+    let server = Server::start_skewed(&env, "-2m", &["--audit-window", "60s"]);
+    let api = Api::new(&server, Some(&reader));
+    let read = || {
+        assert_eq!(
+            api.get("/blocks/crdb-sage?include_secrets=true").status,
+            200
+        )
+    };
+    (0..3).for_each(|_| read());
+    let reads = |records: &[Value]| -> Vec<i64> {
+        records
+            .iter()
+            .filter(|r| r["action"] == "read-secrets")
+            .map(|r| r["count"].as_i64().unwrap())
+            .collect()
+    };
+    let shipped = reads(&exported(&env));
+    (0..5).for_each(|_| read());
+    let listed = env.json(&["audit", "ls", "--block", "crdb-sage"]);
+    let now: Vec<i64> = reads(listed.as_array().unwrap());
+    assert_eq!(now.iter().sum::<i64>(), 8, "{listed}");
+    // What was shipped is still exactly what the store holds for it.
+    for count in &shipped {
+        assert!(
+            now.contains(count),
+            "a shipped record changed: {shipped:?} -> {now:?}"
+        );
+    }
+    assert!(
+        shipped.is_empty(),
+        "an open record was shipped: {shipped:?}"
+    );
+}
+
+// 24. A server started with its clock far ahead prunes nothing recent.
+#[test]
+fn a_clock_jump_ahead_prunes_nothing_recent() {
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let reader = token(&env, "reader", &["blocks:read-secrets"], &[]);
+    let server = Server::start(&env, &["--audit-window", "0", "--audit-retention", "0"]);
+    let api = Api::new(&server, Some(&reader));
+    for _ in 0..3 {
+        assert_eq!(
+            api.get("/blocks/crdb-sage?include_secrets=true").status,
+            200
+        );
+    }
+    drop(server);
+    // One record really past the 90 days.
+    env.sql(&format!(
+        "UPDATE audit_log SET at = at - {0}, last_at = last_at - {0} WHERE id = (SELECT min(id) FROM audit_log)",
+        95_i64 * 24 * 3600 * 1000
+    ));
+    let before = env.sql("UPDATE audit_log SET at = at");
+    let _server = Server::start_skewed(&env, "+100d", &[]);
+    let pruned = (0..100).any(|_| {
+        let log = env.json(&["audit", "ls"]);
+        let found = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "prune-audit");
+        if !found {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        found
+    });
+    assert!(
+        pruned,
+        "the server did not prune the record past its retention"
+    );
+    // The old record went; every recent one stayed.
+    let after = env.sql("UPDATE audit_log SET at = at WHERE action <> 'prune-audit'");
+    assert_eq!(after, before - 1);
+}

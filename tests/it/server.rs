@@ -19,6 +19,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(env: &TestEnv, extra: &[&str]) -> Server {
+        Server::start_program(env, &[], extra)
+    }
+
+    /// A server whose clock is off by `offset` (libfaketime's `+100d`, `-2m`).
+    pub fn start_skewed(env: &TestEnv, offset: &str, extra: &[&str]) -> Server {
+        Server::start_program(env, &["faketime", "-f", offset], extra)
+    }
+
+    fn start_program(env: &TestEnv, wrapper: &[&str], extra: &[&str]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -29,8 +38,17 @@ impl Server {
         let port_text = port.to_string();
         args.push(&port_text);
         args.extend_from_slice(extra);
-        let child = env
-            .command(&args)
+        let mut command = match wrapper.split_first() {
+            None => env.command(&args),
+            Some((program, rest)) => {
+                let bin = crate::support::BIN;
+                env.program(
+                    std::path::Path::new(program),
+                    &[rest, &[bin], &args].concat(),
+                )
+            }
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
