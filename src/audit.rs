@@ -196,8 +196,17 @@ impl AuditLog {
         if !sent {
             return Err(Error::AuditUnavailable("the audit writer stopped".into()));
         }
-        rx.await
-            .unwrap_or_else(|_| Err(Error::AuditUnavailable("the audit writer stopped".into())))
+        // A store that never answers holds the writer: the request is answered (with
+        // nothing released) rather than held for the whole outage.
+        match tokio::time::timeout(COMMIT_DEADLINE, rx).await {
+            Err(_) => Err(Error::StoreUnavailable(format!(
+                "the audit log's store did not answer within {} s",
+                COMMIT_DEADLINE.as_secs()
+            ))),
+            Ok(answer) => answer.unwrap_or_else(|_| {
+                Err(Error::AuditUnavailable("the audit writer stopped".into()))
+            }),
+        }
     }
 }
 
@@ -208,6 +217,9 @@ struct OpenRecords {
     window: i64,
     open: HashMap<(String, String), (i64, i64)>,
 }
+
+/// How long a request waits for its audit record's commit.
+const COMMIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A writer thread: takes what is queued (up to [`BATCH`] jobs), commits it, answers
 /// every job, and waits for more.

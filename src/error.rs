@@ -348,7 +348,36 @@ impl ConnectFailure {
 impl From<diesel::result::Error> for Error {
     fn from(err: diesel::result::Error) -> Self {
         // diesel's messages carry SQL error text, never bound parameter values.
-        Error::Store(err.to_string())
+        match lost_connection(&err) {
+            true => Error::StoreUnavailable(err.to_string()),
+            false => Error::Store(err.to_string()),
+        }
+    }
+}
+
+/// Whether a store error means the connection went away (a failover, a restart,
+/// `pg_terminate_backend`, a dropped network): the store is unavailable for now, not
+/// broken, and the request may be tried again.
+fn lost_connection(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error as E};
+    match err {
+        E::DatabaseError(Kind::ClosedConnection | Kind::UnableToSendCommand, _) => true,
+        E::DatabaseError(_, info) => {
+            let message = info.message();
+            // SQLSTATE class 08 and the administrator shutdowns of class 57P.
+            [
+                "terminating connection",
+                "server closed the connection",
+                "no connection to the server",
+                "connection to server",
+                "the database system is shutting down",
+                "the database system is starting up",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
+        }
+        E::BrokenTransactionManager => true,
+        _ => false,
     }
 }
 

@@ -56,6 +56,15 @@ impl LocalBlocks {
     }
 }
 
+/// A read whose connection was lost (a failover, `pg_terminate_backend`) is tried
+/// once more on another: reading twice is harmless, and the pool replaces the lost one.
+fn read_twice<T>(read: impl Fn() -> Result<T>) -> Result<T> {
+    match read() {
+        Err(Error::StoreUnavailable(_)) => read(),
+        other => other,
+    }
+}
+
 /// Creating a block with a deleted block's id would purge that block's history.
 /// `how` says how to replace it anyway.
 pub(super) fn replaces_deleted(id: &str, name: &str, how: &str) -> Error {
@@ -184,12 +193,12 @@ impl BlockSource for LocalBlocks {
 
     /// Loads a block with its secrets decrypted.
     fn load_block(&self, name: &str) -> Result<Block> {
-        load_block(&self.store, &self.keys, name)
+        read_twice(|| load_block(&self.store, &self.keys, name))
     }
 
     /// Loads a block with secrets masked; nothing is decrypted.
     fn get_block_masked(&self, name: &str) -> Result<Block> {
-        block_from_row(self.find_row(name)?, None)
+        read_twice(|| block_from_row(self.find_row(name)?, None))
     }
 
     fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {

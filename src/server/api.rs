@@ -195,10 +195,18 @@ pub(super) async fn audited<T>(
 ) -> ApiResult<T> {
     let outcome = match &result {
         Ok(_) => "ok",
+        Err(err) if unrecordable(err) => return result,
         Err(err) => err.code,
     };
     audit(state, ctx, actor, action, Some(block), outcome).await?;
     result
+}
+
+/// A failure because the store does not answer: nothing was done or released, and the
+/// store that would hold its record is the one not answering (the request log has it),
+/// so the client is answered at once instead of after another wait.
+fn unrecordable(err: &ApiError) -> bool {
+    err.code == "STORE_UNAVAILABLE"
 }
 
 /// The registry for one change by `actor`: the change's audit record commits with it.
@@ -229,7 +237,9 @@ pub(super) async fn changed<T>(
     subject: &str,
     result: ApiResult<T>,
 ) -> ApiResult<T> {
-    if let Err(err) = &result {
+    if let Err(err) = &result
+        && !unrecordable(err)
+    {
         audit(state, ctx, actor, action, Some(subject), err.code).await?;
     }
     result

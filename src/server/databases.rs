@@ -12,7 +12,7 @@ use rocket::{FromForm, delete, get, post};
 
 use super::api::{Access, audit, audited, authorize, changed, for_change};
 use super::http::{ApiResult, Ctx, Json, json_body};
-use super::{State, blocking};
+use super::{State, blocking, blocking_long};
 use crate::auth::Actor;
 use crate::error::Error;
 use crate::name::BlockName;
@@ -71,7 +71,7 @@ pub async fn create_database(
         extensions: body.extensions,
     };
     let registry = for_change(state, &ctx, actor, "db-create", &block);
-    let result = blocking(move || registry.create_database(&new)).await;
+    let result = blocking_long(move || registry.create_database(&new)).await;
     let done = changed(state, &ctx, actor, "db-create", &block, result).await?;
     let status = match done.changed {
         true => Status::Created,
@@ -123,7 +123,7 @@ pub async fn create_user(
     let grant = Grant::parse(&body.grant)?;
     let registry = for_change(state, &ctx, actor, "db-user-create", &block);
     let target = block.clone();
-    let result = blocking(move || {
+    let result = blocking_long(move || {
         registry.create_database_user(&body.admin, &role, grant, &database, &target)
     })
     .await;
@@ -147,7 +147,7 @@ pub async fn drop_database(
     let registry = state.registry.clone();
     let (target, dropped_role) = (database.clone(), role.clone());
     let result =
-        blocking(move || registry.drop_database(&admin, &target, dropped_role.as_ref())).await;
+        blocking_long(move || registry.drop_database(&admin, &target, dropped_role.as_ref())).await;
     let blocks = audited(state, &ctx, actor, "db-drop", &label, result).await?;
     Ok(Json::ok(&DroppedDatabase {
         dropped: database.to_string(),
@@ -175,7 +175,7 @@ pub async fn apply_schema(
     let count = files.len();
     let registry = state.registry.clone();
     let target = name.clone();
-    let result = blocking(move || registry.apply_schema(&target, &files)).await;
+    let result = blocking_long(move || registry.apply_schema(&target, &files)).await;
     let statements = audited(state, &ctx, actor, "db-apply", &name, result).await?;
     Ok(Json::ok(&Applied {
         block: name.to_string(),
@@ -198,7 +198,7 @@ pub async fn rotate_password(
     admin_use(state, &ctx, actor, "rotate-password", &name, &body.admin).await?;
     let registry = for_change(state, &ctx, actor, "rotate-password", &name);
     let target = name.clone();
-    let result = blocking(move || registry.rotate_password(&target, &body.admin)).await;
+    let result = blocking_long(move || registry.rotate_password(&target, &body.admin)).await;
     let block = changed(state, &ctx, actor, "rotate-password", &name, result).await?;
     Ok(Json::ok(&BlockBody::of(&block, false)).etag(block.version))
 }

@@ -314,9 +314,7 @@ pub(super) async fn verify_token(state: &State, token: &str) -> Result<Arc<Actor
         None => {
             let verifier = state.verifier.clone();
             let token = Zeroizing::new(token.to_owned());
-            rocket::tokio::task::spawn_blocking(move || verifier.verify(&token))
-                .await
-                .unwrap_or_else(|_| Err(Error::Store("token check failed".into())))
+            super::within(super::STORE_DEADLINE, move || verifier.verify(&token)).await
         }
     }
 }

@@ -74,14 +74,48 @@ impl Default for ServerOptions {
     }
 }
 
-/// Runs a store call on the blocking pool.
+/// How long a request waits for the store: a store that accepts connections but never
+/// answers (a hung primary, a partition) gets the client a 503 `STORE_UNAVAILABLE`
+/// within this, instead of a wait as long as the outage. (Checking a connection out of
+/// the pool has its own, shorter, timeout.)
+const STORE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long `/ready` waits for the store before it answers "not ready".
+const READY_DEADLINE: Duration = Duration::from_millis(900);
+
+/// Runs a store call on the blocking pool; answers `STORE_UNAVAILABLE` if it has not
+/// finished within [`STORE_DEADLINE`] (the call itself goes on, and its connection
+/// comes back to the pool once the store answers).
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> ApiResult<T> {
-    rocket::tokio::task::spawn_blocking(work)
+    within(STORE_DEADLINE, work).await.map_err(ApiError::from)
+}
+
+/// [`blocking`] for work that may rightly take long (provisioning a database, an
+/// import, an export, testing a block's own connection): no deadline beyond its own.
+pub(crate) async fn blocking_long<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    within(Duration::from_secs(24 * 3600), work)
         .await
-        .map_err(|_| ApiError::from(Error::Store("a store call panicked".into())))?
         .map_err(ApiError::from)
+}
+
+/// Runs `work` on the blocking pool; `STORE_UNAVAILABLE` if it has not finished
+/// within `deadline`.
+async fn within<T: Send + 'static>(
+    deadline: Duration,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let task = rocket::tokio::task::spawn_blocking(work);
+    match rocket::tokio::time::timeout(deadline, task).await {
+        Err(_) => Err(Error::StoreUnavailable(format!(
+            "the store did not answer within {} s",
+            deadline.as_secs_f32()
+        ))),
+        Ok(joined) => joined.map_err(|_| Error::Store("a store call panicked".into()))?,
+    }
 }
 
 #[get("/health")]
@@ -95,8 +129,9 @@ fn health() -> Json {
 async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
     let registry = state.registry.clone();
     // Unauthenticated: up or down and a code, never the store's address or error.
-    let status = blocking(move || registry.migration_status())
+    let status = within(READY_DEADLINE, move || registry.migration_status())
         .await
+        .map_err(ApiError::from)
         .map_err(|err| ApiError {
             status: rocket::http::Status::ServiceUnavailable,
             message: "the store is not ready; details are in the server's log".into(),

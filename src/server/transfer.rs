@@ -8,7 +8,7 @@ use rocket::{FromForm, get, post};
 
 use super::api::{Access, audit, authorize, changed, for_change};
 use super::http::{ApiError, ApiResult, Ctx, Json, json_body_up_to};
-use super::{State, blocking};
+use super::{State, blocking_long};
 use crate::block::BlockFilter;
 use crate::error::Error;
 use crate::name::BlockName;
@@ -52,7 +52,7 @@ pub async fn export(ctx: Ctx, state: &rocket::State<State>, q: ExportQuery<'_>) 
         ..Default::default()
     };
     let registry = state.registry.clone();
-    let file = blocking(move || registry.export(&filter, &names, key.as_ref())).await?;
+    let file = blocking_long(move || registry.export(&filter, &names, key.as_ref())).await?;
     Ok(Json::ok(&file))
 }
 
@@ -93,9 +93,10 @@ pub async fn import(
         (None, None) => None,
     };
     let registry = for_change(state, &ctx, actor, "import", "import");
-    let result =
-        blocking(move || registry.import(request.export, identity.as_ref(), existing, dry_run))
-            .await;
+    let result = blocking_long(move || {
+        registry.import(request.export, identity.as_ref(), existing, dry_run)
+    })
+    .await;
     let plan = changed(state, &ctx, actor, "import", "import", result).await?;
     Ok(Json::ok(&plan))
 }

@@ -73,8 +73,11 @@ impl ManageConnection for StoreManager {
         let mut conn = AnyConnection::connect(backend, &self.url.connection_string())?;
         if backend == Backend::Sqlite {
             // WAL lets readers run beside a writer (busy_timeout, set for every SQLite
-            // connection, queues writers instead of failing them).
-            conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            // connection, queues writers instead of failing them). FULL syncs the WAL at
+            // every commit, so an acknowledged change or read record survives power loss
+            // or an OS crash (NORMAL may lose the last commits); the audit writer's
+            // batches keep the number of commits, and so of syncs, down.
+            conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
         }
         Ok(conn)

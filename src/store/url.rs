@@ -63,9 +63,32 @@ impl StoreUrl {
     pub(crate) fn connection_string(&self) -> String {
         match self {
             StoreUrl::Sqlite(path) => path.to_string_lossy().into_owned(),
-            StoreUrl::Postgres(url) => url.as_str().to_owned(),
+            StoreUrl::Postgres(url) => with_liveness(url).into(),
         }
     }
+}
+
+/// libpq's own bounds on a store that went away, unless the URL sets them: a connect
+/// that gets no answer gives up, and a connection whose peer stopped acknowledging
+/// (a partition, a failover) is found dead and replaced instead of waited on.
+const LIVENESS: &[(&str, &str)] = &[
+    ("connect_timeout", "5"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "10"),
+    ("keepalives_interval", "5"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "15000"),
+];
+
+fn with_liveness(url: &url::Url) -> url::Url {
+    let given: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    let mut url = url.clone();
+    for (key, value) in LIVENESS {
+        if !given.iter().any(|k| k == key) {
+            url.query_pairs_mut().append_pair(key, value);
+        }
+    }
+    url
 }
 
 impl fmt::Display for StoreUrl {

@@ -727,3 +727,180 @@ fn a_clock_jump_ahead_prunes_nothing_recent() {
     let after = env.sql("UPDATE audit_log SET at = at WHERE action <> 'prune-audit'");
     assert_eq!(after, before - 1);
 }
+
+/// A TCP proxy to PostgreSQL that can stop passing bytes while keeping every connection
+/// open (a hung primary, a network partition), and pass them again.
+struct FreezableProxy {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FreezableProxy {
+    fn start() -> FreezableProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = frozen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(upstream) = std::net::TcpStream::connect("127.0.0.1:5432") else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, client),
+                ] {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16384];
+                        while let Ok(n) = from.read(&mut buf) {
+                            while flag.load(Ordering::SeqCst) {
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                            }
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        FreezableProxy { port, frozen }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// 20. A store that accepts connections but never answers: /ready answers within a
+// second, requests get 503 STORE_UNAVAILABLE within a few seconds, and the server
+// recovers by itself once the store answers again.
+#[test]
+fn a_hung_store_gets_503_fast_and_the_server_recovers() {
+    let mut env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let reader = token(&env, "reader", &["blocks:read-secrets"], &[]);
+    let proxy = FreezableProxy::start();
+    let mut url = url::Url::parse(&env.database_url()).unwrap();
+    url.set_port(Some(proxy.port)).unwrap();
+    env.extra_env
+        .push(("BLOCKYARD_DATABASE_URL".into(), url.to_string()));
+    let server = Server::start(&env, &["--block-cache", "0s"]);
+    let api = Api::new(&server, Some(&reader));
+    let read = || api.get("/blocks/crdb-sage?include_secrets=true");
+    assert_eq!(read().status, 200);
+    proxy.freeze(true);
+    let started = std::time::Instant::now();
+    let ready = ureq::get(&format!("{}/ready", server.base))
+        .timeout(std::time::Duration::from_secs(5))
+        .call();
+    assert!(
+        matches!(ready, Err(ureq::Error::Status(503, _))),
+        "{ready:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    let reply = read();
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert_eq!(
+        reply.body["error"]["code"], "STORE_UNAVAILABLE",
+        "{}",
+        reply.text
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    proxy.freeze(false);
+    let recovered = (0..150).any(|_| {
+        let ok = read().status == 200;
+        if !ok {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        ok
+    });
+    assert!(recovered, "the server did not recover: {}", server.log());
+}
+
+// 21. PostgreSQL ending the server's connections (a failover, pg_terminate_backend) is
+// never a 500: a lost connection is the store being unavailable (503), or unnoticed.
+#[test]
+fn ended_store_connections_are_never_a_500() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let server = Server::start(&env, &["--block-cache", "0s", "--token-cache", "0s"]);
+    let db = env.database_url();
+    let db = db.rsplit('/').next().unwrap().to_owned();
+    let done = AtomicBool::new(false);
+    let statuses = std::thread::scope(|scope| {
+        let killer = scope.spawn(|| {
+            for _ in 0..30 {
+                env.sql(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+                ));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let readers: Vec<_> = (0..4)
+            .map(|i| {
+                let (server, admin, done) = (&server, &admin, &done);
+                scope.spawn(move || {
+                    let api = Api::new(server, Some(admin));
+                    let mut statuses = Vec::new();
+                    let mut n = 0;
+                    while !done.load(Ordering::SeqCst) {
+                        n += 1;
+                        statuses.push(match i % 2 {
+                            0 => api.get("/blocks/crdb-sage?include_secrets=true").status,
+                            _ => {
+                                let body = json!({"data": {"value": n}});
+                                let name = format!("w{i}");
+                                let created = json!({"name": name, "block_type": "json", "data": {"value": 0}});
+                                if n == 1 {
+                                    api.post("/blocks", &created);
+                                }
+                                api.put(&format!("/blocks/{name}"), &body).status
+                            }
+                        });
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        killer.join().unwrap();
+        readers
+            .into_iter()
+            .flat_map(|r| r.join().unwrap())
+            .collect::<Vec<u16>>()
+    });
+    let errors: Vec<&u16> = statuses
+        .iter()
+        .filter(|s| **s >= 500 && **s != 503)
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} of {} requests: {errors:?}",
+        errors.len(),
+        statuses.len()
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 200).count() > 10,
+        "{statuses:?}"
+    );
+}

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::name::BlockName;
 use crate::server::api::{Access, audit, authorize, changed, for_change};
 use crate::server::http::ApiError;
-use crate::server::{State, blocking};
+use crate::server::{State, blocking, blocking_long};
 use crate::types::BlockType;
 
 /// A submitted block form: `application/x-www-form-urlencoded`, its keys taken as they
@@ -376,7 +376,7 @@ pub async fn test_block(
     let registry = state.registry.clone();
     let target = name.clone();
     let timeout = std::time::Duration::from_secs(10);
-    let tested = match blocking(move || registry.test_block(&target, timeout)).await {
+    let tested = match blocking_long(move || registry.test_block(&target, timeout)).await {
         Ok(report) => Tested::Passed(report),
         Err(err) => Tested::Failed {
             code: err.code.to_owned(),
