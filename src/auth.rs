@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::crypto::RowKey;
 use crate::error::{Error, Result};
-use crate::store::{Store, TokenRow};
+use crate::store::{NewAuditRow, Store, TokenRow};
 use crate::time::now_millis;
 
 const PREFIX: &str = "byd";
@@ -243,12 +243,14 @@ pub fn row_verifies(key: &RowKey, row: &TokenRow) -> bool {
 }
 
 /// Creates a token. The returned secret is shown once; only its hash is stored.
+/// Creates a token; `audit` (its record) commits with it.
 pub fn create_token(
     store: &Store,
     key: &RowKey,
     name: &str,
     scopes: &[String],
     expires_in: Option<Duration>,
+    audit: Option<&NewAuditRow>,
 ) -> Result<NewToken> {
     crate::name::BlockName::parse(name).map_err(|_| {
         Error::InvalidInput(format!(
@@ -281,7 +283,7 @@ pub fn create_token(
         mac: None,
     };
     row.mac = Some(row_mac(key, &row));
-    store.insert_token(&row)?;
+    store.insert_token(&row, audit)?;
     Ok(NewToken {
         info: info(&row, key)?,
         secret,
@@ -299,8 +301,14 @@ pub fn list_tokens(store: &Store, key: &RowKey) -> Result<Vec<TokenInfo>> {
     store.tokens()?.iter().map(|row| info(row, key)).collect()
 }
 
-pub fn revoke_token(store: &Store, key: &RowKey, name_or_id: &str) -> Result<()> {
-    match store.revoke_token(name_or_id, now_millis(), |row| row_mac(key, row))? {
+/// Revokes a token; `audit` (its record) commits with it.
+pub fn revoke_token(
+    store: &Store,
+    key: &RowKey,
+    name_or_id: &str,
+    audit: Option<&NewAuditRow>,
+) -> Result<()> {
+    match store.revoke_token(name_or_id, now_millis(), |row| row_mac(key, row), audit)? {
         true => Ok(()),
         false => Err(Error::InvalidInput(format!(
             "no active token named {name_or_id:?}; `blockyard token ls` lists them"

@@ -90,7 +90,16 @@ impl Registry {
         scopes: &[String],
         expires_in: Option<Duration>,
     ) -> Result<NewToken> {
-        auth::create_token(self.store()?, &self.row_key()?, name, scopes, expires_in)
+        let audit = super::local::audit_row(self.record());
+        let key = self.row_key()?;
+        auth::create_token(
+            self.store()?,
+            &key,
+            name,
+            scopes,
+            expires_in,
+            audit.as_ref(),
+        )
     }
 
     /// Every token; a row not bound to this master key is listed as `unbound`.
@@ -99,7 +108,9 @@ impl Registry {
     }
 
     pub fn revoke_token(&self, name_or_id: &str) -> Result<()> {
-        auth::revoke_token(self.store()?, &self.row_key()?, name_or_id)
+        let audit = super::local::audit_row(self.record());
+        let key = self.row_key()?;
+        auth::revoke_token(self.store()?, &key, name_or_id, audit.as_ref())
     }
 
     /// The key token rows are bound with (checks the master key first).

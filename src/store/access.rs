@@ -245,21 +245,25 @@ fn insert_chunk<'a, const N: usize>(
 }
 
 impl Store {
-    pub fn insert_token(&self, row: &TokenRow) -> Result<()> {
+    /// Inserts a token, with `audit` (its record) in the same transaction.
+    pub fn insert_token(&self, row: &TokenRow, audit: Option<&NewAuditRow>) -> Result<()> {
         let mut conn = self.conn()?;
-        match diesel::insert_into(t::api_tokens)
-            .values(row.clone())
-            .execute(&mut *conn)
-        {
-            Err(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            )) => Err(Error::InvalidInput(format!(
-                "a token named {:?} already exists; revoke it or choose another name",
-                row.name
-            ))),
-            other => other.map(|_| ()).map_err(Error::from),
-        }
+        conn.transaction(|conn| {
+            match diesel::insert_into(t::api_tokens)
+                .values(row.clone())
+                .execute(conn)
+            {
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => Err(Error::InvalidInput(format!(
+                    "a token named {:?} already exists; revoke it or choose another name",
+                    row.name
+                ))),
+                other => other.map(|_| ()).map_err(Error::from),
+            }?;
+            super::blocks::record_change(conn, audit)
+        })
     }
 
     pub fn token(&self, id: &str) -> Result<Option<TokenRow>> {
@@ -279,6 +283,7 @@ impl Store {
         name_or_id: &str,
         at: i64,
         mac: impl Fn(&TokenRow) -> Vec<u8>,
+        audit: Option<&NewAuditRow>,
     ) -> Result<bool> {
         let mut conn = self.conn()?;
         conn.transaction::<_, Error, _>(|conn| {
@@ -295,6 +300,7 @@ impl Store {
             let n = diesel::update(t::api_tokens.find(&row.id).filter(t::revoked_at.is_null()))
                 .set((t::revoked_at.eq(Some(at)), t::mac.eq(Some(tag))))
                 .execute(conn)?;
+            super::blocks::record_change(conn, audit)?;
             Ok(n > 0)
         })
     }

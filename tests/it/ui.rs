@@ -563,3 +563,50 @@ fn roll_back_delete_with_its_readers_and_undelete() {
         assert!(!page.contains(PLANTED));
     }
 }
+
+/// Issue 26 #9: with the audit log down, the token pages' Create and Revoke do nothing
+/// (their records commit with them), and say so.
+#[test]
+fn token_changes_in_the_ui_happen_only_with_their_audit_record() {
+    let env = TestEnv::new(Backend::Sqlite);
+    seed(&env);
+    let admin = token(&env, "ops", &["admin"], &[]);
+    token(&env, "victim", &["blocks:read"], &[]);
+    let server = Server::start(&env, &["--token-cache", "0s"]);
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&admin);
+    let page = browser.get("/ui/admin/tokens");
+    let tokens_before = env.json(&["token", "ls"]);
+    env.sql(
+        "CREATE TRIGGER no_audit BEFORE INSERT ON audit_log \
+         BEGIN SELECT RAISE(ABORT, 'audit log refused'); END",
+    );
+    let created = browser.post(
+        "/ui/admin/tokens",
+        &[
+            ("csrf", &page.csrf()),
+            ("name", "unaudited"),
+            ("scopes", "admin"),
+        ],
+    );
+    assert_eq!(created.status, 503, "{}", created.body);
+    let id = tokens_before
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "victim")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = browser.post(
+        "/ui/admin/tokens/revoke",
+        &[("csrf", &page.csrf()), ("id", &id)],
+    );
+    assert_eq!(revoked.status, 503, "{}", revoked.body);
+    assert_eq!(
+        env.json(&["token", "ls"]),
+        tokens_before,
+        "a token change took effect unaudited"
+    );
+}

@@ -11,7 +11,7 @@ use super::pages::{Viewer, layout};
 use super::{Page, SameOrigin, Viewing, page};
 use crate::auth::TokenInfo;
 use crate::registry::{AuditFilter, AuditRow};
-use crate::server::api::{Access, audit, authorize};
+use crate::server::api::{Access, authorize, changed, for_change};
 use crate::server::http::ApiError;
 use crate::server::{State, blocking};
 use crate::time::rfc3339;
@@ -118,14 +118,13 @@ pub async fn create_token(
         .get("scopes")
         .map(|s| s.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
-    let registry = state.registry.clone();
     let label = format!("token:{name}");
     let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
-    match blocking(move || registry.create_token(&name, &scopes, None)).await {
+    // Its audit record commits with it: with the audit log down, nothing is done.
+    let registry = for_change(state, ctx, actor, "create-token", &label);
+    let result = blocking(move || registry.create_token(&name, &scopes, None)).await;
+    match changed(state, ctx, actor, "create-token", &label, result).await {
         Ok(created) => {
-            audit(state, ctx, actor, "create-token", Some(&label), "ok")
-                .await
-                .map_err(|e| viewing.problem(e))?;
             let shown = (created.info.name.as_str(), created.secret.as_str());
             tokens_page(&viewing, state, Some(shown), Status::Created).await
         }
@@ -143,19 +142,22 @@ pub async fn revoke_token(
     viewing.csrf(form.get("csrf").map(String::as_str))?;
     admin_only(state, &viewing, "managing tokens (needs admin)").await?;
     let id = form.get("id").cloned().unwrap_or_default();
-    let registry = state.registry.clone();
     let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
-    // On record by the token's name, as `token create` named it.
+    // On record by the token's name, as `token create` named it, in the revocation's
+    // own transaction.
+    let registry = state.registry.clone();
+    let lookup = id.clone();
     let name = blocking(move || {
         let tokens = registry.list_tokens()?;
-        let name = tokens.into_iter().find(|t| t.id == id).map(|t| t.name);
-        registry.revoke_token(&id)?;
-        Ok(name.unwrap_or(id))
+        Ok(tokens.into_iter().find(|t| t.id == lookup).map(|t| t.name))
     })
     .await
-    .map_err(|e| viewing.problem(e))?;
+    .map_err(|e| viewing.problem(e))?
+    .unwrap_or_else(|| id.clone());
     let label = format!("token:{name}");
-    audit(state, ctx, actor, "revoke-token", Some(&label), "ok")
+    let registry = for_change(state, ctx, actor, "revoke-token", &label);
+    let result = blocking(move || registry.revoke_token(&id)).await;
+    changed(state, ctx, actor, "revoke-token", &label, result)
         .await
         .map_err(|e| viewing.problem(e))?;
     tokens_page(&viewing, state, None, Status::Ok).await
