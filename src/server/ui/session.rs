@@ -22,6 +22,11 @@ pub const LIFETIME: Duration = Duration::from_secs(8 * 3600);
 /// At most this many sessions are kept; the oldest go first.
 const MAX_SESSIONS: usize = 10_000;
 
+/// At most this many sessions per token: a token's sign-ins beyond it end its own
+/// oldest session, never another user's (one token signing in again and again cannot
+/// sign everyone else out).
+const MAX_PER_TOKEN: usize = 20;
+
 /// One signed-in browser.
 pub struct Session {
     pub token: Zeroizing<String>,
@@ -49,9 +54,15 @@ impl Sessions {
         let mut open = self.open.lock().expect("sessions poisoned");
         let now = Instant::now();
         open.retain(|_, s| s.expires > now);
-        if open.len() >= MAX_SESSIONS
+        let own = open
+            .values()
+            .filter(|s| same_token(&s.token, token))
+            .count();
+        let evict_own = own >= MAX_PER_TOKEN;
+        if (evict_own || open.len() >= MAX_SESSIONS)
             && let Some(oldest) = open
                 .iter()
+                .filter(|(_, s)| !evict_own || same_token(&s.token, token))
                 .min_by_key(|(_, s)| s.expires)
                 .map(|(id, _)| id.clone())
         {
@@ -93,4 +104,24 @@ pub fn same_token(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_tokens_sign_ins_end_only_its_own_sessions() {
+        let sessions = Sessions::default();
+        let other = sessions.open("byd_other");
+        let mine: Vec<String> = (0..MAX_PER_TOKEN + 5)
+            .map(|_| sessions.open("byd_flood"))
+            .collect();
+        assert!(sessions.get(&other).is_some(), "another user was signed out");
+        assert!(sessions.get(&mine[0]).is_none(), "the flood's oldest stayed");
+        assert!(sessions.get(mine.last().unwrap()).is_some());
+        let open = sessions.open.lock().unwrap();
+        let flood = open.values().filter(|s| *s.token == "byd_flood").count();
+        assert_eq!(flood, MAX_PER_TOKEN);
+    }
 }
