@@ -333,6 +333,18 @@ impl ConnectFailure {
         )
     }
 
+    /// What happened, in words that quote nothing the peer sent.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConnectFailure::HostUnreachable => "the host or port cannot be reached",
+            ConnectFailure::AuthenticationFailed => "the database refused the credentials",
+            ConnectFailure::DatabaseNotFound => "the database it names does not exist there",
+            ConnectFailure::Tls => "TLS negotiation failed",
+            ConnectFailure::Timeout => "no answer in time",
+            ConnectFailure::Other => "the server it names did not answer as its database does",
+        }
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             ConnectFailure::HostUnreachable => "HOST_UNREACHABLE",

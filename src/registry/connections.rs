@@ -8,7 +8,7 @@ use crate::config::{Config, Sources};
 use crate::connect::BlockPool;
 use crate::connect::pool::Loader;
 use crate::db::{AnyConnection, Connect};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 impl Registry {
     /// Opens the registry the way the `blockyard` command does: `BLOCKYARD_*`
@@ -60,5 +60,38 @@ impl Registry {
             .document()
             .unwrap_or_else(|| block.masked_data().clone());
         crate::connect::test(&block.name, &doc, timeout)
+    }
+}
+
+impl Registry {
+    /// [`Registry::test_block`] as the server runs it for a caller over HTTP: a SQLite
+    /// block (a file on the server's own disk, its store among them) is not opened, and
+    /// a failure is reported by its kind only, never with what the peer sent back (so a
+    /// test is no probe of other ports).
+    pub fn test_block_for_caller(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<crate::connect::TestReport> {
+        let block = self.load_block(name)?;
+        let doc = block
+            .document()
+            .unwrap_or_else(|| block.masked_data().clone());
+        let backend = crate::connect::ConnectionInfo::from_document(&block.name, &doc)
+            .and_then(|info| info.driver())
+            .map(|driver| driver.backend());
+        if let Ok(crate::db::Backend::Sqlite) = backend {
+            return Err(Error::Forbidden(format!(
+                "block {name} is a SQLite file, which the server does not open for a caller; \
+                 test it with `blockyard block test {name}` on the machine that holds it"
+            )));
+        }
+        crate::connect::test(&block.name, &doc, timeout).map_err(|err| match err {
+            Error::Connect { kind, .. } => Error::Connect {
+                kind,
+                message: format!("block {name}: {}", kind.describe()),
+            },
+            other => other,
+        })
     }
 }

@@ -610,3 +610,76 @@ fn token_changes_in_the_ui_happen_only_with_their_audit_record() {
         "a token change took effect unaudited"
     );
 }
+
+/// Issue 26 #16: the UI's Test opens no SQLite file on the server (its own store
+/// included), and what a non-database port sends back is not echoed.
+#[test]
+fn ui_test_opens_no_local_file_and_echoes_no_banner() {
+    let env = TestEnv::new(Backend::Sqlite);
+    seed(&env);
+    let store = env.data_dir().join("blockyard.db");
+    env.ok(&[
+        "block",
+        "create",
+        "own-store",
+        "--type",
+        "sqlalchemy-connector",
+        "--set",
+        "connection_info.driver=sqlite",
+        "--set",
+        &format!("connection_info.database={}", store.display()),
+    ]);
+    // A port that answers with a banner of its own.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"SSH-2.0-BANNER-9f3c\r\n");
+        }
+    });
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "probe",
+            "--type",
+            "sqlalchemy-connector",
+            "--set",
+            "connection_info.driver=postgresql",
+            "--set",
+            "connection_info.host=127.0.0.1",
+            "--set",
+            &format!("connection_info.port={port}"),
+            "--set",
+            "connection_info.database=x",
+            "--set",
+            "connection_info.username=x",
+            "--password-stdin",
+        ],
+        "pw",
+    )
+    .success();
+    let reader = token(&env, "reader", &["blocks:read"], &[]);
+    let server = Server::start(&env, &[]);
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&reader);
+    let page = browser.get("/ui/blocks/own-store");
+    let tested = browser.post("/ui/blocks/own-store/test", &[("csrf", &page.csrf())]);
+    assert!(
+        tested.body.contains("FORBIDDEN") && tested.body.contains("SQLite file"),
+        "{}",
+        tested.body
+    );
+    let page = browser.get("/ui/blocks/probe");
+    let tested = browser.post("/ui/blocks/probe/test", &[("csrf", &page.csrf())]);
+    assert!(!tested.body.contains("BANNER-9f3c"), "{}", tested.body);
+    assert!(!tested.body.contains("SSH-2.0"), "{}", tested.body);
+    // Not even the one byte libpq quotes ("received invalid response ...: S").
+    assert!(
+        tested.body.contains("block probe: TLS negotiation failed</p>")
+            || tested.body.contains("did not answer as its database does"),
+        "{}",
+        tested.body
+    );
+}

@@ -370,13 +370,22 @@ pub async fn test_block(
     if let Err(err) = authorize(state, ctx, actor, Access::read(&name, &[&name], false)).await {
         return viewing.problem(err);
     }
+    let Some(_slot) = state.ui.tests.take(&actor.token_id) else {
+        return viewing.problem(ApiError::new(
+            Status::TooManyRequests,
+            "TOO_MANY_TESTS",
+            "too many connection tests are running (yours or everyone's); try again when \
+             one has finished",
+        ));
+    };
     if let Err(err) = audit(state, ctx, actor, "use-block-secret", Some(&name), "ok").await {
         return viewing.problem(err);
     }
     let registry = state.registry.clone();
     let target = name.clone();
     let timeout = std::time::Duration::from_secs(10);
-    let tested = match blocking_long(move || registry.test_block(&target, timeout)).await {
+    let tested = match blocking_long(move || registry.test_block_for_caller(&target, timeout)).await
+    {
         Ok(report) => Tested::Passed(report),
         Err(err) => Tested::Failed {
             code: err.code.to_owned(),

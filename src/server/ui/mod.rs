@@ -10,6 +10,7 @@ mod edit;
 mod form;
 mod pages;
 mod session;
+mod slots;
 mod undo;
 
 use std::sync::Arc;
@@ -23,11 +24,14 @@ use rocket::{Catcher, Route, catch, catchers, get, post, routes};
 
 pub use session::Sessions;
 
-/// What the UI keeps in the server's memory: sessions, and each block's last Test
+/// What the UI keeps in the server's memory: sessions, the tests running, and each
+/// block's last Test
 /// (`(passed, code or "ok", at)`; gone when the server restarts, and per server).
 #[derive(Default)]
 pub struct UiState {
     pub sessions: Sessions,
+    /// The connection tests running now (bounded per token and in all).
+    pub tests: slots::TestSlots,
     pub last_tests: std::sync::Mutex<std::collections::HashMap<String, (bool, String, i64)>>,
 }
 

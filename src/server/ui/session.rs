@@ -117,8 +117,14 @@ mod tests {
         let mine: Vec<String> = (0..MAX_PER_TOKEN + 5)
             .map(|_| sessions.open("byd_flood"))
             .collect();
-        assert!(sessions.get(&other).is_some(), "another user was signed out");
-        assert!(sessions.get(&mine[0]).is_none(), "the flood's oldest stayed");
+        assert!(
+            sessions.get(&other).is_some(),
+            "another user was signed out"
+        );
+        assert!(
+            sessions.get(&mine[0]).is_none(),
+            "the flood's oldest stayed"
+        );
         assert!(sessions.get(mine.last().unwrap()).is_some());
         let open = sessions.open.lock().unwrap();
         let flood = open.values().filter(|s| *s.token == "byd_flood").count();
