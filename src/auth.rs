@@ -153,6 +153,24 @@ impl Actor {
         self.scopes.iter().any(|s| s.grants(wanted, name))
     }
 
+    /// The name patterns that bound what `wanted` reaches: `None` when a scope grants
+    /// it on every block, else each granting scope's pattern (none: nothing).
+    pub fn patterns_for(&self, wanted: Permission) -> Option<Vec<String>> {
+        let granting = self.scopes.iter().filter(|s| {
+            s.grants(wanted, Some("")) || s.pattern.is_some() && s.permission >= wanted
+        });
+        let mut patterns = Vec::new();
+        for scope in granting {
+            match &scope.pattern {
+                None => return None,
+                Some(pattern) => patterns.push(pattern.clone()),
+            }
+        }
+        patterns.sort();
+        patterns.dedup();
+        Some(patterns)
+    }
+
     /// Whether any scope reaches `wanted` on some block (to list with a filter).
     pub fn may_some(&self, wanted: Permission) -> bool {
         self.scopes

@@ -51,6 +51,9 @@ pub struct BlockFilter {
     /// List names strictly after this one (keyset pagination).
     pub after: Option<String>,
     pub limit: Option<i64>,
+    /// Only names matching this glob (`*` any run of characters), filtered by the store
+    /// (a token limited to `crdb-*` lists without reading every other name).
+    pub name_glob: Option<String>,
 }
 
 /// What identifies a stored state of a block: a kept read of it is current while the

@@ -214,6 +214,7 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
                 name_prefix: prefix,
                 after: after.map(|name| name.to_string()),
                 limit: limit.map(i64::from),
+                name_glob: None,
             },
         ),
         BlockCommand::Inspect { name, show_secrets } => inspect(registry, &name, show_secrets, out),

@@ -278,10 +278,10 @@ pub async fn list_blocks(
         name_prefix: q.prefix.map(str::to_owned),
         after: q.cursor.map(str::to_owned),
         limit: None,
+        name_glob: None,
     };
     let registry = state.registry.clone();
-    let may_read = move |name: &str| actor.may(Permission::Read, Some(name));
-    let mut rows = blocking(move || visible_blocks(&registry, filter, limit + 1, may_read)).await?;
+    let mut rows = blocking(move || visible_blocks(&registry, filter, limit + 1, &actor)).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more.then(|| rows.last().map(|b| b.name.clone())).flatten();
@@ -294,7 +294,35 @@ pub async fn list_blocks(
 /// Up to `wanted` blocks matching `filter` that the caller may read, in name order.
 /// Blocks it may not read are skipped before anything is counted or used as a
 /// cursor, so a page never says anything about them.
+///
+/// A caller limited to name patterns has each pattern filtered by the store, so the
+/// work is bounded by the blocks it may see, not by every name in the registry.
 pub(super) fn visible_blocks(
+    registry: &crate::registry::Registry,
+    filter: BlockFilter,
+    wanted: i64,
+    actor: &Actor,
+) -> crate::error::Result<Vec<crate::block::BlockSummary>> {
+    let may_read = |name: &str| actor.may(Permission::Read, Some(name));
+    let Some(globs) = actor.patterns_for(Permission::Read) else {
+        return visible_in(registry, filter, wanted, may_read);
+    };
+    let mut merged = Vec::new();
+    for glob in globs {
+        let one = BlockFilter {
+            name_glob: Some(glob),
+            ..filter.clone()
+        };
+        merged.extend(visible_in(registry, one, wanted, may_read)?);
+    }
+    merged.sort_by(|a, b| a.name.cmp(&b.name));
+    merged.dedup_by(|a, b| a.name == b.name);
+    merged.truncate(wanted.max(0) as usize);
+    Ok(merged)
+}
+
+/// [`visible_blocks`] within one filter.
+fn visible_in(
     registry: &crate::registry::Registry,
     mut filter: BlockFilter,
     wanted: i64,

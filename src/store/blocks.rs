@@ -261,6 +261,14 @@ impl Store {
             );
             query = query.filter(b::name.like(pattern).escape('\\'));
         }
+        if let Some(glob) = &filter.name_glob {
+            let pattern = glob
+                .replace('\\', "\\\\")
+                .replace('_', "\\_")
+                .replace('%', "\\%")
+                .replace('*', "%");
+            query = query.filter(b::name.like(pattern).escape('\\'));
+        }
         if let Some(after) = &filter.after {
             query = query.filter(b::name.gt(after.clone()));
         }

@@ -904,3 +904,43 @@ fn ended_store_connections_are_never_a_500() {
         "{statuses:?}"
     );
 }
+
+// 14. A token limited to name patterns lists through the store's own filter: each
+// pattern is a query, merged in name order, paged by the same cursor.
+#[test]
+fn pattern_tokens_list_through_the_stores_filter() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let mut text = String::from("blocks:\n");
+    for name in ["a-1", "a-2", "b-1", "c_1", "c-1", "cx1", "z-9"] {
+        text.push_str(&format!(
+            "  - {{name: {name}, type: json, data: {{value: 1}}}}\n"
+        ));
+    }
+    let file = write_file(env.dir.path(), "blocks.yaml", &text);
+    env.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let two = token(&env, "two", &["blocks:read:a-*", "blocks:write:c-*"], &[]);
+    let none = token(&env, "none", &["blocks:read:nothing-*"], &[]);
+    let server = Server::start(&env, &[]);
+    let names = |tok: &str, query: &str| -> (Vec<String>, Value) {
+        let reply = Api::new(&server, Some(tok)).get(&format!("/blocks{query}"));
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let names = reply.body["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap().to_owned())
+            .collect();
+        (names, reply.body["next_cursor"].clone())
+    };
+    assert_eq!(names(&two, "").0, ["a-1", "a-2", "c-1"]);
+    let (first, cursor) = names(&two, "?limit=2");
+    assert_eq!(first, ["a-1", "a-2"]);
+    let (rest, end) = names(
+        &two,
+        &format!("?limit=2&cursor={}", cursor.as_str().unwrap()),
+    );
+    assert_eq!((rest, end), (vec!["c-1".to_owned()], Value::Null));
+    assert_eq!(names(&two, "?prefix=c").0, ["c-1"]);
+    assert!(names(&none, "").0.is_empty());
+}

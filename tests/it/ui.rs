@@ -677,7 +677,9 @@ fn ui_test_opens_no_local_file_and_echoes_no_banner() {
     assert!(!tested.body.contains("SSH-2.0"), "{}", tested.body);
     // Not even the one byte libpq quotes ("received invalid response ...: S").
     assert!(
-        tested.body.contains("block probe: TLS negotiation failed</p>")
+        tested
+            .body
+            .contains("block probe: TLS negotiation failed</p>")
             || tested.body.contains("did not answer as its database does"),
         "{}",
         tested.body

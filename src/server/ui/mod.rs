@@ -397,12 +397,12 @@ async fn block_list(
         name_prefix: prefix.map(str::to_owned),
         after: cursor.map(str::to_owned),
         limit: None,
+        name_glob: None,
     };
     let registry = state.registry.clone();
     let reader = actor.clone();
-    let may_read = move |name: &str| reader.may(Permission::Read, Some(name));
     let listed = blocking(move || {
-        let blocks = visible_blocks(&registry, filter, PAGE + 1, may_read)?;
+        let blocks = visible_blocks(&registry, filter, PAGE + 1, &reader)?;
         let types = registry.block_types()?;
         Ok((blocks, types))
     })
