@@ -107,9 +107,55 @@ fn role(dialect: Dialect, name: &RoleName) -> Result<String> {
     }
 }
 
+/// A password as a role statement carries it: on PostgreSQL and CockroachDB a
+/// SCRAM-SHA-256 verifier computed here (as `psql \password` does), so the password
+/// itself never reaches the server, or its log when a statement fails; MySQL and
+/// MariaDB take it as a literal. A password with non-ASCII characters (which SCRAM
+/// would first normalise with SASLprep) goes as a literal too; generated ones never do.
+fn password_value(dialect: Dialect, password: &str) -> Result<String> {
+    match dialect {
+        Dialect::Postgres | Dialect::Cockroach if password.is_ascii() => {
+            literal(dialect, &scram_verifier(password, &random_salt()))
+        }
+        _ => literal(dialect, password),
+    }
+}
+
+/// PostgreSQL's stored form of a SCRAM-SHA-256 password (RFC 5802, RFC 7677):
+/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`.
+pub fn scram_verifier(password: &str, salt: &[u8]) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    const ITERATIONS: u32 = 4096;
+    let mut salted = zeroize::Zeroizing::new([0u8; 32]);
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, ITERATIONS, salted.as_mut());
+    let key = |label: &[u8]| {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salted.as_ref())
+            .expect("HMAC takes any key length");
+        mac.update(label);
+        mac.finalize().into_bytes()
+    };
+    let stored_key = Sha256::digest(key(b"Client Key"));
+    format!(
+        "SCRAM-SHA-256${ITERATIONS}:{}${}:{}",
+        STANDARD.encode(salt),
+        STANDARD.encode(stored_key),
+        STANDARD.encode(key(b"Server Key"))
+    )
+}
+
+fn random_salt() -> [u8; 16] {
+    use chacha20poly1305::aead::{OsRng, rand_core::RngCore};
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    salt
+}
+
 /// Creates a login role with a password.
 pub fn create_role(dialect: Dialect, name: &RoleName, password: &str) -> Result<String> {
-    let (who, pw) = (role(dialect, name)?, literal(dialect, password)?);
+    let (who, pw) = (role(dialect, name)?, password_value(dialect, password)?);
     Ok(match dialect {
         Dialect::Postgres => format!("CREATE ROLE {who} LOGIN PASSWORD {pw}"),
         Dialect::Cockroach => format!("CREATE USER {who} WITH LOGIN PASSWORD {pw}"),
@@ -119,7 +165,7 @@ pub fn create_role(dialect: Dialect, name: &RoleName, password: &str) -> Result<
 
 /// Sets a role's password.
 pub fn set_password(dialect: Dialect, name: &RoleName, password: &str) -> Result<String> {
-    let (who, pw) = (role(dialect, name)?, literal(dialect, password)?);
+    let (who, pw) = (role(dialect, name)?, password_value(dialect, password)?);
     Ok(match dialect {
         Dialect::Postgres => format!("ALTER ROLE {who} WITH PASSWORD {pw}"),
         Dialect::Cockroach => format!("ALTER USER {who} WITH PASSWORD {pw}"),
@@ -429,12 +475,27 @@ mod tests {
     }
 
     #[test]
+    fn scram_verifier_matches_an_independent_computation() {
+        // Python's hashlib.pbkdf2_hmac and hmac on RFC 7677's password and salt.
+        use base64::Engine;
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+            .unwrap();
+        assert_eq!(
+            scram_verifier("pencil", &salt),
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+        );
+    }
+
+    #[test]
     fn cockroachdb_statements_exactly() {
         let c = Dialect::Cockroach;
-        assert_eq!(
-            create_role(c, &role_name("databot"), "p'w").unwrap(),
-            "CREATE USER \"databot\" WITH LOGIN PASSWORD 'p''w'"
+        let created = create_role(c, &role_name("databot"), "p'w").unwrap();
+        assert!(
+            created.starts_with("CREATE USER \"databot\" WITH LOGIN PASSWORD 'SCRAM-SHA-256$4096:"),
+            "{created}"
         );
+        assert!(!created.contains("p''w"), "the password itself was sent");
         assert_eq!(
             create_database(c, &db("sage"), &role_name("databot"), None).unwrap(),
             vec![
@@ -449,9 +510,10 @@ mod tests {
                 .code(),
             "TEMPLATE_NOT_FOUND"
         );
-        assert_eq!(
-            set_password(c, &role_name("databot"), "x").unwrap(),
-            "ALTER USER \"databot\" WITH PASSWORD 'x'"
+        let altered = set_password(c, &role_name("databot"), "x").unwrap();
+        assert!(
+            altered.starts_with("ALTER USER \"databot\" WITH PASSWORD 'SCRAM-SHA-256$"),
+            "{altered}"
         );
         assert_eq!(
             drop_database(c, &db("sage")).unwrap(),

@@ -392,7 +392,9 @@ impl Registry {
         session.hide(&password);
         // Setting the pending password again is harmless, so a re-run simply does it.
         let statement = sql::set_password(dialect, &role, &password)?;
-        session.run("set the role's password", &statement)?;
+        if let Err(err) = session.run("set the role's password", &statement) {
+            return Err(self.abandon_rotation(name, doc, version, err));
+        }
         crash_point("role-altered");
         verify_login(&info, &password)?;
         doc["connection_info"] = {
@@ -406,6 +408,28 @@ impl Registry {
         set_rotation(&mut doc, None);
         self.source
             .update_block(name, doc, Some(version), self.record())
+    }
+}
+
+impl Registry {
+    /// A rotation whose statement the database refused: the role keeps its password,
+    /// so the pending one is dropped and never used again (the next rotation makes a
+    /// new password). A connection lost mid-statement says nothing of whether the role
+    /// changed, so that pending password stays, for the next run to set again.
+    fn abandon_rotation(&self, name: &str, mut doc: Value, version: i64, err: Error) -> Error {
+        if !matches!(err, Error::Provision { .. }) {
+            return err;
+        }
+        if let Some(rotation) = doc.get_mut("rotation").and_then(Value::as_object_mut) {
+            rotation.remove("pending_password");
+        }
+        match self
+            .source
+            .update_block(name, doc, Some(version), self.record())
+        {
+            Ok(_) => err,
+            Err(cleared) => cleared,
+        }
     }
 }
 

@@ -680,3 +680,51 @@ fn scheduled_rotation_by_one_server_at_a_time() {
         "scheduled rotations are not audited: {audit}"
     );
 }
+
+/// Issue 26 #10: a role's password reaches PostgreSQL only as a SCRAM verifier (a
+/// refused statement's log line holds no password), and a refused rotation's pending
+/// password is dropped, never used again.
+#[test]
+fn refused_rotations_leave_no_password_in_the_servers_log() {
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    admin_block(&env);
+    let ghost = unique("bt_ghost");
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "ghost",
+            "--type",
+            "sqlalchemy-connector",
+            "--set",
+            "connection_info.driver=postgresql",
+            "--set",
+            "connection_info.host=127.0.0.1",
+            "--set",
+            "connection_info.database=postgres",
+            "--set",
+            &format!("connection_info.username={ghost}"),
+            "--password-stdin",
+        ],
+        "old-pw",
+    )
+    .success();
+    // The role does not exist: ALTER ROLE fails, and PostgreSQL logs the statement.
+    env.run(&["block", "rotate-password", "ghost", "--admin", "pg-admin"])
+        .fails_with("NOT_FOUND");
+    let shown = env.json(&["block", "inspect", "ghost", "--show-secrets"]);
+    assert!(
+        shown["data"]["rotation"].get("pending_password").is_none(),
+        "a refused rotation kept its password for the next run: {shown}"
+    );
+    let logs: String = std::fs::read_dir("/var/log/postgresql")
+        .expect("PostgreSQL's log (Debian: /var/log/postgresql)")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect();
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains(&ghost)).collect();
+    assert!(!lines.is_empty(), "the refused statement is not in the log");
+    for line in lines.iter().filter(|l| l.contains("PASSWORD")) {
+        assert!(line.contains("SCRAM-SHA-256$4096:"), "{line}");
+    }
+}
