@@ -1,8 +1,11 @@
 //! Schema files (seed 000's `run-schema`): `%%USER%%`, `%%PASSWORD%%` and `%%DATABASE%%`
 //! replaced by a block's values, each quoted as its position requires (inside `'...'`
-//! as literal text, inside `"..."` or `` `...` `` as identifier text, bare as a quoted
-//! literal for the password and a quoted identifier for names), then split into
-//! statements that remember the line they start on, so a failure says `file:line`.
+//! as literal text, inside `E'...'` with backslashes escaped, inside `"..."` or
+//! `` `...` `` as identifier text, inside a dollar quote verbatim, inside a comment not
+//! at all, bare as a quoted literal for the password and a quoted identifier for
+//! names; where it stands is read by sqlparser's tokenizer for the dialect), then
+//! split into statements that remember the line they start on, so a failure says
+//! `file:line`.
 
 use super::sql::{self, Dialect};
 use crate::error::Result;
@@ -21,37 +24,106 @@ pub struct Statement {
     pub sql: String,
 }
 
-/// Where the scanner is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Quote {
-    None,
-    Single,
-    Double,
-    Backtick,
+/// Where a placeholder stands, as the dialect's SQL tokenizer reads the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Context {
+    /// Between tokens: a quoted literal (password) or identifier (names) goes in.
+    Bare,
+    /// Inside `'...'` (or MySQL's `"..."`): literal text.
+    Literal,
+    /// Inside PostgreSQL's `E'...'`, where backslashes escape.
+    Escaped,
+    /// Inside `"..."` (PostgreSQL) or `` `...` `` (MySQL): identifier text.
+    Identifier,
+    /// Inside `$tag$ ... $tag$`: verbatim, so the value must not hold the closing tag.
+    Dollar(String),
+    /// Inside a comment: left as written (no value goes into a comment, or a log).
+    Comment,
 }
 
 /// `text` with its placeholders replaced.
 pub fn substitute(dialect: Dialect, text: &str, values: &Values<'_>) -> Result<String> {
+    let contexts = contexts(dialect, text)?;
     let mut out = String::with_capacity(text.len());
-    let mut quote = Quote::None;
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
+    let mut at = 0;
+    while at < text.len() {
+        let rest = &text[at..];
         if let Some((name, value, tail)) = placeholder(rest, values) {
-            out.push_str(&quoted(dialect, quote, name, value)?);
-            rest = tail;
+            let context = contexts
+                .iter()
+                .find(|(start, end, _)| (*start..*end).contains(&at))
+                .map_or(&Context::Bare, |(_, _, c)| c);
+            match context {
+                Context::Comment => out.push_str(&rest[..rest.len() - tail.len()]),
+                context => out.push_str(&quoted(dialect, context, name, value)?),
+            }
+            at = text.len() - tail.len();
             continue;
         }
-        quote = match (quote, c) {
-            (Quote::None, '\'') => Quote::Single,
-            (Quote::None, '"') => Quote::Double,
-            (Quote::None, '`') if dialect == Dialect::Mysql => Quote::Backtick,
-            (Quote::Single, '\'') | (Quote::Double, '"') | (Quote::Backtick, '`') => Quote::None,
-            (q, _) => q,
-        };
+        let c = rest.chars().next().unwrap_or(' ');
         out.push(c);
-        rest = &rest[c.len_utf8()..];
+        at += c.len_utf8();
     }
     Ok(out)
+}
+
+/// The byte ranges of the tokens that are not bare SQL (strings, quoted identifiers,
+/// dollar quotes, comments), as sqlparser's tokenizer for the dialect reads them.
+fn contexts(dialect: Dialect, text: &str) -> Result<Vec<(usize, usize, Context)>> {
+    use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect};
+    use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+    let tokens = match dialect {
+        Dialect::Mysql => Tokenizer::new(&MySqlDialect {}, text).tokenize_with_location(),
+        _ => Tokenizer::new(&PostgreSqlDialect {}, text).tokenize_with_location(),
+    }
+    .map_err(|err| {
+        crate::error::Error::InvalidInput(format!("the file cannot be read as SQL: {err}"))
+    })?;
+    let offsets = LineOffsets::new(text);
+    Ok(tokens
+        .into_iter()
+        .filter_map(|t| {
+            let context = match t.token {
+                Token::SingleQuotedString(_) | Token::NationalStringLiteral(_) => Context::Literal,
+                Token::DoubleQuotedString(_) => Context::Literal,
+                Token::EscapedStringLiteral(_) => Context::Escaped,
+                Token::DollarQuotedString(d) => Context::Dollar(d.tag.unwrap_or_default()),
+                Token::Word(w) if w.quote_style.is_some() => Context::Identifier,
+                Token::Whitespace(Whitespace::SingleLineComment { .. })
+                | Token::Whitespace(Whitespace::MultiLineComment(_)) => Context::Comment,
+                _ => return None,
+            };
+            let start = offsets.byte(t.span.start.line, t.span.start.column);
+            let end = offsets.byte(t.span.end.line, t.span.end.column);
+            Some((start, end, context))
+        })
+        .collect())
+}
+
+/// Byte offsets of (line, column) positions as the tokenizer counts them (both from 1,
+/// a column per character).
+struct LineOffsets<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineOffsets<'a> {
+    fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineOffsets { text, starts }
+    }
+
+    fn byte(&self, line: u64, column: u64) -> usize {
+        let Some(&start) = self.starts.get((line as usize).saturating_sub(1)) else {
+            return self.text.len();
+        };
+        self.text[start..]
+            .char_indices()
+            .nth((column as usize).saturating_sub(1))
+            .map_or(self.text.len(), |(i, _)| start + i)
+    }
 }
 
 fn placeholder<'t, 'v>(
@@ -69,10 +141,11 @@ fn placeholder<'t, 'v>(
 
 /// A value as its position needs it. Inside quotes, the quoted form without its outer
 /// quotes (a doubled `''` or `""` is how SQL escapes either, so the text stays inside).
-fn quoted(dialect: Dialect, quote: Quote, name: &str, value: &str) -> Result<String> {
+fn quoted(dialect: Dialect, context: &Context, name: &str, value: &str) -> Result<String> {
     let inner = |q: String| q[1..q.len() - 1].to_owned();
-    Ok(match quote {
-        Quote::Single => {
+    Ok(match context {
+        Context::Literal if dialect == Dialect::Mysql => inner(sql::literal(dialect, value)?),
+        Context::Literal => {
             let lit = sql::literal(dialect, value)?;
             // An E'' literal cannot be opened inside a plain one; double quotes only.
             match lit.starts_with('E') {
@@ -80,9 +153,16 @@ fn quoted(dialect: Dialect, quote: Quote, name: &str, value: &str) -> Result<Str
                 false => inner(lit),
             }
         }
-        Quote::Double | Quote::Backtick => inner(sql::ident(dialect, value)?),
-        Quote::None if name == "password" => sql::literal(dialect, value)?,
-        Quote::None => sql::ident(dialect, value)?,
+        Context::Escaped => value.replace('\\', "\\\\").replace('\'', "''"),
+        Context::Identifier => inner(sql::ident(dialect, value)?),
+        Context::Dollar(tag) if value.contains(&format!("${tag}$")) => {
+            return Err(crate::error::Error::InvalidInput(format!(
+                "the {name} holds the closing tag of the dollar quote it stands in"
+            )));
+        }
+        Context::Dollar(_) | Context::Comment => value.to_owned(),
+        Context::Bare if name == "password" => sql::literal(dialect, value)?,
+        Context::Bare => sql::ident(dialect, value)?,
     })
 }
 
@@ -184,6 +264,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "CREATE USER 'databot'@'%' IDENTIFIED BY 'p\\'w@x'");
+    }
+
+    #[test]
+    fn comments_escape_strings_and_dollar_quotes_are_read_as_sql() {
+        let pg = |text: &str| substitute(Dialect::Postgres, text, &VALUES).unwrap();
+        // A quote inside a comment opens nothing: the placeholder after it is bare.
+        assert_eq!(
+            pg("-- don't\nALTER ROLE %%USER%% PASSWORD %%PASSWORD%%;"),
+            "-- don't\nALTER ROLE \"databot\" PASSWORD 'p''w@x';"
+        );
+        assert_eq!(
+            pg("/* it's */ SELECT %%PASSWORD%%"),
+            "/* it's */ SELECT 'p''w@x'"
+        );
+        // In an E'' string backslashes escape, so one in the value is doubled.
+        let tricky = Values {
+            password: "a\\'; DROP TABLE x; --",
+            ..VALUES
+        };
+        let out = substitute(Dialect::Postgres, "SELECT E'%%PASSWORD%%'", &tricky).unwrap();
+        assert_eq!(out, "SELECT E'a\\\\''; DROP TABLE x; --'");
+        // In a dollar quote the value goes in verbatim, unless it could close it.
+        assert_eq!(
+            pg("DO $$ BEGIN RAISE NOTICE '%%USER%%'; END $$"),
+            "DO $$ BEGIN RAISE NOTICE 'databot'; END $$"
+        );
+        let closing = Values {
+            user: "x$$; DROP TABLE y; --",
+            ..VALUES
+        };
+        assert!(substitute(Dialect::Postgres, "DO $$ SELECT '%%USER%%' $$", &closing).is_err());
+        // In a comment nothing is put (a comment can reach a server's log).
+        assert_eq!(pg("-- for %%PASSWORD%%\nSELECT 1"), "-- for %%PASSWORD%%\nSELECT 1");
     }
 
     #[test]
