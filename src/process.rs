@@ -1,6 +1,7 @@
 //! Keeping opened secrets out of core dumps: the process is made non-dumpable (Linux
 //! `PR_SET_DUMPABLE`, which also keeps other processes of the same user from reading
-//! its memory through ptrace or `/proc`), and its core size limit is set to zero.
+//! its memory through ptrace or `/proc`), and its core size limit is set to zero. And
+//! room for a server's connections: its open-file limit raised to what it may be.
 
 /// Protects this process's memory from core dumps. With `children_dump`, the core
 /// size limit is left alone, so a program started by `blockyard exec` (which
@@ -26,8 +27,37 @@ pub fn protect_memory(children_dump: bool) {
     let _ = children_dump;
 }
 
+/// Raises the open-file limit to its hard maximum (a server's every connection is a
+/// file: with the common soft limit of 1,024, about a thousand idle sockets left no
+/// room to answer `/health`). Answers the limit now in force, if known.
+pub fn raise_open_file_limit() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        let wanted = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, wanted) {
+            Ok(()) => limit.maximum,
+            Err(_) => limit.current,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    #[test]
+    fn the_open_file_limit_is_raised_to_its_maximum() {
+        let now = super::raise_open_file_limit();
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        assert_eq!(now, limit.current);
+        assert_eq!(limit.current, limit.maximum);
+    }
+
     #[test]
     fn the_process_cannot_dump_core() {
         super::protect_memory(false);

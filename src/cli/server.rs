@@ -65,6 +65,7 @@ pub struct ServerArgs {
 }
 
 pub fn serve(registry: Registry, args: ServerArgs) -> Result<()> {
+    crate::process::raise_open_file_limit();
     server::serve(
         registry,
         ServerOptions {
