@@ -296,7 +296,10 @@ mod tests {
         };
         assert!(substitute(Dialect::Postgres, "DO $$ SELECT '%%USER%%' $$", &closing).is_err());
         // In a comment nothing is put (a comment can reach a server's log).
-        assert_eq!(pg("-- for %%PASSWORD%%\nSELECT 1"), "-- for %%PASSWORD%%\nSELECT 1");
+        assert_eq!(
+            pg("-- for %%PASSWORD%%\nSELECT 1"),
+            "-- for %%PASSWORD%%\nSELECT 1"
+        );
     }
 
     #[test]
