@@ -94,7 +94,24 @@ impl From<Error> for ApiError {
             | Error::RequirementNotMet(_)
             | Error::NotAConnection { .. }
             | Error::WrongExportKey(_) => Status::UnprocessableEntity,
-            _ => Status::InternalServerError,
+            // Every other variant by name, no wildcard: a new one must be placed here
+            // (a wildcard is how `WRONG_EXPORT_KEY` once answered 500).
+            Error::InvalidDatabaseUrl(_)
+            | Error::MasterKeyMissing(_)
+            | Error::InvalidMasterKey(_)
+            | Error::WrongMasterKey { .. }
+            | Error::DecryptionFailed(_)
+            | Error::InsecureKeyFile(_)
+            | Error::Keyring(_)
+            | Error::StoreNotMigrated(_)
+            | Error::Store(_)
+            | Error::Config(_)
+            | Error::AddressUnavailable(_)
+            | Error::UnsupportedDriver(_)
+            | Error::HttpStatus { .. }
+            | Error::Remote { .. }
+            | Error::Exec { .. }
+            | Error::Io { .. } => Status::InternalServerError,
         };
         // Internal details (database errors, the store's address) stay in the server's
         // log line; the response says only what failed.
