@@ -124,7 +124,8 @@ pub enum BlockCommand {
         #[arg(long, value_name = "N")]
         if_version: Option<i64>,
     },
-    /// Delete a block and its history.
+    /// Delete a block; its history is kept, and `block undelete NAME` brings it back
+    /// (`block purge NAME` destroys it for good).
     #[command(visible_alias = "rm")]
     Delete {
         /// The block to delete.

@@ -126,14 +126,16 @@ pub fn tokens(cmd: TokenCommand, registry: &Registry, out: &Printer) -> Result<(
             let token = registry.create_token(&name, &scopes, expires_in)?;
             let mut json = serde_json::to_value(&token.info).unwrap_or_default();
             json["token"] = token.secret.clone().into();
-            out.emit(&json, || {
-                format!(
-                    "{}\n\nToken {:?} created with scopes {}. It is shown only this once: store it now.",
-                    token.secret,
+            // Only the token on stdout, so `TOKEN=$(blockyard token create ...)` captures
+            // exactly it; the note for people goes to stderr.
+            if out.format == super::output::OutputFormat::Table {
+                eprintln!(
+                    "Token {:?} created with scopes {}. It is shown only this once: store it now.",
                     token.info.name,
                     token.info.scopes.join(", ")
-                )
-            });
+                );
+            }
+            out.emit(&json, || token.secret.to_string());
             Ok(())
         }
         TokenCommand::Ls => {

@@ -172,6 +172,14 @@ impl BlockSource for LocalBlocks {
         let ty = self.block_type(&new.block_type)?;
         ty.validate(&new.document)?;
         let (masked, secrets) = split_secrets(&ty, new.document)?;
+        if secrets.holds_mask() {
+            return Err(Error::InvalidInput(format!(
+                "block {} would store {} as a secret: that is the mask a masked document \
+                 shows, not a secret; send the secret itself (or leave the field out)",
+                new.name,
+                crate::document::MASK
+            )));
+        }
         let now = now_millis();
         let row = self.sealed(
             BlockRow {

@@ -463,3 +463,33 @@ fn completions_and_man_pages() {
     assert!(dir.join("blockyard-block-create.1").is_file());
     assert!(!env.data_dir().exists(), "no store for docs commands");
 }
+
+/// Issue 27 #2: a masked document never becomes the password (`create --data` of an
+/// `inspect -o json`, or the API), and #4: `token create` prints only the token.
+#[test]
+fn the_mask_is_never_stored_and_token_create_prints_only_the_token() {
+    let env = TestEnv::new(Backend::Sqlite);
+    crdb_sage(&env);
+    let shown = env
+        .ok(&["block", "inspect", "crdb-sage", "--output", "json"])
+        .stdout;
+    let file = write_file(env.dir.path(), "x.json", &shown);
+    let run = env
+        .run(&["block", "create", "copy", "--data", file.to_str().unwrap()])
+        .fails_with("INVALID_INPUT");
+    assert!(run.stderr.contains("mask"), "{}", run.stderr);
+    let token = env.run(&[
+        "token", "create", "ci", "--scope", "admin", "--output", "table",
+    ]);
+    let token = token.success();
+    assert_eq!(token.stdout.trim().lines().count(), 1, "{}", token.stdout);
+    assert!(token.stdout.starts_with("byd_"), "{}", token.stdout);
+    assert!(token.stderr.contains("store it now"), "{}", token.stderr);
+    let server = Server::start(&env, &[]);
+    let api = crate::server::Api::new(&server, Some(token.stdout.trim()));
+    let mut body: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    body["name"] = "copy".into();
+    let body =
+        serde_json::json!({"name": "copy", "block_type": body["block_type"], "data": body["data"]});
+    assert_eq!(api.post("/blocks", &body).status, 400);
+}
