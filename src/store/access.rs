@@ -123,6 +123,7 @@ pub struct AuditFilter {
 
 /// The PostgreSQL advisory lock under which audit ids are taken ("blockyard audit
 /// order" folded into 63 bits).
+#[cfg(feature = "postgres")]
 const AUDIT_ORDER_LOCK: i64 = 0x6175_6469_746f_7264;
 
 /// Makes audit ids commit-ordered: on PostgreSQL, ids come from a sequence when a row
