@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use blockyard::auth::{Scope, Verifier};
+use blockyard::crypto::MasterKey;
 use blockyard::name::BlockName;
 use blockyard::store::{PoolOptions, Store, StoreUrl};
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +19,8 @@ fn verifier() -> &'static Verifier {
             let url = StoreUrl::parse(dir.path().join("t.db").to_str().unwrap()).unwrap();
             let store = Store::open(url, &PoolOptions::default()).unwrap();
             store.migrate().unwrap();
-            (dir, Verifier::new(store, Duration::from_secs(60)))
+            let key = MasterKey::generate().row_key();
+            (dir, Verifier::new(store, key, Duration::from_secs(60)))
         })
         .1
 }
