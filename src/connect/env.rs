@@ -186,15 +186,16 @@ pub fn shell_quote(value: &str) -> String {
 
 /// Double quotes with `\`, `"`, `$` and newlines escaped, as dotenv loaders read them;
 /// a value with a backtick (which a shell sourcing the file would run, and which dotenv
-/// loaders do not unescape) in single quotes, read literally by both. A value with both
-/// a backtick and a single quote has no such form: refused.
+/// loaders do not unescape) in single quotes, read literally by both. A value with a
+/// backtick and a single quote or backslash has no such form: refused.
 fn dotenv_quote(name: &str, value: &str) -> Result<String> {
     if value.contains('`') {
-        return match value.contains('\'') {
+        // (dotenvy reads a backslash before the closing quote as an escape.)
+        return match value.contains(['\'', '\\']) {
             false => Ok(format!("'{value}'")),
             true => Err(Error::InvalidInput(format!(
-                "{name} holds both ` and ', which no dotenv line keeps literal for both \
-                 dotenv loaders and a shell; use --format shell"
+                "{name} holds a ` with a ' or a \\, which no dotenv line keeps literal for \
+                 both dotenv loaders and a shell; use --format shell"
             ))),
         };
     }
@@ -226,13 +227,15 @@ mod tests {
     fn dotenv_round_trips_through_dotenvy() {
         for value in [
             "p@ss \"q\" $x \\ 'y' # $(touch pwned) z\nline2",
-            "p@ss \"q\" $x \\ # `touch pwned` $(id) z\nline2",
+            "p@ss \"q\" $x # `touch pwned` $(id) z\nline2",
         ] {
             round_trip(value);
         }
-        let both = [("A".to_owned(), "`x` 'y'".to_owned())];
-        assert!(render(&both, EnvFormat::Dotenv).is_err());
-        assert!(render(&both, EnvFormat::Shell).is_ok());
+        for both in ["`x` 'y'", "p \"s`\" \\"] {
+            let both = [("A".to_owned(), both.to_owned())];
+            assert!(render(&both, EnvFormat::Dotenv).is_err());
+            assert!(render(&both, EnvFormat::Shell).is_ok());
+        }
     }
 
     fn round_trip(value: &str) {
