@@ -165,11 +165,12 @@ impl MasterKey {
     /// to this master key (derived, never stored): a row written by anyone without the
     /// master key does not verify.
     pub fn row_key(&self) -> RowKey {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.0.as_ref())
-            .expect("HMAC takes any key length");
-        mac.update(b"blockyard/v1/store-rows");
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-        bytes.copy_from_slice(&mac.finalize().into_bytes());
+        bytes.copy_from_slice(
+            &hmac(&self.0, b"blockyard/v1/store-rows")
+                .finalize()
+                .into_bytes(),
+        );
         RowKey(KeyBytes(bytes))
     }
 }
@@ -187,19 +188,21 @@ impl fmt::Debug for RowKey {
 impl RowKey {
     /// The tag of `message`.
     pub fn tag(&self, message: &[u8]) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.0.as_ref())
-            .expect("HMAC takes any key length");
-        mac.update(message);
-        mac.finalize().into_bytes().to_vec()
+        hmac(&self.0, message).finalize().into_bytes().to_vec()
     }
 
     /// Whether `tag` is the tag of `message` (in constant time).
     pub fn verifies(&self, message: &[u8], tag: &[u8]) -> bool {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.0.as_ref())
-            .expect("HMAC takes any key length");
-        mac.update(message);
-        mac.verify_slice(tag).is_ok()
+        hmac(&self.0, message).verify_slice(tag).is_ok()
     }
+}
+
+/// HMAC-SHA256 under `key`, fed `message`.
+fn hmac(key: &KeyBytes, message: &[u8]) -> Hmac<Sha256> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key.0.as_ref()).expect("HMAC takes any key length");
+    mac.update(message);
+    mac
 }
 
 fn invalid_master_key() -> Error {

@@ -55,11 +55,17 @@ impl Registry {
         name: &str,
         timeout: std::time::Duration,
     ) -> Result<crate::connect::TestReport> {
+        let (block, doc) = self.document_to_test(name)?;
+        crate::connect::test(&block.name, &doc, timeout)
+    }
+
+    /// A block and the document a test connects with (its secrets opened).
+    fn document_to_test(&self, name: &str) -> Result<(crate::block::Block, serde_json::Value)> {
         let block = self.load_block(name)?;
         let doc = block
             .document()
             .unwrap_or_else(|| block.masked_data().clone());
-        crate::connect::test(&block.name, &doc, timeout)
+        Ok((block, doc))
     }
 }
 
@@ -73,10 +79,7 @@ impl Registry {
         name: &str,
         timeout: std::time::Duration,
     ) -> Result<crate::connect::TestReport> {
-        let block = self.load_block(name)?;
-        let doc = block
-            .document()
-            .unwrap_or_else(|| block.masked_data().clone());
+        let (block, doc) = self.document_to_test(name)?;
         let backend = crate::connect::ConnectionInfo::from_document(&block.name, &doc)
             .and_then(|info| info.driver())
             .map(|driver| driver.backend());
