@@ -7,7 +7,7 @@
 
 use std::hint::black_box;
 
-use blockyard::config::{Settings, Sources};
+use blockyard::config::{Settings, Sources, Span};
 use blockyard::name::BlockName;
 use blockyard::{Config, NewBlock, Registry};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -25,7 +25,7 @@ fn bench(c: &mut Criterion) {
         Config::load(Sources {
             flags: Settings {
                 data_dir: Some(dir.path().to_path_buf()),
-                pool_refresh: Some("1h".into()),
+                pool_refresh: Some(Span(std::time::Duration::from_secs(3600))),
                 ..Settings::default()
             },
             ..Sources::default()

@@ -75,18 +75,6 @@ pub struct AuditOptions {
     pub writers: u16,
 }
 
-/// The default window of folded reads.
-pub const DEFAULT_FOLD_WINDOW: Duration = Duration::from_secs(60);
-
-impl Default for AuditOptions {
-    fn default() -> Self {
-        AuditOptions {
-            fold_window: DEFAULT_FOLD_WINDOW,
-            writers: 1,
-        }
-    }
-}
-
 type Reply = tokio::sync::oneshot::Sender<Result<bool>>;
 
 /// What a writer thread is asked to do: record `event` (if any), but only if
@@ -419,7 +407,7 @@ fn storable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AuditFilter, BlockRow, PoolOptions, StoreUrl};
+    use crate::store::{AuditFilter, AuditRow, BlockRow, PoolOptions, StoreUrl};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -443,69 +431,75 @@ mod tests {
         }
     }
 
+    /// A job for block `name` that expects it at `version`.
+    fn expecting(n: usize, name: &str, version: i64) -> Job {
+        let stamp = BlockStamp {
+            id: "id-b".into(),
+            version,
+            updated_at: 7,
+        };
+        let name = name.into();
+        job(n, Some(Expected { name, stamp }))
+    }
+
+    /// Block `b` at version 3.
+    fn block_b(store: &Store) {
+        let row = BlockRow {
+            id: "id-b".into(),
+            name: "b".into(),
+            block_type: "json".into(),
+            version: 3,
+            data: "{}".into(),
+            sealed_secrets: None,
+            key_id: None,
+            created_at: 1,
+            updated_at: 7,
+        };
+        store.insert_block(&row, None).unwrap();
+    }
+
+    /// Every audit record, oldest first.
+    fn all_rows(store: &Store) -> Vec<AuditRow> {
+        let filter = AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        };
+        let mut rows = store.audit(&filter).unwrap();
+        rows.reverse();
+        rows
+    }
+
     /// Without folding, 43 records take every chunk size (32 + 8 + 2 + 1); a job whose
     /// block changed is answered `false` and leaves no record.
     #[test]
     fn a_batch_is_written_whole_in_order_and_only_where_current() {
         let (_dir, store) = store();
-        store
-            .insert_block(
-                &BlockRow {
-                    id: "id-b".into(),
-                    name: "b".into(),
-                    block_type: "json".into(),
-                    version: 3,
-                    data: "{}".into(),
-                    sealed_secrets: None,
-                    key_id: None,
-                    created_at: 1,
-                    updated_at: 7,
-                },
-                None,
-            )
-            .unwrap();
-        let stamp = |version| BlockStamp {
-            id: "id-b".into(),
-            version,
-            updated_at: 7,
-        };
+        block_b(&store);
         let mut batch: Vec<Job> = (0..43).map(|n| job(n, None)).collect();
-        batch.push(job(
-            100,
-            Some(Expected {
-                name: "b".into(),
-                stamp: stamp(3),
-            }),
-        ));
-        batch.push(job(
-            101,
-            Some(Expected {
-                name: "b".into(),
-                stamp: stamp(2),
-            }),
-        ));
-        batch.push(job(
-            102,
-            Some(Expected {
-                name: "gone".into(),
-                stamp: stamp(3),
-            }),
-        ));
+        batch.push(expecting(100, "b", 3));
+        batch.push(expecting(101, "b", 2));
+        batch.push(expecting(102, "gone", 3));
         let mut conn = None;
         let mut records = OpenRecords::default();
         let current = commit(&store, &mut conn, &mut records, &batch).unwrap();
         assert!(current[..44].iter().all(|c| *c));
         assert_eq!(&current[44..], &[false, false]);
-        let rows = store
-            .audit(&AuditFilter {
-                limit: 100,
-                ..AuditFilter::default()
-            })
-            .unwrap();
-        let ids: Vec<&str> = rows.iter().rev().map(|r| r.request_id.as_str()).collect();
+        let rows = all_rows(&store);
+        let ids: Vec<&str> = rows.iter().map(|r| r.request_id.as_str()).collect();
         let mut expected: Vec<String> = (0..43).map(|n| format!("r{n}")).collect();
         expected.push("r100".into());
         assert_eq!(ids, expected);
+    }
+
+    /// A record's actor, outcome, count, first and last request.
+    fn summary(r: &AuditRow) -> (&str, &str, i64, &str, Option<&str>) {
+        (
+            r.actor.as_str(),
+            r.outcome.as_str(),
+            r.event_count,
+            r.request_id.as_str(),
+            r.last_request_id.as_deref(),
+        )
     }
 
     /// Reads of one block by one actor fold into the record this writer opened, across
@@ -519,16 +513,6 @@ mod tests {
             window: 60_000,
             ..OpenRecords::default()
         };
-        let all = |store: &Store| {
-            let mut rows = store
-                .audit(&AuditFilter {
-                    limit: 100,
-                    ..AuditFilter::default()
-                })
-                .unwrap();
-            rows.reverse();
-            rows
-        };
         let mut batch: Vec<Job> = (0..5).map(|n| job(n, None)).collect();
         let mut other = job(5, None);
         other.event.as_mut().unwrap().actor = "other".into();
@@ -539,19 +523,8 @@ mod tests {
         let batch: Vec<Job> = (7..10).map(|n| job(n, None)).collect();
         commit(&store, &mut conn, &mut records, &batch).unwrap();
 
-        let rows = all(&store);
-        let summary: Vec<(&str, &str, i64, &str, Option<&str>)> = rows
-            .iter()
-            .map(|r| {
-                (
-                    r.actor.as_str(),
-                    r.outcome.as_str(),
-                    r.event_count,
-                    r.request_id.as_str(),
-                    r.last_request_id.as_deref(),
-                )
-            })
-            .collect();
+        let rows = all_rows(&store);
+        let summary: Vec<_> = rows.iter().map(summary).collect();
         assert_eq!(
             summary,
             [
@@ -572,7 +545,7 @@ mod tests {
             open.1 = now_millis() - 1;
         }
         commit(&store, &mut conn, &mut records, &[job(11, None)]).unwrap();
-        let rows = all(&store);
+        let rows = all_rows(&store);
         assert_eq!(rows.len(), 4);
         assert_eq!(
             (rows[3].event_count, rows[3].request_id.as_str()),

@@ -312,7 +312,7 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
     use chacha20poly1305::aead::{OsRng, rand_core::RngCore};
     OsRng
         .try_fill_bytes(buf)
-        .map_err(|_| Error::Store("the OS random number generator failed".into()))
+        .map_err(|_| Error::Internal("the OS random number generator failed".into()))
 }
 
 pub fn list_tokens(store: &Store, key: &RowKey) -> Result<Vec<TokenInfo>> {

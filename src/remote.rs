@@ -15,7 +15,7 @@ use crate::block::{
 };
 use crate::config::RemoteSettings;
 use crate::document::split_secrets;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::name::BlockName;
 use crate::source::BlockSource;
 use crate::types::{BlockType, BlockTypeDef, builtin_type};
@@ -103,15 +103,21 @@ impl RemoteClient {
             None => req.call(),
         };
         match result {
-            Ok(resp) => resp
-                .into_json::<T>()
-                .map_err(|err| remote_error("REMOTE_ERROR", format!("unreadable response: {err}"))),
+            Ok(resp) => resp.into_json::<T>().map_err(|err| {
+                remote_error(
+                    ErrorKind::RemoteError,
+                    format!("unreadable response: {err}"),
+                )
+            }),
             Err(ureq::Error::Status(status, resp)) => Err(match resp.into_json::<ErrorBody>() {
-                Ok(body) => remote_error(&body.error.code, body.error.message),
-                Err(_) => remote_error("REMOTE_ERROR", format!("the server answered {status}")),
+                Ok(body) => remote_error(ErrorKind::sent(&body.error.code), body.error.message),
+                Err(_) => remote_error(
+                    ErrorKind::RemoteError,
+                    format!("the server answered {status}"),
+                ),
             }),
             Err(ureq::Error::Transport(err)) => Err(remote_error(
-                "REMOTE_UNAVAILABLE",
+                ErrorKind::RemoteUnavailable,
                 format!(
                     "cannot reach the Blockyard server at {}: {}",
                     self.base,
@@ -286,11 +292,8 @@ fn block_path(name: &str) -> Result<String> {
     Ok(format!("/blocks/{}", enc(BlockName::parse(name)?.as_str())))
 }
 
-fn remote_error(code: &str, message: String) -> Error {
-    Error::Remote {
-        code: code.to_owned(),
-        message,
-    }
+fn remote_error(kind: ErrorKind, message: String) -> Error {
+    Error::Remote { kind, message }
 }
 
 /// A type as the server defines it (built-in slugs keep this build's definition).

@@ -179,3 +179,270 @@ fn frameworks_stay_at_the_edges() {
         wrong.join("\n")
     );
 }
+
+/// Floors inside a folder: (folder under `src/`, each file's floor, the names its
+/// `mod.rs` holds that the files below may use). A file may use only siblings on lower
+/// floors; `mod.rs` mounts them all and is above every one. A subfolder counts as one
+/// file of its parent (`server/ui/*.rs` are `ui` to `server/`).
+/// A folder, its files' floors, and the names its `mod.rs` lends to them.
+type Floors = (
+    &'static str,
+    &'static [(&'static str, u8)],
+    &'static [&'static str],
+);
+
+const INNER_FLOORS: &[Floors] = &[
+    (
+        "server",
+        &[
+            ("response", 1),
+            ("cache", 2),
+            ("sessions", 1),
+            ("slots", 1),
+            ("state", 3),
+            ("guard", 4),
+            ("policy", 5),
+            ("http", 5),
+            ("reads", 6),
+            ("tasks", 6),
+            ("blocks", 7),
+            ("types", 7),
+            ("audit", 7),
+            ("databases", 7),
+            ("transfer", 7),
+            ("prefect", 7),
+            ("service", 7),
+            ("ui", 8),
+        ],
+        &[],
+    ),
+    (
+        "server/ui",
+        &[
+            ("pages", 1),
+            ("form", 1),
+            ("assets", 1),
+            ("filled", 2),
+            ("block_page", 3),
+            ("form_page", 3),
+            ("viewing", 4),
+            ("login", 5),
+            ("browse", 6),
+            ("admin", 6),
+            ("undo", 6),
+            ("edit", 7),
+        ],
+        &[],
+    ),
+    (
+        "registry",
+        &[
+            ("crash", 1),
+            ("keys", 2),
+            ("local", 3),
+            ("rotation", 4),
+            ("connections", 4),
+            ("apply", 4),
+            ("admin", 5),
+            ("backup", 5),
+            ("databases", 5),
+            ("transfer", 5),
+        ],
+        // The files each add methods to `Registry` (one `impl` split by topic).
+        &["Registry"],
+    ),
+    (
+        "cli",
+        &[
+            ("output", 1),
+            ("input", 1),
+            ("flags", 1),
+            ("connect", 2),
+            ("db", 2),
+            ("admin", 2),
+            ("backup", 2),
+            ("server", 2),
+            ("transfer", 2),
+            ("blocks", 3),
+            ("docs", 3),
+        ],
+        // `docs` renders the command line's own help.
+        &["Cli"],
+    ),
+];
+
+/// Every `PREFIX NAME` in the file's code (comments left out).
+fn paths_after(text: &str, prefix: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or_default();
+        let mut rest = code;
+        while let Some(i) = rest.find(prefix) {
+            let after = &rest[i + prefix.len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            // `use super::{a, b}`: each name in the braces.
+            if let Some(braced) = after.strip_prefix('{') {
+                let inside = braced.split('}').next().unwrap_or_default();
+                for part in inside.split(',') {
+                    let part = part.trim().split("::").next().unwrap_or_default().trim();
+                    if !part.is_empty() && part != "self" {
+                        found.insert(part.to_owned());
+                    }
+                }
+            } else if !name.is_empty() {
+                found.insert(name);
+            }
+            rest = after;
+        }
+    }
+    found
+}
+
+/// The sibling a file is, inside `folder` (`src/server/ui/edit.rs` is `ui` in `server`).
+fn sibling_of(root: &Path, folder: &str, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(root.join("src").join(folder)).ok()?;
+    let first = rel.components().next()?.as_os_str().to_string_lossy();
+    Some(first.trim_end_matches(".rs").to_owned())
+}
+
+fn inner_upward_imports(root: &Path) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (folder, floors, front) in INNER_FLOORS {
+        let floor_of = |m: &str| floors.iter().find(|(n, _)| *n == m).map(|(_, f)| *f);
+        let mut files = Vec::new();
+        rust_files(&root.join("src").join(folder), &mut files);
+        for file in &files {
+            let Some(me) = sibling_of(root, folder, file) else {
+                continue;
+            };
+            if me == "mod" {
+                continue;
+            }
+            let own = floor_of(&me)
+                .unwrap_or_else(|| panic!("{folder}/{me} has no floor in tests/tidy.rs"));
+            let text = std::fs::read_to_string(file).unwrap();
+            let direct = file.parent() == Some(&root.join("src").join(folder));
+            let mut used = paths_after(&text, &format!("crate::{}::", folder.replace('/', "::")));
+            if direct {
+                used.extend(paths_after(&text, "super::"));
+            }
+            for name in used {
+                if name == me || name == "super" || front.contains(&name.as_str()) {
+                    continue;
+                }
+                match floor_of(&name) {
+                    Some(theirs) if theirs < own => {}
+                    Some(theirs) => wrong.push(format!(
+                        "{} ({me}, floor {own}) uses {folder}::{name} (floor {theirs})",
+                        file.strip_prefix(root).unwrap().display()
+                    )),
+                    None => wrong.push(format!(
+                        "{} uses {folder}::{name}, which its mod.rs holds; give it a file",
+                        file.strip_prefix(root).unwrap().display()
+                    )),
+                }
+            }
+        }
+    }
+    wrong
+}
+
+#[test]
+fn inside_a_folder_imports_flow_down_too() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let wrong = inner_upward_imports(root);
+    assert!(
+        wrong.is_empty(),
+        "imports inside a folder that do not flow down:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_inner_checker_reads_braced_imports() {
+    let text = "use super::{policy::Access, state::{State, blocking}};\nuse super::guard::Ctx;";
+    let paths = paths_after(text, "super::");
+    assert!(paths.contains("policy") && paths.contains("state") && paths.contains("guard"));
+}
+
+/// Each function's length in lines, from its `fn` line to its closing brace.
+fn long_functions(text: &str, limit: usize) -> Vec<(usize, String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut long = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let signature = trimmed
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("pub ")
+            .trim_start_matches("const ")
+            .trim_start_matches("async ");
+        let Some(rest) = signature.strip_prefix("fn ") else {
+            continue;
+        };
+        if line.trim_end().ends_with(';') {
+            continue;
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            let length = end + 2;
+            if length > limit {
+                long.push((i + 1, name, length));
+            }
+        }
+    }
+    long
+}
+
+#[test]
+fn no_function_is_over_60_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files.sort();
+    let mut wrong = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (line, name, length) in long_functions(&text, 60) {
+            wrong.push(format!(
+                "{}:{line} fn {name} is {length} lines",
+                file.strip_prefix(root).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "functions over 60 lines:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn no_file_in_the_server_is_over_400_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/server"), &mut files);
+    let mut wrong: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f).unwrap().lines().count();
+            (lines > 400).then(|| format!("{} has {lines} lines", f.display()))
+        })
+        .collect();
+    wrong.sort();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_length_checker_counts_a_function() {
+    let text = "fn a() {\n    1;\n    2;\n}\n    pub async fn b(x: u8) -> u8 {\n        x\n    }\n";
+    assert_eq!(long_functions(text, 3), vec![(1, "a".to_owned(), 4)]);
+}

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::output::{Printer, details, pretty, table};
-use crate::config::Config;
+use crate::config::{Config, KeyChoice, SETTINGS, Setting};
 use crate::crypto::MasterKey;
 use crate::error::{Error, Result};
 use crate::registry::{self, InitReport, Registry};
@@ -58,7 +58,7 @@ pub fn init(registry: &Registry, report: Option<InitReport>, out: &Printer) -> R
     out.emit(
         &json!({"store": store, "created": created, "master_key": status.master_key, "fingerprint": status.fingerprint}),
         || match &report {
-            Some(report) => super::init_message(report),
+            Some(report) => super::output::init_message(report),
             None => format!(
                 "Store {store} is already initialised.\nMaster key: {} (fingerprint {}).",
                 status.master_key, status.fingerprint
@@ -73,9 +73,11 @@ pub fn show_config(config: &Config, out: &Printer) -> Result<()> {
     let rows = setting_rows(config);
     out.emit(&rows, || {
         table(
-            &["SETTING", "VALUE", "SOURCE"],
-            rows.iter()
-                .map(|r| vec![r.setting.to_owned(), r.value.clone(), r.source.to_owned()]),
+            &["SETTING", "VALUE", "SOURCE", "VARIABLE"],
+            rows.iter().map(|r| {
+                let (setting, source) = (r.setting.to_owned(), r.source.to_owned());
+                vec![setting, r.value.clone(), source, r.env.to_owned()]
+            }),
         )
     });
     Ok(())
@@ -87,66 +89,58 @@ struct SettingRow<'a> {
     setting: &'static str,
     value: String,
     source: &'a str,
+    env: &'static str,
 }
 
-/// Every setting in effect, never a secret's value, each with where it came from.
+/// Every setting in effect (the table's, and the master key), never a secret's value,
+/// each with where it came from.
 fn setting_rows(config: &Config) -> Vec<SettingRow<'_>> {
-    use crate::config::KeyChoice;
-    let row = |setting, value, origin| SettingRow {
-        setting,
-        value,
-        source: config.origin(origin),
-    };
+    let mut rows: Vec<SettingRow<'_>> = SETTINGS
+        .iter()
+        .map(|setting| SettingRow {
+            setting: setting.name,
+            value: setting_value(config, setting),
+            source: config.origin(setting.name),
+            env: setting.env,
+        })
+        .collect();
     let key_origin = ["master_key", "key_file", "key_source"]
         .into_iter()
         .find(|s| config.origin(s) != "default")
         .unwrap_or("master_key");
-    let remote = config.remote.as_ref();
     let key = match &config.key {
         KeyChoice::Explicit(source) => source.location.to_string(),
         KeyChoice::Auto => {
             "where the store recorded it at init (else a key file in the data directory)".into()
         }
     };
-    let database_url = match remote {
-        Some(_) => "(not used: remote mode)".into(),
-        None => config.database_url.to_string(),
-    };
-    let duration = |d| humantime::format_duration(d).to_string();
-    vec![
-        row(
-            "data_dir",
-            config.data_dir.display().to_string(),
-            "data_dir",
-        ),
-        row("database_url", database_url, "database_url"),
-        row("master_key", key, key_origin),
-        row(
-            "pool_max_size",
-            config.pool.max_size.to_string(),
-            "pool_max_size",
-        ),
-        row(
-            "connect_timeout",
-            duration(config.pool.connection_timeout),
-            "connect_timeout_secs",
-        ),
-        row(
-            "pool_refresh",
-            duration(config.pool_refresh),
-            "pool_refresh",
-        ),
-        row(
-            "server_url",
-            remote.map_or("(none: local store)".into(), |r| r.url.to_string()),
-            "server_url",
-        ),
-        row(
-            "token",
-            remote.map_or(String::new(), |_| "********".into()),
-            "token",
-        ),
-    ]
+    rows.insert(
+        3,
+        SettingRow {
+            setting: "master_key",
+            value: key,
+            source: config.origin(key_origin),
+            env: "BLOCKYARD_MASTER_KEY",
+        },
+    );
+    rows
+}
+
+/// A setting's value as `blockyard config` shows it: what is in effect, a secret
+/// masked.
+fn setting_value(config: &Config, setting: &Setting) -> String {
+    let remote = config.remote.as_ref();
+    match setting.name {
+        "data_dir" => config.data_dir.display().to_string(),
+        "database_url" if remote.is_some() => "(not used: remote mode)".into(),
+        "database_url" => config.database_url.to_string(),
+        "server_url" if remote.is_none() => "(none: local store)".into(),
+        name => match config.settings.shown(name) {
+            Some(_) if setting.secret => "********".into(),
+            Some(value) => value,
+            None => String::new(),
+        },
+    }
 }
 
 pub fn types(cmd: TypeCommand, registry: &Registry, out: &Printer) -> Result<()> {

@@ -246,28 +246,38 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             name,
             to_version,
             if_version,
-        } => {
-            let block = registry.rollback_block(&name, to_version, if_version)?;
-            out.emit(&BlockBody::of(&block, false), || {
-                format!(
-                    "rolled block {} back to version {to_version}: now version {}",
-                    block.name, block.version
-                )
-            });
-            Ok(())
-        }
-        BlockCommand::Undelete { name } => {
-            let block = registry.undelete_block(&name)?;
-            out.emit(&BlockBody::of(&block, false), || {
-                format!("block {} is back (version {})", block.name, block.version)
-            });
-            Ok(())
-        }
+        } => rollback(registry, &name, to_version, if_version, out),
+        BlockCommand::Undelete { name } => undelete(registry, &name, out),
         BlockCommand::Purge { name, yes } => purge(registry, &name, yes, out),
         BlockCommand::RotatePassword { name, admin } => {
             super::db::rotate_password(registry, &name, &admin, out)
         }
     }
+}
+
+fn rollback(
+    registry: &Registry,
+    name: &str,
+    to_version: i64,
+    if_version: Option<i64>,
+    out: &Printer,
+) -> Result<()> {
+    let block = registry.rollback_block(name, to_version, if_version)?;
+    out.emit(&BlockBody::of(&block, false), || {
+        format!(
+            "rolled block {} back to version {to_version}: now version {}",
+            block.name, block.version
+        )
+    });
+    Ok(())
+}
+
+fn undelete(registry: &Registry, name: &str, out: &Printer) -> Result<()> {
+    let block = registry.undelete_block(name)?;
+    out.emit(&BlockBody::of(&block, false), || {
+        format!("block {} is back (version {})", block.name, block.version)
+    });
+    Ok(())
 }
 
 fn inspect(registry: &Registry, name: &str, show_secrets: bool, out: &Printer) -> Result<()> {

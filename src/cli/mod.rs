@@ -7,6 +7,7 @@ mod blocks;
 mod connect;
 mod db;
 mod docs;
+mod flags;
 mod input;
 mod output;
 mod server;
@@ -14,11 +15,11 @@ mod transfer;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Settings, Sources};
 use crate::error::Result;
-use crate::registry::{InitReport, Registry};
+use crate::registry::Registry;
 
 pub use output::{OutputFormat, print_error, print_usage_error};
 
@@ -55,34 +56,6 @@ pub struct GlobalArgs {
     /// Output format: tables for people, JSON for scripts.
     #[arg(long, short = 'o', global = true, help_heading = "Global options", value_enum, default_value_t = OutputFormat::Table, env = "BLOCKYARD_OUTPUT", hide_env_values = true)]
     pub output: OutputFormat,
-    /// Store URL: a path or sqlite:///path (default: blockyard.db in the data directory),
-    /// or postgres://user@host/db.
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        value_name = "URL"
-    )]
-    pub database_url: Option<String>,
-    /// Directory for the default SQLite store and key file [env: BLOCKYARD_DATA_DIR].
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        value_name = "DIR"
-    )]
-    pub data_dir: Option<PathBuf>,
-    /// Master key file (created 0600 on first use) [env: BLOCKYARD_KEY_FILE].
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        value_name = "FILE"
-    )]
-    pub key_file: Option<PathBuf>,
-    /// Where the master key lives when no key file or BLOCKYARD_MASTER_KEY is given.
-    #[arg(long, global = true, help_heading = "Global options", value_enum)]
-    pub key_source: Option<KeySourceArg>,
     /// TOML config file [env: BLOCKYARD_CONFIG; default: ~/.config/blockyard/config.toml].
     #[arg(
         long,
@@ -91,38 +64,9 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
-    /// Remote mode: use the Blockyard server at this URL instead of a local store
-    /// (block and type commands, block test/url/env, exec) [env: BLOCKYARD_URL].
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        value_name = "URL",
-        visible_alias = "remote"
-    )]
-    pub server_url: Option<String>,
-    /// API token for --server-url [env: BLOCKYARD_TOKEN; prefer the variable: flags show up
-    /// in `ps`].
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
-    /// Allow plain http:// to a --server-url that is not this machine (tokens and
-    /// secrets then cross the network unencrypted) [env: BLOCKYARD_INSECURE].
-    #[arg(long, global = true, help_heading = "Global options")]
-    pub insecure: bool,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum KeySourceArg {
-    /// A key file (see --key-file).
-    File,
-    /// The OS keyring (Secret Service, macOS Keychain, Windows Credential Manager).
-    Keyring,
+    /// The settings every command takes, from the one table (`config::SETTINGS`).
+    #[command(flatten)]
+    pub settings: flags::GlobalFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,7 +187,7 @@ pub enum Command {
 }
 
 /// Runs a parsed command line; `env` is the process environment.
-pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<()> {
+pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Result<()> {
     let out = output::Printer::new(cli.global.output);
     // Commands that need no configuration and no store.
     match &cli.command {
@@ -252,18 +196,13 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
         Command::Key(admin::KeyCommand::Generate) => return admin::generate_key(&out),
         _ => {}
     }
-    let mut config = load_config(cli.global, env)?;
-    let from_dotenv: Vec<&str> = config
-        .origins
-        .iter()
-        .filter(|(_, origin)| origin.starts_with(".env"))
-        .map(|(name, _)| *name)
-        .collect();
-    if !from_dotenv.is_empty() && !matches!(cli.command, Command::Config) {
-        out.notice(&format!(
-            "using {} from ./.env (`blockyard config` shows every setting's source)",
-            from_dotenv.join(", ")
-        ));
+    let server_flags = match &mut cli.command {
+        Command::Server(args) => std::mem::take(&mut args.settings.0),
+        _ => Settings::default(),
+    };
+    let mut config = load_config(cli.global, server_flags, env)?;
+    if !matches!(cli.command, Command::Config) {
+        note_dotenv(&config, &out);
     }
     if matches!(cli.command, Command::Server(_)) {
         // A server always serves its own store, whatever BLOCKYARD_URL says.
@@ -299,10 +238,27 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
                     out.notice(&format!("applied migrations: {}", applied.join(", ")));
                 }
             }
-            server::serve(open(config, &out)?, args)
+            let settings = config.settings.clone();
+            server::serve(open(config, &out)?, &settings)
         }
         Command::Token(cmd) => server::tokens(cmd, &open(config, &out)?, &out),
         Command::Audit(cmd) => server::audit(cmd, &open(config, &out)?, &out),
+    }
+}
+
+/// Says (on stderr) which settings came from `./.env`, which a user may not expect.
+fn note_dotenv(config: &Config, out: &output::Printer) {
+    let from_dotenv: Vec<&str> = config
+        .origins
+        .iter()
+        .filter(|(_, origin)| origin.starts_with(".env"))
+        .map(|(name, _)| *name)
+        .collect();
+    if !from_dotenv.is_empty() {
+        out.notice(&format!(
+            "using {} from ./.env (`blockyard config` shows every setting's source)",
+            from_dotenv.join(", ")
+        ));
     }
 }
 
@@ -310,19 +266,11 @@ pub fn run(cli: Cli, env: std::collections::HashMap<String, String>) -> Result<(
 /// file.
 fn load_config(
     global: GlobalArgs,
+    flags: Settings,
     env: std::collections::HashMap<String, String>,
 ) -> Result<Config> {
     Config::load(Sources {
-        flags: Settings {
-            data_dir: global.data_dir,
-            database_url: global.database_url,
-            key_file: global.key_file,
-            key_source: global.key_source.map(|k| format!("{k:?}").to_lowercase()),
-            server_url: global.server_url,
-            token: global.token,
-            insecure: global.insecure.then_some(true),
-            ..Settings::default()
-        },
+        flags: global.settings.0.or(flags),
         env,
         config_file: global.config,
         dotenv: Some(PathBuf::from(".env")),
@@ -333,20 +281,7 @@ fn load_config(
 fn open(config: Config, out: &output::Printer) -> Result<Registry> {
     let (registry, report) = Registry::open(config)?;
     if let Some(report) = report {
-        out.notice(&init_message(&report));
+        out.notice(&output::init_message(&report));
     }
     Ok(registry)
-}
-
-fn init_message(report: &InitReport) -> String {
-    let key = if report.master_key_created {
-        "created in"
-    } else {
-        "taken from"
-    };
-    format!(
-        "Initialised a new Blockyard store at {}.\nMaster key {key} {} (fingerprint {}). \
-         Keep a copy: without it, stored secrets cannot be read.",
-        report.store, report.master_key, report.fingerprint
-    )
 }

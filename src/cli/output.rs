@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::registry::InitReport;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -130,4 +131,18 @@ pub fn print_error(format: OutputFormat, err: &Error) {
             err.to_string().replace('\n', " ")
         ),
     }
+}
+
+/// What a new store's first command says: where the store and master key are.
+pub(super) fn init_message(report: &InitReport) -> String {
+    let key = if report.master_key_created {
+        "created in"
+    } else {
+        "taken from"
+    };
+    format!(
+        "Initialised a new Blockyard store at {}.\nMaster key {key} {} (fingerprint {}). \
+         Keep a copy: without it, stored secrets cannot be read.",
+        report.store, report.master_key, report.fingerprint
+    )
 }

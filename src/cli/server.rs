@@ -1,13 +1,13 @@
 //! `blockyard server`, `token ...` and `audit ls`: running the HTTP API and managing
 //! who may use it.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::flags::ServerFlags;
 use super::output::{Printer, table};
-use crate::audit::AuditOptions;
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::registry::AuditFilter;
 use crate::registry::Registry;
@@ -22,67 +22,16 @@ pub struct ServerArgs {
     /// refused (STORE_NOT_MIGRATED).
     #[arg(long)]
     pub migrate: bool,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1", env = "BLOCKYARD_ADDRESS")]
-    pub address: IpAddr,
-    /// Port to listen on.
-    #[arg(long, default_value_t = 4200, env = "BLOCKYARD_PORT")]
-    pub port: u16,
-    /// How long a verified token is trusted before it is checked again; a revocation
-    /// reaches every server within this time.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub token_cache: Duration,
-    /// How long a block read is kept in memory to answer the next read of it faster
-    /// (each such answer is first confirmed current with the store); 0 keeps nothing.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub block_cache: Duration,
-    /// How often to look for blocks whose scheduled password rotation
-    /// (`rotation.every`, with `rotation.admin`) is due.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub rotation_check: Duration,
-    /// How long audit records are kept: older ones are deleted in the background, in
-    /// small batches (by one server at a time on a shared PostgreSQL store). `0` keeps
-    /// them for ever; export them first with `blockyard audit export` if they must be
-    /// kept elsewhere.
-    #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
-    pub audit_retention: Duration,
-    /// Successful secret reads of one block by one token within this window are one
-    /// audit record with a count (first and last time, first and last request id);
-    /// refusals and changes are always records of their own. `0` writes a record per
-    /// read.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub audit_window: Duration,
-    /// Audit writer threads on a PostgreSQL store, each with its own connection: one
-    /// commits a batch while another sends the next (SQLite always uses one).
-    #[arg(long, default_value_t = AuditOptions::default().writers, value_parser = clap::value_parser!(u16).range(1..=16))]
-    pub audit_writers: u16,
-    /// Do not log a line per request.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Async worker threads (default: one per core).
-    #[arg(long)]
-    pub workers: Option<usize>,
+    /// The server's settings, from the one table (`config::SETTINGS`).
+    #[command(flatten)]
+    pub settings: ServerFlags,
 }
 
-pub fn serve(registry: Registry, args: ServerArgs) -> Result<()> {
+/// Serves the registry with the server's settings in effect (given as flags to
+/// `blockyard server`, in the environment, or in the config file).
+pub fn serve(registry: Registry, settings: &Settings) -> Result<()> {
     crate::process::raise_open_file_limit();
-    server::serve(
-        registry,
-        ServerOptions {
-            address: args.address,
-            port: args.port,
-            token_cache: args.token_cache,
-            request_log: !args.quiet,
-            workers: args.workers,
-            block_cache: args.block_cache,
-            rotation_check: args.rotation_check,
-            audit_retention: Some(args.audit_retention).filter(|d| !d.is_zero()),
-            audit: AuditOptions {
-                fold_window: args.audit_window,
-                writers: args.audit_writers,
-            },
-        },
-    )
+    server::serve(registry, ServerOptions::from_settings(settings)?)
 }
 
 #[derive(Debug, Subcommand)]

@@ -317,7 +317,7 @@ fn seal(key: &KeyBytes, format: u8, aad: &[u8], plaintext: &[u8]) -> Result<Vec<
                 aad,
             },
         )
-        .map_err(|_| Error::Store("encryption failed".into()))?;
+        .map_err(|_| Error::Internal("encryption failed".into()))?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
     out.push(format);
     out.extend_from_slice(&nonce);

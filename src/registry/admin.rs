@@ -162,7 +162,7 @@ impl Registry {
                 break;
             }
             record = None;
-            super::crash_point("prune-batch-deleted");
+            super::crash::crash_point("prune-batch-deleted");
             after = last;
             std::thread::sleep(started.elapsed() * PRUNE_REST);
             deleted += n as u64;

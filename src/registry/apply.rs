@@ -85,6 +85,20 @@ impl ApplyPlan {
     pub fn changes(&self) -> usize {
         self.create.len() + self.update.len() + self.delete.len()
     }
+
+    /// Lists each step under what it will do.
+    fn record(&mut self, steps: &[Step]) {
+        for step in steps {
+            match step {
+                Step::Create(new) => self.create.push(new.name.to_string()),
+                Step::Update { name, changes, .. } => self.update.push(PlannedUpdate {
+                    name: name.clone(),
+                    changes: changes.clone(),
+                }),
+                Step::Unchanged(name) => self.unchanged.push(name.clone()),
+            }
+        }
+    }
 }
 
 /// Parses an apply file: YAML, of which JSON is a part.
@@ -117,11 +131,43 @@ impl Registry {
         refs: &SecretRefs<'_>,
         options: &ApplyOptions<'_>,
     ) -> Result<ApplyPlan> {
-        let ApplyOptions {
-            prune,
-            dry_run,
-            replace_deleted,
-        } = *options;
+        let (seen, mut steps) = self.plan_steps(file, refs)?;
+        let mut plan = ApplyPlan::default();
+        if let Some(prefix) = options.prune {
+            plan.delete = self.pruned(prefix, &seen)?;
+        }
+        plan.replace_deleted = self.deleted_ids_taken(&steps)?;
+        if !options.replace_deleted
+            && !options.dry_run
+            && let Some((name, deleted)) = plan.replace_deleted.iter().next()
+        {
+            return Err(Error::InvalidInput(format!(
+                "block {name} takes the id of the deleted block {deleted}: applying would \
+                 purge that block and its history; `blockyard block undelete {deleted}` \
+                 brings it back, or pass --replace-deleted"
+            )));
+        }
+        for step in &mut steps {
+            if let Step::Create(new) = step {
+                new.replace_deleted = options.replace_deleted;
+            }
+        }
+        plan.record(&steps);
+        if options.dry_run {
+            return Ok(plan);
+        }
+        self.carry_out(steps, &plan.delete)?;
+        plan.applied = true;
+        Ok(plan)
+    }
+
+    /// Each desired block's step, every one checked before any is taken; a name
+    /// written twice is refused. Also the names seen.
+    fn plan_steps(
+        &self,
+        file: ApplyFile,
+        refs: &SecretRefs<'_>,
+    ) -> Result<(BTreeSet<String>, Vec<Step>)> {
         let mut seen = BTreeSet::new();
         let mut steps = Vec::new();
         for desired in file.blocks {
@@ -133,48 +179,25 @@ impl Registry {
             }
             steps.push(self.plan_step(desired, refs)?);
         }
-        let mut plan = ApplyPlan::default();
-        if let Some(prefix) = prune {
-            let filter = BlockFilter {
-                name_prefix: Some(prefix.to_owned()).filter(|p| !p.is_empty()),
-                ..Default::default()
-            };
-            plan.delete = self
-                .list_blocks(&filter)?
-                .into_iter()
-                .map(|b| b.name)
-                .filter(|name| !seen.contains(name))
-                .collect();
-        }
-        plan.replace_deleted = self.deleted_ids_taken(&steps)?;
-        if !replace_deleted
-            && !dry_run
-            && let Some((name, deleted)) = plan.replace_deleted.iter().next()
-        {
-            return Err(Error::InvalidInput(format!(
-                "block {name} takes the id of the deleted block {deleted}: applying would \
-                 purge that block and its history; `blockyard block undelete {deleted}` \
-                 brings it back, or pass --replace-deleted"
-            )));
-        }
-        for step in &mut steps {
-            if let Step::Create(new) = step {
-                new.replace_deleted = replace_deleted;
-            }
-        }
-        for step in &steps {
-            match step {
-                Step::Create(new) => plan.create.push(new.name.to_string()),
-                Step::Update { name, changes, .. } => plan.update.push(PlannedUpdate {
-                    name: name.clone(),
-                    changes: changes.clone(),
-                }),
-                Step::Unchanged(name) => plan.unchanged.push(name.clone()),
-            }
-        }
-        if dry_run {
-            return Ok(plan);
-        }
+        Ok((seen, steps))
+    }
+
+    /// The blocks under `prefix` that the file does not name.
+    fn pruned(&self, prefix: &str, seen: &BTreeSet<String>) -> Result<Vec<String>> {
+        let filter = BlockFilter {
+            name_prefix: Some(prefix.to_owned()).filter(|p| !p.is_empty()),
+            ..Default::default()
+        };
+        Ok(self
+            .list_blocks(&filter)?
+            .into_iter()
+            .map(|b| b.name)
+            .filter(|name| !seen.contains(name))
+            .collect())
+    }
+
+    /// Takes the planned steps, then deletes the pruned blocks.
+    fn carry_out(&self, steps: Vec<Step>, delete: &[String]) -> Result<()> {
         for step in steps {
             match step {
                 Step::Create(new) => {
@@ -191,11 +214,10 @@ impl Registry {
                 Step::Unchanged(_) => {}
             }
         }
-        for name in &plan.delete {
+        for name in delete {
             self.delete_block(name, None)?;
         }
-        plan.applied = true;
-        Ok(plan)
+        Ok(())
     }
 
     fn plan_step(&self, desired: DesiredBlock, refs: &SecretRefs<'_>) -> Result<Step> {

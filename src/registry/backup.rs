@@ -130,6 +130,26 @@ pub fn restore(
         .retain(|row| crate::auth::row_verifies(&row_key, row));
     let tokens_refused = before - file.rows.api_tokens.len();
     let store = Store::open(config.database_url.clone(), &config.pool)?;
+    check_empty_store(&store, &file)?;
+    store.migrate()?;
+    let mut rows_written = 0;
+    store.write_all(&file.rows, &mut |n| {
+        rows_written += n;
+        progress(n);
+        if rows_written >= file.rows.len() / 2 {
+            super::crash::crash_point("restore-half-written");
+        }
+    })?;
+    // The key may live elsewhere on this machine than where the backup was taken.
+    store.set_meta(META_LOCATION, &location)?;
+    let mut report = file.report(store.url().to_string());
+    report.tokens_refused = tokens_refused;
+    Ok(report)
+}
+
+/// The store a restore writes into knows every migration the backup's store had and
+/// holds no rows.
+fn check_empty_store(store: &Store, file: &BackupFile) -> Result<()> {
     let status = store.migration_status()?;
     let unknown: Vec<&String> = file
         .migrations
@@ -158,20 +178,7 @@ pub fn restore(
             )));
         }
     }
-    store.migrate()?;
-    let mut rows_written = 0;
-    store.write_all(&file.rows, &mut |n| {
-        rows_written += n;
-        progress(n);
-        if rows_written >= file.rows.len() / 2 {
-            super::crash_point("restore-half-written");
-        }
-    })?;
-    // The key may live elsewhere on this machine than where the backup was taken.
-    store.set_meta(META_LOCATION, &location)?;
-    let mut report = file.report(store.url().to_string());
-    report.tokens_refused = tokens_refused;
-    Ok(report)
+    Ok(())
 }
 
 fn check_file(file: &BackupFile) -> Result<()> {

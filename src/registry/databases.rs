@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::Registry;
-use super::crash_point;
+use super::crash::crash_point;
 use super::rotation::set_rotation;
 use crate::block::{Block, NewBlock};
 

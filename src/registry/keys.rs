@@ -257,7 +257,7 @@ impl KeyManager {
         })?;
         let key = self.data_key(store, &active.id)?;
         let plaintext = zeroize::Zeroizing::new(
-            serde_json::to_vec(secrets).map_err(|e| Error::Store(e.to_string()))?,
+            serde_json::to_vec(secrets).map_err(|e| Error::Internal(e.to_string()))?,
         );
         Ok((
             Some(key.seal_for_block(at, &active.id, &plaintext)?),
@@ -360,7 +360,7 @@ impl KeyManager {
                         let secrets = self.open(store, &stored)?;
                         let plaintext = zeroize::Zeroizing::new(
                             serde_json::to_vec(&secrets)
-                                .map_err(|e| Error::Store(e.to_string()))?,
+                                .map_err(|e| Error::Internal(e.to_string()))?,
                         );
                         let sealed = new_key.seal_for_block(&stored.at, &new_row.id, &plaintext)?;
                         let new = SealedRow {

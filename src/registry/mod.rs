@@ -7,6 +7,7 @@ mod admin;
 mod apply;
 mod backup;
 mod connections;
+mod crash;
 mod databases;
 mod keys;
 mod local;
@@ -54,14 +55,6 @@ pub struct Registry {
     pools: Arc<PoolCache>,
     /// The audit record each change made through this handle commits with.
     record: Option<Arc<ChangeRecord>>,
-}
-
-/// Fault injection for the crash tests: the process aborts (as `kill -9` would stop
-/// it, with no cleanup) at the point named by `BLOCKYARD_CRASH_AT`. Unset, nothing.
-fn crash_point(point: &str) {
-    if std::env::var("BLOCKYARD_CRASH_AT").is_ok_and(|p| p == point) {
-        std::process::abort();
-    }
 }
 
 impl Registry {

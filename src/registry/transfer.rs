@@ -145,8 +145,27 @@ impl Registry {
         let secrets = export_secrets(&file, identity)?;
         let mut plan = ImportPlan::default();
         let new_types = self.new_types(&file, &mut plan)?;
-        let (mut creates, mut updates) = (Vec::new(), Vec::new());
-        let here = Here::load(&local.store, &file)?;
+        let rows = self.plan_import(&local, &file, &new_types, &secrets, existing, &mut plan)?;
+        if dry_run {
+            return Ok(plan);
+        }
+        self.write_import(&local, rows, &new_types)?;
+        plan.applied = true;
+        Ok(plan)
+    }
+
+    /// Each exported block's plan, recorded in `plan`; the rows to create and update.
+    fn plan_import(
+        &self,
+        local: &LocalBlocks,
+        file: &ExportFile,
+        new_types: &[BlockType],
+        secrets: &BTreeMap<String, Secrets>,
+        existing: Existing,
+        plan: &mut ImportPlan,
+    ) -> Result<ImportRows> {
+        let mut rows = ImportRows::default();
+        let here = Here::load(&local.store, file)?;
         for body in &file.blocks {
             let name = body.meta.name.clone();
             let fetched;
@@ -160,15 +179,8 @@ impl Registry {
                     &fetched
                 }
             };
-            match plan_block(
-                &local,
-                &here,
-                ty,
-                body,
-                secrets.get(&body.meta.id),
-                existing,
-                self.record(),
-            )? {
+            let secrets = secrets.get(&body.meta.id);
+            match plan_block(local, &here, ty, body, secrets, existing, self.record())? {
                 Planned::Create(row, s) => {
                     if let Some(deleted) = here.deleted.get(&row.id)
                         && existing != Existing::Overwrite
@@ -177,48 +189,41 @@ impl Registry {
                         return Err(super::local::replaces_deleted(&row.id, deleted, how));
                     }
                     plan.create.push(name);
-                    creates.push((row, s));
+                    rows.creates.push((row, s));
                 }
                 Planned::Update(row, s, expected, moved) => {
                     if !moved.is_empty() {
                         plan.moved.insert(name.clone(), moved);
                     }
                     plan.update.push(name);
-                    updates.push((row, s, expected));
+                    rows.updates.push((row, s, expected));
                 }
                 Planned::Unchanged => plan.unchanged.push(name),
                 Planned::Skipped => plan.skipped.push(name),
             }
         }
-        if dry_run {
-            return Ok(plan);
-        }
-        // Sealed only now, once every block checks out; the new types are written in the
-        // same transaction as the blocks.
-        let creates = creates
+        Ok(rows)
+    }
+
+    /// Seals the planned rows (only now, once every block checks out) and writes them
+    /// with the new types and the audit entry in one transaction.
+    fn write_import(
+        &self,
+        local: &LocalBlocks,
+        rows: ImportRows,
+        new_types: &[BlockType],
+    ) -> Result<()> {
+        let creates = rows
+            .creates
             .into_iter()
             .map(|(row, s)| local.sealed(row, &s))
             .collect::<Result<Vec<_>>>()?;
-        let updates = updates
+        let updates = rows
+            .updates
             .into_iter()
             .map(|(row, s, expected)| Ok((local.sealed(row, &s)?, expected)))
             .collect::<Result<Vec<_>>>()?;
-        let now = now_millis();
-        let row_key = local.row_key()?;
-        let types = new_types
-            .iter()
-            .map(|ty| {
-                let definition = serde_json::to_string(&ty.def)
-                    .map_err(|e| Error::InvalidBlockType(e.to_string()))?;
-                Ok(TypeRow {
-                    mac: Some(super::local::type_mac(&row_key, &ty.def.slug, &definition)),
-                    slug: ty.def.slug.clone(),
-                    definition,
-                    created_at: now,
-                    updated_at: now,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let types = type_rows(local, new_types)?;
         let audit = super::local::audit_row(self.record());
         let (half, mut done) = ((creates.len() + updates.len()) / 2, 0);
         local
@@ -226,11 +231,9 @@ impl Registry {
             .import_rows(&creates, &updates, &types, audit.as_ref(), &mut |n| {
                 done += n;
                 if done >= half.max(1) {
-                    super::crash_point("import-half-written");
+                    super::crash::crash_point("import-half-written");
                 }
-            })?;
-        plan.applied = true;
-        Ok(plan)
+            })
     }
 
     /// The export's user types this store lacks, to check their blocks against (they
@@ -270,6 +273,34 @@ fn export_secrets(
 }
 
 /// What an import does with one block.
+/// The rows an import writes: new blocks, and next versions with the version each
+/// replaces.
+#[derive(Default)]
+struct ImportRows {
+    creates: Vec<(BlockRow, Secrets)>,
+    updates: Vec<(BlockRow, Secrets, i64)>,
+}
+
+/// The new types' rows, each bound to this store by the row key.
+fn type_rows(local: &LocalBlocks, new_types: &[BlockType]) -> Result<Vec<TypeRow>> {
+    let now = now_millis();
+    let row_key = local.row_key()?;
+    new_types
+        .iter()
+        .map(|ty| {
+            let definition = serde_json::to_string(&ty.def)
+                .map_err(|e| Error::InvalidBlockType(e.to_string()))?;
+            Ok(TypeRow {
+                mac: Some(super::local::type_mac(&row_key, &ty.def.slug, &definition)),
+                slug: ty.def.slug.clone(),
+                definition,
+                created_at: now,
+                updated_at: now,
+            })
+        })
+        .collect()
+}
+
 enum Planned {
     Create(BlockRow, Secrets),
     /// The next row, its secrets, the version it replaces and the destination fields
@@ -322,6 +353,21 @@ fn plan_block(
         }
         None => Vec::new(),
     };
+    check_masked(&name, kept, &moved, &block_secrets)?;
+    Ok(next_row(
+        target,
+        body,
+        &name,
+        masked.to_string(),
+        block_secrets,
+        &stored,
+        moved,
+    ))
+}
+
+/// A block that arrives with its secrets masked keeps the ones stored here, so it may
+/// not move them elsewhere, and a new block may not arrive masked at all.
+fn check_masked(name: &BlockName, kept: usize, moved: &[String], secrets: &Secrets) -> Result<()> {
     if kept > 0 && !moved.is_empty() {
         return Err(Error::Forbidden(format!(
             "block {name} arrives with its secret masked and changes where it connects \
@@ -330,14 +376,26 @@ fn plan_block(
             moved.join(", ")
         )));
     }
-    if block_secrets.holds_mask() {
+    if secrets.holds_mask() {
         return Err(Error::InvalidInput(format!(
             "block {name} arrives with its secrets masked and is new here; export it with \
              --include-secrets"
         )));
     }
-    let data = masked.to_string();
-    Ok(match target {
+    Ok(())
+}
+
+/// What importing a block does to its row here: nothing, a new row, or the next version.
+fn next_row(
+    target: Option<BlockRow>,
+    body: &BlockBody,
+    name: &BlockName,
+    data: String,
+    block_secrets: Secrets,
+    stored: &Secrets,
+    moved: Vec<String>,
+) -> Planned {
+    match target {
         None => Planned::Create(
             BlockRow {
                 id: body.meta.id.clone(),
@@ -352,7 +410,7 @@ fn plan_block(
             },
             block_secrets,
         ),
-        Some(current) if current.data == data && stored == block_secrets => Planned::Unchanged,
+        Some(current) if current.data == data && *stored == block_secrets => Planned::Unchanged,
         Some(current) => {
             let expected = current.version;
             let row = BlockRow {
@@ -364,7 +422,7 @@ fn plan_block(
             };
             Planned::Update(row, block_secrets, expected, moved)
         }
-    })
+    }
 }
 
 /// The blocks here that an export's blocks may be (by name or id), read at once.

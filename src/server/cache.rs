@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use super::http::RenderedJson;
+use super::response::RenderedJson;
 use crate::registry::Block;
 use crate::wire::BlockBody;
 

@@ -4,42 +4,51 @@
 //! block's password is on record (`use-admin-block`) before it is used, like a secret
 //! read; each change is audited like a block change.
 
-use std::time::Duration;
-
 use rocket::data::Data;
 use rocket::http::{ContentType, Status};
 use rocket::{FromForm, delete, get, post};
 
-use super::api::{Access, audit, audited, authorize, changed, for_change};
-use super::http::{ApiResult, Ctx, Json, json_body};
-use super::{State, blocking, blocking_long};
-use crate::auth::Actor;
+use super::guard::Ctx;
+use super::http::json_body;
+use super::policy::{Access, Change, audit, audited, authorize};
+use super::response::{ApiResult, Json};
+use super::state::{State, blocking, blocking_long};
 use crate::error::Error;
 use crate::name::BlockName;
 use crate::provision::{DatabaseName, Grant, RoleName};
-use crate::registry::{NewDatabase, ROTATION_LOCK, Registry};
+use crate::registry::NewDatabase;
 use crate::wire::{
     Applied, ApplySchema, BlockBody, CreateDatabase, CreateDatabaseUser, DroppedDatabase,
     RotatePassword,
 };
 
+/// The database side, mounted under `/api/v1`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![
+        create_database,
+        list_databases,
+        create_user,
+        drop_database,
+        apply_schema,
+        rotate_password,
+    ]
+}
+
+const PROVISIONING: &str = "provisioning databases (needs admin)";
+
 /// Admin scope, a refusal audited as `action` on `subject`; then the admin block's use
-/// on record.
+/// on record. For the database routes that change no block.
 async fn admin_use(
     state: &State,
     ctx: &Ctx,
-    actor: &Actor,
     action: &'static str,
     subject: &str,
     admin: &str,
 ) -> ApiResult<()> {
-    let access = Access::admin(
-        Some((action, subject)),
-        "provisioning databases (needs admin)",
-    );
-    authorize(state, ctx, actor, access).await?;
+    let access = Access::admin(Some((action, subject)), PROVISIONING);
+    authorize(state, ctx, access).await?;
     let admin = BlockName::parse(admin)?;
-    audit(state, ctx, actor, "use-admin-block", Some(&admin), "ok").await
+    audit(state, ctx, "use-admin-block", Some(&admin), "ok").await
 }
 
 #[post("/databases", data = "<data>")]
@@ -49,10 +58,8 @@ pub async fn create_database(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let body: CreateDatabase = json_body(content_type, data).await?;
     let block = BlockName::parse(&body.block)?;
-    admin_use(state, &ctx, actor, "db-create", &block, &body.admin).await?;
     let database = match (&body.database, &body.generate_name) {
         (Some(name), None) => DatabaseName::parse(name)?,
         (None, Some(title)) => DatabaseName::generate(title)?,
@@ -63,16 +70,18 @@ pub async fn create_database(
         }
     };
     let new = NewDatabase {
-        admin: body.admin,
+        admin: body.admin.clone(),
         database,
         owner: RoleName::parse(&body.owner)?,
         block: block.clone(),
         template: body.template,
         extensions: body.extensions,
     };
-    let registry = for_change(state, &ctx, actor, "db-create", &block);
-    let result = blocking_long(move || registry.create_database(&new)).await;
-    let done = changed(state, &ctx, actor, "db-create", &block, result).await?;
+    let done = Change::admin("db-create", &block, PROVISIONING)
+        .using_admin_block(&body.admin)
+        .long()
+        .run(state, &ctx, move |registry| registry.create_database(&new))
+        .await?;
     let status = match done.changed {
         true => Status::Created,
         false => Status::Ok,
@@ -98,9 +107,8 @@ pub async fn list_databases(
     state: &rocket::State<State>,
     q: AdminQuery<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let admin = admin_of(&q)?;
-    admin_use(state, &ctx, actor, "db-list", &admin, &admin).await?;
+    admin_use(state, &ctx, "db-list", &admin, &admin).await?;
     let registry = state.registry.clone();
     let listing = blocking(move || registry.list_databases(&admin)).await?;
     Ok(Json::ok(&listing))
@@ -114,20 +122,19 @@ pub async fn create_user(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let database = DatabaseName::parse(name)?;
     let body: CreateDatabaseUser = json_body(content_type, data).await?;
     let block = BlockName::parse(&body.block)?;
-    admin_use(state, &ctx, actor, "db-user-create", &block, &body.admin).await?;
     let role = RoleName::parse(&body.role)?;
     let grant = Grant::parse(&body.grant)?;
-    let registry = for_change(state, &ctx, actor, "db-user-create", &block);
-    let target = block.clone();
-    let result = blocking_long(move || {
-        registry.create_database_user(&body.admin, &role, grant, &database, &target)
-    })
-    .await;
-    let done = changed(state, &ctx, actor, "db-user-create", &block, result).await?;
+    let (admin, target) = (body.admin.clone(), block.clone());
+    let done = Change::admin("db-user-create", &block, PROVISIONING)
+        .using_admin_block(&body.admin)
+        .long()
+        .run(state, &ctx, move |registry| {
+            registry.create_database_user(&admin, &role, grant, &database, &target)
+        })
+        .await?;
     Ok(Json::new(Status::Created, &done))
 }
 
@@ -138,17 +145,16 @@ pub async fn drop_database(
     name: &str,
     q: AdminQuery<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let database = DatabaseName::parse(name)?;
     let admin = admin_of(&q)?;
     let role = q.drop_role.map(RoleName::parse).transpose()?;
     let label = format!("database:{database}");
-    admin_use(state, &ctx, actor, "db-drop", &label, &admin).await?;
+    admin_use(state, &ctx, "db-drop", &label, &admin).await?;
     let registry = state.registry.clone();
     let (target, dropped_role) = (database.clone(), role.clone());
     let result =
         blocking_long(move || registry.drop_database(&admin, &target, dropped_role.as_ref())).await;
-    let blocks = audited(state, &ctx, actor, "db-drop", &label, result).await?;
+    let blocks = audited(state, &ctx, "db-drop", &label, result).await?;
     Ok(Json::ok(&DroppedDatabase {
         dropped: database.to_string(),
         role_dropped: role.map(|r| r.to_string()),
@@ -164,19 +170,18 @@ pub async fn apply_schema(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let name = name?;
     let body: ApplySchema = json_body(content_type, data).await?;
     let access = Access::admin(Some(("db-apply", &name)), "applying schemas (needs admin)");
-    authorize(state, &ctx, actor, access).await?;
+    authorize(state, &ctx, access).await?;
     // The block's own password is used inside the server: a secret read, on record first.
-    audit(state, &ctx, actor, "use-block-secret", Some(&name), "ok").await?;
+    audit(state, &ctx, "use-block-secret", Some(&name), "ok").await?;
     let files: Vec<(String, String)> = body.files.into_iter().map(|f| (f.name, f.sql)).collect();
     let count = files.len();
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking_long(move || registry.apply_schema(&target, &files)).await;
-    let statements = audited(state, &ctx, actor, "db-apply", &name, result).await?;
+    let statements = audited(state, &ctx, "db-apply", &name, result).await?;
     Ok(Json::ok(&Applied {
         block: name.to_string(),
         files: count,
@@ -192,47 +197,15 @@ pub async fn rotate_password(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let name = name?;
     let body: RotatePassword = json_body(content_type, data).await?;
-    admin_use(state, &ctx, actor, "rotate-password", &name, &body.admin).await?;
-    let registry = for_change(state, &ctx, actor, "rotate-password", &name);
-    let target = name.clone();
-    let result = blocking_long(move || registry.rotate_password(&target, &body.admin)).await;
-    let block = changed(state, &ctx, actor, "rotate-password", &name, result).await?;
-    Ok(Json::ok(&BlockBody::of(&block, false)).etag(block.version))
-}
-
-/// Runs scheduled password rotations (`rotation.every`) every `every`, while this server
-/// holds the store's rotation lock (one server at a time when several share
-/// PostgreSQL). Each rotation is audited as `rotate-password` by `scheduler`, committed
-/// with the block's new version, before the admin block's password is used.
-pub fn rotation_scheduler(registry: Registry, every: Duration) -> rocket::fairing::AdHoc {
-    rocket::fairing::AdHoc::on_liftoff("rotation scheduler", move |_| {
-        Box::pin(async move {
-            rocket::tokio::spawn(async move {
-                let mut ticks = rocket::tokio::time::interval(every);
-                loop {
-                    ticks.tick().await;
-                    let registry = registry.clone();
-                    let _ = rocket::tokio::task::spawn_blocking(move || run_due(&registry)).await;
-                }
-            });
+    let (admin, target) = (body.admin.clone(), name.clone());
+    let block = Change::admin("rotate-password", &name, PROVISIONING)
+        .using_admin_block(&body.admin)
+        .long()
+        .run(state, &ctx, move |registry| {
+            registry.rotate_password(&target, &admin)
         })
-    })
-}
-
-fn run_due(registry: &Registry) -> crate::error::Result<()> {
-    registry
-        .exclusively(ROTATION_LOCK, || {
-            for (block, schedule) in registry.due_rotations()? {
-                let request_id = format!("scheduler-{}", uuid::Uuid::new_v4().simple());
-                if let Err(err) = registry.run_scheduled_rotation(&block, &schedule, request_id) {
-                    super::http::log_line(serde_json::json!({"scheduler": "rotate-password",
-                        "block": block, "error": err.code(), "detail": err.to_string()}));
-                }
-            }
-            Ok(())
-        })?
-        .unwrap_or(Ok(()))
+        .await?;
+    Ok(Json::ok(&BlockBody::of(&block, false)).etag(block.version))
 }

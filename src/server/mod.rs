@@ -1,40 +1,47 @@
-//! The HTTP server (`blockyard server`): Rocket 0.5 serving the registry over `/api/v1`
-//! and the routes a stock Prefect client uses under `/prefect/api`. Diesel work runs on
-//! Tokio's blocking pool, never on the async executor.
+//! The HTTP server (`blockyard server`): Rocket 0.5 serving the registry over `/api/v1`,
+//! the routes a stock Prefect client uses under `/prefect/api`, and the web UI under
+//! `/ui`. This file mounts the floors below it and runs the server; it holds no route.
+//!
+//! Floors, from the bottom: `response` (errors and JSON answers), `cache`, `sessions`,
+//! `slots`, `state` (what routes share; store work on the blocking pool), `guard` (who
+//! is asking), `policy` (who may do what, what goes on record, the one change path),
+//! `http` (reading requests, the request log), `reads`, `tasks`; then the route files
+//! (`blocks`, `types`, `audit`, `databases`, `transfer`, `prefect`, `service`) and the
+//! `ui`. A file imports only from floors below it (tests/tidy.rs).
 
-mod api;
+mod audit;
+mod blocks;
 mod cache;
 mod databases;
+mod guard;
 mod http;
+mod policy;
 mod prefect;
+mod reads;
+mod response;
+mod service;
+mod sessions;
+mod slots;
+mod state;
+mod tasks;
 mod transfer;
+mod types;
 mod ui;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rocket::{Build, Rocket, catchers, get, routes};
+use rocket::{Build, Rocket, catchers};
 use serde_json::json;
 
-use crate::audit::{AuditLog, AuditOptions};
-use crate::auth::Verifier;
+use crate::audit::AuditOptions;
+use crate::config::{Settings, Span, required};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
-use crate::wire::Health;
-use http::{ApiError, ApiResult, Json};
+use state::State;
 
-pub use http::BODY_LIMIT;
-
-/// What every route shares.
-pub struct State {
-    pub registry: Registry,
-    pub verifier: Arc<Verifier>,
-    pub audit: AuditLog,
-    pub blocks: Arc<cache::BlockCache>,
-    /// The web UI's signed-in browsers and last connection tests.
-    pub ui: ui::UiState,
-}
+pub use response::BODY_LIMIT;
 
 /// How to run the server.
 #[derive(Clone, Debug)]
@@ -58,117 +65,55 @@ pub struct ServerOptions {
     pub audit: AuditOptions,
 }
 
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            address: IpAddr::from([127, 0, 0, 1]),
-            port: 4200,
-            token_cache: Duration::from_secs(1),
-            request_log: true,
-            workers: None,
-            block_cache: Duration::from_secs(30),
-            rotation_check: Duration::from_secs(60),
-            audit_retention: Some(DEFAULT_AUDIT_RETENTION),
-            audit: AuditOptions::default(),
+impl ServerOptions {
+    /// The server's settings in effect (flags, environment, config file, defaults: the
+    /// one table in `config`).
+    pub fn from_settings(s: &Settings) -> Result<ServerOptions> {
+        let span = |value: &Option<Span>, name| required(value, name).map(|span| span.0);
+        let writers = *required(&s.audit_writers, "audit_writers")?;
+        if !(1..=16).contains(&writers) {
+            return Err(Error::Config(format!(
+                "audit_writers is {writers}; it must be from 1 to 16"
+            )));
         }
+        Ok(ServerOptions {
+            address: *required(&s.address, "address")?,
+            port: *required(&s.port, "port")?,
+            token_cache: span(&s.token_cache, "token_cache")?,
+            request_log: !*required(&s.quiet, "quiet")?,
+            workers: s.workers,
+            block_cache: span(&s.block_cache, "block_cache")?,
+            rotation_check: span(&s.rotation_check, "rotation_check")?,
+            audit_retention: Some(span(&s.audit_retention, "audit_retention")?)
+                .filter(|d| !d.is_zero()),
+            audit: AuditOptions {
+                fold_window: span(&s.audit_window, "audit_window")?,
+                writers,
+            },
+        })
     }
 }
 
-/// How long a request waits for the store: a store that accepts connections but never
-/// answers (a hung primary, a partition) gets the client a 503 `STORE_UNAVAILABLE`
-/// within this, instead of a wait as long as the outage. (Checking a connection out of
-/// the pool has its own, shorter, timeout.)
-const STORE_DEADLINE: Duration = Duration::from_secs(5);
-
-/// How long `/ready` waits for the store before it answers "not ready".
-const READY_DEADLINE: Duration = Duration::from_millis(900);
-
-/// Runs a store call on the blocking pool; answers `STORE_UNAVAILABLE` if it has not
-/// finished within [`STORE_DEADLINE`] (the call itself goes on, and its connection
-/// comes back to the pool once the store answers).
-pub(crate) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> ApiResult<T> {
-    within(STORE_DEADLINE, work).await.map_err(ApiError::from)
-}
-
-/// [`blocking`] for work that may rightly take long (provisioning a database, an
-/// import, an export, testing a block's own connection): no deadline beyond its own.
-pub(crate) async fn blocking_long<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> ApiResult<T> {
-    within(Duration::from_secs(24 * 3600), work)
-        .await
-        .map_err(ApiError::from)
-}
-
-/// Runs `work` on the blocking pool; `STORE_UNAVAILABLE` if it has not finished
-/// within `deadline`.
-async fn within<T: Send + 'static>(
-    deadline: Duration,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let task = rocket::tokio::task::spawn_blocking(work);
-    match rocket::tokio::time::timeout(deadline, task).await {
-        Err(_) => Err(Error::StoreUnavailable(format!(
-            "the store did not answer within {} s",
-            deadline.as_secs_f32()
-        ))),
-        Ok(joined) => joined.map_err(|_| Error::Store("a store call panicked".into()))?,
-    }
-}
-
-#[get("/health")]
-fn health() -> Json {
-    Json::ok(&Health {
-        status: "ok".into(),
-    })
-}
-
-#[get("/ready")]
-async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
-    let registry = state.registry.clone();
-    // Unauthenticated: up or down and a code, never the store's address or error.
-    let status = within(READY_DEADLINE, move || registry.migration_status())
-        .await
-        .map_err(ApiError::from)
-        .map_err(|err| ApiError {
-            status: rocket::http::Status::ServiceUnavailable,
-            message: "the store is not ready; details are in the server's log".into(),
-            ..err
-        })?;
-    if !status.pending.is_empty() {
-        return Err(ApiError::new(
-            rocket::http::Status::ServiceUnavailable,
-            "STORE_NOT_MIGRATED",
-            format!("{} pending migration(s)", status.pending.len()),
-        ));
-    }
-    Ok(Json::ok(&Health {
-        status: "ready".into(),
-    }))
-}
-
-/// The Rocket application for a registry. Longer than most functions, for a reason:
-/// it holds the one route table, every route of the API in one place.
+/// The Rocket application for a registry: its state, background tasks, every area's
+/// routes and the catchers.
 pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>> {
     let state = State {
         verifier: Arc::new(registry.token_verifier(options.token_cache)?),
         audit: registry.start_audit_log(&options.audit)?,
         blocks: Arc::new(cache::BlockCache::new(options.block_cache)),
-        ui: ui::UiState::default(),
+        ui: state::UiState::default(),
         registry,
     };
-    let sweeper = cache_sweeper(
+    let sweeper = tasks::cache_sweeper(
         state.blocks.clone(),
         options.block_cache.max(Duration::from_secs(1)),
     );
-    let rotations = databases::rotation_scheduler(
+    let rotations = tasks::rotation_scheduler(
         state.registry.clone(),
         options.rotation_check.max(Duration::from_millis(100)),
     );
     let pruner = match options.audit_retention {
-        Some(retention) => audit_pruner(state.registry.clone(), retention),
+        Some(retention) => tasks::audit_pruner(state.registry.clone(), retention),
         None => rocket::fairing::AdHoc::on_liftoff("audit kept for ever", |_| Box::pin(async {})),
     };
     Ok(rocket::custom(rocket_config(options))
@@ -179,36 +124,13 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         .attach(http::RequestLog {
             enabled: options.request_log,
         })
-        .mount("/", routes![health, ready])
-        .mount(
-            "/api/v1",
-            routes![
-                api::list_blocks,
-                api::get_block,
-                api::create_block,
-                api::update_block,
-                api::rename_block,
-                api::delete_block,
-                api::block_history,
-                api::rollback_block,
-                api::undelete_block,
-                api::purge_block,
-                api::list_types,
-                api::get_type,
-                api::register_type,
-                api::list_audit,
-                api::export_audit,
-                api::openapi,
-                transfer::export,
-                transfer::import,
-                databases::create_database,
-                databases::list_databases,
-                databases::create_user,
-                databases::drop_database,
-                databases::apply_schema,
-                databases::rotate_password,
-            ],
-        )
+        .mount("/", service::routes())
+        .mount("/api/v1", blocks::routes())
+        .mount("/api/v1", types::routes())
+        .mount("/api/v1", audit::routes())
+        .mount("/api/v1", service::api_routes())
+        .mount("/api/v1", transfer::routes())
+        .mount("/api/v1", databases::routes())
         .mount("/prefect/api", prefect::routes())
         .mount("/ui", ui::routes())
         .attach(ui::SecurityHeaders)
@@ -216,13 +138,14 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         .register(
             "/",
             catchers![
-                http::bad_request,
-                http::unauthorized,
-                http::not_found,
-                http::unavailable,
-                http::payload_too_large,
-                http::unprocessable,
-                http::default_catcher
+                response::bad_request,
+                guard::unauthorized,
+                guard::refused,
+                response::not_found,
+                guard::unavailable,
+                response::payload_too_large,
+                response::unprocessable,
+                response::default_catcher
             ],
         ))
 }
@@ -242,71 +165,6 @@ fn rocket_config(options: &ServerOptions) -> rocket::Config {
         config.workers = workers;
     }
     config
-}
-
-/// How long audit records are kept unless `--audit-retention` says otherwise: long
-/// enough for a quarterly review, short enough that the log does not grow for ever.
-pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
-
-/// How often the server prunes audit records past their retention.
-const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(600);
-
-/// Prunes audit records older than `retention` every [`AUDIT_PRUNE_EVERY`] (and once
-/// at start), in small batches that never hold up requests, by one server at a time
-/// when several share a PostgreSQL store; each prune is on record as `scheduler`'s.
-/// Retention counts from [`Registry::audit_clock_anchor`] on a monotonic clock, so a
-/// wall clock that jumps ahead never prunes what was written recently.
-fn audit_pruner(registry: Registry, retention: Duration) -> rocket::fairing::AdHoc {
-    rocket::fairing::AdHoc::on_liftoff("audit pruner", move |_| {
-        Box::pin(async move {
-            rocket::tokio::spawn(async move {
-                let mut ticks = rocket::tokio::time::interval(AUDIT_PRUNE_EVERY);
-                let mut anchor: Option<(i64, std::time::Instant)> = None;
-                loop {
-                    ticks.tick().await;
-                    let registry = registry.clone();
-                    let pruned = rocket::tokio::task::spawn_blocking(move || {
-                        let (at, since) = match anchor {
-                            Some(anchored) => anchored,
-                            None => (registry.audit_clock_anchor()?, std::time::Instant::now()),
-                        };
-                        let now = at.saturating_add(since.elapsed().as_millis() as i64);
-                        let before =
-                            now.min(crate::time::now_millis()) - retention.as_millis() as i64;
-                        registry
-                            .exclusively(crate::registry::AUDIT_PRUNE_LOCK, || {
-                                registry.prune_audit(before, "scheduler", |_, _| {})
-                            })?
-                            .transpose()
-                            .map(|_| (at, since))
-                    })
-                    .await;
-                    match pruned {
-                        Ok(Ok(anchored)) => anchor = Some(anchored),
-                        Ok(Err(err)) => {
-                            http::log_line(json!({"scheduler": "prune-audit", "error": err.code()}))
-                        }
-                        Err(_) => {}
-                    }
-                }
-            });
-        })
-    })
-}
-
-/// Drops expired kept blocks (and the secrets they hold) every `every`.
-fn cache_sweeper(blocks: Arc<cache::BlockCache>, every: Duration) -> rocket::fairing::AdHoc {
-    rocket::fairing::AdHoc::on_liftoff("block cache sweeper", move |_| {
-        Box::pin(async move {
-            rocket::tokio::spawn(async move {
-                let mut every = rocket::tokio::time::interval(every);
-                loop {
-                    every.tick().await;
-                    blocks.sweep();
-                }
-            });
-        })
-    })
 }
 
 /// How long a stopping server waits for its audit writers to commit what they hold and

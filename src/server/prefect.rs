@@ -8,10 +8,12 @@ use rocket::{Route, get, routes};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::api::{Access, authorize};
 use super::cache::View;
-use super::http::{ApiResult, Ctx, Json};
-use super::{State, blocking};
+use super::guard::Ctx;
+use super::policy::{Access, authorize};
+use super::reads::read_block;
+use super::response::{ApiResult, Json};
+use super::state::{State, blocking};
 use crate::block::Block;
 use crate::error::Error;
 use crate::name::BlockName;
@@ -54,14 +56,13 @@ async fn block_document(
     name: Result<BlockName, Error>,
     include_secrets: Option<bool>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let name = name?;
     let reveal = include_secrets.unwrap_or(false);
     // The same check as the native route: a refused secret read is audited here too.
-    authorize(state, &ctx, actor, Access::read(&name, &[&name], reveal)).await?;
+    authorize(state, &ctx, Access::read(&name, &[&name], reveal)).await?;
     // The native route's read path: kept blocks, confirmed current in the trip that
     // records the read; the rendered document is kept with the block.
-    let kept = super::api::read_block(state, &ctx, actor, &name, reveal).await?;
+    let kept = read_block(state, &ctx, &name, reveal).await?;
     if kept.block.block_type != slug {
         return Err(Error::BlockNotFound(format!("{slug}/{name}")).into());
     }

@@ -6,14 +6,21 @@ use rocket::data::Data;
 use rocket::http::ContentType;
 use rocket::{FromForm, get, post};
 
-use super::api::{Access, audit, authorize, changed, for_change};
-use super::http::{ApiError, ApiResult, Ctx, Json, json_body_up_to};
-use super::{State, blocking_long};
+use super::guard::Ctx;
+use super::http::{json_body_up_to, parse_bool};
+use super::policy::{Access, Change, audit, authorize};
+use super::response::{ApiError, ApiResult, Json};
+use super::state::{State, blocking_long};
 use crate::block::BlockFilter;
 use crate::error::Error;
 use crate::name::BlockName;
 use crate::registry::{Existing, SecretsIdentity, SecretsKey};
 use crate::wire::ImportRequest;
+
+/// Export and import, mounted under `/api/v1`.
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![export, import]
+}
 
 /// The largest import body: an export of about 100,000 blocks.
 const IMPORT_LIMIT: u64 = 64 * 1024 * 1024;
@@ -29,13 +36,12 @@ pub struct ExportQuery<'r> {
 
 #[get("/export?<q..>")]
 pub async fn export(ctx: Ctx, state: &rocket::State<State>, q: ExportQuery<'_>) -> ApiResult<Json> {
-    let actor = ctx.actor();
     let subject = format!("export:{}*", q.prefix.unwrap_or_default());
     let access = Access::admin(
         q.recipient.map(|_| ("export-secrets", subject.as_str())),
         "exporting blocks (needs admin)",
     );
-    authorize(state, &ctx, actor, access).await?;
+    authorize(state, &ctx, access).await?;
     let names = q
         .name
         .iter()
@@ -44,7 +50,7 @@ pub async fn export(ctx: Ctx, state: &rocket::State<State>, q: ExportQuery<'_>) 
     let key = q.recipient.map(SecretsKey::recipient).transpose()?;
     if key.is_some() {
         // Secrets leave sealed, but they leave: on record first, like a read.
-        audit(state, &ctx, actor, "export-secrets", Some(&subject), "ok").await?;
+        audit(state, &ctx, "export-secrets", Some(&subject), "ok").await?;
     }
     let filter = BlockFilter {
         block_type: q.block_type.map(str::to_owned),
@@ -70,10 +76,10 @@ pub async fn import(
     content_type: Option<&ContentType>,
     data: Data<'_>,
 ) -> ApiResult<Json> {
-    let actor = ctx.actor();
-    let access = Access::admin(Some(("import", "import")), "importing blocks (needs admin)");
-    authorize(state, &ctx, actor, access).await?;
-    let dry_run = super::api::parse_bool("dry_run", q.dry_run)?;
+    let what = "importing blocks (needs admin)";
+    let access = Access::admin(Some(("import", "import")), what);
+    authorize(state, &ctx, access).await?;
+    let dry_run = parse_bool("dry_run", q.dry_run)?;
     let existing = match q.existing {
         None | Some("update") => Existing::Update,
         Some("skip") => Existing::Skip,
@@ -92,11 +98,11 @@ pub async fn import(
         (None, Some(pass)) => Some(SecretsIdentity::Passphrase(pass.into())),
         (None, None) => None,
     };
-    let registry = for_change(state, &ctx, actor, "import", "import");
-    let result = blocking_long(move || {
-        registry.import(request.export, identity.as_ref(), existing, dry_run)
-    })
-    .await;
-    let plan = changed(state, &ctx, actor, "import", "import", result).await?;
+    let plan = Change::admin("import", "import", what)
+        .long()
+        .run(state, &ctx, move |registry| {
+            registry.import(request.export, identity.as_ref(), existing, dry_run)
+        })
+        .await?;
     Ok(Json::ok(&plan))
 }

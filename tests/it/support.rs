@@ -71,7 +71,7 @@ impl TestEnv {
             flags: blockyard::config::Settings {
                 data_dir: Some(self.data_dir()),
                 database_url: Some(self.database_url()),
-                pool_refresh: Some(pool_refresh.into()),
+                pool_refresh: Some(pool_refresh.parse().unwrap()),
                 ..Default::default()
             },
             ..Default::default()

@@ -6,28 +6,30 @@ use maud::{Markup, html};
 use rocket::http::Status;
 use rocket::{get, post};
 
-use super::edit::Fields;
-use super::pages::{Viewer, layout};
-use super::{Page, SameOrigin, Viewing, page};
+use super::pages::{self, Viewer, layout};
+use super::viewing::{Fields, Page, SameOrigin, Viewing, page};
 use crate::auth::TokenInfo;
 use crate::registry::{AuditFilter, AuditRow};
-use crate::server::api::{Access, authorize, changed, for_change};
-use crate::server::http::ApiError;
-use crate::server::{State, blocking};
+use crate::server::policy::{Access, Change, authorize};
+use crate::server::response::ApiError;
+use crate::server::state::{State, blocking};
 use crate::time::rfc3339;
 
 const AUDIT_PAGE: i64 = 100;
 
+/// What the 403 of the token pages says the token does not allow.
+const TOKENS: &str = "managing tokens (needs admin)";
+
 async fn admin_only(state: &State, viewing: &Viewing, what: &str) -> Result<(), Page> {
     let access = Access::admin(None, what);
-    authorize(state, &viewing.ctx, viewing.ctx.actor(), access)
+    authorize(state, &viewing.ctx, access)
         .await
         .map_err(|err| viewing.problem(err))
 }
 
 #[get("/admin/tokens")]
 pub async fn tokens(viewing: Viewing, state: &rocket::State<State>) -> Result<Page, Page> {
-    admin_only(state, &viewing, "managing tokens (needs admin)").await?;
+    admin_only(state, &viewing, TOKENS).await?;
     tokens_page(&viewing, state, None, Status::Ok).await
 }
 
@@ -109,7 +111,7 @@ pub async fn create_token(
     form: Fields,
 ) -> Result<Page, Page> {
     viewing.csrf(form.get("csrf").map(String::as_str))?;
-    admin_only(state, &viewing, "managing tokens (needs admin)").await?;
+    admin_only(state, &viewing, TOKENS).await?;
     let name = form
         .get("name")
         .map(|n| n.trim().to_owned())
@@ -119,11 +121,12 @@ pub async fn create_token(
         .map(|s| s.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
     let label = format!("token:{name}");
-    let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
     // Its audit record commits with it: with the audit log down, nothing is done.
-    let registry = for_change(state, ctx, actor, "create-token", &label);
-    let result = blocking(move || registry.create_token(&name, &scopes, None)).await;
-    match changed(state, ctx, actor, "create-token", &label, result).await {
+    let created =
+        Change::admin("create-token", &label, TOKENS).run(state, &viewing.ctx, move |registry| {
+            registry.create_token(&name, &scopes, None)
+        });
+    match created.await {
         Ok(created) => {
             let shown = (created.info.name.as_str(), created.secret.as_str());
             tokens_page(&viewing, state, Some(shown), Status::Created).await
@@ -140,9 +143,8 @@ pub async fn revoke_token(
     form: Fields,
 ) -> Result<Page, Page> {
     viewing.csrf(form.get("csrf").map(String::as_str))?;
-    admin_only(state, &viewing, "managing tokens (needs admin)").await?;
+    admin_only(state, &viewing, TOKENS).await?;
     let id = form.get("id").cloned().unwrap_or_default();
-    let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
     // On record by the token's name, as `token create` named it, in the revocation's
     // own transaction.
     let registry = state.registry.clone();
@@ -155,9 +157,10 @@ pub async fn revoke_token(
     .map_err(|e| viewing.problem(e))?
     .unwrap_or_else(|| id.clone());
     let label = format!("token:{name}");
-    let registry = for_change(state, ctx, actor, "revoke-token", &label);
-    let result = blocking(move || registry.revoke_token(&id)).await;
-    changed(state, ctx, actor, "revoke-token", &label, result)
+    Change::admin("revoke-token", &label, TOKENS)
+        .run(state, &viewing.ctx, move |registry| {
+            registry.revoke_token(&id)
+        })
         .await
         .map_err(|e| viewing.problem(e))?;
     tokens_page(&viewing, state, None, Status::Ok).await
@@ -207,18 +210,13 @@ fn audit_markup(
     next: Option<i64>,
 ) -> Markup {
     let next_url = next.map(|before| {
-        let mut url = url::Url::parse("http://x/ui/admin/audit").expect("a valid base");
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("before", &before.to_string());
-            if let Some(b) = block {
-                q.append_pair("block", b);
-            }
-            if let Some(s) = since {
-                q.append_pair("since", s);
-            }
-        }
-        format!("/ui/admin/audit?{}", url.query().unwrap_or_default())
+        let before = before.to_string();
+        let query = [
+            ("before", Some(before.as_str())),
+            ("block", block),
+            ("since", since),
+        ];
+        pages::page_url("/ui/admin/audit", &query)
     });
     let body = html! {
         h1 { "Audit log" }

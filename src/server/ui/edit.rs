@@ -1,8 +1,7 @@
 //! Creating, editing and testing a block from the web UI, through the API's door: the
-//! same `authorize`, the same registry calls audited in their own transaction
-//! (`for_change`/`changed`), the same rule for keeping a stored secret while moving a
-//! block (`update_block_from_masked`), and `If-Match` as the version the form was read
-//! at.
+//! API's own `create` and `update` (the same checks, the same change path with its
+//! audit record in the same transaction, the same rule for keeping a stored secret
+//! while moving a block), with the version the form was read at as `If-Match`.
 
 use std::collections::HashMap;
 
@@ -10,55 +9,25 @@ use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{get, post};
 
-use super::form::{Filled, FormModel, model};
-use super::pages::{self, FormView, Tested};
-use super::{Page, SameOrigin, Viewing, page, show_block};
-use crate::auth::Permission;
-use crate::block::NewBlock;
+use super::block_page::Tested;
+use super::browse::show_block;
+use super::filled::Filled;
+use super::form::{FormModel, model};
+use super::form_page::FormView;
+use super::pages;
+use super::viewing::{Fields, Page, SameOrigin, Viewing, page};
+use crate::block::{Block, NewBlock};
 use crate::document::{changes, split_secrets};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::name::BlockName;
-use crate::server::api::{Access, audit, authorize, changed, for_change};
-use crate::server::http::ApiError;
-use crate::server::{State, blocking, blocking_long};
+use crate::server::blocks;
+use crate::server::policy::{Access, audit, authorize};
+use crate::server::response::ApiError;
+use crate::server::state::{State, blocking, blocking_long};
 use crate::types::BlockType;
 
-/// A submitted block form: `application/x-www-form-urlencoded`, its keys taken as they
-/// are (Rocket's own form parsing would nest keys at their dots), at most
-/// [`BODY_LIMIT`](crate::server::BODY_LIMIT) bytes.
-pub struct Fields(HashMap<String, String>);
-
-impl std::ops::Deref for Fields {
-    type Target = HashMap<String, String>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-#[rocket::async_trait]
-impl<'r> rocket::data::FromData<'r> for Fields {
-    type Error = ();
-
-    async fn from_data(
-        req: &'r rocket::Request<'_>,
-        data: rocket::data::Data<'r>,
-    ) -> rocket::data::Outcome<'r, Self> {
-        use rocket::data::{Outcome, ToByteUnit};
-        if req.content_type() != Some(&rocket::http::ContentType::Form) {
-            return Outcome::Error((Status::UnsupportedMediaType, ()));
-        }
-        let limit = crate::server::BODY_LIMIT.bytes();
-        match data.open(limit).into_bytes().await {
-            Ok(bytes) if bytes.is_complete() => Outcome::Success(Fields(
-                url::form_urlencoded::parse(&bytes)
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect(),
-            )),
-            Ok(_) => Outcome::Error((Status::PayloadTooLarge, ())),
-            Err(_) => Outcome::Error((Status::BadRequest, ())),
-        }
-    }
-}
+/// What the 403 of an edit says the token does not allow.
+const EDITING: &str = "editing this block";
 
 async fn block_type(state: &State, slug: &str) -> Result<BlockType, ApiError> {
     let registry = state.registry.clone();
@@ -87,17 +56,9 @@ pub async fn new_block(
     };
     match block_type(state, slug).await {
         Ok(ty) => {
-            let model = model(&ty);
-            let filled = Filled::from_document(&model, &serde_json::json!({}));
-            form_page(
-                &viewing,
-                &ty,
-                &model,
-                &filled,
-                FormKind::Create(""),
-                None,
-                Status::Ok,
-            )
+            let editor = Editor::new(&viewing, ty);
+            let filled = Filled::from_document(&editor.model, &serde_json::json!({}));
+            editor.page(&filled, FormKind::Create(""), None, Status::Ok)
         }
         Err(err) => viewing.problem(err),
     }
@@ -109,55 +70,72 @@ enum FormKind<'a> {
     Edit(&'a str, i64),
 }
 
-fn form_page(
-    viewing: &Viewing,
-    ty: &BlockType,
-    model: &FormModel,
-    filled: &Filled,
-    kind: FormKind<'_>,
-    conflict: Option<&[crate::document::FieldChange]>,
-    status: Status,
-) -> Page {
-    let (title, action, new_name, version) = match kind {
-        FormKind::Create(name) => (
-            format!("New {}", ty.def.name),
-            format!("/ui/new?type={}", ty.def.slug),
-            Some(name),
-            None,
-        ),
-        FormKind::Edit(name, version) => (
-            format!("Edit {name}"),
-            format!("/ui/blocks/{name}/edit"),
-            None,
-            Some(version),
-        ),
-    };
-    let view = FormView {
-        title: &title,
-        action: &action,
-        type_name: &ty.def.name,
-        new_name,
-        version,
-        model,
-        filled,
-        conflict,
-    };
-    page(status, pages::block_form(&viewing.viewer(), &view))
+/// A form for one block type, shown to one viewer.
+struct Editor<'a> {
+    viewing: &'a Viewing,
+    ty: BlockType,
+    model: FormModel,
 }
 
-/// Reads a submitted form against the type: the document, and the form to show again
-/// (from the masked document: nothing typed into a secret or text input comes back).
-fn read_form(
-    ty: &BlockType,
-    model: &FormModel,
-    form: &HashMap<String, String>,
-    stored: Option<&serde_json::Value>,
-) -> (serde_json::Value, Filled) {
-    let (doc, mut filled) = model.read(form, stored);
-    if let Ok((masked, _)) = split_secrets(ty, doc.clone()) {
-        filled.refill(model, &masked);
+impl<'a> Editor<'a> {
+    fn new(viewing: &'a Viewing, ty: BlockType) -> Self {
+        let model = model(&ty);
+        Editor { viewing, ty, model }
     }
-    (doc, filled)
+
+    /// The form page, filled, with what differs from the stored block on a conflict.
+    fn page(
+        &self,
+        filled: &Filled,
+        kind: FormKind<'_>,
+        conflict: Option<&[crate::document::FieldChange]>,
+        status: Status,
+    ) -> Page {
+        let ty = &self.ty;
+        let (title, action, new_name, version) = match kind {
+            FormKind::Create(name) => (
+                format!("New {}", ty.def.name),
+                format!("/ui/new?type={}", ty.def.slug),
+                Some(name),
+                None,
+            ),
+            FormKind::Edit(name, version) => (
+                format!("Edit {name}"),
+                format!("/ui/blocks/{name}/edit"),
+                None,
+                Some(version),
+            ),
+        };
+        let view = FormView {
+            title: &title,
+            action: &action,
+            type_name: &ty.def.name,
+            new_name,
+            version,
+            model: &self.model,
+            filled,
+            conflict,
+        };
+        page(
+            status,
+            super::form_page::block_form(&self.viewing.viewer(), &view),
+        )
+    }
+
+    /// Reads a submitted form against the type: the document, and the form to show
+    /// again (from the masked document: nothing typed into a secret or text input comes
+    /// back).
+    fn read(
+        &self,
+        form: &HashMap<String, String>,
+        stored: Option<&serde_json::Value>,
+    ) -> (serde_json::Value, Filled) {
+        let (doc, mut filled) = self.model.read(form, stored);
+        if let Ok((masked, _)) = split_secrets(&self.ty, doc.clone()) {
+            filled.refill(&self.model, &masked);
+        }
+        (doc, filled)
+    }
 }
 
 #[post("/new?<type>", data = "<form>")]
@@ -172,66 +150,57 @@ pub async fn create_block(
     let ty = block_type(state, r#type)
         .await
         .map_err(|e| viewing.problem(e))?;
-    let model = model(&ty);
-    let (doc, mut filled) = read_form(&ty, &model, &form, None);
+    let editor = Editor::new(&viewing, ty);
+    let (doc, mut filled) = editor.read(&form, None);
     let typed = form.get("name").map(|n| n.trim()).unwrap_or_default();
-    let name = match BlockName::parse(typed) {
-        Ok(name) => Some(name),
-        Err(err) => {
-            filled
-                .errors
-                .entry("name".into())
-                .or_default()
-                .push(err.to_string());
-            None
-        }
-    };
+    let name = BlockName::parse(typed)
+        .map_err(|err| filled.add_error("name", err.to_string()))
+        .ok();
     if filled.errors.is_empty()
-        && let Err(Error::InvalidBlockData(messages)) = ty.validate(&doc)
+        && let Err(Error::InvalidBlockData(messages)) = editor.ty.validate(&doc)
     {
-        filled.add_errors(&model, &messages);
+        filled.add_errors(&editor.model, &messages);
     }
-    let retry = |filled: &Filled, status| {
-        form_page(
-            &viewing,
-            &ty,
-            &model,
-            filled,
-            FormKind::Create(typed),
-            None,
-            status,
-        )
-    };
+    let retry =
+        |filled: &Filled, status| editor.page(filled, FormKind::Create(typed), None, status);
     let (Some(name), true) = (name, filled.errors.is_empty()) else {
         return Err(retry(&filled, Status::UnprocessableEntity));
     };
-    let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
-    let touched: [&str; 1] = [&name];
-    let access = Access::change("create", &touched, "creating this block");
-    authorize(state, ctx, actor, access)
-        .await
-        .map_err(|e| viewing.problem(e))?;
-    let registry = for_change(state, ctx, actor, "create", &name);
     let new = NewBlock {
         name: name.clone(),
-        block_type: ty.def.slug.clone(),
+        block_type: editor.ty.def.slug.clone(),
         document: doc,
         id: None,
         replace_deleted: false,
     };
-    let result = blocking(move || registry.create_block(new)).await;
-    match changed(state, ctx, actor, "create", &name, result).await {
+    match blocks::create(state, &viewing.ctx, new).await {
         Ok(_) => Ok(Redirect::to(format!("/ui/blocks/{name}"))),
         Err(err) if err.status.code == 403 => Err(viewing.problem(err)),
         Err(err) => {
-            filled
-                .errors
-                .entry(String::new())
-                .or_default()
-                .push(err.message);
+            filled.add_error("", err.message);
             Err(retry(&filled, err.status))
         }
     }
+}
+
+/// The block to edit (masked) and its type, once the token may change it.
+async fn editing(
+    state: &State,
+    viewing: &Viewing,
+    name: Result<BlockName, Error>,
+) -> Result<(Block, BlockType), ApiError> {
+    let name = name?;
+    let blocks = [name.as_str()];
+    authorize(
+        state,
+        &viewing.ctx,
+        Access::write("update", &blocks, EDITING),
+    )
+    .await?;
+    let registry = state.registry.clone();
+    let block = blocking(move || registry.get_block_masked(&name)).await?;
+    let ty = block_type(state, &block.block_type).await?;
+    Ok((block, ty))
 }
 
 #[get("/blocks/<name>/edit")]
@@ -240,27 +209,12 @@ pub async fn edit_block(
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
 ) -> Page {
-    let shown = async {
-        let name = name?;
-        let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
-        authorize(
-            state,
-            ctx,
-            actor,
-            Access::change("update", &[&name], "editing this block"),
-        )
-        .await?;
-        let registry = state.registry.clone();
-        let block = blocking(move || registry.get_block_masked(&name)).await?;
-        let ty = block_type(state, &block.block_type).await?;
-        Ok::<_, ApiError>((block, ty))
-    };
-    match shown.await {
+    match editing(state, &viewing, name).await {
         Ok((block, ty)) => {
-            let model = model(&ty);
-            let filled = Filled::from_document(&model, block.masked_data());
+            let editor = Editor::new(&viewing, ty);
+            let filled = Filled::from_document(&editor.model, block.masked_data());
             let kind = FormKind::Edit(&block.name, block.version);
-            form_page(&viewing, &ty, &model, &filled, kind, None, Status::Ok)
+            editor.page(&filled, kind, None, Status::Ok)
         }
         Err(err) => viewing.problem(err),
     }
@@ -275,74 +229,42 @@ pub async fn save_block(
     form: Fields,
 ) -> Result<Redirect, Page> {
     viewing.csrf(form.get("csrf").map(String::as_str))?;
-    let name = name.map_err(|e| viewing.problem(ApiError::from(e)))?;
-    let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
-    let touched: [&str; 1] = [&name];
-    let access = Access::change("update", &touched, "editing this block");
-    authorize(state, ctx, actor, access)
+    let (current, ty) = editing(state, &viewing, name)
         .await
         .map_err(|e| viewing.problem(e))?;
-    let registry = state.registry.clone();
-    let lookup = name.clone();
-    let current = blocking(move || registry.get_block_masked(&lookup))
-        .await
-        .map_err(|e| viewing.problem(e))?;
-    let ty = block_type(state, &current.block_type)
-        .await
-        .map_err(|e| viewing.problem(e))?;
-    let model = model(&ty);
-    let (doc, mut filled) = read_form(&ty, &model, &form, Some(current.masked_data()));
+    let editor = Editor::new(&viewing, ty);
+    let (doc, mut filled) = editor.read(&form, Some(current.masked_data()));
     let version = form.get("version").and_then(|v| v.parse::<i64>().ok());
     let Some(version) = version.filter(|_| filled.errors.is_empty()) else {
         if version.is_none() {
-            filled
-                .errors
-                .entry(String::new())
-                .or_default()
-                .push("the form has no version".into());
+            filled.add_error("", "the form has no version".into());
         }
-        let kind = FormKind::Edit(&name, current.version);
-        return Err(form_page(
-            &viewing,
-            &ty,
-            &model,
-            &filled,
-            kind,
-            None,
-            Status::UnprocessableEntity,
-        ));
+        let kind = FormKind::Edit(&current.name, current.version);
+        return Err(editor.page(&filled, kind, None, Status::UnprocessableEntity));
     };
-    let may_read = actor.may(Permission::ReadSecrets, Some(&name));
-    let registry = for_change(state, ctx, actor, "update", &name);
-    let target = name.clone();
-    let sent = doc.clone();
-    let result =
-        blocking(move || registry.update_block_from_masked(&target, sent, Some(version), may_read))
-            .await;
-    match changed(state, ctx, actor, "update", &name, result).await {
+    let name = BlockName::parse(&current.name).map_err(|e| viewing.problem(e.into()))?;
+    let saved = blocks::update(
+        state,
+        &viewing.ctx,
+        &name,
+        doc.clone(),
+        Some(version),
+        EDITING,
+    );
+    match saved.await {
         Ok(_) => Ok(Redirect::to(format!("/ui/blocks/{name}"))),
-        Err(err) if err.code == "VERSION_CONFLICT" => {
+        Err(err) if err.kind == ErrorKind::VersionConflict => {
             // Show the block as it is now, and what differs from what was sent.
-            let (sent_masked, _) = split_secrets(&ty, doc).unwrap_or_default();
+            let (sent_masked, _) = split_secrets(&editor.ty, doc).unwrap_or_default();
             let differs = changes(current.masked_data(), None, &sent_masked, None);
-            let now = Filled::from_document(&model, current.masked_data());
+            let now = Filled::from_document(&editor.model, current.masked_data());
             let kind = FormKind::Edit(&name, current.version);
-            Err(form_page(
-                &viewing,
-                &ty,
-                &model,
-                &now,
-                kind,
-                Some(&differs),
-                Status::Conflict,
-            ))
+            Err(editor.page(&now, kind, Some(&differs), Status::Conflict))
         }
-        Err(err) if err.code == "INVALID_BLOCK_DATA" => {
-            filled.add_errors(&model, &err.message);
+        Err(err) if err.kind == ErrorKind::InvalidBlockData => {
+            filled.add_errors(&editor.model, &err.message);
             let kind = FormKind::Edit(&name, version);
-            Err(form_page(
-                &viewing, &ty, &model, &filled, kind, None, err.status,
-            ))
+            Err(editor.page(&filled, kind, None, err.status))
         }
         Err(err) => Err(viewing.problem(err)),
     }
@@ -366,19 +288,18 @@ pub async fn test_block(
         Ok(name) => name,
         Err(err) => return viewing.problem(ApiError::from(err)),
     };
-    let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
-    if let Err(err) = authorize(state, ctx, actor, Access::read(&name, &[&name], false)).await {
+    let ctx = &viewing.ctx;
+    if let Err(err) = authorize(state, ctx, Access::read(&name, &[&name], false)).await {
         return viewing.problem(err);
     }
-    let Some(_slot) = state.ui.tests.take(&actor.token_id) else {
+    let Some(_slot) = state.ui.tests.take(&ctx.actor().token_id) else {
         return viewing.problem(ApiError::new(
-            Status::TooManyRequests,
-            "TOO_MANY_TESTS",
+            ErrorKind::TooManyTests,
             "too many connection tests are running (yours or everyone's); try again when \
              one has finished",
         ));
     };
-    if let Err(err) = audit(state, ctx, actor, "use-block-secret", Some(&name), "ok").await {
+    if let Err(err) = audit(state, ctx, "use-block-secret", Some(&name), "ok").await {
         return viewing.problem(err);
     }
     let registry = state.registry.clone();
@@ -388,7 +309,7 @@ pub async fn test_block(
     {
         Ok(report) => Tested::Passed(report),
         Err(err) => Tested::Failed {
-            code: err.code.to_owned(),
+            code: err.code().to_owned(),
             message: err.message,
         },
     };

@@ -1,14 +1,12 @@
 //! The UI's pages as maud markup (checked when compiled, every value escaped): the
-//! layout, sign-in, the block list and a block. No inline script or style: the one
+//! layout, sign-in, the block list, a problem and the type chooser; a block's page is in
+//! `block_page`, the block form in `form_page`. No inline script or style: the one
 //! stylesheet is `/ui/style.css`, so the Content-Security-Policy can forbid the rest.
 
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
-use super::form::{Field, Filled, FormModel, Input, input_name, switch_name};
-use crate::block::{Block, BlockSummary, BlockVersion};
-use crate::connect::TestReport;
-use crate::document::{FieldChange, MASK, leaves};
+use crate::block::BlockSummary;
 use crate::time::rfc3339;
 
 /// What every signed-in page knows about its viewer.
@@ -93,18 +91,12 @@ pub struct ListView<'a> {
 
 pub fn block_list(viewer: &Viewer<'_>, view: &ListView<'_>) -> Markup {
     let next = view.next_cursor.map(|cursor| {
-        let mut url = url::Url::parse("http://x/ui").expect("a valid base");
-        {
-            let mut query = url.query_pairs_mut();
-            query.append_pair("cursor", cursor);
-            if let Some(t) = view.block_type {
-                query.append_pair("type", t);
-            }
-            if let Some(p) = view.prefix {
-                query.append_pair("q", p);
-            }
-        }
-        format!("/ui?{}", url.query().unwrap_or_default())
+        let query = [
+            ("cursor", Some(cursor)),
+            ("type", view.block_type),
+            ("q", view.prefix),
+        ];
+        page_url("/ui", &query)
     });
     let body = html! {
         h1 { "Blocks" }
@@ -128,32 +120,7 @@ pub fn block_list(viewer: &Viewer<'_>, view: &ListView<'_>) -> Markup {
         @if view.blocks.is_empty() {
             p.notice { "No blocks to show." }
         } @else {
-            table {
-                thead { tr {
-                    th scope="col" { "Name" }
-                    th scope="col" { "Type" }
-                    th scope="col" { "Version" }
-                    th.optional scope="col" { "Updated" }
-                    th scope="col" { "Last test" }
-                } }
-                tbody {
-                    @for (block, test) in view.blocks.iter().zip(view.tests) {
-                        tr {
-                            td { a href={ "/ui/blocks/" (block.name) } { (block.name) } }
-                            td { (block.block_type) }
-                            td { (block.version) }
-                            td.optional { (rfc3339(block.updated_at)) }
-                            td {
-                                @match test {
-                                    None => span.muted { "not tested" },
-                                    Some((true, _, at)) => span title=(rfc3339(*at)) { "passed" },
-                                    Some((false, code, at)) => span.error title=(rfc3339(*at)) { (code) },
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            (block_table(view))
         }
         @if let Some(next) = next {
             p.pager { a href=(next) rel="next" { "Next page →" } }
@@ -162,138 +129,29 @@ pub fn block_list(viewer: &Viewer<'_>, view: &ListView<'_>) -> Markup {
     layout("Blocks", Some(viewer), body)
 }
 
-/// A block's page: its fields (secrets masked unless `revealed`), Reveal for viewers
-/// who may read its secrets, snippets for using it, and its history.
-pub struct BlockView<'a> {
-    pub block: &'a Block,
-    pub revealed: bool,
-    pub may_reveal: bool,
-    pub may_edit: bool,
-    /// Write and read secrets: roll back.
-    pub may_undo: bool,
-    pub history: &'a [BlockVersion],
-    /// The result of the Test just run, if one was.
-    pub tested: Option<&'a Tested>,
-}
-
-pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
-    let block = view.block;
-    let data = match view.revealed {
-        true => block
-            .document()
-            .unwrap_or_else(|| block.masked_data().clone()),
-        false => block.masked_data().clone(),
-    };
-    let body = html! {
-        p { a href="/ui" { "← Blocks" } }
-        h1 { (block.name) }
-        dl.meta {
-            dt { "Type" } dd { (block.block_type) }
-            dt { "Version" } dd { (block.version) }
-            dt { "Updated" } dd { (rfc3339(block.updated_at)) }
-            dt { "Id" } dd { code { (block.id) } }
-        }
-        @if let Some(tested) = view.tested { (test_result(tested)) }
-        div.actions {
-            @if view.may_edit {
-                a href={ "/ui/blocks/" (block.name) "/edit" } { "Edit" }
-                a href={ "/ui/blocks/" (block.name) "/delete" } { "Delete…" }
-            }
-            form method="post" action={ "/ui/blocks/" (block.name) "/test" } {
-                input type="hidden" name="csrf" value=(viewer.csrf);
-                button.quiet type="submit" { "Test connection" }
-            }
-        }
-        h2 { "Fields" }
-        (fields(&data))
-        @if view.revealed {
-            p.notice { "Secrets are shown: this read is in the audit log." }
-        } @else if view.may_reveal {
-            form method="post" action={ "/ui/blocks/" (block.name) "/reveal" } {
-                input type="hidden" name="csrf" value=(viewer.csrf);
-                button.quiet type="submit" { "Reveal secrets" }
-            }
-        }
-        h2 { "Use it" }
-        pre { code {
-            "blockyard block env " (block.name) " --format shell\n"
-            "blockyard exec " (block.name) " -- psql\n"
-        } }
-        pre { code {
-            "from prefect_sqlalchemy import SqlAlchemyConnector\n"
-            "connector = SqlAlchemyConnector.load(\"" (block.name) "\")\n"
-        } }
-        pre { code {
-            "let pool = registry.pool(\"" (block.name) "\")?;\n"
-        } }
-        h2 { "History" }
-        (history(view.history, view.may_undo.then_some((block.name.as_str(), viewer.csrf, block.version))))
-    };
-    layout(&block.name, Some(viewer), body)
-}
-
-/// Every field of a document by dotted path; masked secrets stay masked.
-fn fields(data: &Value) -> Markup {
-    html! {
-        table {
-            thead { tr { th scope="col" { "Field" } th scope="col" { "Value" } } }
-            tbody {
-                @for (path, value) in leaves(data) {
-                    tr {
-                        th scope="row" { code { (path) } }
-                        td {
-                            @match &value {
-                                Value::String(text) if text == MASK => span.secret { (MASK) },
-                                Value::String(text) => (text),
-                                other => code { (other.to_string()) },
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The history table; with `undo` (the viewer may roll back: write and read secrets),
-/// a "Roll back" button on each earlier version.
-fn history(versions: &[BlockVersion], undo: Option<(&str, &str, i64)>) -> Markup {
+/// The listed blocks, each with its last test.
+fn block_table(view: &ListView<'_>) -> Markup {
     html! {
         table {
             thead { tr {
+                th scope="col" { "Name" }
+                th scope="col" { "Type" }
                 th scope="col" { "Version" }
-                th scope="col" { "Change" }
-                th scope="col" { "By" }
-                th.optional scope="col" { "At" }
-                th scope="col" { "What changed" }
-                @if undo.is_some() { th scope="col" { "" } }
+                th.optional scope="col" { "Updated" }
+                th scope="col" { "Last test" }
             } }
             tbody {
-                @for v in versions.iter().rev() {
+                @for (block, test) in view.blocks.iter().zip(view.tests) {
                     tr {
-                        td { (v.version) }
-                        td { (v.change) }
-                        td { (v.actor.as_deref().unwrap_or("local")) }
-                        td.optional { (rfc3339(v.created_at)) }
+                        td { a href={ "/ui/blocks/" (block.name) } { (block.name) } }
+                        td { (block.block_type) }
+                        td { (block.version) }
+                        td.optional { (rfc3339(block.updated_at)) }
                         td {
-                            @for change in &v.changes {
-                                div {
-                                    code { (change.path) } ": "
-                                    @if change.secret { span.secret { "changed (secret)" } }
-                                    @else { (shown(change.before.as_ref())) " → " (shown(change.after.as_ref())) }
-                                }
-                            }
-                        }
-                        @if let Some((name, csrf, current)) = undo {
-                            td {
-                                @if v.version < current && v.change != "delete" {
-                                    form method="post" action={ "/ui/blocks/" (name) "/rollback" } {
-                                        input type="hidden" name="csrf" value=(csrf);
-                                        input type="hidden" name="to" value=(v.version);
-                                        input type="hidden" name="version" value=(current);
-                                        button.quiet type="submit" aria-label={ "Roll back to version " (v.version) } { "Roll back" }
-                                    }
-                                }
+                            @match test {
+                                None => span.muted { "not tested" },
+                                Some((true, _, at)) => span title=(rfc3339(*at)) { "passed" },
+                                Some((false, code, at)) => span.error title=(rfc3339(*at)) { (code) },
                             }
                         }
                     }
@@ -303,65 +161,18 @@ fn history(versions: &[BlockVersion], undo: Option<(&str, &str, i64)>) -> Markup
     }
 }
 
-/// A block that is not here: with `undelete`, a button that brings back the one last
-/// deleted under the name.
-pub fn missing_block(viewer: &Viewer<'_>, name: &str, message: &str, undelete: bool) -> Markup {
-    let body = html! {
-        p { a href="/ui" { "← Blocks" } }
-        h1 { (name) }
-        p.error role="alert" { (message) }
-        @if undelete {
-            form method="post" action={ "/ui/blocks/" (name) "/undelete" } {
-                input type="hidden" name="csrf" value=(viewer.csrf);
-                p.muted { "If a block of this name was deleted, it can be brought back with its history." }
-                button type="submit" { "Undelete " (name) }
+/// A link to `path` with the query's given pairs (the absent ones left out), encoded.
+pub fn page_url(path: &str, query: &[(&str, Option<&str>)]) -> String {
+    let mut url = url::Url::parse("http://x/").expect("a valid base");
+    {
+        let mut pairs = url.query_pairs_mut();
+        for (key, value) in query {
+            if let Some(value) = value {
+                pairs.append_pair(key, value);
             }
         }
-    };
-    layout(name, Some(viewer), body)
-}
-
-/// Confirming a delete: who read the block lately (the audit log), so a block still in
-/// use is not deleted by surprise.
-pub fn confirm_delete(
-    viewer: &Viewer<'_>,
-    block: &Block,
-    readers: Option<&[(String, i64, i64)]>,
-) -> Markup {
-    let body = html! {
-        p { a href={ "/ui/blocks/" (block.name) } { "← " (block.name) } }
-        h1 { "Delete " (block.name) "?" }
-        @match readers {
-            None => p.muted { "Who uses it is in the audit log, which only admin tokens may read." },
-            Some([]) => p { "No token read it in the last 30 days." },
-            Some(readers) => {
-                p { "Read in the last 30 days by:" }
-                table {
-                    thead { tr { th scope="col" { "Token" } th scope="col" { "Reads" } th scope="col" { "Last" } } }
-                    tbody {
-                        @for (actor, count, last) in readers {
-                            tr { td { (actor) } td { (count) } td { (rfc3339(*last)) } }
-                        }
-                    }
-                }
-            }
-        }
-        p { "Its history is kept, and it can be brought back (undelete) until it is purged." }
-        form method="post" action={ "/ui/blocks/" (block.name) "/delete" } {
-            input type="hidden" name="csrf" value=(viewer.csrf);
-            input type="hidden" name="version" value=(block.version);
-            button type="submit" { "Delete " (block.name) }
-        }
-    };
-    layout("Delete", Some(viewer), body)
-}
-
-fn shown(value: Option<&Value>) -> String {
-    match value {
-        None => "(absent)".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
     }
+    format!("{path}?{}", url.query().unwrap_or_default())
 }
 
 /// An error page (403, 404, a refused form), with nothing of what was sent.
@@ -375,138 +186,6 @@ pub fn problem(viewer: Option<&Viewer<'_>>, title: &str, message: &str) -> Marku
             p { a href="/ui" { "Back to the blocks" } }
         },
     )
-}
-
-/// A block form: create (with a name input) or edit (with the version read, for
-/// `If-Match`), generated from the type's schema.
-pub struct FormView<'a> {
-    pub title: &'a str,
-    pub action: &'a str,
-    pub type_name: &'a str,
-    /// `Some(name)` when creating: the name input's value.
-    pub new_name: Option<&'a str>,
-    pub version: Option<i64>,
-    pub model: &'a FormModel,
-    pub filled: &'a Filled,
-    /// When an edit lost a race: what differs between the block now and this form.
-    pub conflict: Option<&'a [FieldChange]>,
-}
-
-pub fn block_form(viewer: &Viewer<'_>, view: &FormView<'_>) -> Markup {
-    let errors = |path: &str| view.filled.errors.get(path).cloned().unwrap_or_default();
-    let editing = view.version.is_some();
-    let body = html! {
-        p { a href="/ui" { "← Blocks" } }
-        h1 { (view.title) }
-        p.muted { "Type: " (view.type_name) }
-        @if let Some(changes) = view.conflict {
-            div.notice role="alert" {
-                p.error { "This block changed since you opened it. Nothing was saved. What differs between the block now and this form:" }
-                (change_list(changes))
-                p { "The form now holds the current version: apply your change again and save." }
-            }
-        }
-        @for message in errors("") { p.error role="alert" { (message) } }
-        form method="post" action=(view.action) novalidate {
-            input type="hidden" name="csrf" value=(viewer.csrf);
-            @if let Some(version) = view.version {
-                input type="hidden" name="version" value=(version);
-            }
-            @if let Some(name) = view.new_name {
-                div.field {
-                    label for="name" { "Name" }
-                    input #name type="text" name="name" value=(name) required aria-describedby="name-help";
-                    p.muted #name-help { "Lowercase letters, digits, '-', '_' and '.'." }
-                    @for message in errors("name") { p.error { (message) } }
-                }
-            }
-            @for switch in &view.model.switches {
-                fieldset {
-                    legend { (switch.path) }
-                    @if let Some(help) = &switch.help { p.muted { (help) } }
-                    @for option in &switch.options {
-                        @let id = format!("switch-{}-{}", switch.path.replace('.', "-"), option);
-                        label for=(id) {
-                            input #(id) type="radio" name=(switch_name(&switch.path)) value=(option)
-                                checked[view.filled.chosen.get(&switch.path) == Some(option)];
-                            " " (option)
-                        }
-                    }
-                }
-            }
-            @for field in &view.model.fields {
-                (field_input(field, view.filled, editing, &errors(&field.path)))
-            }
-            p { button type="submit" { "Save" } }
-        }
-    };
-    layout(view.title, Some(viewer), body)
-}
-
-fn field_input(field: &Field, filled: &Filled, editing: bool, errors: &[String]) -> Markup {
-    let id = format!("field-{}", field.path.replace('.', "-"));
-    let help_id = format!("{id}-help");
-    let value = filled
-        .values
-        .get(&field.path)
-        .map(String::as_str)
-        .unwrap_or_default();
-    let placeholder = field.default.as_ref().map(|d| match d {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    });
-    html! {
-        div.field {
-            label for=(id) {
-                (field.path)
-                @if field.required { " (required)" }
-                @if let Some((_, option)) = &field.variant { span.muted { " · " (option) } }
-            }
-            @match &field.input {
-                Input::Secret => input #(id) type="password" name=(input_name(&field.path))
-                    autocomplete="new-password" aria-describedby=(help_id)
-                    aria-invalid=[(!errors.is_empty()).then_some("true")]
-                    placeholder=[editing.then_some("unchanged: type to replace")];
-                Input::Boolean => select #(id) name=(input_name(&field.path)) aria-describedby=(help_id) {
-                    option value="" { "(not set)" }
-                    option value="true" selected[value == "true"] { "yes" }
-                    option value="false" selected[value == "false"] { "no" }
-                },
-                Input::Choice(choices) => select #(id) name=(input_name(&field.path)) aria-describedby=(help_id) {
-                    option value="" { "(not set)" }
-                    @for choice in choices { option value=(choice) selected[value == choice] { (choice) } }
-                },
-                Input::Json => textarea #(id) name=(input_name(&field.path)) rows="2"
-                    aria-describedby=(help_id) aria-invalid=[(!errors.is_empty()).then_some("true")] { (value) },
-                Input::Integer | Input::Number => input #(id) type="text" inputmode="numeric"
-                    name=(input_name(&field.path)) value=(value) placeholder=[placeholder]
-                    aria-describedby=(help_id) aria-invalid=[(!errors.is_empty()).then_some("true")];
-                Input::Text => input #(id) type="text" name=(input_name(&field.path)) value=(value)
-                    placeholder=[placeholder] aria-describedby=(help_id)
-                    aria-invalid=[(!errors.is_empty()).then_some("true")];
-            }
-            p.muted #(help_id) {
-                @if let Some(help) = &field.help { (help) }
-                @if field.input == Input::Secret && editing { " Leave empty to keep the stored secret." }
-                @if field.input == Input::Json { " JSON." }
-            }
-            @for message in errors { p.error role="alert" { (field.path) ": " (message) } }
-        }
-    }
-}
-
-fn change_list(changes: &[FieldChange]) -> Markup {
-    html! {
-        ul {
-            @for change in changes {
-                li {
-                    code { (change.path) } ": "
-                    @if change.secret { span.secret { "secret differs" } }
-                    @else { (shown(change.before.as_ref())) " → " (shown(change.after.as_ref())) }
-                }
-            }
-        }
-    }
 }
 
 /// The block types to create a block of.
@@ -527,31 +206,11 @@ pub fn choose_type(viewer: &Viewer<'_>, types: &[(String, String, String)]) -> M
     layout("New block", Some(viewer), body)
 }
 
-/// The outcome of a block's Test, for its page.
-pub enum Tested {
-    Passed(TestReport),
-    Failed { code: String, message: String },
-}
-
-pub fn test_result(tested: &Tested) -> Markup {
-    html! {
-        div.notice role="status" {
-            @match tested {
-                Tested::Passed(report) => {
-                    p { strong { "Connected." } " " (report.url) }
-                    p.muted {
-                        "Server " (report.server_version) "; connect "
-                        (format!("{:.1}", report.connect_ms)) " ms; round trip "
-                        (format!("{:.2}", report.latency_ms)) " ms."
-                    }
-                    @for r in &report.requirements {
-                        p { (r.requirement) ": " (r.found) @if !r.ok { span.error { " (not met)" } } }
-                    }
-                }
-                Tested::Failed { code, message } => {
-                    p.error { (code) } p { (message) }
-                }
-            }
-        }
+/// A value as a change list shows it (`(absent)` when there is none).
+pub fn shown(value: Option<&Value>) -> String {
+    match value {
+        None => "(absent)".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
     }
 }

@@ -8,15 +8,16 @@ use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{get, post};
 
-use super::edit::Fields;
-use super::{Page, SameOrigin, Viewing, page, pages};
+use super::block_page;
+use super::viewing::{Fields, Page, SameOrigin, Viewing, page};
 use crate::auth::Permission;
 use crate::error::Error;
 use crate::name::BlockName;
 use crate::registry::AuditFilter;
-use crate::server::api::{self, Access, authorize};
-use crate::server::http::ApiError;
-use crate::server::{State, blocking};
+use crate::server::blocks;
+use crate::server::policy::{Access, authorize};
+use crate::server::response::ApiError;
+use crate::server::state::{State, blocking};
 
 /// The form's CSRF token, and the block it is about.
 fn checked(
@@ -46,7 +47,7 @@ pub async fn rollback(
             "no version to roll back to".into(),
         ))));
     };
-    api::rollback(state, &viewing.ctx, &name, to, number(&form, "version"))
+    blocks::rollback(state, &viewing.ctx, &name, to, number(&form, "version"))
         .await
         .map_err(|e| viewing.problem(e))?;
     Ok(Redirect::to(format!("/ui/blocks/{name}")))
@@ -61,7 +62,7 @@ pub async fn undelete(
     form: Fields,
 ) -> Result<Redirect, Page> {
     let name = checked(&viewing, &form, name)?;
-    api::undelete(state, &viewing.ctx, &name)
+    blocks::undelete(state, &viewing.ctx, &name)
         .await
         .map_err(|e| viewing.problem(e))?;
     Ok(Redirect::to(format!("/ui/blocks/{name}")))
@@ -78,17 +79,11 @@ pub async fn confirm_delete(
 ) -> Page {
     let shown = async {
         let name = name?;
-        let (ctx, actor) = (&viewing.ctx, viewing.ctx.actor());
-        let blocks = [name.as_str()];
-        authorize(
-            state,
-            ctx,
-            actor,
-            Access::change("delete", &blocks, "deleting this block"),
-        )
-        .await?;
+        let touched = [name.as_str()];
+        let access = Access::write("delete", &touched, "deleting this block");
+        authorize(state, &viewing.ctx, access).await?;
         let registry = state.registry.clone();
-        let admin = actor.may(Permission::Admin, None);
+        let admin = viewing.ctx.actor().may(Permission::Admin, None);
         blocking(move || {
             let block = registry.get_block_masked(&name)?;
             let readers = match admin {
@@ -102,7 +97,7 @@ pub async fn confirm_delete(
     match shown.await {
         Ok((block, readers)) => page(
             Status::Ok,
-            pages::confirm_delete(&viewing.viewer(), &block, readers.as_deref()),
+            block_page::confirm_delete(&viewing.viewer(), &block, readers.as_deref()),
         ),
         Err(err) => viewing.problem(err),
     }
@@ -146,7 +141,7 @@ pub async fn delete(
     form: Fields,
 ) -> Result<Redirect, Page> {
     let name = checked(&viewing, &form, name)?;
-    api::delete(state, &viewing.ctx, &name, number(&form, "version"))
+    blocks::delete(state, &viewing.ctx, &name, number(&form, "version"))
         .await
         .map_err(|e| viewing.problem(e))?;
     Ok(Redirect::to("/ui"))

@@ -10,107 +10,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use zeroize::Zeroizing;
+
+mod settings;
+
+pub use settings::{SETTINGS, Scope, Setting, SettingValue, Settings, Span, setting};
 
 use crate::crypto::{KeySource, MasterKeyLocation};
 use crate::error::{Error, Result};
 use crate::store::{PoolOptions, StoreUrl};
-
-/// Raw settings from one source; every field optional.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    pub data_dir: Option<PathBuf>,
-    pub database_url: Option<String>,
-    pub key_file: Option<PathBuf>,
-    /// `file` or `keyring`.
-    pub key_source: Option<String>,
-    pub keyring_account: Option<String>,
-    pub pool_max_size: Option<u32>,
-    pub connect_timeout_secs: Option<u64>,
-    /// How long a block pool is used before the block is re-read (`30s`, `5m`).
-    pub pool_refresh: Option<String>,
-    /// A Blockyard server to use instead of a local store (remote mode).
-    pub server_url: Option<String>,
-    /// The API token for `server_url`.
-    pub token: Option<String>,
-    /// Allow plain `http://` to a server that is not this machine.
-    pub insecure: Option<bool>,
-}
-
-/// What a `.env` file may set: settings that tune, never ones that say where secrets
-/// are kept or sent.
-const FROM_DOTENV: &[&str] = &[
-    "BLOCKYARD_POOL_MAX_SIZE",
-    "BLOCKYARD_CONNECT_TIMEOUT",
-    "BLOCKYARD_POOL_REFRESH",
-];
-
-/// Whether a layer of settings gives one setting.
-type Gives = fn(&Settings) -> bool;
-
-/// Every setting by name, with whether a layer sets it (for provenance).
-const FIELDS: &[(&str, Gives)] = &[
-    ("data_dir", |s| s.data_dir.is_some()),
-    ("database_url", |s| s.database_url.is_some()),
-    ("key_file", |s| s.key_file.is_some()),
-    ("key_source", |s| s.key_source.is_some()),
-    ("keyring_account", |s| s.keyring_account.is_some()),
-    ("pool_max_size", |s| s.pool_max_size.is_some()),
-    ("connect_timeout_secs", |s| s.connect_timeout_secs.is_some()),
-    ("pool_refresh", |s| s.pool_refresh.is_some()),
-    ("server_url", |s| s.server_url.is_some()),
-    ("token", |s| s.token.is_some()),
-    ("insecure", |s| s.insecure.is_some()),
-];
-
-impl Settings {
-    /// Fills every unset field from `other`.
-    fn or(self, other: Settings) -> Settings {
-        Settings {
-            data_dir: self.data_dir.or(other.data_dir),
-            database_url: self.database_url.or(other.database_url),
-            key_file: self.key_file.or(other.key_file),
-            key_source: self.key_source.or(other.key_source),
-            keyring_account: self.keyring_account.or(other.keyring_account),
-            pool_max_size: self.pool_max_size.or(other.pool_max_size),
-            connect_timeout_secs: self.connect_timeout_secs.or(other.connect_timeout_secs),
-            pool_refresh: self.pool_refresh.or(other.pool_refresh),
-            server_url: self.server_url.or(other.server_url),
-            token: self.token.or(other.token),
-            insecure: self.insecure.or(other.insecure),
-        }
-    }
-
-    /// Reads the `BLOCKYARD_*` entries of a variable map.
-    fn from_vars(vars: &HashMap<String, String>) -> Result<Settings> {
-        let get = |name: &str| vars.get(name).filter(|v| !v.is_empty()).cloned();
-        let number = |name: &str| -> Result<Option<u64>> {
-            get(name)
-                .map(|v| {
-                    v.parse::<u64>().map_err(|_| {
-                        Error::Config(format!("{name} must be a whole number, not {v:?}"))
-                    })
-                })
-                .transpose()
-        };
-        Ok(Settings {
-            data_dir: get("BLOCKYARD_DATA_DIR").map(PathBuf::from),
-            database_url: get("BLOCKYARD_DATABASE_URL"),
-            key_file: get("BLOCKYARD_KEY_FILE").map(PathBuf::from),
-            key_source: get("BLOCKYARD_KEY_SOURCE"),
-            keyring_account: get("BLOCKYARD_KEYRING_ACCOUNT"),
-            pool_max_size: number("BLOCKYARD_POOL_MAX_SIZE")?
-                .map(|n| n.min(u32::MAX as u64) as u32),
-            connect_timeout_secs: number("BLOCKYARD_CONNECT_TIMEOUT")?,
-            pool_refresh: get("BLOCKYARD_POOL_REFRESH"),
-            server_url: get("BLOCKYARD_URL"),
-            token: get("BLOCKYARD_TOKEN"),
-            insecure: get("BLOCKYARD_INSECURE").map(|v| v != "0" && v != "false"),
-        })
-    }
-}
 
 /// Which master key to use, as configured.
 #[derive(Clone, Debug)]
@@ -135,6 +43,9 @@ pub struct Config {
     /// Where each setting that was given came from (`flag`, `environment`,
     /// `.env (PATH)`, `config file (PATH)`), by setting name; the rest are defaults.
     pub origins: Vec<(&'static str, String)>,
+    /// Every setting in effect, the defaults filled in (for `blockyard config` and the
+    /// server's settings).
+    pub settings: Settings,
 }
 
 impl Config {
@@ -205,18 +116,18 @@ impl Config {
             dotenv,
             file,
         ];
-        let origins = FIELDS
+        let origins = SETTINGS
             .iter()
-            .filter_map(|(name, set)| {
-                let (_, origin) = layers.iter().find(|(layer, _)| set(layer))?;
-                Some((*name, origin.clone()))
+            .filter_map(|setting| {
+                let (_, origin) = layers.iter().find(|(layer, _)| layer.gives(setting.name))?;
+                Some((setting.name, origin.clone()))
             })
             .collect();
         let settings = layers
             .into_iter()
             .map(|(layer, _)| layer)
-            .reduce(Settings::or)
-            .unwrap_or_default();
+            .fold(Settings::default(), Settings::or)
+            .or(Settings::defaults()?);
         let master_key = vars.remove("BLOCKYARD_MASTER_KEY").map(Zeroizing::new);
         let mut origins: Vec<(&'static str, String)> = origins;
         if master_key.as_ref().is_some_and(|k| !k.trim().is_empty()) {
@@ -228,8 +139,8 @@ impl Config {
     }
 
     fn resolve(s: Settings, master_key: Option<Zeroizing<String>>) -> Result<Config> {
-        let data_dir = match s.data_dir {
-            Some(dir) => dir,
+        let data_dir = match &s.data_dir {
+            Some(dir) => dir.clone(),
             None => dirs::data_dir()
                 .map(|d| d.join("blockyard"))
                 .ok_or_else(|| {
@@ -242,28 +153,21 @@ impl Config {
         };
         let key = key_choice(
             master_key.filter(|k| !k.trim().is_empty()),
-            s.key_file,
+            s.key_file.clone(),
             s.key_source.as_deref(),
-            s.keyring_account,
+            required(&s.keyring_account, "keyring_account")?.clone(),
             &data_dir,
         )?;
-        let defaults = PoolOptions::default();
         let pool = PoolOptions {
-            max_size: s.pool_max_size.unwrap_or(defaults.max_size).max(1),
-            connection_timeout: s
-                .connect_timeout_secs
-                .map(Duration::from_secs)
-                .unwrap_or(defaults.connection_timeout),
+            max_size: (*required(&s.pool_max_size, "pool_max_size")?).max(1),
+            connection_timeout: Duration::from_secs(*required(
+                &s.connect_timeout_secs,
+                "connect_timeout_secs",
+            )?),
         };
-        let pool_refresh = match s.pool_refresh.as_deref() {
-            None => Duration::from_secs(30),
-            Some(text) => humantime::parse_duration(text).map_err(|_| {
-                Error::Config(format!(
-                    "pool refresh {text:?} is not a duration such as 30s or 5m"
-                ))
-            })?,
-        };
-        let remote = remote_settings(s.server_url, s.token, s.insecure.unwrap_or(false))?;
+        let pool_refresh = required(&s.pool_refresh, "pool_refresh")?.0;
+        let insecure = *required(&s.insecure, "insecure")?;
+        let remote = remote_settings(s.server_url.clone(), s.token.clone(), insecure)?;
         Ok(Config {
             data_dir,
             database_url,
@@ -272,8 +176,16 @@ impl Config {
             pool_refresh,
             remote,
             origins: Vec::new(),
+            settings: s,
         })
     }
+}
+
+/// A setting that has a default (so is always set once the defaults are filled in).
+pub fn required<'a, T>(value: &'a Option<T>, name: &str) -> Result<&'a T> {
+    value
+        .as_ref()
+        .ok_or_else(|| Error::Internal(format!("setting {name} has no value")))
 }
 
 /// Where the master key comes from: the key itself (BLOCKYARD_MASTER_KEY) first, then a
@@ -282,7 +194,7 @@ fn key_choice(
     master_key: Option<Zeroizing<String>>,
     key_file: Option<PathBuf>,
     key_source: Option<&str>,
-    keyring_account: Option<String>,
+    keyring_account: String,
     data_dir: &Path,
 ) -> Result<KeyChoice> {
     let at = |location| Ok(KeyChoice::Explicit(KeySource::at(location)));
@@ -290,7 +202,7 @@ fn key_choice(
         (Some(value), _, _) => Ok(KeyChoice::Explicit(KeySource::env(value))),
         (None, Some(path), _) => at(MasterKeyLocation::File(path)),
         (None, None, Some("keyring")) => at(MasterKeyLocation::Keyring {
-            user: keyring_account.unwrap_or_else(|| "master-key".into()),
+            user: keyring_account,
         }),
         (None, None, Some("file")) => at(MasterKeyLocation::File(default_key_file(data_dir))),
         (None, None, Some(other)) => Err(Error::Config(format!(
@@ -360,10 +272,15 @@ fn read_dotenv_settings(path: &Path) -> Result<Settings> {
         .into_iter()
         .filter(|(key, _)| key.starts_with("BLOCKYARD_"))
         .collect();
+    let allowed: Vec<&str> = SETTINGS
+        .iter()
+        .filter(|s| s.dotenv)
+        .map(|s| s.env)
+        .collect();
     let mut refused: Vec<&str> = vars
         .keys()
         .map(String::as_str)
-        .filter(|k| !FROM_DOTENV.contains(k))
+        .filter(|k| !allowed.contains(k))
         .collect();
     refused.sort_unstable();
     if let Some(key) = refused.first() {
@@ -374,7 +291,7 @@ fn read_dotenv_settings(path: &Path) -> Result<Settings> {
              file, and remove it from {}; a .env may set only {}",
             path.display(),
             path.display(),
-            FROM_DOTENV.join(", ")
+            allowed.join(", ")
         )));
     }
     Settings::from_vars(&vars)

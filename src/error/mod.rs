@@ -11,6 +11,10 @@
 
 use std::fmt;
 
+mod kinds;
+
+pub use kinds::ErrorKind;
+
 /// Result alias used across the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -88,6 +92,11 @@ pub enum Error {
     #[error("the store: {0}")]
     Store(String),
 
+    /// A failure inside Blockyard that is not the store's (randomness, a panicked task,
+    /// serialisation): a bug or the machine, never the caller's input.
+    #[error("internal error: {0}")]
+    Internal(String),
+
     #[error("{0}")]
     Config(String),
 
@@ -121,8 +130,9 @@ pub enum Error {
     #[error("the audit log cannot be written, so nothing is returned: {0}")]
     AuditUnavailable(String),
 
+    /// An error a Blockyard server answered with (its code decoded by [`ErrorKind::sent`]).
     #[error("{message}")]
-    Remote { code: String, message: String },
+    Remote { kind: ErrorKind, message: String },
 
     /// The database side (roles, databases, grants, schemas): seed 003's codes.
     #[error("{message}")]
@@ -149,55 +159,62 @@ pub enum Error {
 }
 
 impl Error {
+    /// The kind of this error: its row of [`ErrorKind`]'s table.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Error::InvalidBlockName { .. } => K::InvalidBlockName,
+            Error::BlockNotFound(_) => K::BlockNotFound,
+            Error::BlockAlreadyExists(_) => K::BlockAlreadyExists,
+            Error::VersionConflict { .. } => K::VersionConflict,
+            Error::UnknownBlockType(_) => K::UnknownBlockType,
+            Error::InvalidBlockType(_) => K::InvalidBlockType,
+            Error::BlockTypeAlreadyExists(_) => K::BlockTypeAlreadyExists,
+            Error::InvalidBlockData(_) => K::InvalidBlockData,
+            Error::InvalidInput(_) => K::InvalidInput,
+            Error::InvalidDatabaseUrl(_) => K::InvalidDatabaseUrl,
+            Error::MasterKeyMissing(_) => K::MasterKeyMissing,
+            Error::InvalidMasterKey(_) => K::InvalidMasterKey,
+            Error::WrongMasterKey { .. } => K::WrongMasterKey,
+            Error::DecryptionFailed(_) => K::DecryptionFailed,
+            Error::WrongExportKey(_) => K::WrongExportKey,
+            Error::InsecureKeyFile(_) => K::InsecureKeyFile,
+            Error::Keyring(_) => K::Keyring,
+            Error::StoreNotMigrated(_) => K::StoreNotMigrated,
+            Error::StoreUnavailable(_) => K::StoreUnavailable,
+            Error::Store(_) => K::Store,
+            Error::Internal(_) => K::Internal,
+            Error::Config(_) => K::Config,
+            Error::Io { .. } => K::Io,
+            Error::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                K::ProgramNotFound
+            }
+            Error::Exec { .. } => K::ProgramNotExecutable,
+            Error::AddressUnavailable(_) => K::AddressUnavailable,
+            Error::UnsupportedDriver(_) => K::UnsupportedDriver,
+            Error::NotAConnection { .. } => K::NotAConnection,
+            Error::Connect { kind, .. } => kind.kind(),
+            Error::HttpStatus { .. } => K::HttpError,
+            Error::RequirementNotMet(_) => K::RequirementNotMet,
+            Error::Unauthorized(_) => K::Unauthorized,
+            Error::Forbidden(_) => K::Forbidden,
+            Error::AuditUnavailable(_) => K::AuditUnavailable,
+            Error::Remote { kind, .. } => *kind,
+            Error::Provision { code, .. } => code.kind(),
+        }
+    }
+
     /// The stable, machine-readable code of this error.
     pub fn code(&self) -> &'static str {
-        match self {
-            Error::InvalidBlockName { .. } => "INVALID_BLOCK_NAME",
-            Error::BlockNotFound(_) => "BLOCK_NOT_FOUND",
-            Error::BlockAlreadyExists(_) => "BLOCK_ALREADY_EXISTS",
-            Error::VersionConflict { .. } => "VERSION_CONFLICT",
-            Error::UnknownBlockType(_) => "UNKNOWN_BLOCK_TYPE",
-            Error::InvalidBlockType(_) => "INVALID_BLOCK_TYPE",
-            Error::BlockTypeAlreadyExists(_) => "BLOCK_TYPE_ALREADY_EXISTS",
-            Error::InvalidBlockData(_) => "INVALID_BLOCK_DATA",
-            Error::InvalidInput(_) => "INVALID_INPUT",
-            Error::InvalidDatabaseUrl(_) => "INVALID_DATABASE_URL",
-            Error::MasterKeyMissing(_) => "MASTER_KEY_MISSING",
-            Error::InvalidMasterKey(_) => "INVALID_MASTER_KEY",
-            Error::WrongMasterKey { .. } => "WRONG_MASTER_KEY",
-            Error::DecryptionFailed(_) => "DECRYPTION_FAILED",
-            Error::WrongExportKey(_) => "WRONG_EXPORT_KEY",
-            Error::InsecureKeyFile(_) => "INSECURE_KEY_FILE",
-            Error::Keyring(_) => "KEYRING_ERROR",
-            Error::StoreNotMigrated(_) => "STORE_NOT_MIGRATED",
-            Error::StoreUnavailable(_) => "STORE_UNAVAILABLE",
-            Error::Store(_) => "STORE_ERROR",
-            Error::Config(_) => "CONFIG_ERROR",
-            Error::Io { .. } => "IO_ERROR",
-            Error::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                "PROGRAM_NOT_FOUND"
-            }
-            Error::Exec { .. } => "PROGRAM_NOT_EXECUTABLE",
-            Error::AddressUnavailable(_) => "ADDRESS_UNAVAILABLE",
-            Error::UnsupportedDriver(_) => "UNSUPPORTED_DRIVER",
-            Error::NotAConnection { .. } => "NOT_A_CONNECTION",
-            Error::Connect { kind, .. } => kind.code(),
-            Error::HttpStatus { .. } => "HTTP_ERROR",
-            Error::RequirementNotMet(_) => "REQUIREMENT_NOT_MET",
-            Error::Unauthorized(_) => "UNAUTHORIZED",
-            Error::Forbidden(_) => "FORBIDDEN",
-            Error::AuditUnavailable(_) => "AUDIT_UNAVAILABLE",
-            Error::Remote { code, .. } => remote_code(code),
-            Error::Provision { code, .. } => code.as_str(),
-        }
+        self.kind().code()
     }
 
     /// The process exit code for this error: 1, or what a shell uses when a program
     /// cannot be run (127 not found, 126 not executable).
     pub fn exit_code(&self) -> u8 {
-        match self.code() {
-            "PROGRAM_NOT_FOUND" => 127,
-            "PROGRAM_NOT_EXECUTABLE" => 126,
+        match self.kind() {
+            ErrorKind::ProgramNotFound => 127,
+            ErrorKind::ProgramNotExecutable => 126,
             _ => 1,
         }
     }
@@ -223,52 +240,6 @@ impl fmt::Debug for Error {
     }
 }
 
-/// Codes a server may send; an unknown one is reported as `REMOTE_ERROR`.
-const REMOTE_CODES: &[&str] = &[
-    "INVALID_BLOCK_NAME",
-    "BLOCK_NOT_FOUND",
-    "BLOCK_ALREADY_EXISTS",
-    "VERSION_CONFLICT",
-    "UNKNOWN_BLOCK_TYPE",
-    "INVALID_BLOCK_TYPE",
-    "BLOCK_TYPE_ALREADY_EXISTS",
-    "INVALID_BLOCK_DATA",
-    "INVALID_INPUT",
-    "UNAUTHORIZED",
-    "FORBIDDEN",
-    "PAYLOAD_TOO_LARGE",
-    "STORE_UNAVAILABLE",
-    "STORE_ERROR",
-    "AUDIT_UNAVAILABLE",
-    "DECRYPTION_FAILED",
-    "WRONG_EXPORT_KEY",
-    "NOT_FOUND",
-    "BAD_REQUEST",
-    "UNSUPPORTED_MEDIA_TYPE",
-    "INTERNAL_ERROR",
-    "REMOTE_UNAVAILABLE",
-    "DATABASE_ALREADY_EXISTS",
-    "DATABASE_NOT_FOUND",
-    "ROLE_ALREADY_EXISTS",
-    "TEMPLATE_NOT_FOUND",
-    "INVALID_DATABASE_NAME",
-    "INVALID_ROLE_NAME",
-    "INSUFFICIENT_PERMISSIONS",
-    "DISK_SPACE_FULL",
-    "PROVISION_FAILED",
-    "SCHEMA_FAILED",
-    "NOT_AN_ADMIN_BLOCK",
-    "REQUIREMENT_NOT_MET",
-];
-
-fn remote_code(code: &str) -> &'static str {
-    REMOTE_CODES
-        .iter()
-        .find(|c| **c == code)
-        .copied()
-        .unwrap_or("REMOTE_ERROR")
-}
-
 /// What went wrong on the database side, as seed 003 names it (and a few more).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum ProvisionCode {
@@ -291,21 +262,27 @@ pub enum ProvisionCode {
 }
 
 impl ProvisionCode {
-    pub fn as_str(self) -> &'static str {
+    /// Its row of [`ErrorKind`]'s table.
+    pub fn kind(self) -> ErrorKind {
+        use ErrorKind as K;
         match self {
-            ProvisionCode::DatabaseAlreadyExists => "DATABASE_ALREADY_EXISTS",
-            ProvisionCode::DatabaseNotFound => "DATABASE_NOT_FOUND",
-            ProvisionCode::RoleAlreadyExists => "ROLE_ALREADY_EXISTS",
-            ProvisionCode::TemplateNotFound => "TEMPLATE_NOT_FOUND",
-            ProvisionCode::InvalidDatabaseName => "INVALID_DATABASE_NAME",
-            ProvisionCode::InvalidRoleName => "INVALID_ROLE_NAME",
-            ProvisionCode::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
-            ProvisionCode::DiskSpaceFull => "DISK_SPACE_FULL",
-            ProvisionCode::NotFound => "NOT_FOUND",
-            ProvisionCode::StepFailed => "PROVISION_FAILED",
-            ProvisionCode::SchemaFailed => "SCHEMA_FAILED",
-            ProvisionCode::NotAnAdminBlock => "NOT_AN_ADMIN_BLOCK",
+            ProvisionCode::DatabaseAlreadyExists => K::DatabaseAlreadyExists,
+            ProvisionCode::DatabaseNotFound => K::DatabaseNotFound,
+            ProvisionCode::RoleAlreadyExists => K::RoleAlreadyExists,
+            ProvisionCode::TemplateNotFound => K::TemplateNotFound,
+            ProvisionCode::InvalidDatabaseName => K::InvalidDatabaseName,
+            ProvisionCode::InvalidRoleName => K::InvalidRoleName,
+            ProvisionCode::InsufficientPermissions => K::InsufficientPermissions,
+            ProvisionCode::DiskSpaceFull => K::DiskSpaceFull,
+            ProvisionCode::NotFound => K::NotFound,
+            ProvisionCode::StepFailed => K::ProvisionFailed,
+            ProvisionCode::SchemaFailed => K::SchemaFailed,
+            ProvisionCode::NotAnAdminBlock => K::NotAnAdminBlock,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.kind().code()
     }
 }
 
@@ -345,15 +322,21 @@ impl ConnectFailure {
         }
     }
 
-    pub fn code(self) -> &'static str {
+    /// Its row of [`ErrorKind`]'s table.
+    pub fn kind(self) -> ErrorKind {
+        use ErrorKind as K;
         match self {
-            ConnectFailure::HostUnreachable => "HOST_UNREACHABLE",
-            ConnectFailure::AuthenticationFailed => "AUTHENTICATION_FAILED",
-            ConnectFailure::DatabaseNotFound => "DATABASE_NOT_FOUND",
-            ConnectFailure::Tls => "TLS_ERROR",
-            ConnectFailure::Timeout => "CONNECTION_TIMEOUT",
-            ConnectFailure::Other => "CONNECTION_FAILED",
+            ConnectFailure::HostUnreachable => K::HostUnreachable,
+            ConnectFailure::AuthenticationFailed => K::AuthenticationFailed,
+            ConnectFailure::DatabaseNotFound => K::ConnectDatabaseNotFound,
+            ConnectFailure::Tls => K::Tls,
+            ConnectFailure::Timeout => K::ConnectionTimeout,
+            ConnectFailure::Other => K::ConnectionFailed,
         }
+    }
+
+    pub fn code(self) -> &'static str {
+        self.kind().code()
     }
 }
 

@@ -1,0 +1,107 @@
+//! The server's background work, each started once the server listens: pruning the
+//! audit log past its retention, running scheduled password rotations, and dropping
+//! expired kept blocks. Each holds a store lock where several servers share one store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::cache::BlockCache;
+use super::http::log_line;
+use crate::registry::{ROTATION_LOCK, Registry};
+
+/// How often the server prunes audit records past their retention.
+const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Prunes audit records older than `retention` every [`AUDIT_PRUNE_EVERY`] (and once
+/// at start), in small batches that never hold up requests, by one server at a time
+/// when several share a PostgreSQL store; each prune is on record as `scheduler`'s.
+/// Retention counts from [`Registry::audit_clock_anchor`] on a monotonic clock, so a
+/// wall clock that jumps ahead never prunes what was written recently.
+pub fn audit_pruner(registry: Registry, retention: Duration) -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("audit pruner", move |_| {
+        Box::pin(async move {
+            rocket::tokio::spawn(async move {
+                let mut ticks = rocket::tokio::time::interval(AUDIT_PRUNE_EVERY);
+                let mut anchor: Option<(i64, std::time::Instant)> = None;
+                loop {
+                    ticks.tick().await;
+                    let registry = registry.clone();
+                    let pruned = rocket::tokio::task::spawn_blocking(move || {
+                        let (at, since) = match anchor {
+                            Some(anchored) => anchored,
+                            None => (registry.audit_clock_anchor()?, std::time::Instant::now()),
+                        };
+                        let now = at.saturating_add(since.elapsed().as_millis() as i64);
+                        let before =
+                            now.min(crate::time::now_millis()) - retention.as_millis() as i64;
+                        registry
+                            .exclusively(crate::registry::AUDIT_PRUNE_LOCK, || {
+                                registry.prune_audit(before, "scheduler", |_, _| {})
+                            })?
+                            .transpose()
+                            .map(|_| (at, since))
+                    })
+                    .await;
+                    match pruned {
+                        Ok(Ok(anchored)) => anchor = Some(anchored),
+                        Ok(Err(err)) => {
+                            log_line(json!({"scheduler": "prune-audit", "error": err.code()}))
+                        }
+                        Err(_) => {}
+                    }
+                }
+            });
+        })
+    })
+}
+
+/// Runs scheduled password rotations (`rotation.every`) every `every`, while this server
+/// holds the store's rotation lock (one server at a time when several share
+/// PostgreSQL). Each rotation is audited as `rotate-password` by `scheduler`, committed
+/// with the block's new version, before the admin block's password is used.
+pub fn rotation_scheduler(registry: Registry, every: Duration) -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("rotation scheduler", move |_| {
+        Box::pin(async move {
+            rocket::tokio::spawn(async move {
+                let mut ticks = rocket::tokio::time::interval(every);
+                loop {
+                    ticks.tick().await;
+                    let registry = registry.clone();
+                    let _ = rocket::tokio::task::spawn_blocking(move || run_due(&registry)).await;
+                }
+            });
+        })
+    })
+}
+
+fn run_due(registry: &Registry) -> crate::error::Result<()> {
+    registry
+        .exclusively(ROTATION_LOCK, || {
+            for (block, schedule) in registry.due_rotations()? {
+                let request_id = format!("scheduler-{}", uuid::Uuid::new_v4().simple());
+                if let Err(err) = registry.run_scheduled_rotation(&block, &schedule, request_id) {
+                    log_line(json!({"scheduler": "rotate-password",
+                        "block": block, "error": err.code(), "detail": err.to_string()}));
+                }
+            }
+            Ok(())
+        })?
+        .unwrap_or(Ok(()))
+}
+
+/// Drops expired kept blocks (and the secrets they hold) every `every`.
+pub fn cache_sweeper(blocks: Arc<BlockCache>, every: Duration) -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("block cache sweeper", move |_| {
+        Box::pin(async move {
+            rocket::tokio::spawn(async move {
+                let mut every = rocket::tokio::time::interval(every);
+                loop {
+                    every.tick().await;
+                    blocks.sweep();
+                }
+            });
+        })
+    })
+}

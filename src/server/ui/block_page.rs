@@ -1,0 +1,234 @@
+//! A block's page as maud markup: its fields (secrets masked unless revealed), its
+//! history with undo, the last Test, and the pages for a missing block and a delete.
+
+use maud::{Markup, html};
+use serde_json::Value;
+
+use super::pages::{Viewer, layout, shown};
+use crate::block::{Block, BlockVersion};
+use crate::connect::TestReport;
+use crate::document::{MASK, leaves};
+use crate::time::rfc3339;
+
+/// A block's page: its fields (secrets masked unless `revealed`), Reveal for viewers
+/// who may read its secrets, snippets for using it, and its history.
+pub struct BlockView<'a> {
+    pub block: &'a Block,
+    pub revealed: bool,
+    pub may_reveal: bool,
+    pub may_edit: bool,
+    /// Write and read secrets: roll back.
+    pub may_undo: bool,
+    pub history: &'a [BlockVersion],
+    /// The result of the Test just run, if one was.
+    pub tested: Option<&'a Tested>,
+}
+
+pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
+    let block = view.block;
+    let data = match view.revealed {
+        true => block
+            .document()
+            .unwrap_or_else(|| block.masked_data().clone()),
+        false => block.masked_data().clone(),
+    };
+    let body = html! {
+        p { a href="/ui" { "← Blocks" } }
+        h1 { (block.name) }
+        dl.meta {
+            dt { "Type" } dd { (block.block_type) }
+            dt { "Version" } dd { (block.version) }
+            dt { "Updated" } dd { (rfc3339(block.updated_at)) }
+            dt { "Id" } dd { code { (block.id) } }
+        }
+        @if let Some(tested) = view.tested { (test_result(tested)) }
+        div.actions {
+            @if view.may_edit {
+                a href={ "/ui/blocks/" (block.name) "/edit" } { "Edit" }
+                a href={ "/ui/blocks/" (block.name) "/delete" } { "Delete…" }
+            }
+            form method="post" action={ "/ui/blocks/" (block.name) "/test" } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                button.quiet type="submit" { "Test connection" }
+            }
+        }
+        h2 { "Fields" }
+        (fields(&data))
+        @if view.revealed {
+            p.notice { "Secrets are shown: this read is in the audit log." }
+        } @else if view.may_reveal {
+            form method="post" action={ "/ui/blocks/" (block.name) "/reveal" } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                button.quiet type="submit" { "Reveal secrets" }
+            }
+        }
+        h2 { "Use it" }
+        pre { code {
+            "blockyard block env " (block.name) " --format shell\n"
+            "blockyard exec " (block.name) " -- psql\n"
+        } }
+        pre { code {
+            "from prefect_sqlalchemy import SqlAlchemyConnector\n"
+            "connector = SqlAlchemyConnector.load(\"" (block.name) "\")\n"
+        } }
+        pre { code {
+            "let pool = registry.pool(\"" (block.name) "\")?;\n"
+        } }
+        h2 { "History" }
+        (history(view.history, view.may_undo.then_some((block.name.as_str(), viewer.csrf, block.version))))
+    };
+    layout(&block.name, Some(viewer), body)
+}
+
+/// Every field of a document by dotted path; masked secrets stay masked.
+fn fields(data: &Value) -> Markup {
+    html! {
+        table {
+            thead { tr { th scope="col" { "Field" } th scope="col" { "Value" } } }
+            tbody {
+                @for (path, value) in leaves(data) {
+                    tr {
+                        th scope="row" { code { (path) } }
+                        td {
+                            @match &value {
+                                Value::String(text) if text == MASK => span.secret { (MASK) },
+                                Value::String(text) => (text),
+                                other => code { (other.to_string()) },
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The history table; with `undo` (the viewer may roll back: write and read secrets),
+/// a "Roll back" button on each earlier version.
+fn history(versions: &[BlockVersion], undo: Option<(&str, &str, i64)>) -> Markup {
+    html! {
+        table {
+            thead { tr {
+                th scope="col" { "Version" }
+                th scope="col" { "Change" }
+                th scope="col" { "By" }
+                th.optional scope="col" { "At" }
+                th scope="col" { "What changed" }
+                @if undo.is_some() { th scope="col" { "" } }
+            } }
+            tbody {
+                @for v in versions.iter().rev() {
+                    tr {
+                        td { (v.version) }
+                        td { (v.change) }
+                        td { (v.actor.as_deref().unwrap_or("local")) }
+                        td.optional { (rfc3339(v.created_at)) }
+                        td {
+                            @for change in &v.changes {
+                                div {
+                                    code { (change.path) } ": "
+                                    @if change.secret { span.secret { "changed (secret)" } }
+                                    @else { (shown(change.before.as_ref())) " → " (shown(change.after.as_ref())) }
+                                }
+                            }
+                        }
+                        @if let Some((name, csrf, current)) = undo {
+                            td {
+                                @if v.version < current && v.change != "delete" {
+                                    form method="post" action={ "/ui/blocks/" (name) "/rollback" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        input type="hidden" name="to" value=(v.version);
+                                        input type="hidden" name="version" value=(current);
+                                        button.quiet type="submit" aria-label={ "Roll back to version " (v.version) } { "Roll back" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A block that is not here: with `undelete`, a button that brings back the one last
+/// deleted under the name.
+pub fn missing_block(viewer: &Viewer<'_>, name: &str, message: &str, undelete: bool) -> Markup {
+    let body = html! {
+        p { a href="/ui" { "← Blocks" } }
+        h1 { (name) }
+        p.error role="alert" { (message) }
+        @if undelete {
+            form method="post" action={ "/ui/blocks/" (name) "/undelete" } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                p.muted { "If a block of this name was deleted, it can be brought back with its history." }
+                button type="submit" { "Undelete " (name) }
+            }
+        }
+    };
+    layout(name, Some(viewer), body)
+}
+
+/// Confirming a delete: who read the block lately (the audit log), so a block still in
+/// use is not deleted by surprise.
+pub fn confirm_delete(
+    viewer: &Viewer<'_>,
+    block: &Block,
+    readers: Option<&[(String, i64, i64)]>,
+) -> Markup {
+    let body = html! {
+        p { a href={ "/ui/blocks/" (block.name) } { "← " (block.name) } }
+        h1 { "Delete " (block.name) "?" }
+        @match readers {
+            None => p.muted { "Who uses it is in the audit log, which only admin tokens may read." },
+            Some([]) => p { "No token read it in the last 30 days." },
+            Some(readers) => {
+                p { "Read in the last 30 days by:" }
+                table {
+                    thead { tr { th scope="col" { "Token" } th scope="col" { "Reads" } th scope="col" { "Last" } } }
+                    tbody {
+                        @for (actor, count, last) in readers {
+                            tr { td { (actor) } td { (count) } td { (rfc3339(*last)) } }
+                        }
+                    }
+                }
+            }
+        }
+        p { "Its history is kept, and it can be brought back (undelete) until it is purged." }
+        form method="post" action={ "/ui/blocks/" (block.name) "/delete" } {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            input type="hidden" name="version" value=(block.version);
+            button type="submit" { "Delete " (block.name) }
+        }
+    };
+    layout("Delete", Some(viewer), body)
+}
+
+/// The outcome of a block's Test, for its page.
+pub enum Tested {
+    Passed(TestReport),
+    Failed { code: String, message: String },
+}
+
+pub fn test_result(tested: &Tested) -> Markup {
+    html! {
+        div.notice role="status" {
+            @match tested {
+                Tested::Passed(report) => {
+                    p { strong { "Connected." } " " (report.url) }
+                    p.muted {
+                        "Server " (report.server_version) "; connect "
+                        (format!("{:.1}", report.connect_ms)) " ms; round trip "
+                        (format!("{:.2}", report.latency_ms)) " ms."
+                    }
+                    @for r in &report.requirements {
+                        p { (r.requirement) ": " (r.found) @if !r.ok { span.error { " (not met)" } } }
+                    }
+                }
+                Tested::Failed { code, message } => {
+                    p.error { (code) } p { (message) }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Browsing in the UI: the block list (only what the token may see, with each block's
+//! last Test) and a block's page, through the API's door: the read (or secret read,
+//! audited before anything is sent) is authorized as `GET /blocks/{name}` would be.
+
+use std::sync::Arc;
+
+use rocket::form::Form;
+use rocket::http::Status;
+use rocket::{get, post};
+
+use super::block_page::{self, BlockView, Tested};
+use super::login::CsrfForm;
+use super::pages::{self, ListView};
+use super::viewing::{Page, SameOrigin, Viewing, page};
+use crate::auth::Permission;
+use crate::block::BlockFilter;
+use crate::error::{Error, ErrorKind};
+use crate::name::BlockName;
+use crate::server::policy::{Access, authorize};
+use crate::server::reads::{read_block, visible_blocks};
+use crate::server::response::ApiError;
+use crate::server::state::{State, blocking};
+
+/// Blocks per page of the list.
+const PAGE: i64 = 50;
+
+#[get("/?<type>&<q>&<cursor>")]
+pub async fn block_list(
+    viewing: Viewing,
+    state: &rocket::State<State>,
+    r#type: Option<&str>,
+    q: Option<&str>,
+    cursor: Option<&str>,
+) -> Page {
+    let actor = Arc::new(viewing.ctx.actor().clone());
+    let (block_type, prefix) = (
+        r#type.filter(|t| !t.is_empty()),
+        q.map(str::trim).filter(|p| !p.is_empty()),
+    );
+    if let Some(cursor) = cursor
+        && let Err(err) = BlockName::parse(cursor)
+    {
+        return viewing.problem(ApiError::from(err));
+    }
+    let filter = BlockFilter {
+        block_type: block_type.map(str::to_owned),
+        name_prefix: prefix.map(str::to_owned),
+        after: cursor.map(str::to_owned),
+        limit: None,
+        name_glob: None,
+    };
+    let registry = state.registry.clone();
+    let reader = actor.clone();
+    let listed = blocking(move || {
+        let blocks = visible_blocks(&registry, filter, PAGE + 1, &reader)?;
+        let types = registry.block_types()?;
+        Ok((blocks, types))
+    })
+    .await;
+    let (mut blocks, types) = match listed {
+        Ok(listed) => listed,
+        Err(err) => return viewing.problem(err),
+    };
+    let more = blocks.len() as i64 > PAGE;
+    blocks.truncate(PAGE as usize);
+    let next_cursor = more
+        .then(|| blocks.last().map(|b| b.name.clone()))
+        .flatten();
+    let types: Vec<String> = types.into_iter().map(|t| t.def.slug).collect();
+    let names: Vec<&str> = blocks.iter().map(|b| b.name.as_str()).collect();
+    let tests = state.ui.last_tests(&names);
+    let view = ListView {
+        tests: &tests,
+        blocks: &blocks,
+        types: &types,
+        block_type,
+        prefix,
+        next_cursor: next_cursor.as_deref(),
+    };
+    page(Status::Ok, pages::block_list(&viewing.viewer(), &view))
+}
+
+#[get("/blocks/<name>")]
+pub async fn show_page(
+    viewing: Viewing,
+    state: &rocket::State<State>,
+    name: Result<BlockName, Error>,
+) -> Page {
+    show_block(&viewing, state, name, false, None).await
+}
+
+#[post("/blocks/<name>/reveal", data = "<form>")]
+pub async fn reveal(
+    _origin: SameOrigin,
+    viewing: Viewing,
+    state: &rocket::State<State>,
+    name: Result<BlockName, Error>,
+    form: Form<CsrfForm<'_>>,
+) -> Page {
+    if let Err(refusal) = viewing.csrf(Some(form.csrf)) {
+        return refusal;
+    }
+    show_block(&viewing, state, name, true, None).await
+}
+
+/// A block's page, through the API's door: the read (or secret read, audited before
+/// anything is sent) is authorized as `GET /blocks/{name}` would be.
+pub async fn show_block(
+    viewing: &Viewing,
+    state: &State,
+    name: Result<BlockName, Error>,
+    reveal: bool,
+    tested: Option<&Tested>,
+) -> Page {
+    let wanted = name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+    let shown = async {
+        let name = name?;
+        let ctx = &viewing.ctx;
+        authorize(state, ctx, Access::read(&name, &[&name], reveal)).await?;
+        let kept = read_block(state, ctx, &name, reveal).await?;
+        let registry = state.registry.clone();
+        let history = blocking(move || registry.block_history(&name)).await?;
+        Ok::<_, ApiError>((kept, history))
+    };
+    match shown.await {
+        Ok((kept, history)) => {
+            let actor = viewing.ctx.actor();
+            let view = BlockView {
+                block: &kept.block,
+                revealed: reveal,
+                may_reveal: actor.may(Permission::ReadSecrets, Some(&kept.block.name)),
+                may_edit: actor.may(Permission::Write, Some(&kept.block.name)),
+                may_undo: actor.may(Permission::Write, Some(&kept.block.name))
+                    && actor.may(Permission::ReadSecrets, Some(&kept.block.name)),
+                history: &history,
+                tested,
+            };
+            page(Status::Ok, block_page::block_page(&viewing.viewer(), &view))
+        }
+        Err(err) if err.kind == ErrorKind::BlockNotFound => {
+            let undelete = viewing.ctx.actor().may(Permission::Write, Some(&wanted));
+            let markup =
+                block_page::missing_block(&viewing.viewer(), &wanted, &err.message, undelete);
+            page(Status::NotFound, markup)
+        }
+        Err(err) => viewing.problem(err),
+    }
+}
