@@ -70,7 +70,7 @@ pub struct BlockStamp {
 #[derive(Clone, Debug)]
 pub struct Block {
     pub id: String,
-    pub name: String,
+    pub name: BlockName,
     pub block_type: String,
     pub version: i64,
     pub created_at: i64,
@@ -140,7 +140,7 @@ impl Block {
     pub(crate) fn for_tests(name: &str, version: i64, secrets: bool) -> Block {
         Block {
             id: format!("id-{name}"),
-            name: name.into(),
+            name: BlockName::parse(name).expect("a test's block name"),
             block_type: "json".into(),
             version,
             created_at: 0,
@@ -162,6 +162,20 @@ impl Block {
         merge_secrets(&mut doc, secrets);
         Some(doc)
     }
+
+    /// The full document if the secrets were loaded, else the masked one.
+    pub fn document_or_masked(&self) -> Value {
+        self.document().unwrap_or_else(|| self.masked.clone())
+    }
+
+    /// What a reader is shown: the document with its secrets when `reveal` (and they
+    /// were loaded), else the masked document.
+    pub fn shown(&self, reveal: bool) -> Value {
+        match reveal {
+            true => self.document_or_masked(),
+            false => self.masked.clone(),
+        }
+    }
 }
 
 /// The fields of a block other than its data (a row of `block ls`, and the first
@@ -169,7 +183,7 @@ impl Block {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BlockMeta {
     pub id: String,
-    pub name: String,
+    pub name: BlockName,
     pub block_type: String,
     pub version: i64,
     #[serde(with = "crate::time::rfc3339_millis")]

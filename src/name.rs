@@ -1,5 +1,6 @@
 //! Block names: validated once, then carried as a typed [`BlockName`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::{Error, Result};
@@ -41,6 +42,59 @@ impl BlockName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A name read back from the store, which checked it when it was written.
+    pub(crate) fn stored(name: String) -> BlockName {
+        BlockName(name)
+    }
+}
+
+/// A block name as the registry takes it: a [`BlockName`], or text that is checked
+/// once, at the registry's door (so a flow may write `registry.pool("crdb-sage")`).
+pub trait ToBlockName {
+    fn to_block_name(&self) -> Result<Cow<'_, BlockName>>;
+}
+
+impl ToBlockName for BlockName {
+    fn to_block_name(&self) -> Result<Cow<'_, BlockName>> {
+        Ok(Cow::Borrowed(self))
+    }
+}
+
+impl ToBlockName for str {
+    fn to_block_name(&self) -> Result<Cow<'_, BlockName>> {
+        BlockName::parse(self).map(Cow::Owned)
+    }
+}
+
+impl ToBlockName for String {
+    fn to_block_name(&self) -> Result<Cow<'_, BlockName>> {
+        self.as_str().to_block_name()
+    }
+}
+
+impl PartialEq<str> for BlockName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for BlockName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl serde::Serialize for BlockName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl From<BlockName> for String {
+    fn from(name: BlockName) -> String {
+        name.0
     }
 }
 

@@ -168,7 +168,7 @@ impl BlockSource for RemoteClient {
         Ok(masked_block(self.send("POST", "/blocks", &body, None)?))
     }
 
-    fn load_block(&self, name: &str) -> Result<Block> {
+    fn load_block(&self, name: &BlockName) -> Result<Block> {
         let body: BlockBody = self.get(&format!("{}?include_secrets=true", block_path(name)?))?;
         let ty = self.block_type(&body.meta.block_type)?;
         let BlockBody { meta, data } = body;
@@ -178,7 +178,7 @@ impl BlockSource for RemoteClient {
         Ok(Block::from_parts(meta, masked, Some(secrets)))
     }
 
-    fn get_block_masked(&self, name: &str) -> Result<Block> {
+    fn get_block_masked(&self, name: &BlockName) -> Result<Block> {
         Ok(masked_block(self.get(&block_path(name)?)?))
     }
 
@@ -209,7 +209,7 @@ impl BlockSource for RemoteClient {
 
     fn update_block(
         &self,
-        name: &str,
+        name: &BlockName,
         document: Value,
         expected: Option<i64>,
         _: Option<&ChangeRecord>,
@@ -225,7 +225,7 @@ impl BlockSource for RemoteClient {
 
     fn rename_block(
         &self,
-        name: &str,
+        name: &BlockName,
         new_name: &BlockName,
         expected: Option<i64>,
         _: Option<&ChangeRecord>,
@@ -239,7 +239,7 @@ impl BlockSource for RemoteClient {
 
     fn delete_block(
         &self,
-        name: &str,
+        name: &BlockName,
         expected: Option<i64>,
         _: Option<&ChangeRecord>,
     ) -> Result<Block> {
@@ -247,7 +247,7 @@ impl BlockSource for RemoteClient {
         Ok(Block::from_parts(
             BlockMeta {
                 id: body.id,
-                name: body.deleted,
+                name: BlockName::stored(body.deleted),
                 block_type: String::new(),
                 version: body.version,
                 created_at: 0,
@@ -258,14 +258,14 @@ impl BlockSource for RemoteClient {
         ))
     }
 
-    fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
+    fn block_history(&self, name: &BlockName) -> Result<Vec<BlockVersion>> {
         let body: History = self.get(&format!("{}/history", block_path(name)?))?;
         Ok(body.versions)
     }
 
     fn rollback_block(
         &self,
-        name: &str,
+        name: &BlockName,
         to: i64,
         expected: Option<i64>,
         _: Option<&ChangeRecord>,
@@ -275,12 +275,12 @@ impl BlockSource for RemoteClient {
         Ok(masked_block(self.send("POST", &path, &body, expected)?))
     }
 
-    fn undelete_block(&self, name: &str, _: Option<&ChangeRecord>) -> Result<Block> {
+    fn undelete_block(&self, name: &BlockName, _: Option<&ChangeRecord>) -> Result<Block> {
         let path = format!("{}/undelete", block_path(name)?);
         Ok(masked_block(self.call("POST", &path, None, None)?))
     }
 
-    fn purge_block(&self, name: &str, _: Option<&ChangeRecord>) -> Result<String> {
+    fn purge_block(&self, name: &BlockName, _: Option<&ChangeRecord>) -> Result<String> {
         let path = format!("{}/purge", block_path(name)?);
         let purged: Purged = self.call("POST", &path, None, None)?;
         Ok(purged.id)
@@ -288,8 +288,8 @@ impl BlockSource for RemoteClient {
 }
 
 /// `/blocks/{name}`, the name checked and encoded.
-fn block_path(name: &str) -> Result<String> {
-    Ok(format!("/blocks/{}", enc(BlockName::parse(name)?.as_str())))
+fn block_path(name: &BlockName) -> Result<String> {
+    Ok(format!("/blocks/{}", enc(name.as_str())))
 }
 
 fn remote_error(kind: ErrorKind, message: String) -> Error {

@@ -26,45 +26,45 @@ pub trait BlockSource: Send + Sync + std::fmt::Debug {
     /// Creates a block after validating it against its type; secrets are sealed.
     fn create_block(&self, new: NewBlock, record: Option<&ChangeRecord>) -> Result<Block>;
     /// A block with its secrets.
-    fn load_block(&self, name: &str) -> Result<Block>;
+    fn load_block(&self, name: &BlockName) -> Result<Block>;
     /// A block with its secrets masked; nothing is decrypted.
-    fn get_block_masked(&self, name: &str) -> Result<Block>;
+    fn get_block_masked(&self, name: &BlockName) -> Result<Block>;
     fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>>;
     /// Replaces a block's document if it is still at `expected` (the version read,
     /// when `None`); a document that changes nothing writes no version.
     fn update_block(
         &self,
-        name: &str,
+        name: &BlockName,
         document: Value,
         expected: Option<i64>,
         record: Option<&ChangeRecord>,
     ) -> Result<Block>;
     fn rename_block(
         &self,
-        name: &str,
+        name: &BlockName,
         new_name: &BlockName,
         expected: Option<i64>,
         record: Option<&ChangeRecord>,
     ) -> Result<Block>;
     fn delete_block(
         &self,
-        name: &str,
+        name: &BlockName,
         expected: Option<i64>,
         record: Option<&ChangeRecord>,
     ) -> Result<Block>;
     /// Every kept version, oldest first, secrets masked, with what each changed.
-    fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>>;
+    fn block_history(&self, name: &BlockName) -> Result<Vec<BlockVersion>>;
     /// Writes the next version equal to version `to` (secrets included).
     fn rollback_block(
         &self,
-        name: &str,
+        name: &BlockName,
         to: i64,
         expected: Option<i64>,
         record: Option<&ChangeRecord>,
     ) -> Result<Block>;
     /// Brings back the block most recently deleted under `name`, history included.
-    fn undelete_block(&self, name: &str, record: Option<&ChangeRecord>) -> Result<Block>;
+    fn undelete_block(&self, name: &BlockName, record: Option<&ChangeRecord>) -> Result<Block>;
     /// Destroys the block named `name` (live, or else the one last deleted under that
     /// name) with every version and secret; answers its id.
-    fn purge_block(&self, name: &str, record: Option<&ChangeRecord>) -> Result<String>;
+    fn purge_block(&self, name: &BlockName, record: Option<&ChangeRecord>) -> Result<String>;
 }

@@ -22,12 +22,7 @@ impl BlockBody {
     /// `block` with its full document if `reveal` and its secrets were read, masked
     /// otherwise.
     pub fn of(block: &Block, reveal: bool) -> BlockBody {
-        let data = match reveal {
-            true => block
-                .document()
-                .unwrap_or_else(|| block.masked_data().clone()),
-            false => block.masked_data().clone(),
-        };
+        let data = block.shown(reveal);
         BlockBody {
             meta: block.meta(),
             data,

@@ -311,7 +311,7 @@ fn rename(
 fn delete(registry: &Registry, name: &str, if_version: Option<i64>, out: &Printer) -> Result<()> {
     let block = registry.delete_block(name, if_version)?;
     let deleted = Deleted {
-        deleted: block.name,
+        deleted: block.name.into(),
         id: block.id,
         version: block.version,
     };
@@ -421,7 +421,7 @@ fn list(registry: &Registry, out: &Printer, filter: BlockFilter) -> Result<()> {
             &["NAME", "TYPE", "VERSION", "UPDATED"],
             blocks.iter().map(|b| {
                 vec![
-                    b.name.clone(),
+                    b.name.to_string(),
                     b.block_type.clone(),
                     b.version.to_string(),
                     rfc3339(b.updated_at),
@@ -443,9 +443,7 @@ fn update(
 ) -> Result<()> {
     let current = registry.load_block(name)?;
     let ty = registry.block_type(&current.block_type)?;
-    let mut document = current
-        .document()
-        .unwrap_or_else(|| current.masked_data().clone());
+    let mut document = current.document_or_masked();
     input::unset_fields(&mut document, unset)?;
     doc.apply(&ty, &mut document, None)?;
     let expected = Some(if_version.unwrap_or(current.version));
@@ -601,14 +599,9 @@ fn summarize(changes: &[crate::document::FieldChange]) -> String {
 }
 
 fn describe(block: &Block, reveal: bool) -> String {
-    let data = match reveal {
-        true => block
-            .document()
-            .unwrap_or_else(|| block.masked_data().clone()),
-        false => block.masked_data().clone(),
-    };
+    let data = block.shown(reveal);
     let mut rows = vec![
-        ("name", block.name.clone()),
+        ("name", block.name.to_string()),
         ("id", block.id.clone()),
         ("type", block.block_type.clone()),
         ("version", block.version.to_string()),

@@ -50,9 +50,7 @@ enum Target {
 
 fn target_of(registry: &Registry, name: &str) -> Result<Target> {
     let block = registry.load_block(name)?;
-    let doc = block
-        .document()
-        .unwrap_or_else(|| block.masked_data().clone());
+    let doc = block.document_or_masked();
     match registry.block_type(&block.block_type)?.def.http {
         Some(spec) => Ok(Target::Http(HttpService::from_document(&spec, &doc)?)),
         None => Ok(Target::Database(

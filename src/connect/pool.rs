@@ -18,6 +18,7 @@ use super::info::ConnectionInfo;
 use crate::block::Block;
 use crate::db::{Backend, Connect};
 use crate::error::{ConnectFailure, Error, Result};
+use crate::name::BlockName;
 
 /// An r2d2 pool of `C` connections to one block's database. It dereferences to the
 /// r2d2 pool (`state()`, `max_size()`, ...), but [`BlockPool::get`] answers with
@@ -222,11 +223,11 @@ struct Live {
 }
 
 /// Loads a block by name, secrets included (the registry, local or remote).
-pub(crate) type Loader = Arc<dyn Fn(&str) -> Result<Block> + Send + Sync>;
+pub(crate) type Loader = Arc<dyn Fn(&BlockName) -> Result<Block> + Send + Sync>;
 
 /// State shared by a pool's manager and the cache entry.
 struct Target {
-    name: String,
+    name: BlockName,
     live: RwLock<Live>,
     loader: Loader,
     /// Set when a connection failed authentication: the next `pool(name)` re-reads.
@@ -302,9 +303,7 @@ fn live_from_block(block: &Block) -> Result<Live> {
 
 /// The connection details of a loaded block.
 pub fn connection_info(block: &Block) -> Result<ConnectionInfo> {
-    let doc = block
-        .document()
-        .unwrap_or_else(|| block.masked_data().clone());
+    let doc = block.document_or_masked();
     ConnectionInfo::from_document(&block.name, &doc)
 }
 
@@ -398,7 +397,7 @@ impl PoolCache {
     /// and keeps the pool if nothing that matters changed, or builds a new one.
     pub(crate) fn get<C: Connect>(
         &self,
-        name: &str,
+        name: &BlockName,
         loader: impl FnOnce() -> Loader,
     ) -> Result<BlockPool<C>> {
         let type_id = TypeId::of::<C>();
@@ -408,22 +407,18 @@ impl PoolCache {
         let loader = loader();
         let block = loader(name)?;
         ensure_supported::<C>(name, &block)?;
-        let settings = PoolSettings::from_document(
-            &block
-                .document()
-                .unwrap_or_else(|| block.masked_data().clone()),
-        )?;
+        let settings = PoolSettings::from_document(&block.document_or_masked())?;
         let live = live_from_block(&block)?;
         let url_fingerprint = fingerprint(&live.url);
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        let by_type = entries.entry(name.to_owned()).or_default();
+        let by_type = entries.entry(name.to_string()).or_default();
         if let Some(entry) = by_type.get_mut(&type_id)
             && let Some(pool) = entry.refreshed::<C>(&settings, url_fingerprint, &block)?
         {
             return Ok(pool);
         }
         let target = Arc::new(Target {
-            name: name.to_owned(),
+            name: name.clone(),
             live: RwLock::new(live),
             loader: loader.clone(),
             stale: false.into(),

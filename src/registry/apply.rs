@@ -191,7 +191,7 @@ impl Registry {
         Ok(self
             .list_blocks(&filter)?
             .into_iter()
-            .map(|b| b.name)
+            .map(|b| String::from(b.name))
             .filter(|name| !seen.contains(name))
             .collect())
     }

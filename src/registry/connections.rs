@@ -9,6 +9,7 @@ use crate::connect::BlockPool;
 use crate::connect::pool::Loader;
 use crate::db::{AnyConnection, Connect};
 use crate::error::{Error, Result};
+use crate::name::{BlockName, ToBlockName};
 
 impl Registry {
     /// Opens the registry the way the `blockyard` command does: `BLOCKYARD_*`
@@ -32,18 +33,19 @@ impl Registry {
     ///
     /// `C` is `diesel::PgConnection` (PostgreSQL, CockroachDB), `diesel::MysqlConnection`
     /// (MySQL, MariaDB), `diesel::SqliteConnection`, or [`AnyConnection`].
-    pub fn pool<C: Connect>(&self, name: &str) -> Result<BlockPool<C>> {
-        self.pools.get::<C>(name, || self.loader())
+    pub fn pool<C: Connect>(&self, name: &(impl ToBlockName + ?Sized)) -> Result<BlockPool<C>> {
+        self.pools
+            .get::<C>(&*name.to_block_name()?, || self.loader())
     }
 
     /// A pool whose backend is chosen by the block's driver.
-    pub fn any_pool(&self, name: &str) -> Result<BlockPool<AnyConnection>> {
+    pub fn any_pool(&self, name: &(impl ToBlockName + ?Sized)) -> Result<BlockPool<AnyConnection>> {
         self.pool::<AnyConnection>(name)
     }
 
     fn loader(&self) -> Loader {
         let source = self.source.clone();
-        Arc::new(move |name: &str| source.load_block(name))
+        Arc::new(move |name: &BlockName| source.load_block(name))
     }
 }
 
@@ -62,9 +64,7 @@ impl Registry {
     /// A block and the document a test connects with (its secrets opened).
     fn document_to_test(&self, name: &str) -> Result<(crate::block::Block, serde_json::Value)> {
         let block = self.load_block(name)?;
-        let doc = block
-            .document()
-            .unwrap_or_else(|| block.masked_data().clone());
+        let doc = block.document_or_masked();
         Ok((block, doc))
     }
 }

@@ -13,7 +13,7 @@ use crate::block::{Block, NewBlock};
 
 use crate::connect::{ConnectionInfo, connection_info};
 use crate::error::{Error, ProvisionCode, Result};
-use crate::name::BlockName;
+use crate::name::{BlockName, ToBlockName};
 use crate::provision::schema::{self, Values};
 use crate::provision::{
     DatabaseListing, DatabaseName, Dialect, Grant, Provisioned, RoleName, Session,
@@ -273,7 +273,7 @@ impl Registry {
             if let Ok(info) = connection_info(&block)
                 && (info.tcp_host(), info.effective_port()) == server
             {
-                pointing.push((info.database.clone(), block.name.clone()));
+                pointing.push((info.database.clone(), block.name.to_string()));
             }
         }
         Ok(pointing)
@@ -361,7 +361,12 @@ impl Registry {
     /// is stored (sealed, as `rotation.pending_password`) before the role changes, so
     /// the store always holds a password that works; a re-run after a crash finishes a
     /// pending rotation instead of starting another.
-    pub fn rotate_password(&self, name: &str, admin: &str) -> Result<Block> {
+    pub fn rotate_password(
+        &self,
+        name: &(impl ToBlockName + ?Sized),
+        admin: &str,
+    ) -> Result<Block> {
+        let name = &*name.to_block_name()?;
         let block = self.load_block(name)?;
         let mut doc = block.document().unwrap_or_default();
         let info = connection_info(&block)?;
@@ -416,7 +421,13 @@ impl Registry {
     /// so the pending one is dropped and never used again (the next rotation makes a
     /// new password). A connection lost mid-statement says nothing of whether the role
     /// changed, so that pending password stays, for the next run to set again.
-    fn abandon_rotation(&self, name: &str, mut doc: Value, version: i64, err: Error) -> Error {
+    fn abandon_rotation(
+        &self,
+        name: &BlockName,
+        mut doc: Value,
+        version: i64,
+        err: Error,
+    ) -> Error {
         if !matches!(err, Error::Provision { .. }) {
             return err;
         }

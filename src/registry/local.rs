@@ -26,7 +26,7 @@ pub(super) struct LocalBlocks {
 }
 
 impl LocalBlocks {
-    fn find_row(&self, name: &str) -> Result<BlockRow> {
+    fn find_row(&self, name: &BlockName) -> Result<BlockRow> {
         find_row(&self.store, name)
     }
 
@@ -200,12 +200,12 @@ impl BlockSource for LocalBlocks {
     }
 
     /// Loads a block with its secrets decrypted.
-    fn load_block(&self, name: &str) -> Result<Block> {
+    fn load_block(&self, name: &BlockName) -> Result<Block> {
         read_twice(|| load_block(&self.store, &self.keys, name))
     }
 
     /// Loads a block with secrets masked; nothing is decrypted.
-    fn get_block_masked(&self, name: &str) -> Result<Block> {
+    fn get_block_masked(&self, name: &BlockName) -> Result<Block> {
         read_twice(|| block_from_row(self.find_row(name)?, None))
     }
 
@@ -231,7 +231,7 @@ impl BlockSource for LocalBlocks {
     /// read, when `None` is given, which still refuses a concurrent change).
     fn update_block(
         &self,
-        name: &str,
+        name: &BlockName,
         document: Value,
         expected_version: Option<i64>,
         record: Option<&ChangeRecord>,
@@ -267,7 +267,7 @@ impl BlockSource for LocalBlocks {
 
     fn rename_block(
         &self,
-        name: &str,
+        name: &BlockName,
         new_name: &BlockName,
         expected_version: Option<i64>,
         record: Option<&ChangeRecord>,
@@ -295,7 +295,7 @@ impl BlockSource for LocalBlocks {
 
     fn delete_block(
         &self,
-        name: &str,
+        name: &BlockName,
         expected_version: Option<i64>,
         record: Option<&ChangeRecord>,
     ) -> Result<Block> {
@@ -308,7 +308,7 @@ impl BlockSource for LocalBlocks {
     }
 
     /// Every kept version of a block, oldest first, secrets masked.
-    fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
+    fn block_history(&self, name: &BlockName) -> Result<Vec<BlockVersion>> {
         let current = self.find_row(name)?;
         let (store, keys) = (&self.store, &self.keys);
         let mut versions = Vec::new();
@@ -334,7 +334,7 @@ impl BlockSource for LocalBlocks {
 
     fn rollback_block(
         &self,
-        name: &str,
+        name: &BlockName,
         to: i64,
         expected_version: Option<i64>,
         record: Option<&ChangeRecord>,
@@ -372,8 +372,7 @@ impl BlockSource for LocalBlocks {
         block_from_row(row, Some(secrets))
     }
 
-    fn undelete_block(&self, name: &str, record: Option<&ChangeRecord>) -> Result<Block> {
-        let name = BlockName::parse(name)?;
+    fn undelete_block(&self, name: &BlockName, record: Option<&ChangeRecord>) -> Result<Block> {
         let mark = self
             .store
             .find_deleted(name.as_str())?
@@ -400,14 +399,14 @@ impl BlockSource for LocalBlocks {
         block_from_row(row, Some(secrets))
     }
 
-    fn purge_block(&self, name: &str, record: Option<&ChangeRecord>) -> Result<String> {
+    fn purge_block(&self, name: &BlockName, record: Option<&ChangeRecord>) -> Result<String> {
         self.keys.master(&self.store)?;
-        let id = match self.store.find_block(BlockName::parse(name)?.as_str())? {
+        let id = match self.store.find_block(name)? {
             Some(row) => row.id,
             None => {
                 self.store
                     .find_deleted(name)?
-                    .ok_or_else(|| Error::BlockNotFound(name.to_owned()))?
+                    .ok_or_else(|| Error::BlockNotFound(name.to_string()))?
                     .block_id
             }
         };
@@ -416,14 +415,13 @@ impl BlockSource for LocalBlocks {
     }
 }
 
-fn find_row(store: &Store, name: &str) -> Result<BlockRow> {
-    let name = BlockName::parse(name)?;
+fn find_row(store: &Store, name: &BlockName) -> Result<BlockRow> {
     store
         .find_block(name.as_str())?
         .ok_or_else(|| Error::BlockNotFound(name.to_string()))
 }
 
-fn load_block(store: &Store, keys: &KeyManager, name: &str) -> Result<Block> {
+fn load_block(store: &Store, keys: &KeyManager, name: &BlockName) -> Result<Block> {
     let row = find_row(store, name)?;
     let secrets = keys.open(store, &(&row).into())?;
     block_from_row(row, Some(secrets))

@@ -35,7 +35,7 @@ use crate::block::BlockFilter;
 use crate::config::Config;
 use crate::connect::pool::PoolCache;
 use crate::error::{Error, Result};
-use crate::name::BlockName;
+use crate::name::{BlockName, ToBlockName};
 use crate::remote::RemoteClient;
 use crate::source::BlockSource;
 use crate::store::Store;
@@ -163,13 +163,13 @@ impl Registry {
     }
 
     /// Loads a block with its secrets decrypted.
-    pub fn load_block(&self, name: &str) -> Result<Block> {
-        self.source.load_block(name)
+    pub fn load_block(&self, name: &(impl ToBlockName + ?Sized)) -> Result<Block> {
+        self.source.load_block(&*name.to_block_name()?)
     }
 
     /// Loads a block with secrets masked; nothing is decrypted.
-    pub fn get_block_masked(&self, name: &str) -> Result<Block> {
-        self.source.get_block_masked(name)
+    pub fn get_block_masked(&self, name: &(impl ToBlockName + ?Sized)) -> Result<Block> {
+        self.source.get_block_masked(&*name.to_block_name()?)
     }
 
     pub fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
@@ -181,10 +181,11 @@ impl Registry {
     /// that changes nothing writes no version and returns the block as it is.
     pub fn update_block(
         &self,
-        name: &str,
+        name: &(impl ToBlockName + ?Sized),
         mut document: Value,
         expected_version: Option<i64>,
     ) -> Result<Block> {
+        let name = &name.to_block_name()?;
         if self.local.is_some() {
             self.guard_rotation_update(name, &mut document)?;
         }
@@ -194,7 +195,7 @@ impl Registry {
 
     /// [`rotation::guard_rotation`] against the stored block, read with its secrets
     /// only when either side mentions a rotation.
-    fn guard_rotation_update(&self, name: &str, document: &mut Value) -> Result<()> {
+    fn guard_rotation_update(&self, name: &BlockName, document: &mut Value) -> Result<()> {
         let mentions = |doc: &Value| doc.get("rotation").is_some_and(|r| !r.is_null());
         let masked = self.get_block_masked(name)?;
         if !mentions(document) && !mentions(masked.masked_data()) {
@@ -206,33 +207,48 @@ impl Registry {
 
     pub fn rename_block(
         &self,
-        name: &str,
+        name: &(impl ToBlockName + ?Sized),
         new_name: &BlockName,
         expected_version: Option<i64>,
     ) -> Result<Block> {
-        self.source
-            .rename_block(name, new_name, expected_version, self.record())
+        self.source.rename_block(
+            &*name.to_block_name()?,
+            new_name,
+            expected_version,
+            self.record(),
+        )
     }
 
-    pub fn delete_block(&self, name: &str, expected_version: Option<i64>) -> Result<Block> {
+    pub fn delete_block(
+        &self,
+        name: &(impl ToBlockName + ?Sized),
+        expected_version: Option<i64>,
+    ) -> Result<Block> {
         self.source
-            .delete_block(name, expected_version, self.record())
+            .delete_block(&*name.to_block_name()?, expected_version, self.record())
     }
 
     /// Writes the next version of `name` equal to version `to`, secrets included.
-    pub fn rollback_block(&self, name: &str, to: i64, expected: Option<i64>) -> Result<Block> {
+    pub fn rollback_block(
+        &self,
+        name: &(impl ToBlockName + ?Sized),
+        to: i64,
+        expected: Option<i64>,
+    ) -> Result<Block> {
         self.source
-            .rollback_block(name, to, expected, self.record())
+            .rollback_block(&*name.to_block_name()?, to, expected, self.record())
     }
 
     /// Brings back the block last deleted under `name`, with its history.
-    pub fn undelete_block(&self, name: &str) -> Result<Block> {
-        self.source.undelete_block(name, self.record())
+    pub fn undelete_block(&self, name: &(impl ToBlockName + ?Sized)) -> Result<Block> {
+        self.source
+            .undelete_block(&*name.to_block_name()?, self.record())
     }
 
     /// Destroys a block (or the one last deleted under `name`) and all its versions.
-    pub fn purge_block(&self, name: &str) -> Result<String> {
-        self.source.purge_block(name, self.record())
+    pub fn purge_block(&self, name: &(impl ToBlockName + ?Sized)) -> Result<String> {
+        self.source
+            .purge_block(&*name.to_block_name()?, self.record())
     }
 
     /// Replaces a block's document with one edited from its masked form: where it
@@ -242,12 +258,13 @@ impl Registry {
     /// `may_read_secrets`; without it, such an edit must send the secrets anew.
     pub fn update_block_from_masked(
         &self,
-        name: &str,
+        name: &(impl ToBlockName + ?Sized),
         mut document: Value,
         expected_version: Option<i64>,
         may_read_secrets: bool,
     ) -> Result<Block> {
-        let current = self.load_block(name)?;
+        let name = &name.to_block_name()?;
+        let current = self.load_block(name.as_ref())?;
         let sent = document.clone();
         let kept = current.restore_masked(&mut document);
         if kept > 0 && !may_read_secrets {
@@ -264,12 +281,12 @@ impl Registry {
             }
         }
         let expected = Some(expected_version.unwrap_or(current.version));
-        self.update_block(name, document, expected)
+        self.update_block(name.as_ref(), document, expected)
     }
 
     /// Every kept version of a block, oldest first, secrets masked.
-    pub fn block_history(&self, name: &str) -> Result<Vec<BlockVersion>> {
-        self.source.block_history(name)
+    pub fn block_history(&self, name: &(impl ToBlockName + ?Sized)) -> Result<Vec<BlockVersion>> {
+        self.source.block_history(&*name.to_block_name()?)
     }
 
     // ---- keys -------------------------------------------------------------------

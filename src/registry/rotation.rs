@@ -78,7 +78,7 @@ impl Registry {
             if let Some(schedule) = rotation_schedule(&block, now)
                 && schedule.due
             {
-                due.push((block.name, schedule));
+                due.push((block.name.into(), schedule));
             }
         }
         Ok(due)

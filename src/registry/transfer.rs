@@ -93,7 +93,7 @@ impl Registry {
         let mut secrets: BTreeMap<String, Secrets> = BTreeMap::new();
         let mut type_slugs = Vec::new();
         for summary in self.list_blocks(filter)? {
-            if !names.is_empty() && !names.iter().any(|n| n.as_str() == summary.name) {
+            if !names.is_empty() && !names.contains(&summary.name) {
                 continue;
             }
             let block = match key {
@@ -167,7 +167,7 @@ impl Registry {
         let mut rows = ImportRows::default();
         let here = Here::load(&local.store, file)?;
         for body in &file.blocks {
-            let name = body.meta.name.clone();
+            let name = body.meta.name.to_string();
             let fetched;
             let ty = match new_types
                 .iter()
@@ -322,8 +322,8 @@ fn plan_block(
     record: Option<&crate::block::ChangeRecord>,
 ) -> Result<Planned> {
     let store = &local.store;
-    let name = BlockName::parse(&body.meta.name)?;
-    let Some(target) = here.target(&name, &body.meta.id, existing)? else {
+    let name = &body.meta.name;
+    let Some(target) = here.target(name, &body.meta.id, existing)? else {
         return Ok(Planned::Skipped);
     };
     let mut document = body.data.clone();
@@ -353,11 +353,11 @@ fn plan_block(
         }
         None => Vec::new(),
     };
-    check_masked(&name, kept, &moved, &block_secrets)?;
+    check_masked(name, kept, &moved, &block_secrets)?;
     Ok(next_row(
         target,
         body,
-        &name,
+        name,
         masked.to_string(),
         block_secrets,
         &stored,

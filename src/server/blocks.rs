@@ -74,7 +74,9 @@ pub async fn list_blocks(
     let mut rows = blocking(move || visible_blocks(&registry, filter, limit + 1, &actor)).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = more.then(|| rows.last().map(|b| b.name.clone())).flatten();
+    let next_cursor = more
+        .then(|| rows.last().map(|b| b.name.to_string()))
+        .flatten();
     Ok(Json::ok(&BlockPage {
         blocks: rows,
         next_cursor,
@@ -197,7 +199,7 @@ pub async fn delete_block(
     let expected = ctx.expected_version()?;
     let block = delete(state, &ctx, &name, expected).await?;
     Ok(Json::ok(&Deleted {
-        deleted: block.name,
+        deleted: block.name.into(),
         id: block.id,
         version: block.version,
     }))

@@ -111,21 +111,21 @@ impl BlockCache {
         }
         let block = &kept.block;
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = entries.get(&block.name)
+        if let Some(old) = entries.get(block.name.as_str())
             && old.kept.block.has_secrets()
             && !block.has_secrets()
             && old.kept.block.stamp() == block.stamp()
         {
             return;
         }
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&block.name) {
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(block.name.as_str()) {
             drop_expired(&mut entries, self.ttl);
             if entries.len() >= MAX_ENTRIES {
                 return;
             }
         }
         entries.insert(
-            block.name.clone(),
+            block.name.to_string(),
             Entry {
                 kept: kept.clone(),
                 at: Instant::now(),

@@ -80,12 +80,7 @@ async fn block_document(
 /// Prefect's BlockDocument: the block's data without Blockyard-only fields, and the
 /// block schema and type a client resolves its Python class from.
 fn block_document_json(block: &Block, def: &BlockTypeDef, reveal: bool) -> Value {
-    let mut data = match reveal {
-        true => block
-            .document()
-            .unwrap_or_else(|| block.masked_data().clone()),
-        false => block.masked_data().clone(),
-    };
+    let mut data = block.shown(reveal);
     if let Some(obj) = data.as_object_mut() {
         obj.remove("pool");
         obj.remove("requires");

@@ -62,7 +62,7 @@ fn visible_in(
         let rows = registry.list_blocks(&filter)?;
         let exhausted = (rows.len() as i64) < batch;
         batch = (batch * 4).min(MAX_PAGE);
-        filter.after = rows.last().map(|b| b.name.clone());
+        filter.after = rows.last().map(|b| b.name.to_string());
         visible.extend(rows.into_iter().filter(|b| may_read(&b.name)));
         if exhausted || visible.len() as i64 >= wanted {
             visible.truncate(wanted as usize);

@@ -615,7 +615,7 @@ impl From<BlockRow> for BlockMeta {
     fn from(row: BlockRow) -> Self {
         BlockMeta {
             id: row.id,
-            name: row.name,
+            name: crate::name::BlockName::stored(row.name),
             block_type: row.block_type,
             version: row.version,
             created_at: row.created_at,

@@ -26,12 +26,7 @@ pub struct BlockView<'a> {
 
 pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
     let block = view.block;
-    let data = match view.revealed {
-        true => block
-            .document()
-            .unwrap_or_else(|| block.masked_data().clone()),
-        false => block.masked_data().clone(),
-    };
+    let data = block.shown(view.revealed);
     let body = html! {
         p { a href="/ui" { "← Blocks" } }
         h1 { (block.name) }

@@ -242,7 +242,7 @@ pub async fn save_block(
         let kind = FormKind::Edit(&current.name, current.version);
         return Err(editor.page(&filled, kind, None, Status::UnprocessableEntity));
     };
-    let name = BlockName::parse(&current.name).map_err(|e| viewing.problem(e.into()))?;
+    let name = current.name.clone();
     let saved = blocks::update(
         state,
         &viewing.ctx,
