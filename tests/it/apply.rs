@@ -195,7 +195,6 @@ fn prune_deletes_only_what_it_lists_and_literal_secrets_are_refused() {
 
 #[test]
 fn apply_in_remote_mode_and_a_masked_secret_keeps_the_stored_one() {
-    use crate::server::{Server, token};
     let env = TestEnv::new(Backend::Sqlite);
     let file = setup(&env);
     let full = token(

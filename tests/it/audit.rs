@@ -2,8 +2,6 @@
 //! `--after`) and `GET /audit/export`, `audit prune --before` by hand (batches, itself
 //! recorded), the server's own pruning past `--audit-retention`, and repeated reads
 //! folded into one counted record per `--audit-window`.
-
-use crate::server::{Api, Server, token};
 use crate::support::*;
 use diesel::prelude::*;
 

@@ -3,8 +3,6 @@
 //! history, types, tokens and audit log, and a server that goes on writing to it; the
 //! master key checked before anything is written; an interrupted restore leaves the
 //! target empty.
-
-use crate::server::{Api, Server, token};
 use crate::support::*;
 
 const PLANTED: &str = "planted-BACKUP-secret";
@@ -14,7 +12,7 @@ const PLANTED: &str = "planted-BACKUP-secret";
 fn seed(env: &TestEnv) -> (Server, String) {
     env.ok(&["init"]);
     create_crdb_sage(env, "first-BACKUP-secret", &[]).success();
-    crate::connect::update_password(env, "crdb-sage", PLANTED);
+    update_password(env, "crdb-sage", PLANTED);
     register_ftp_block(env, "planted-BACKUP-ftp");
     let reader = token(env, "reader", &["blocks:read-secrets"], &[]);
     let server = Server::start(env, &[]);

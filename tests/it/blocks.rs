@@ -4,12 +4,12 @@ use crate::support::*;
 
 const SECRET: &str = "s3cr3t-lifecycle";
 
-fn create_crdb_sage(env: &TestEnv) -> Run {
-    crate::support::create_crdb_sage(env, &format!("{SECRET}\n"), &[]).success()
+fn crdb_sage_with_secret(env: &TestEnv) -> Run {
+    create_crdb_sage(env, &format!("{SECRET}\n"), &[]).success()
 }
 
 on_both_stores!(lifecycle, |env: TestEnv| {
-    let first = create_crdb_sage(&env);
+    let first = crdb_sage_with_secret(&env);
     assert!(
         first.stderr.contains("Initialised a new Blockyard store"),
         "{}",

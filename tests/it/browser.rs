@@ -14,10 +14,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
-use crate::server::{Server, token};
 use crate::support::*;
+use serde_json::{Value, json};
 
 const PLANTED: &str = "planted-BROWSER-secret";
 /// The key WebDriver names an element by.

@@ -5,43 +5,9 @@
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 use diesel::{PgConnection, SqliteConnection};
 
 use crate::support::*;
-
-/// Every character that breaks naive URL building, plus quotes and non-ASCII.
-pub(crate) const AWKWARD: &str = "p@ss:w/rd%#?+ x&y=z 'q' \"dq\" ü пароль";
-
-pub(crate) fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
-}
-
-pub(crate) fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct One {
-    #[diesel(sql_type = Text)]
-    value: String,
-}
-
-pub(crate) fn text<C: diesel::Connection>(conn: &mut C, sql: &str) -> String
-where
-    C::Backend: diesel::backend::Backend,
-    One: diesel::deserialize::QueryableByName<C::Backend>,
-    diesel::query_builder::SqlQuery: diesel::query_dsl::LoadQuery<'static, C, One>,
-{
-    diesel::sql_query(sql)
-        .load::<One>(conn)
-        .unwrap()
-        .remove(0)
-        .value
-}
 
 /// A PostgreSQL role that must give its password (member of blockyard_password_auth,
 /// which pg_hba.conf sends to scram-sha-256; see .ci/run) and a database it owns.
@@ -124,11 +90,6 @@ impl Drop for PgRole {
                 diesel::sql_query(format!("DROP ROLE IF EXISTS {}", self.name)).execute(&mut admin);
         }
     }
-}
-
-pub(crate) fn update_password(env: &TestEnv, block: &str, password: &str) {
-    env.run_stdin(&["block", "update", block, "--password-stdin"], password)
-        .success();
 }
 
 #[test]

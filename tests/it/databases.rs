@@ -6,43 +6,7 @@
 use diesel::PgConnection;
 use diesel::prelude::*;
 
-use crate::connect::unique;
 use crate::support::*;
-
-/// One row of one column from the test server, as text.
-fn pg(sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-Atc",
-            sql,
-        ])
-        .output()
-        .expect("psql must be installed (see scripts/test)");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn role_exists(role: &str) -> bool {
-    pg(&format!(
-        "SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"
-    )) == "1"
-}
-
-fn database_exists(db: &str) -> bool {
-    pg(&format!(
-        "SELECT count(*) FROM pg_database WHERE datname = '{db}'"
-    )) == "1"
-}
 
 /// Roles and databases a test made, dropped at the end whatever happened.
 struct Cleanup {
@@ -170,7 +134,7 @@ fn postgres_database_lifecycle() {
     let in_db = |sql: &str| {
         let mut conn =
             PgConnection::establish(&format!("postgres://postgres@127.0.0.1:5432/{db}")).unwrap();
-        crate::connect::text(&mut conn, sql)
+        text(&mut conn, sql)
     };
     assert_eq!(
         in_db("SELECT obj_description('notes'::regclass) AS value"),
@@ -478,7 +442,6 @@ fn rotation_killed_at_any_point_ends_with_a_block_that_connects() {
 
 #[test]
 fn the_database_side_over_http() {
-    use crate::server::{Api, Server, token};
     use serde_json::json;
     let env = TestEnv::new(Backend::Sqlite);
     let (db, owner, reader) = (unique("bt_http"), unique("bt_howner"), unique("bt_hread"));
@@ -619,7 +582,6 @@ fn the_database_side_over_http() {
 /// PostgreSQL store.
 #[test]
 fn scheduled_rotation_by_one_server_at_a_time() {
-    use crate::server::Server;
     let env = TestEnv::new(Backend::Postgres);
     let (db, owner) = (unique("bt_sched"), unique("bt_sched_owner"));
     let _cleanup = Cleanup {

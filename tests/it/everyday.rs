@@ -7,8 +7,6 @@ use std::process::Stdio;
 
 use diesel::Connection;
 
-use crate::connect::{AWKWARD, literal, unique};
-use crate::server::Server;
 use crate::support::*;
 
 fn crdb_sage(env: &TestEnv) {
@@ -364,13 +362,7 @@ fn the_request_log_shows_decoded_block_names() {
         .unwrap()
         .to_owned();
     let server = Server::start(&env, &[]);
-    let reply = crate::server::call(
-        "GET",
-        &format!("{}/api/v1/blocks/crdb%2Dsage", server.base),
-        Some(&token),
-        None,
-        &[],
-    );
+    let reply = Api::new(&server, Some(&token)).get("/blocks/crdb%2Dsage");
     assert_eq!(reply.status, 200, "{}", reply.text);
     let log = server.log();
     assert!(log.contains("/api/v1/blocks/crdb-sage"), "{log}");
@@ -486,7 +478,7 @@ fn the_mask_is_never_stored_and_token_create_prints_only_the_token() {
     assert!(token.stdout.starts_with("byd_"), "{}", token.stdout);
     assert!(token.stderr.contains("store it now"), "{}", token.stderr);
     let server = Server::start(&env, &[]);
-    let api = crate::server::Api::new(&server, Some(token.stdout.trim()));
+    let api = Api::new(&server, Some(token.stdout.trim()));
     let mut body: serde_json::Value = serde_json::from_str(&shown).unwrap();
     body["name"] = "copy".into();
     let body =

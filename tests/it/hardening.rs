@@ -2,38 +2,19 @@
 //! secret, changes that outrun their audit record, tampered ciphertext, secrets in odd
 //! places, listings and ids that leak, a stray `.env`, wrong keys, loose files.
 
-use serde_json::{Value, json};
-
-use crate::server::{Reply, Server, call, token};
 use crate::support::*;
+use serde_json::{Value, json};
 
 const PLANTED: &str = "planted-H4RDEN-secret";
 
-fn assert_error(reply: &Reply, status: u16, code: &str) {
-    assert_eq!(reply.status, status, "{}", reply.text);
-    assert_eq!(reply.body["error"]["code"], code, "{}", reply.text);
-}
-
 fn masked_doc(server: &Server, tok: &str) -> Value {
-    let reply = call(
-        "GET",
-        &format!("{}/api/v1/blocks/crdb-sage", server.base),
-        Some(tok),
-        None,
-        &[],
-    );
+    let reply = Api::new(&server, Some(tok)).get("/blocks/crdb-sage");
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.body["data"].clone()
 }
 
 fn put(server: &Server, tok: &str, data: &Value) -> Reply {
-    call(
-        "PUT",
-        &format!("{}/api/v1/blocks/crdb-sage", server.base),
-        Some(tok),
-        Some(&json!({ "data": data })),
-        &[],
-    )
+    Api::new(&server, Some(tok)).put("/blocks/crdb-sage", &json!({ "data": data }))
 }
 
 // 1. A write-only token cannot send the stored password to a host of its choosing.
@@ -131,33 +112,21 @@ on_both_stores!(
         let server = Server::start(&env, &[]);
         let before = env.snapshot();
         refuse_audit_inserts(&env);
-        let base = format!("{}/api/v1/blocks", server.base);
+        let api = Api::new(&server, Some(&admin));
         let mut doc = masked_doc(&server, &admin);
         doc["connection_info"]["port"] = json!(26258);
         let new = json!({"name": "crdb-new", "block_type": "json", "data": {"value": {"a": 1}}});
         let replies = [
             put(&server, &admin, &doc),
-            call("POST", &base, Some(&admin), Some(&new), &[]),
-            call(
-                "POST",
-                &format!("{base}/crdb-sage/rename"),
-                Some(&admin),
-                Some(&json!({"new_name": "crdb-renamed"})),
-                &[],
+            api.post("/blocks", &new),
+            api.post(
+                "/blocks/crdb-sage/rename",
+                &json!({"new_name": "crdb-renamed"}),
             ),
-            call(
-                "DELETE",
-                &format!("{base}/crdb-sage"),
-                Some(&admin),
-                None,
-                &[],
-            ),
-            call(
-                "POST",
-                &format!("{}/api/v1/block-types", server.base),
-                Some(&admin),
-                Some(&json!({"slug": "my-type", "name": "Mine", "schema": {"type": "object"}})),
-                &[],
+            api.delete("/blocks/crdb-sage"),
+            api.post(
+                "/block-types",
+                &json!({"slug": "my-type", "name": "Mine", "schema": {"type": "object"}}),
             ),
         ];
         for reply in &replies {
@@ -304,18 +273,9 @@ fn huge_negative_or_odd_durations_are_refused_not_panics() {
     let body = json!({"name": "pg-huge", "block_type": "sqlalchemy-connector", "data": {
         "connection_info": {"driver": "postgresql+psycopg2", "database": "d", "host": "h"},
         "pool": {"connection_timeout": 1e300}}});
-    let reply = call(
-        "POST",
-        &format!("{}/api/v1/blocks", server.base),
-        Some(&admin),
-        Some(&body),
-        &[],
-    );
+    let reply = Api::new(&server, Some(&admin)).post("/blocks", &body);
     assert_error(&reply, 422, "INVALID_BLOCK_DATA");
-    assert_eq!(
-        call("GET", &format!("{}/health", server.base), None, None, &[]).status,
-        200
-    );
+    assert_eq!(Api::root(&server, None).get("/health").status, 200);
 }
 
 // 13. Choosing a block id is for tokens that may write every block: a conflict on an
@@ -340,12 +300,12 @@ on_both_stores!(
             .to_owned();
         let writer = token(&env, "writer", &["blocks:write:crdb-*"], &[]);
         let server = Server::start(&env, &[]);
-        let url = format!("{}/api/v1/blocks", server.base);
+        let api = Api::new(&server, Some(&writer));
         let unused = "0b5d9a52-57a4-4c52-9b7e-2bd4c53f0a11";
         let mut answers = Vec::new();
         for id in [hidden_id.as_str(), unused] {
             let body = json!({"name": "crdb-probe", "block_type": "json", "data": {"value": {}}, "id": id});
-            let reply = call("POST", &url, Some(&writer), Some(&body), &[]);
+            let reply = api.post("/blocks", &body);
             assert_error(&reply, 403, "FORBIDDEN");
             answers.push(reply.body);
         }
@@ -387,12 +347,13 @@ on_both_stores!(
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
         let mut texts = String::new();
+        let api = Api::new(&server, Some(&reader));
         loop {
-            let mut url = format!("{}/api/v1/blocks?limit=1", server.base);
+            let mut path = "/blocks?limit=1".to_owned();
             if let Some(c) = &cursor {
-                url.push_str(&format!("&cursor={c}"));
+                path.push_str(&format!("&cursor={c}"));
             }
-            let reply = call("GET", &url, Some(&reader), None, &[]);
+            let reply = api.get(&path);
             assert_eq!(reply.status, 200, "{}", reply.text);
             texts.push_str(&reply.text);
             for b in reply.body["blocks"].as_array().unwrap() {
@@ -408,13 +369,7 @@ on_both_stores!(
             assert!(!texts.contains(hidden), "{texts}");
         }
         // The last visible block ends the listing: no cursor pointing past it.
-        let reply = call(
-            "GET",
-            &format!("{}/api/v1/blocks?cursor=crdb-2", server.base),
-            Some(&reader),
-            None,
-            &[],
-        );
+        let reply = Api::new(&server, Some(&reader)).get("/blocks?cursor=crdb-2");
         assert_eq!(reply.body["next_cursor"], Value::Null, "{}", reply.text);
     }
 );
@@ -467,10 +422,7 @@ fn unready_answers_carry_no_store_address_or_database_error() {
     create_crdb_sage(&env, PLANTED, &[]).success();
     let admin = token(&env, "admin", &["admin"], &[]);
     let server = Server::start(&env, &["--token-cache", "0s", "--block-cache", "0s"]);
-    assert_eq!(
-        call("GET", &format!("{}/ready", server.base), None, None, &[]).status,
-        200
-    );
+    assert_eq!(Api::root(&server, None).get("/ready").status, 200);
     let url = url::Url::parse(&env.database_url()).unwrap();
     let db = url.path().trim_start_matches('/').to_owned();
     let mut pg = diesel::PgConnection::establish(&pg_admin_url()).unwrap();
@@ -483,21 +435,9 @@ fn unready_answers_carry_no_store_address_or_database_error() {
     .execute(&mut pg)
     .unwrap();
     let replies = [
-        call("GET", &format!("{}/ready", server.base), None, None, &[]),
-        call(
-            "GET",
-            &format!("{}/api/v1/blocks/crdb-sage", server.base),
-            Some(&admin),
-            None,
-            &[],
-        ),
-        call(
-            "GET",
-            &format!("{}/api/v1/blocks", server.base),
-            Some(&admin),
-            None,
-            &[],
-        ),
+        Api::root(&server, None).get("/ready"),
+        Api::new(&server, Some(&admin)).get("/blocks/crdb-sage"),
+        Api::new(&server, Some(&admin)).get("/blocks"),
     ];
     diesel::sql_query(format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
         .execute(&mut pg)

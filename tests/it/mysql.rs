@@ -4,7 +4,6 @@
 use diesel::MysqlConnection;
 use diesel::prelude::*;
 
-use crate::connect::{AWKWARD, literal, text, unique, update_password};
 use crate::support::*;
 
 /// A MariaDB database and a user that needs its password.

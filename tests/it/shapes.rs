@@ -3,11 +3,9 @@
 //! diff of `tests/it/snapshots/` (review it with `cargo insta review`, or rerun with
 //! `INSTA_UPDATE=always` and read `git diff`).
 
+use crate::support::*;
 use regex::Regex;
 use serde_json::{Value, json};
-
-use crate::server::{Reply, Server, call, token};
-use crate::support::*;
 
 /// `text` with what differs from run to run replaced by a fixed word.
 fn redact(env: &TestEnv, text: &str) -> String {
@@ -65,24 +63,17 @@ fn api_response_shapes() {
     let admin = token(&env, "admin", &["admin"], &[]);
     let reader = token(&env, "reader", &["blocks:read:crdb-*"], &[]);
     let server = Server::start(&env, &[]);
-    let api = format!("{}/api/v1", server.base);
+    let api = Api::new(&server, Some(&admin));
     let a = Some(admin.as_str());
     let r = Some(reader.as_str());
-    let get =
-        |path: &str, token: Option<&str>| call("GET", &format!("{api}{path}"), token, None, &[]);
+    let get = |path: &str, token: Option<&str>| api.with_token(token).get(path);
     let send = |method: &str, path: &str, body: Value, headers: &[(&str, &str)]| {
-        call(method, &format!("{api}{path}"), a, Some(&body), headers)
+        api.send(method, path, Some(&body), headers)
     };
     let snap = |name: &str, reply: Reply| insta::assert_snapshot!(name, shown(&env, &reply));
 
-    snap(
-        "health",
-        call("GET", &format!("{}/health", server.base), None, None, &[]),
-    );
-    snap(
-        "ready",
-        call("GET", &format!("{}/ready", server.base), None, None, &[]),
-    );
+    snap("health", Api::root(&server, None).get("/health"));
+    snap("ready", Api::root(&server, None).get("/ready"));
     let create = json!({"name": "crdb-sage", "block_type": "sqlalchemy-connector",
         "data": connector("shapes-secret")});
     snap("create_block", send("POST", "/blocks", create, &[]));
@@ -120,10 +111,7 @@ fn api_response_shapes() {
             &[],
         ),
     );
-    snap(
-        "delete_block",
-        call("DELETE", &format!("{api}/blocks/note2"), a, None, &[]),
-    );
+    snap("delete_block", api.delete("/blocks/note2"));
     snap("block_type", get("/block-types/secret", a));
     let types = get("/block-types", a);
     let slugs: Vec<&Value> = types.body["block_types"]
@@ -141,15 +129,8 @@ fn api_response_shapes() {
     snap("audit", get("/audit?limit=3", a));
     snap(
         "prefect_block_document",
-        call(
-            "GET",
-            &format!(
-                "{}/prefect/api/block_types/slug/sqlalchemy-connector/block_documents/name/crdb-sage",
-                server.base
-            ),
-            a,
-            None,
-            &[],
+        Api::root(&server, a).get(
+            "/prefect/api/block_types/slug/sqlalchemy-connector/block_documents/name/crdb-sage",
         ),
     );
 

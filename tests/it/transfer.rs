@@ -244,7 +244,6 @@ fn passphrase_exports_and_whole_blocks_as_documents() {
 
 #[test]
 fn export_and_import_over_http() {
-    use crate::server::{Api, Server, token};
     use serde_json::json;
     let source = TestEnv::new(Backend::Sqlite);
     seed(&source);

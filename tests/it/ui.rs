@@ -4,10 +4,8 @@
 //! refused, sign-out and revocation ending the session. The planted secret is searched
 //! in every page received.
 
-use std::collections::HashMap;
-
-use crate::server::{Server, token};
 use crate::support::*;
+use std::collections::HashMap;
 
 const PLANTED: &str = "planted-UI-secret";
 
@@ -452,7 +450,7 @@ fn admin_pages_tokens_audit_and_types() {
     assert_eq!(created.status, 201, "{}", created.body);
     let at = created.body.find("<pre><code>").unwrap() + 11;
     let secret = created.body[at..].split('<').next().unwrap().to_owned();
-    let api = crate::server::Api::new(&server, Some(&secret));
+    let api = Api::new(&server, Some(&secret));
     assert_eq!(api.get("/blocks/crdb-sage").status, 200);
     assert!(
         !browser.get("/ui/admin/tokens").body.contains(&secret),
@@ -503,7 +501,7 @@ fn roll_back_delete_with_its_readers_and_undelete() {
     let admin = token(&env, "ops", &["admin"], &[]);
     let bot = token(&env, "flow-bot", &["blocks:read-secrets"], &[]);
     let server = Server::start(&env, &[]);
-    let api = crate::server::Api::new(&server, Some(&bot));
+    let api = Api::new(&server, Some(&bot));
     assert_eq!(
         api.get("/blocks/crdb-sage?include_secrets=true").status,
         200

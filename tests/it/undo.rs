@@ -2,7 +2,6 @@
 //! `block delete` keeps the history and `block undelete` brings the block back, `block
 //! purge` destroys it with every version; on both stores, and over HTTP.
 
-use crate::connect::update_password;
 use crate::support::*;
 
 fn password(env: &TestEnv) -> String {
@@ -99,7 +98,6 @@ on_both_stores!(rollback_delete_undelete_purge, |env: TestEnv| {
 
 #[test]
 fn undo_over_http_and_in_remote_mode() {
-    use crate::server::{Api, Server, token};
     use serde_json::json;
     let env = TestEnv::new(Backend::Sqlite);
     env.ok(&["init"]);

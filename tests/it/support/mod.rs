@@ -8,6 +8,11 @@ use std::process::{Command, Output, Stdio};
 use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
 
+mod db;
+mod http;
+pub use db::*;
+pub use http::{Api, Reply, Server, assert_error, token};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_blockyard");
 
 /// Admin URL of the test PostgreSQL server.
@@ -387,4 +392,10 @@ pub fn register_ftp_block(env: &TestEnv, password: &str) {
         password,
     )
     .success();
+}
+
+/// Sets a block's password through `block update --password-stdin`.
+pub fn update_password(env: &TestEnv, block: &str, password: &str) {
+    env.run_stdin(&["block", "update", block, "--password-stdin"], password)
+        .success();
 }
