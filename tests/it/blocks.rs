@@ -271,8 +271,10 @@ on_both_stores!(url_and_env_forms, |env: TestEnv| {
     assert_eq!(info["host"], "aws-0-us-east-1.pooler.supabase.com");
     assert_eq!(info["port"], 6543);
     assert_eq!(info["database"], "postgres");
+});
 
-    // From the process environment, with the app user preferred over the admin user.
+// From the process environment, with the app user preferred over the admin user.
+on_both_stores!(from_env_prefers_the_app_user, |env: TestEnv| {
     env.run_with(
         &[
             "block",

@@ -68,6 +68,91 @@ fn can_log_in(db: &str, role: &str, password: &str) -> bool {
     PgConnection::establish(&url).is_ok()
 }
 
+/// `db user create --grant read`: a second role that may read the database but not write.
+fn second_role_reads_but_cannot_write(env: &TestEnv, db: &str, reader: &str) -> String {
+    let created = env.ok(&[
+        "db",
+        "user",
+        "create",
+        reader,
+        "--admin",
+        "pg-admin",
+        "--grant",
+        "read",
+        "--on-database",
+        db,
+        "--block",
+        "reader",
+    ]);
+    pg(&format!("GRANT blockyard_password_auth TO {reader}"));
+    let read = env.ok(&[
+        "exec",
+        "reader",
+        "--",
+        "psql",
+        "-Atc",
+        "SELECT body FROM notes",
+    ]);
+    assert_eq!(read.stdout.trim(), "first");
+    let write = env.run(&[
+        "exec",
+        "reader",
+        "--",
+        "psql",
+        "-c",
+        "INSERT INTO notes (body) VALUES ('no')",
+    ]);
+    assert_ne!(write.code, 0, "the read-only role could write");
+    assert!(
+        write.stderr.contains("permission denied"),
+        "{}",
+        write.stderr
+    );
+    created.all_output()
+}
+
+/// `block rotate-password`: a pool opened before the rotation keeps working after it,
+/// and the old password no longer logs in. Returns the output and the new password.
+fn rotation_keeps_an_open_pool_working(
+    env: &TestEnv,
+    db: &str,
+    owner: &str,
+    password: &str,
+) -> (String, String) {
+    let registry = env.registry("1h");
+    let pool = registry.any_pool("app").unwrap();
+    diesel::sql_query("SELECT 1")
+        .execute(&mut *pool.get().unwrap())
+        .unwrap();
+    let rotated = env.ok(&["block", "rotate-password", "app", "--admin", "pg-admin"]);
+    let new_password = password_of(&env, "app");
+    assert_ne!(new_password, password);
+    assert!(
+        !can_log_in(db, owner, password),
+        "the old password still works"
+    );
+    assert!(can_log_in(db, owner, &new_password));
+    env.ok(&["block", "test", "app"]);
+    for _ in 0..3 {
+        diesel::sql_query("SELECT 1")
+            .execute(&mut *pool.get().unwrap())
+            .unwrap();
+    }
+    drop(pool);
+    drop(registry);
+    let inspect = env.json(&["block", "inspect", "app"]);
+    assert!(
+        inspect["data"]["rotation"]["last_rotated_at"].is_string(),
+        "{inspect}"
+    );
+    assert!(
+        inspect["data"]["rotation"]
+            .get("pending_password")
+            .is_none()
+    );
+    (rotated.all_output(), new_password)
+}
+
 #[test]
 fn postgres_database_lifecycle() {
     let env = TestEnv::new(Backend::Sqlite);
@@ -145,82 +230,10 @@ fn postgres_database_lifecycle() {
         "0"
     );
 
-    // A second role that may read but not write.
-    outputs.push(
-        env.ok(&[
-            "db",
-            "user",
-            "create",
-            &reader,
-            "--admin",
-            "pg-admin",
-            "--grant",
-            "read",
-            "--on-database",
-            &db,
-            "--block",
-            "reader",
-        ])
-        .all_output(),
-    );
-    pg(&format!("GRANT blockyard_password_auth TO {reader}"));
-    let read = env.ok(&[
-        "exec",
-        "reader",
-        "--",
-        "psql",
-        "-Atc",
-        "SELECT body FROM notes",
-    ]);
-    assert_eq!(read.stdout.trim(), "first");
-    let write = env.run(&[
-        "exec",
-        "reader",
-        "--",
-        "psql",
-        "-c",
-        "INSERT INTO notes (body) VALUES ('no')",
-    ]);
-    assert_ne!(write.code, 0, "the read-only role could write");
-    assert!(
-        write.stderr.contains("permission denied"),
-        "{}",
-        write.stderr
-    );
+    outputs.push(second_role_reads_but_cannot_write(&env, &db, &reader));
 
-    // A pool opened before the rotation keeps working after it.
-    let registry = env.registry("1h");
-    let pool = registry.any_pool("app").unwrap();
-    diesel::sql_query("SELECT 1")
-        .execute(&mut *pool.get().unwrap())
-        .unwrap();
-    let rotated = env.ok(&["block", "rotate-password", "app", "--admin", "pg-admin"]);
-    outputs.push(rotated.all_output());
-    let new_password = password_of(&env, "app");
-    assert_ne!(new_password, password);
-    assert!(
-        !can_log_in(&db, &owner, &password),
-        "the old password still works"
-    );
-    assert!(can_log_in(&db, &owner, &new_password));
-    env.ok(&["block", "test", "app"]);
-    for _ in 0..3 {
-        diesel::sql_query("SELECT 1")
-            .execute(&mut *pool.get().unwrap())
-            .unwrap();
-    }
-    drop(pool);
-    drop(registry);
-    let inspect = env.json(&["block", "inspect", "app"]);
-    assert!(
-        inspect["data"]["rotation"]["last_rotated_at"].is_string(),
-        "{inspect}"
-    );
-    assert!(
-        inspect["data"]["rotation"]
-            .get("pending_password")
-            .is_none()
-    );
+    let (rotated, new_password) = rotation_keeps_an_open_pool_working(&env, &db, &owner, &password);
+    outputs.push(rotated);
 
     // Listing: owner, size, the blocks pointing at it.
     let listing = env.json(&["db", "ls", "--admin", "pg-admin"]);
@@ -362,6 +375,13 @@ fn postgres_create_errors_leave_nothing_behind() {
         "json",
     ]);
     assert!(run.stdout.contains("\"changed\": true"), "{}", run.stdout);
+}
+
+/// `--generate-name` turns a title into a valid, unused database name.
+#[test]
+fn a_generated_database_name_follows_the_title() {
+    let env = TestEnv::new(Backend::Sqlite);
+    admin_block(&env);
     let generated = env.json(&[
         "db",
         "create",
@@ -438,6 +458,36 @@ fn rotation_killed_at_any_point_ends_with_a_block_that_connects() {
         env.ok(&rotate);
         env.ok(&["block", "test", "app"]);
     }
+}
+
+/// Every provisioning action is in the audit log, and so is the writer's refusal.
+fn assert_provisioning_audited(api: &Api) {
+    let audit = api.get("/audit?limit=100");
+    let actions: Vec<&str> = audit.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "use-admin-block",
+        "db-create",
+        "db-apply",
+        "db-user-create",
+        "rotate-password",
+        "db-drop",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+    let refusal = audit.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["actor"] == "bot" && r["outcome"] == "FORBIDDEN");
+    assert!(refusal, "the refused provisioning is not on record");
 }
 
 #[test]
@@ -535,32 +585,7 @@ fn the_database_side_over_http() {
     assert_eq!(dropped.body["blocks"], json!(["app", "reader"]));
     assert!(!database_exists(&db));
 
-    let audit = api.get("/audit?limit=100");
-    let actions: Vec<&str> = audit.body["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["action"].as_str().unwrap())
-        .collect();
-    for action in [
-        "use-admin-block",
-        "db-create",
-        "db-apply",
-        "db-user-create",
-        "rotate-password",
-        "db-drop",
-    ] {
-        assert!(
-            actions.contains(&action),
-            "{action} not audited: {actions:?}"
-        );
-    }
-    let refusal = audit.body["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["actor"] == "bot" && r["outcome"] == "FORBIDDEN");
-    assert!(refusal, "the refused provisioning is not on record");
+    assert_provisioning_audited(&api);
     let everything = [
         created.text,
         again.text,

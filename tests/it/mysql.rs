@@ -114,6 +114,20 @@ fn mariadb_pool_test_and_exec() {
 
 /// The database side on MariaDB: create (database, user, grants, block), a read-only
 /// user, rotation, listing, drop; MySQL has no templates or extensions.
+/// A rotated password logs in; the old one, put back in the block, no longer does.
+fn rotation_replaces_the_password(env: &TestEnv, admin: &[&str]) {
+    let before = env.json(&["block", "inspect", "wh", "--show-secrets"]);
+    let old = before["data"]["connection_info"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.ok(&[&["block", "rotate-password", "wh"], admin].concat());
+    env.ok(&["block", "test", "wh"]);
+    update_password(env, "wh", &old);
+    env.run(&["block", "test", "wh"])
+        .fails_with("AUTHENTICATION_FAILED");
+}
+
 #[test]
 fn mariadb_database_side() {
     let env = TestEnv::new(Backend::Sqlite);
@@ -207,16 +221,7 @@ fn mariadb_database_side() {
     ]);
     assert_ne!(write.code, 0, "the read-only user could write");
 
-    let before = env.json(&["block", "inspect", "wh", "--show-secrets"]);
-    let old = before["data"]["connection_info"]["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    env.ok(&[&["block", "rotate-password", "wh"], &admin[..]].concat());
-    env.ok(&["block", "test", "wh"]);
-    update_password(&env, "wh", &old);
-    env.run(&["block", "test", "wh"])
-        .fails_with("AUTHENTICATION_FAILED");
+    rotation_replaces_the_password(&env, &admin);
 
     let listing = env.json(&[&["db", "ls"], &admin[..]].concat());
     let entry = listing
