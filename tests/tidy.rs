@@ -446,3 +446,35 @@ fn the_length_checker_counts_a_function() {
     let text = "fn a() {\n    1;\n    2;\n}\n    pub async fn b(x: u8) -> u8 {\n        x\n    }\n";
     assert_eq!(long_functions(text, 3), vec![(1, "a".to_owned(), 4)]);
 }
+
+/// The README's code map names every Rust file of the crate, its tests and its
+/// benchmarks (by path, or by file name or stem inside its folder's row), so a new file
+/// is placed on the map when it is made.
+#[test]
+fn the_code_map_names_every_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("### Code map").expect("README has a code map");
+    let end = start + readme[start..].find("### Invariants").unwrap();
+    let map = &readme[start..end];
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches", "examples"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let missing: Vec<String> = files
+        .iter()
+        .map(|f| f.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+        .filter(|rel| !rel.contains("/snapshots/"))
+        .filter(|rel| {
+            let name = rel.rsplit('/').next().unwrap();
+            let stem = name.trim_end_matches(".rs");
+            ![rel.as_str(), &format!("`{name}`"), &format!("`{stem}`")]
+                .iter()
+                .any(|needle| map.contains(needle))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not on the README's code map: {missing:?}"
+    );
+}

@@ -310,12 +310,12 @@ settings! {
     /// Connections in the store's pool.
     pool_max_size: u32 {
         env: "BLOCKYARD_POOL_MAX_SIZE", scope: Unflagged, dotenv: true, secret: false,
-        value: "N", default: Some("10"), choices: &[], alias: None,
+        value: "N", default: Some("8"), choices: &[], alias: None,
     }
     /// Seconds to wait for a store connection.
     connect_timeout_secs: u64 {
         env: "BLOCKYARD_CONNECT_TIMEOUT", scope: Unflagged, dotenv: true, secret: false,
-        value: "SECONDS", default: Some("30"), choices: &[], alias: None,
+        value: "SECONDS", default: Some("5"), choices: &[], alias: None,
     }
     /// How long a block pool is used before its block is read again.
     pool_refresh: Span {
@@ -436,6 +436,17 @@ mod tests {
             assert!(s.env.starts_with("BLOCKYARD_"), "{}", s.name);
             assert!(!s.help().is_empty(), "{}", s.name);
         }
+    }
+
+    #[test]
+    fn the_store_pool_defaults_are_the_tables() {
+        let defaults = Settings::defaults().unwrap();
+        let pool = crate::store::PoolOptions::default();
+        assert_eq!(defaults.pool_max_size, Some(pool.max_size));
+        assert_eq!(
+            defaults.connect_timeout_secs,
+            Some(pool.connection_timeout.as_secs())
+        );
     }
 
     #[test]

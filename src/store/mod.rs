@@ -100,6 +100,9 @@ pub struct PoolOptions {
     pub connection_timeout: Duration,
 }
 
+/// The same numbers as the `pool_max_size` and `connect_timeout_secs` rows of
+/// `config::SETTINGS` (which this floor cannot see); for stores opened without a
+/// `Config` (tests, the audit writer's own connection in tests).
 impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {

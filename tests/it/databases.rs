@@ -125,7 +125,7 @@ fn rotation_keeps_an_open_pool_working(
         .execute(&mut *pool.get().unwrap())
         .unwrap();
     let rotated = env.ok(&["block", "rotate-password", "app", "--admin", "pg-admin"]);
-    let new_password = password_of(&env, "app");
+    let new_password = password_of(env, "app");
     assert_ne!(new_password, password);
     assert!(
         !can_log_in(db, owner, password),

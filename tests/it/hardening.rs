@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 const PLANTED: &str = "planted-H4RDEN-secret";
 
 fn masked_doc(server: &Server, tok: &str) -> Value {
-    let reply = Api::new(&server, Some(tok)).get("/blocks/crdb-sage");
+    let reply = Api::new(server, Some(tok)).get("/blocks/crdb-sage");
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.body["data"].clone()
 }
 
 fn put(server: &Server, tok: &str, data: &Value) -> Reply {
-    Api::new(&server, Some(tok)).put("/blocks/crdb-sage", &json!({ "data": data }))
+    Api::new(server, Some(tok)).put("/blocks/crdb-sage", &json!({ "data": data }))
 }
 
 // 1. A write-only token cannot send the stored password to a host of its choosing.

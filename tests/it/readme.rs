@@ -83,6 +83,23 @@ fn every_readme_command_parses() {
     assert!(checked >= 30, "only {checked} README commands found");
 }
 
+/// The Configuration section names every row of the settings table: its variable, and
+/// its config file key.
+#[test]
+fn the_configuration_table_lists_every_setting() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("## Configuration").unwrap();
+    let section = &readme[start..readme[start..].find("\n## Exit").unwrap() + start];
+    for setting in blockyard::config::SETTINGS {
+        for name in [setting.env, setting.name] {
+            assert!(
+                section.contains(&format!("`{name}`")),
+                "README's Configuration does not list {name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn readme_run_command_and_everyday_block_run() {
     let env = TestEnv::new(Backend::Sqlite);
