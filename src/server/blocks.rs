@@ -2,16 +2,15 @@
 //! bring back, purge and history. The changes the web UI also makes (create, update,
 //! delete, rollback, undelete) are functions here that both call.
 
-use rocket::data::Data;
-use rocket::http::{ContentType, Status};
+use rocket::http::Status;
 use rocket::{FromForm, delete, get, post, put};
 use serde_json::Value;
 
 use super::guard::Ctx;
-use super::http::{json_body, parse_bool, parse_limit, parse_name};
+use super::http::{Body, parse_bool, parse_limit, parse_name};
 use super::policy::{Access, Change, authorize};
 use super::reads::{read_block, visible_blocks};
-use super::response::{ApiResult, Json};
+use super::response::{ApiError, ApiResult, Json};
 use super::state::{State, blocking};
 use crate::auth::Permission;
 use crate::block::{Block, BlockFilter, NewBlock};
@@ -97,14 +96,13 @@ pub async fn get_block(
     Ok(Json::rendered(Status::Ok, kept.view(reveal)).etag(kept.block.version))
 }
 
-#[post("/blocks", data = "<data>")]
+#[post("/blocks", data = "<body>")]
 pub async fn create_block(
     ctx: Ctx,
     state: &rocket::State<State>,
-    content_type: Option<&ContentType>,
-    data: Data<'_>,
+    body: Result<Body<CreateBlock>, ApiError>,
 ) -> ApiResult<Json> {
-    let body: CreateBlock = json_body(content_type, data).await?;
+    let Body(body) = body?;
     let new = NewBlock {
         name: parse_name(&body.name)?,
         block_type: body.block_type,
@@ -132,17 +130,16 @@ pub async fn create(state: &State, ctx: &Ctx, new: NewBlock) -> ApiResult<Block>
         .await
 }
 
-#[put("/blocks/<name>", data = "<data>")]
+#[put("/blocks/<name>", data = "<body>")]
 pub async fn update_block(
     ctx: Ctx,
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
-    content_type: Option<&ContentType>,
-    data: Data<'_>,
+    body: Result<Body<UpdateBlock>, ApiError>,
 ) -> ApiResult<Json> {
     let name = name?;
     let expected = ctx.expected_version()?;
-    let body: UpdateBlock = json_body(content_type, data).await?;
+    let Body(body) = body?;
     let what = "changing this block";
     let block = update(state, &ctx, &name, body.data, expected, what).await?;
     Ok(block_response(&block, Status::Ok))
@@ -167,17 +164,16 @@ pub async fn update(
         .await
 }
 
-#[post("/blocks/<name>/rename", data = "<data>")]
+#[post("/blocks/<name>/rename", data = "<body>")]
 pub async fn rename_block(
     ctx: Ctx,
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
-    content_type: Option<&ContentType>,
-    data: Data<'_>,
+    body: Result<Body<RenameBlock>, ApiError>,
 ) -> ApiResult<Json> {
     let name = name?;
     let expected = ctx.expected_version()?;
-    let body: RenameBlock = json_body(content_type, data).await?;
+    let Body(body) = body?;
     let new_name = parse_name(&body.new_name)?;
     let blocks = [name.as_str(), new_name.as_str()];
     let (target, to) = (name.clone(), new_name.clone());
@@ -220,17 +216,16 @@ pub async fn delete(
         .await
 }
 
-#[post("/blocks/<name>/rollback", data = "<data>")]
+#[post("/blocks/<name>/rollback", data = "<body>")]
 pub async fn rollback_block(
     ctx: Ctx,
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
-    content_type: Option<&ContentType>,
-    data: Data<'_>,
+    body: Result<Body<Rollback>, ApiError>,
 ) -> ApiResult<Json> {
     let name = name?;
     let expected = ctx.expected_version()?;
-    let body: Rollback = json_body(content_type, data).await?;
+    let Body(body) = body?;
     let block = rollback(state, &ctx, &name, body.to_version, expected).await?;
     Ok(block_response(&block, Status::Ok))
 }

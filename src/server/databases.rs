@@ -4,14 +4,13 @@
 //! block's password is on record (`use-admin-block`) before it is used, like a secret
 //! read; each change is audited like a block change.
 
-use rocket::data::Data;
-use rocket::http::{ContentType, Status};
+use rocket::http::Status;
 use rocket::{FromForm, delete, get, post};
 
 use super::guard::Ctx;
-use super::http::json_body;
+use super::http::Body;
 use super::policy::{Access, Change, audit, audited, authorize};
-use super::response::{ApiResult, Json};
+use super::response::{ApiError, ApiResult, Json};
 use super::state::{State, blocking, blocking_long};
 use crate::error::Error;
 use crate::name::BlockName;
@@ -51,14 +50,13 @@ async fn admin_use(
     audit(state, ctx, "use-admin-block", Some(&admin), "ok").await
 }
 
-#[post("/databases", data = "<data>")]
+#[post("/databases", data = "<body>")]
 pub async fn create_database(
     ctx: Ctx,
     state: &rocket::State<State>,
-    content_type: Option<&ContentType>,
-    data: Data<'_>,
+    body: Result<Body<CreateDatabase>, ApiError>,
 ) -> ApiResult<Json> {
-    let body: CreateDatabase = json_body(content_type, data).await?;
+    let Body(body) = body?;
     let block = BlockName::parse(&body.block)?;
     let database = match (&body.database, &body.generate_name) {
         (Some(name), None) => DatabaseName::parse(name)?,
@@ -114,16 +112,15 @@ pub async fn list_databases(
     Ok(Json::ok(&listing))
 }
 
-#[post("/databases/<name>/users", data = "<data>")]
+#[post("/databases/<name>/users", data = "<body>")]
 pub async fn create_user(
     ctx: Ctx,
     state: &rocket::State<State>,
     name: &str,
-    content_type: Option<&ContentType>,
-    data: Data<'_>,
+    body: Result<Body<CreateDatabaseUser>, ApiError>,
 ) -> ApiResult<Json> {
     let database = DatabaseName::parse(name)?;
-    let body: CreateDatabaseUser = json_body(content_type, data).await?;
+    let Body(body) = body?;
     let block = BlockName::parse(&body.block)?;
     let role = RoleName::parse(&body.role)?;
     let grant = Grant::parse(&body.grant)?;
@@ -162,16 +159,15 @@ pub async fn drop_database(
     }))
 }
 
-#[post("/blocks/<name>/apply", data = "<data>")]
+#[post("/blocks/<name>/apply", data = "<body>")]
 pub async fn apply_schema(
     ctx: Ctx,
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
-    content_type: Option<&ContentType>,
-    data: Data<'_>,
+    body: Result<Body<ApplySchema>, ApiError>,
 ) -> ApiResult<Json> {
     let name = name?;
-    let body: ApplySchema = json_body(content_type, data).await?;
+    let Body(body) = body?;
     let access = Access::admin(Some(("db-apply", &name)), "applying schemas (needs admin)");
     authorize(state, &ctx, access).await?;
     // The block's own password is used inside the server: a secret read, on record first.
@@ -189,16 +185,15 @@ pub async fn apply_schema(
     }))
 }
 
-#[post("/blocks/<name>/rotate-password", data = "<data>")]
+#[post("/blocks/<name>/rotate-password", data = "<body>")]
 pub async fn rotate_password(
     ctx: Ctx,
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
-    content_type: Option<&ContentType>,
-    data: Data<'_>,
+    body: Result<Body<RotatePassword>, ApiError>,
 ) -> ApiResult<Json> {
     let name = name?;
-    let body: RotatePassword = json_body(content_type, data).await?;
+    let Body(body) = body?;
     let (admin, target) = (body.admin.clone(), name.clone());
     let block = Change::admin("rotate-password", &name, PROVISIONING)
         .using_admin_block(&body.admin)

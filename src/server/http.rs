@@ -2,7 +2,7 @@
 //! bodies with a size limit, and the one JSON log line per request (with the
 //! `X-Request-Id` every response carries).
 
-use rocket::data::{Data, ToByteUnit};
+use rocket::data::{self, Data, FromData, ToByteUnit};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::{ContentType, Header};
 use rocket::request::Request;
@@ -76,16 +76,27 @@ pub fn parse_limit(raw: Option<&str>) -> ApiResult<i64> {
     }
 }
 
-/// Reads a JSON body: `application/json` (415 otherwise), at most [`BODY_LIMIT`] bytes
-/// (413), well-formed and of the expected shape (400).
-pub async fn json_body<T: DeserializeOwned>(
-    req_type: Option<&ContentType>,
-    data: Data<'_>,
-) -> ApiResult<T> {
-    json_body_up_to(req_type, data, BODY_LIMIT).await
+/// A JSON body, the data guard of every route that takes one: `application/json` (415
+/// otherwise), at most [`BODY_LIMIT`] bytes (413), well-formed and of the expected shape
+/// (400). Rocket reads it after the request guards, so a request without a good token
+/// is refused before its body is read. A route takes it as `Result<Body<T>, ApiError>`,
+/// so a bad body is answered in the API's error shape, in the order the route checks.
+pub struct Body<T>(pub T);
+
+#[rocket::async_trait]
+impl<'r, T: DeserializeOwned + Send> FromData<'r> for Body<T> {
+    type Error = ApiError;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        match json_body_up_to(req.content_type(), data, BODY_LIMIT).await {
+            Ok(body) => data::Outcome::Success(Body(body)),
+            Err(err) => data::Outcome::Error((err.status, err)),
+        }
+    }
 }
 
-/// [`json_body`] with a limit of its own (an import carries many blocks).
+/// Reads a JSON body as [`Body`] does, with a limit of its own (an import carries many
+/// blocks, and is read only once the caller is known to be an admin).
 pub async fn json_body_up_to<T: DeserializeOwned>(
     req_type: Option<&ContentType>,
     data: Data<'_>,

@@ -1,13 +1,12 @@
 //! The `/api/v1/block-types` routes: list, read and register block types.
 
-use rocket::data::Data;
-use rocket::http::{ContentType, Status};
+use rocket::http::Status;
 use rocket::{get, post};
 
 use super::guard::Ctx;
-use super::http::{json_body, parse_bool};
+use super::http::{Body, parse_bool};
 use super::policy::{Access, Change, authorize};
-use super::response::{ApiResult, Json};
+use super::response::{ApiError, ApiResult, Json};
 use super::state::{State, blocking};
 use crate::error::ErrorKind;
 use crate::types::BlockTypeDef;
@@ -42,16 +41,15 @@ pub async fn get_type(ctx: Ctx, state: &rocket::State<State>, slug: &str) -> Api
     }
 }
 
-#[post("/block-types?<replace>", data = "<data>")]
+#[post("/block-types?<replace>", data = "<body>")]
 pub async fn register_type(
     ctx: Ctx,
     state: &rocket::State<State>,
     replace: Option<&str>,
-    content_type: Option<&ContentType>,
-    data: Data<'_>,
+    body: Result<Body<BlockTypeDef>, ApiError>,
 ) -> ApiResult<Json> {
     let replace = parse_bool("replace", replace)?;
-    let def: BlockTypeDef = json_body(content_type, data).await?;
+    let Body(def) = body?;
     let label = format!("type:{}", def.slug);
     let what = "registering block types (needs admin)";
     let ty = Change::admin("register-type", &label, what)
