@@ -240,16 +240,16 @@ const INNER_FLOORS: &[Floors] = &[
             ("crash", 1),
             ("keys", 2),
             ("local", 3),
-            ("rotation", 4),
-            ("connections", 4),
-            ("apply", 4),
-            ("admin", 5),
-            ("backup", 5),
-            ("databases", 5),
-            ("transfer", 5),
+            ("handle", 4),
+            ("rotation", 5),
+            ("connections", 5),
+            ("apply", 5),
+            ("admin", 6),
+            ("backup", 6),
+            ("databases", 6),
+            ("transfer", 6),
         ],
-        // The files each add methods to `Registry` (one `impl` split by topic).
-        &["Registry"],
+        &[],
     ),
     (
         "cli",
@@ -266,8 +266,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("blocks", 3),
             ("docs", 3),
         ],
-        // `docs` renders the command line's own help.
-        &["Cli"],
+        &[],
     ),
 ];
 

@@ -4,21 +4,18 @@
 use std::io::Write;
 use std::path::Path;
 
-use clap::CommandFactory;
-
-use super::Cli;
 use crate::error::{Error, Result};
 
-pub fn completions(shell: clap_complete::Shell) -> Result<()> {
-    let mut command = Cli::command();
+/// Completions for `command` (the whole CLI, as clap defines it).
+pub fn completions(shell: clap_complete::Shell, mut command: clap::Command) -> Result<()> {
     let mut text = Vec::new();
     clap_complete::generate(shell, &mut command, "blockyard", &mut text);
     write_stdout(&text)
 }
 
-/// The main page on stdout, or one page per command (and subcommand) in `dir`.
-pub fn man(dir: Option<&Path>) -> Result<()> {
-    let command = Cli::command();
+/// The main page of `command` on stdout, or one page per command (and subcommand) in
+/// `dir`.
+pub fn man(command: clap::Command, dir: Option<&Path>) -> Result<()> {
     match dir {
         None => write_stdout(&render(&command, "blockyard")?),
         Some(dir) => {

@@ -15,7 +15,7 @@ mod transfer;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{Config, Settings, Sources};
 use crate::error::Result;
@@ -191,8 +191,8 @@ pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Resu
     let out = output::Printer::new(cli.global.output);
     // Commands that need no configuration and no store.
     match &cli.command {
-        Command::Completions { shell } => return docs::completions(*shell),
-        Command::Man { dir } => return docs::man(dir.as_deref()),
+        Command::Completions { shell } => return docs::completions(*shell, Cli::command()),
+        Command::Man { dir } => return docs::man(Cli::command(), dir.as_deref()),
         Command::Key(admin::KeyCommand::Generate) => return admin::generate_key(&out),
         _ => {}
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::Registry;
+use super::handle::Registry;
 use super::keys::KeyManager;
 use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{self, NewToken, TokenInfo, Verifier};

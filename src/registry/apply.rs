@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::Registry;
+use super::handle::Registry;
 use crate::block::{Block, BlockFilter, NewBlock};
 use crate::document::{FieldChange, MASK, Secrets, changes, split_secrets};
 use crate::error::{Error, Result};

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Registry;
+use super::handle::Registry;
 use super::keys::{KeyManager, META_FINGERPRINT, META_LOCATION, META_STORE_ID};
 use crate::config::Config;
 use crate::error::{Error, Result};

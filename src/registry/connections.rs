@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::Registry;
+use super::handle::Registry;
 use crate::config::{Config, Sources};
 use crate::connect::BlockPool;
 use crate::connect::pool::Loader;

@@ -6,8 +6,8 @@
 
 use serde_json::{Value, json};
 
-use super::Registry;
 use super::crash::crash_point;
+use super::handle::Registry;
 use super::rotation::set_rotation;
 use crate::block::{Block, NewBlock};
 

@@ -9,6 +9,7 @@ mod backup;
 mod connections;
 mod crash;
 mod databases;
+mod handle;
 mod keys;
 mod local;
 mod rotation;
@@ -23,120 +24,19 @@ pub use admin::{
 pub use apply::{ApplyFile, ApplyOptions, ApplyPlan, SecretRefs, parse_apply_file};
 pub use backup::{BACKUP_FORMAT, BackupFile, BackupReport, restore};
 pub use databases::NewDatabase;
+pub use handle::Registry;
 pub use keys::{InitReport, KeyStatus, RotationReport};
 pub use rotation::{ROTATION_LOCK, RotationSchedule, rotation_schedule};
 pub use transfer::{Existing, ImportPlan, SecretsIdentity, SecretsKey};
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use crate::block::BlockFilter;
-use crate::config::Config;
-use crate::connect::pool::PoolCache;
 use crate::error::{Error, Result};
 use crate::name::{BlockName, ToBlockName};
-use crate::remote::RemoteClient;
-use crate::source::BlockSource;
-use crate::store::Store;
 use crate::types::{BlockType, BlockTypeDef};
-use local::LocalBlocks;
-
-/// The registry: where blocks live (a [`BlockSource`]: a store opened here, or a
-/// Blockyard server in remote mode), and the pools handed out by block name. Cloning is
-/// cheap and clones share everything.
-#[derive(Clone, Debug)]
-pub struct Registry {
-    source: Arc<dyn BlockSource>,
-    /// The store and keys, for what only a local store does (keys, tokens, audit).
-    local: Option<Arc<LocalBlocks>>,
-    /// In remote mode, the server, for saying why a store command cannot run.
-    server: Option<url::Url>,
-    pools: Arc<PoolCache>,
-    /// The audit record each change made through this handle commits with.
-    record: Option<Arc<ChangeRecord>>,
-}
 
 impl Registry {
-    /// Opens the configured store. A brand-new store is migrated and given a master key
-    /// and a first data key; the report says where they are.
-    pub fn open(config: Config) -> Result<(Registry, Option<InitReport>)> {
-        let pools = Arc::new(PoolCache::new(config.pool_refresh));
-        if let Some(remote) = config.remote {
-            let client = RemoteClient::new(remote)?;
-            let server = Some(client.base().clone());
-            let source: Arc<dyn BlockSource> = Arc::new(client);
-            let registry = Registry {
-                source,
-                local: None,
-                server,
-                pools,
-                record: None,
-            };
-            return Ok((registry, None));
-        }
-        let store = Store::open(config.database_url.clone(), &config.pool)?;
-        let status = store.migration_status()?;
-        let fresh = status.applied.is_empty();
-        if fresh {
-            store.migrate()?;
-        } else if !status.pending.is_empty() {
-            return Err(Error::StoreNotMigrated(format!(
-                "{} pending migration(s): {}",
-                status.pending.len(),
-                status.pending.join(", ")
-            )));
-        }
-        let keys = Arc::new(keys::KeyManager::new(config.key, config.data_dir));
-        let report = keys.initialise_if_needed(&store)?;
-        if keys::KeyManager::needs_reseal(&store)? {
-            return Err(Error::StoreNotMigrated(
-                "its secrets are sealed in an older format, not bound to their block's \
-                 type, version and document; run `blockyard database migrate` (with the \
-                 master key)"
-                    .into(),
-            ));
-        }
-        let local = Arc::new(LocalBlocks { store, keys });
-        let registry = Registry {
-            source: local.clone(),
-            local: Some(local),
-            server: None,
-            pools,
-            record: None,
-        };
-        Ok((registry, report))
-    }
-
-    /// This registry, with `record` committed in the same transaction as each change
-    /// made through it (the server's audit trail of changes: both or neither).
-    pub fn on_behalf(&self, record: ChangeRecord) -> Registry {
-        Registry {
-            record: Some(Arc::new(record)),
-            ..self.clone()
-        }
-    }
-
-    fn record(&self) -> Option<&ChangeRecord> {
-        self.record.as_deref()
-    }
-
-    /// The local store; an error in remote mode.
-    fn store(&self) -> Result<&Store> {
-        self.local().map(|(store, _)| store)
-    }
-
-    fn local(&self) -> Result<(&Store, &Arc<keys::KeyManager>)> {
-        match (&self.local, &self.server) {
-            (Some(local), _) => Ok((&local.store, &local.keys)),
-            (None, server) => Err(Error::Config(format!(
-                "this works on a local store only, and BLOCKYARD_URL points at the server {}; \
-                 unset it (and --server-url) to use the store directly",
-                server.as_ref().map(url::Url::as_str).unwrap_or("(unknown)")
-            ))),
-        }
-    }
-
     // ---- blocks and block types: the source's ----------------------------------
 
     /// Every type: built-in first, then registered ones, by slug.

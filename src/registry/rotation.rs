@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::Registry;
+use super::handle::Registry;
 use crate::auth::Permission;
 use crate::block::{Block, ChangeRecord};
 use crate::error::{Error, Result};

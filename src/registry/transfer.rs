@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::Registry;
+use super::handle::Registry;
 use super::local::LocalBlocks;
 use crate::block::BlockFilter;
 use crate::document::{Secrets, merge_secrets, split_secrets};
