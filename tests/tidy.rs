@@ -212,6 +212,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("transfer", 7),
             ("prefect", 7),
             ("service", 7),
+            ("upstream", 7),
             ("ui", 8),
         ],
         &[],

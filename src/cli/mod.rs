@@ -116,7 +116,7 @@ pub enum Command {
     /// Every route but /health and /ready needs a token (`blockyard token create`).
     /// Example: blockyard server --migrate --database-url postgres://blockyard@db/blockyard
     #[command(verbatim_doc_comment)]
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Write blocks to stdout as one JSON file, secrets masked, or encrypted with age
     /// (--include-secrets --recipient age1... | --passphrase-file F).
     ///

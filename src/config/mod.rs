@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 mod settings;
 
-pub use settings::{SETTINGS, Scope, Setting, SettingValue, Settings, Span, setting};
+pub use settings::{HttpUrl, SETTINGS, Scope, Setting, SettingValue, Settings, Span, setting};
 
 use crate::crypto::{KeySource, MasterKeyLocation};
 use crate::error::{Error, Result};
@@ -308,6 +308,13 @@ fn read_config_file(path: &Path) -> Result<Settings> {
     let settings = parse_config_file(path, &text)?;
     if settings.token.is_some() {
         crate::files::check_private_holding(path, "config file", "an API token")?;
+    }
+    if settings.prefect_upstream_auth.is_some() {
+        crate::files::check_private_holding(
+            path,
+            "config file",
+            "the Prefect upstream's credentials",
+        )?;
     }
     Ok(settings)
 }

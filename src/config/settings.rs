@@ -78,6 +78,10 @@ pub trait SettingValue: Sized {
     /// The value, or what a value must be.
     fn parse(text: &str) -> std::result::Result<Self, String>;
     fn show(&self) -> String;
+    /// Refused text as an error may quote it.
+    fn quote_refused(text: &str) -> String {
+        format!("{text:?}")
+    }
 }
 
 impl SettingValue for String {
@@ -137,6 +141,48 @@ macro_rules! whole_numbers {
 }
 whole_numbers!(u16, u32, u64, usize);
 
+/// An `http://` or `https://` URL without credentials (they have settings of their own,
+/// kept secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl(pub url::Url);
+
+impl SettingValue for HttpUrl {
+    fn parse(text: &str) -> std::result::Result<Self, String> {
+        let url = url::Url::parse(text.trim())
+            .map_err(|_| "must be an http:// or https:// URL".to_owned())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err("must be an http:// or https:// URL".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not hold credentials (give them in their own setting)".into());
+        }
+        Ok(HttpUrl(url))
+    }
+    fn show(&self) -> String {
+        self.0.to_string()
+    }
+    /// Never the password of a refused URL.
+    fn quote_refused(text: &str) -> String {
+        match url::Url::parse(text.trim()) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("********"));
+                format!("{:?}", url.as_str())
+            }
+            Ok(_) => format!("{text:?}"),
+            Err(_) => "that".into(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<HttpUrl, D::Error> {
+        let text = String::deserialize(d)?;
+        HttpUrl::parse(&text).map_err(|why| {
+            serde::de::Error::custom(format!("{} {why}", HttpUrl::quote_refused(&text)))
+        })
+    }
+}
+
 /// A length of time, written as `30s`, `5m`, `90d` (`0` for none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span(pub Duration);
@@ -175,7 +221,7 @@ fn read_var<T: SettingValue>(vars: &HashMap<String, String>, name: &str) -> Resu
         None => Ok(None),
         Some(text) => T::parse(text)
             .map(Some)
-            .map_err(|why| Error::Config(format!("{name} {why}, not {text:?}"))),
+            .map_err(|why| Error::Config(format!("{name} {why}, not {}", T::quote_refused(text)))),
     }
 }
 
@@ -394,6 +440,19 @@ settings! {
     quiet: bool {
         env: "BLOCKYARD_QUIET", scope: Server, dotenv: false, secret: false, value: "",
         default: Some("false"), choices: &[], alias: None,
+    }
+    /// A Prefect server's API (http://127.0.0.1:4200/api): every request under
+    /// /prefect/api that Blockyard does not answer itself goes there, after the
+    /// caller's token is checked.
+    prefect_upstream: HttpUrl {
+        env: "BLOCKYARD_PREFECT_UPSTREAM", scope: Server, dotenv: false, secret: false,
+        value: "URL", default: None, choices: &[], alias: None,
+    }
+    /// The Prefect upstream's own credentials, `user:password` for its Basic auth (as
+    /// Prefect's PREFECT_API_AUTH_STRING); never taken from a caller.
+    prefect_upstream_auth: String {
+        env: "BLOCKYARD_PREFECT_UPSTREAM_AUTH", scope: Unflagged, dotenv: false, secret: true,
+        value: "USER:PASSWORD", default: None, choices: &[], alias: None,
     }
     /// Async worker threads (default: one per core).
     workers: usize {

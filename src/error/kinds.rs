@@ -112,6 +112,8 @@ error_kinds! {
     UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", 415, sent;
     /// The web UI's connection tests are all in use.
     TooManyTests = "TOO_MANY_TESTS", 429, sent;
+    /// The Prefect server requests are passed to could not be reached or did not answer.
+    UpstreamUnavailable = "UPSTREAM_UNAVAILABLE", 502, sent;
 }
 
 impl ErrorKind {

@@ -27,6 +27,7 @@ mod tasks;
 mod transfer;
 mod types;
 mod ui;
+mod upstream;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use crate::registry::Registry;
 use state::State;
 
 pub use response::BODY_LIMIT;
+pub use upstream::Upstream;
 
 /// How to run the server.
 #[derive(Clone, Debug)]
@@ -63,6 +65,8 @@ pub struct ServerOptions {
     pub audit_retention: Option<Duration>,
     /// How the audit log is written (folding of repeated reads, writer threads).
     pub audit: AuditOptions,
+    /// The Prefect server unowned `/prefect/api` requests go to.
+    pub prefect_upstream: Option<Upstream>,
 }
 
 impl ServerOptions {
@@ -90,6 +94,11 @@ impl ServerOptions {
                 fold_window: span(&s.audit_window, "audit_window")?,
                 writers,
             },
+            prefect_upstream: s
+                .prefect_upstream
+                .clone()
+                .map(|url| Upstream::new(url.0, s.prefect_upstream_auth.clone()))
+                .transpose()?,
         })
     }
 }
@@ -132,6 +141,10 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         .mount("/api/v1", transfer::routes())
         .mount("/api/v1", databases::routes())
         .mount("/prefect/api", prefect::routes())
+        .mount(
+            "/prefect/api",
+            upstream::routes(options.prefect_upstream.clone()),
+        )
         .mount("/ui", ui::routes())
         .attach(ui::SecurityHeaders)
         .register("/ui", ui::catchers())

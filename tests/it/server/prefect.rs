@@ -8,12 +8,7 @@ use crate::support::*;
 /// A stock Prefect 3 client (pip-installed; see .ci/run) loads a block from us.
 #[test]
 fn prefect_client_loads_a_block() {
-    let python = std::env::var("BLOCKYARD_TEST_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/target/prefect-venv/bin/python",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
+    let python = python();
     let env = TestEnv::new(Backend::Sqlite);
     env.ok(&["init"]);
     create_crdb_sage(&env, PLANTED, &["--set-json", r#"pool={"max_size": 4}"#]).success();
@@ -96,5 +91,127 @@ fn prefect_documents_follow_changes_at_once() {
     assert_eq!(
         masked.body["data"]["connection_info"]["password"],
         "********"
+    );
+}
+
+/// The flow the pass-through test runs: a `@flow` (its run recorded in the Prefect
+/// server behind Blockyard) that loads the block from Blockyard and runs `select 1`
+/// against the real PostgreSQL through SQLAlchemy; it prints its run's id and result.
+const FLOW: &str = r#"
+from prefect import flow
+from prefect.runtime import flow_run
+from prefect_sqlalchemy import SqlAlchemyConnector
+
+@flow(name="databot")
+def databot():
+    with SqlAlchemyConnector.load("pg-main") as connector:
+        rows = connector.fetch_all("select 1 as one")
+    print(flow_run.id)
+    return rows[0][0]
+
+print(databot())
+"#;
+
+/// With `--prefect-upstream`, a stock Prefect client's `@flow` runs against Blockyard:
+/// the run goes to the real Prefect server behind it, the block comes from Blockyard
+/// (read audited, its secret never in Prefect's database), block routes are never
+/// passed on, and a request without a token is refused before anything is passed on.
+#[test]
+fn a_prefect_flow_runs_through_blockyard() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    // The test server trusts loopback, so the planted password is only there to be
+    // searched for.
+    let url = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres";
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "pg-main",
+            "--url",
+            url,
+            "--password-stdin",
+        ],
+        PLANTED,
+    )
+    .success();
+    let databot = token(&env, "databot", &["blocks:read-secrets:pg-*"], &[]);
+    let prefect = PrefectServer::start(env.dir.path().join("prefect-server"));
+    let server = Server::start(&env, &["--prefect-upstream", &prefect.api]);
+    let api_url = format!("{}/prefect/api", server.base);
+    let home = env.dir.path().join("prefect-client");
+    let out = run_python(
+        FLOW,
+        &home,
+        &[("PREFECT_API_URL", &api_url), ("PREFECT_API_KEY", &databot)],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.last(), Some(&"1"), "{stdout}\n{stderr}");
+    let run_id = lines[lines.len() - 2];
+
+    // The run is Prefect's, seen through Blockyard (and Blockyard's token was not sent on).
+    let through = Api::at(&api_url, Some(&databot));
+    let run = through.get(&format!("/flow_runs/{run_id}"));
+    assert_eq!(run.status, 200, "{}", run.text);
+    assert_eq!(run.body["state_type"], "COMPLETED", "{}", run.text);
+    let direct = Api::at(&prefect.api, None).get(&format!("/flow_runs/{run_id}"));
+    assert_eq!(direct.body["state_type"], "COMPLETED");
+
+    // The block is Blockyard's: its read is on record, and Prefect never saw the secret.
+    let audit = env.json(&["audit", "ls", "--block", "pg-main"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["actor"] == "databot" && r["action"] == "read-secrets"),
+        "{audit}"
+    );
+    assert!(!contains_bytes(&prefect.database(), PLANTED));
+    assert!(!server.log().contains(PLANTED) && !server.log().contains(&databot));
+    let server_log = std::fs::read_to_string(prefect.home.join("server.log")).unwrap();
+    assert!(!server_log.contains(&databot), "the token reached Prefect");
+
+    // Refusals: no token, and block routes, which are never passed on.
+    assert_error(
+        &Api::at(&api_url, None).get(&format!("/flow_runs/{run_id}")),
+        401,
+        "UNAUTHORIZED",
+    );
+    let listed = through.post("/block_documents/filter", &serde_json::json!({}));
+    assert_error(&listed, 404, "NOT_FOUND");
+}
+
+/// Without an upstream, Prefect's own routes name the setting; with an upstream that
+/// is down, 502 `UPSTREAM_UNAVAILABLE`.
+#[test]
+fn prefect_routes_without_an_upstream_say_what_to_do() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let bot = token(&env, "bot", &["blocks:read"], &[]);
+    let alone = Server::start(&env, &[]);
+    let reply = Api::root(&alone, Some(&bot)).get("/prefect/api/flows/x");
+    assert_error(&reply, 404, "NOT_FOUND");
+    assert!(reply.text.contains("--prefect-upstream"), "{}", reply.text);
+    let down = format!("http://127.0.0.1:{}/api", closed_port());
+    let fronting = Server::start(&env, &["--prefect-upstream", &down]);
+    let reply = Api::root(&fronting, Some(&bot))
+        .post("/prefect/api/flows/", &serde_json::json!({"name": "x"}));
+    assert_error(&reply, 502, "UPSTREAM_UNAVAILABLE");
+    // A URL that is not one is refused when it is given, whichever way.
+    let flag = env.run(&["server", "--prefect-upstream", "ftp://x/api"]);
+    assert_eq!(flag.code, 2, "{}", flag.stderr);
+    assert!(flag.stderr.contains("must be an http"), "{}", flag.stderr);
+    let url = format!("http://u:{PLANTED}@127.0.0.1:1/api");
+    let refused = env
+        .run_with(&["server"], None, &[("BLOCKYARD_PREFECT_UPSTREAM", &url)])
+        .fails_with("CONFIG_ERROR");
+    assert!(
+        !refused.all_output().contains(PLANTED),
+        "{}",
+        refused.stderr
     );
 }

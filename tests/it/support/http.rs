@@ -47,7 +47,11 @@ impl Server {
                 )
             }
         };
+        // Its own process group, so that stopping it stops a wrapper's child too
+        // (faketime runs the server as its child).
+        use std::os::unix::process::CommandExt;
         let child = command
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -75,7 +79,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
             .status();
         let _ = self.child.wait();
     }

@@ -1,0 +1,94 @@
+//! A real Prefect server (the pip-installed one of `scripts/test`'s venv) on a loopback
+//! port with its own SQLite database, stopped when dropped; and Python scripts run with
+//! that venv's stock Prefect client.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The venv's Python (`BLOCKYARD_TEST_PYTHON`, or `target/prefect-venv`).
+pub fn python() -> String {
+    std::env::var("BLOCKYARD_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/target/prefect-venv/bin/python",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    })
+}
+
+/// Runs `script` with the venv's Python and these variables; Prefect's home is `home`.
+pub fn run_python(script: &str, home: &std::path::Path, vars: &[(&str, &str)]) -> Output {
+    Command::new(python())
+        .args(["-c", script])
+        .env("PREFECT_HOME", home)
+        .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        .envs(vars.iter().copied())
+        .output()
+        .expect("python with prefect (created by scripts/test)")
+}
+
+/// `prefect server start`, its database in `home`.
+pub struct PrefectServer {
+    child: Child,
+    /// Its API: `http://127.0.0.1:PORT/api`.
+    pub api: String,
+    pub home: PathBuf,
+}
+
+impl PrefectServer {
+    pub fn start(home: PathBuf) -> PrefectServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let prefect = PathBuf::from(python()).with_file_name("prefect");
+        std::fs::create_dir_all(&home).unwrap();
+        let child = Command::new(prefect)
+            .args(["server", "start", "--host", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .env("PREFECT_HOME", &home)
+            .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+            .env("PREFECT_UI_ENABLED", "false")
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(home.join("server.log")).unwrap())
+            .spawn()
+            .expect("prefect (created by scripts/test)");
+        let server = PrefectServer {
+            child,
+            api: format!("http://127.0.0.1:{port}/api"),
+            home,
+        };
+        // Prefect migrates its database on start: tens of seconds on a busy machine.
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while ureq::get(&format!("{}/health", server.api)).call().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the Prefect server did not start: {}",
+                std::fs::read_to_string(server.home.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
+    }
+
+    /// Its SQLite database, to search for what must never be in it.
+    pub fn database(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for name in ["prefect.db", "prefect.db-wal"] {
+            bytes.extend(std::fs::read(self.home.join(name)).unwrap_or_default());
+        }
+        bytes
+    }
+}
+
+impl Drop for PrefectServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
