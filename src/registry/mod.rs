@@ -184,6 +184,14 @@ impl Registry {
         self.update_block(name.as_ref(), document, expected)
     }
 
+    /// The name of the block with this id, on a local store (a Prefect client names
+    /// blocks by id).
+    pub fn block_name_by_id(&self, id: &str) -> Result<BlockName> {
+        let row = self.store()?.find_block_by_id(id)?;
+        row.map(|row| BlockName::stored(row.name))
+            .ok_or_else(|| Error::BlockNotFound(format!("with id {id}")))
+    }
+
     /// Every kept version of a block, oldest first, secrets masked.
     pub fn block_history(&self, name: &(impl ToBlockName + ?Sized)) -> Result<Vec<BlockVersion>> {
         self.source.block_history(&*name.to_block_name()?)

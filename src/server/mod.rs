@@ -17,6 +17,7 @@ mod guard;
 mod http;
 mod policy;
 mod prefect;
+mod prefect_shapes;
 mod reads;
 mod response;
 mod service;

@@ -182,7 +182,10 @@ fn a_prefect_flow_runs_through_blockyard() {
         "UNAUTHORIZED",
     );
     let listed = through.post("/block_documents/filter", &serde_json::json!({}));
-    assert_error(&listed, 404, "NOT_FOUND");
+    assert_eq!(listed.body[0]["name"], "pg-main", "{}", listed.text);
+    assert!(!listed.text.contains(PLANTED), "a listing carried a secret");
+    let not_ours_yet = through.post("/block_schemas/filter", &serde_json::json!({}));
+    assert_error(&not_ours_yet, 404, "NOT_FOUND");
 }
 
 /// Without an upstream, Prefect's own routes name the setting; with an upstream that
@@ -214,4 +217,92 @@ fn prefect_routes_without_an_upstream_say_what_to_do() {
         "{}",
         refused.stderr
     );
+}
+
+/// Prefect's own command line lists, inspects and deletes Blockyard's blocks, seeing
+/// only what its token may read and never a secret in a listing; a delete is a change
+/// on record, and an id the token may not see is answered as unknown.
+#[test]
+fn prefect_block_commands_work_on_our_blocks() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    create_crdb_sage(&env, PLANTED, &[]).success();
+    env.ok(&[
+        "block",
+        "create",
+        "crdb-old",
+        "--type",
+        "json",
+        "--set-json",
+        "value=1",
+    ]);
+    env.ok(&[
+        "block",
+        "create",
+        "hidden",
+        "--type",
+        "json",
+        "--set-json",
+        "value=2",
+    ]);
+    let bot = token(
+        &env,
+        "bot",
+        &["blocks:read:crdb-*", "blocks:write:crdb-*"],
+        &[],
+    );
+    let server = Server::start(&env, &[]);
+    let api_url = format!("{}/prefect/api", server.base);
+    let home = env.dir.path().join("prefect-client");
+    let vars = [
+        ("PREFECT_API_URL", api_url.as_str()),
+        ("PREFECT_API_KEY", bot.as_str()),
+    ];
+    let prefect = |args: &[&str]| {
+        let out = run_prefect(args, &home, &vars);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "prefect {args:?}: {text}\n{err}");
+        assert!(!text.contains(PLANTED) && !err.contains(PLANTED));
+        text
+    };
+    let listed: serde_json::Value =
+        serde_json::from_str(&prefect(&["block", "ls", "-o", "json"])).unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["crdb-old", "crdb-sage"]);
+    let inspected = prefect(&["block", "inspect", "sqlalchemy-connector/crdb-sage"]);
+    assert!(inspected.contains("crdb-sage"), "{inspected}");
+    prefect(&["block", "delete", "json/crdb-old"]);
+    env.run(&["block", "inspect", "crdb-old"])
+        .fails_with("BLOCK_NOT_FOUND");
+    let audit = env.json(&["audit", "ls", "--block", "crdb-old"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["actor"] == "bot" && r["action"] == "delete"),
+        "{audit}"
+    );
+    let hidden = env.json(&["block", "inspect", "hidden"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let through = Api::at(&api_url, Some(&bot));
+    assert_error(
+        &through.get(&format!("/block_documents/{hidden}")),
+        404,
+        "BLOCK_NOT_FOUND",
+    );
+    assert_error(
+        &through.send("DELETE", &format!("/block_documents/{hidden}"), None, &[]),
+        404,
+        "BLOCK_NOT_FOUND",
+    );
+    env.ok(&["block", "inspect", "hidden"]);
 }

@@ -28,6 +28,19 @@ pub fn run_python(script: &str, home: &std::path::Path, vars: &[(&str, &str)]) -
         .expect("python with prefect (created by scripts/test)")
 }
 
+/// Runs the venv's `prefect` command line with these variables; its home is `home`.
+pub fn run_prefect(args: &[&str], home: &std::path::Path, vars: &[(&str, &str)]) -> Output {
+    Command::new(PathBuf::from(python()).with_file_name("prefect"))
+        .args(args)
+        .env("PREFECT_HOME", home)
+        .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        .env("PREFECT_CLI_PROMPT", "false")
+        .env("COLUMNS", "200")
+        .envs(vars.iter().copied())
+        .output()
+        .expect("prefect (created by scripts/test)")
+}
+
 /// `prefect server start`, its database in `home`.
 pub struct PrefectServer {
     child: Child,
