@@ -212,6 +212,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("databases", 7),
             ("transfer", 7),
             ("prefect", 8),
+            ("prefect_saves", 9),
             ("service", 7),
             ("upstream", 7),
             ("ui", 9),

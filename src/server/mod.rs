@@ -17,6 +17,7 @@ mod guard;
 mod http;
 mod policy;
 mod prefect;
+mod prefect_saves;
 mod prefect_shapes;
 mod reads;
 mod response;
@@ -142,6 +143,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         .mount("/api/v1", transfer::routes())
         .mount("/api/v1", databases::routes())
         .mount("/prefect/api", prefect::routes())
+        .mount("/prefect/api", prefect_saves::routes())
         .mount(
             "/prefect/api",
             upstream::routes(options.prefect_upstream.clone()),

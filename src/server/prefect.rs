@@ -99,7 +99,7 @@ async fn document(
 
 /// The block with a Prefect document id, if the caller may see it at all: an id the
 /// token may not read is answered as one that does not exist.
-async fn named_by_id(state: &State, ctx: &Ctx, id: &str) -> ApiResult<BlockName> {
+pub async fn named_by_id(state: &State, ctx: &Ctx, id: &str) -> ApiResult<BlockName> {
     let registry = state.registry.clone();
     let id = id.to_owned();
     let name = blocking(move || registry.block_name_by_id(&id)).await;
@@ -228,7 +228,13 @@ async fn block_type_by_slug(
 ) -> ApiResult<Json> {
     let registry = state.registry.clone();
     let slug = slug.to_owned();
-    let ty = blocking(move || registry.block_type(&slug)).await?;
+    // Prefect's clients take 404 to mean "register it".
+    let ty = blocking(move || registry.block_type(&slug))
+        .await
+        .map_err(|err| match err.kind {
+            ErrorKind::UnknownBlockType => ApiError::new(ErrorKind::NotFound, err.message),
+            _ => err,
+        })?;
     Ok(Json::ok(&block_type_json(
         &ty.def,
         &crate::time::rfc3339(0),

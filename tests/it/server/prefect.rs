@@ -306,3 +306,85 @@ fn prefect_block_commands_work_on_our_blocks() {
     );
     env.ok(&["block", "inspect", "hidden"]);
 }
+
+/// What the save test runs: a system `Secret` saved and overwritten, a connector saved
+/// twice, and a custom `Block` subclass registered, saved and loaded.
+const SAVES: &str = r#"
+import sys
+from pydantic import SecretStr
+from prefect.blocks.core import Block
+from prefect.blocks.system import Secret
+from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector, SyncDriver
+
+planted = sys.argv[1]
+Secret(value=planted).save("api-key")
+Secret(value=planted + "-2").save("api-key", overwrite=True)
+print(Secret.load("api-key").get())
+for port in (5432, 5433):
+    info = ConnectionComponents(driver=SyncDriver.POSTGRESQL_PSYCOPG2, database="app",
+        username="app", password=planted, host="db.internal", port=port)
+    SqlAlchemyConnector(connection_info=info).save("app-db", overwrite=True)
+print(SqlAlchemyConnector.load("app-db").connection_info.port)
+
+class Ftp(Block):
+    host: str
+    password: SecretStr
+
+Ftp(host="ftp.internal", password=planted).save("ftp-one")
+loaded = Ftp.load("ftp-one")
+print(loaded.host, loaded.password.get_secret_value() == planted)
+"#;
+
+/// A Prefect client saves blocks into Blockyard: each save is a sealed, versioned,
+/// audited Blockyard change; a custom Block class becomes a Blockyard type.
+#[test]
+fn prefect_saves_blocks_into_blockyard() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let admin = token(&env, "ops", &["admin"], &[]);
+    let server = Server::start(&env, &[]);
+    let api_url = format!("{}/prefect/api", server.base);
+    let home = env.dir.path().join("prefect-client");
+    let out = std::process::Command::new(python())
+        .args(["-c", SAVES, PLANTED])
+        .env("PREFECT_HOME", &home)
+        .env("PREFECT_API_URL", &api_url)
+        .env("PREFECT_API_KEY", &admin)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [format!("{PLANTED}-2").as_str(), "5433", "ftp.internal True"],
+        "{stderr}"
+    );
+    let versions = |name: &str| {
+        env.json(&["block", "history", name])
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!((versions("api-key"), versions("app-db")), (2, 2));
+    let secret = env.json(&["block", "inspect", "api-key", "--show-secrets"]);
+    assert_eq!(secret["data"]["value"], format!("{PLANTED}-2"));
+    let ftp = env.json(&["type", "inspect", "ftp"]);
+    assert!(ftp.to_string().contains("password"), "{ftp}");
+    assert!(
+        !contains_bytes(&env.store_bytes(), PLANTED),
+        "a secret stored in plaintext"
+    );
+    let audit = env.json(&["audit", "ls", "--block", "api-key"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"create") && actions.contains(&"update"),
+        "{audit}"
+    );
+    assert!(!server.log().contains(PLANTED));
+}
