@@ -237,10 +237,18 @@ impl Session {
         Ok(())
     }
 
+    /// Every database with its owner and size. Another session may drop a database
+    /// between reading the catalog and sizing it; the listing is then read again.
     pub fn databases(&mut self) -> Result<Vec<DatabaseInfo>> {
-        diesel::sql_query(sql::list_databases(self.dialect))
-            .load(&mut self.conn)
-            .map_err(|err| self.failure("listing databases", &err.to_string()))
+        let mut tries = 0;
+        loop {
+            let listed = diesel::sql_query(sql::list_databases(self.dialect)).load(&mut self.conn);
+            match listed {
+                Ok(rows) => return Ok(rows),
+                Err(err) if tries < 3 && err.to_string().contains("does not exist") => tries += 1,
+                Err(err) => return Err(self.failure("listing databases", &err.to_string())),
+            }
+        }
     }
 
     /// The owner of a database (PostgreSQL, CockroachDB).

@@ -400,9 +400,11 @@ pub fn database_owner(dialect: Dialect, name: &DatabaseName) -> Result<String> {
 pub fn list_databases(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Postgres => {
+            // By oid: a database dropped while this runs is NULL to has_database_privilege
+            // rather than an error (by name it is "does not exist").
             "SELECT d.datname AS name, pg_get_userbyid(d.datdba) AS owner, \
-             CASE WHEN has_database_privilege(d.datname, 'CONNECT') \
-             THEN pg_database_size(d.datname) END AS size \
+             CASE WHEN has_database_privilege(d.oid, 'CONNECT') \
+             THEN pg_database_size(d.oid) END AS size \
              FROM pg_database d WHERE NOT d.datistemplate ORDER BY d.datname"
         }
         Dialect::Cockroach => {
