@@ -214,6 +214,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("prefect", 8),
             ("prefect_saves", 9),
             ("service", 7),
+            ("upstream_ws", 5),
             ("upstream", 7),
             ("ui", 9),
         ],

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::response::{ApiError, ApiResult};
 use super::state::{STORE_DEADLINE, State, within};
-use crate::auth::{Actor, Permission};
+use crate::auth::{Actor, Permission, Verifier};
 use crate::error::{Error, ErrorKind};
 
 /// The authenticated caller, request id and `If-Match`.
@@ -25,10 +25,16 @@ pub struct Ctx {
 /// Checks a token: from the verifier's cache, or against the store on the blocking
 /// pool.
 pub async fn verify_token(state: &State, token: &str) -> Result<Arc<Actor>, Error> {
-    match state.verifier.verify_cached(token) {
+    verify_with(&state.verifier, token).await
+}
+
+/// [`verify_token`] with the verifier alone (for work that outlives the request, such
+/// as a websocket's first message).
+pub async fn verify_with(verifier: &Arc<Verifier>, token: &str) -> Result<Arc<Actor>, Error> {
+    match verifier.verify_cached(token) {
         Some(result) => result,
         None => {
-            let verifier = state.verifier.clone();
+            let verifier = verifier.clone();
             let token = Zeroizing::new(token.to_owned());
             within(STORE_DEADLINE, move || verifier.verify(&token)).await
         }

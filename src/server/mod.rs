@@ -30,6 +30,7 @@ mod transfer;
 mod types;
 mod ui;
 mod upstream;
+mod upstream_ws;
 
 use std::net::IpAddr;
 use std::sync::Arc;

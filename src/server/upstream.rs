@@ -17,6 +17,8 @@ use zeroize::Zeroizing;
 
 use super::guard::Ctx;
 use super::response::ApiError;
+use super::state::State;
+use super::upstream_ws::Relay;
 use crate::error::ErrorKind;
 
 /// Paths under `/prefect/api` that hold blocks: never passed on.
@@ -85,6 +87,14 @@ impl Upstream {
         })
     }
 
+    /// The upstream's websocket URL for `path` (`ws://`, or `wss://` for `https://`).
+    fn ws_url(&self, path: &str, query: Option<&str>) -> url::Url {
+        let mut url = self.url(path, query);
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        let _ = url.set_scheme(scheme);
+        url
+    }
+
     /// The upstream URL for `path` (below `/prefect/api`) and the caller's query.
     fn url(&self, path: &str, query: Option<&str>) -> url::Url {
         let mut url = self.base.clone();
@@ -128,6 +138,14 @@ pub fn routes(upstream: Option<Upstream>) -> Vec<Route> {
 #[rocket::async_trait]
 impl Handler for PassThrough {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+        // A websocket carries its token in its first message, not in a header.
+        if req
+            .headers()
+            .get_one("Upgrade")
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        {
+            return self.websocket(req).await;
+        }
         // The caller's token first, as on every route of ours.
         if let rocket::outcome::Outcome::Error((status, ())) = req.guard::<Ctx>().await {
             return Outcome::Error(status);
@@ -141,6 +159,38 @@ impl Handler for PassThrough {
             Ok(response) => Outcome::Success(response),
             Err(err) => Outcome::from(req, err),
         }
+    }
+}
+
+impl PassThrough {
+    /// Upgrades to a websocket relayed to the upstream (see `upstream_ws`).
+    async fn websocket<'r>(&self, req: &'r Request<'_>) -> Outcome<'r> {
+        let target = match (unowned_path(req), &self.0) {
+            (Err(refusal), _) => Err(refusal),
+            (Ok(path), None) => Err(not_configured(req.method(), &path)),
+            (Ok(path), Some(upstream)) => {
+                Ok(upstream.ws_url(&path, req.uri().query().map(|q| q.as_str())))
+            }
+        };
+        let url = match target {
+            Ok(url) => url,
+            Err(err) => return Outcome::from(req, err),
+        };
+        let rocket::outcome::Outcome::Success(ws) = req.guard::<rocket_ws::WebSocket>().await
+        else {
+            let err = ApiError::new(ErrorKind::BadRequest, "not a websocket handshake");
+            return Outcome::from(req, err);
+        };
+        let state = req.rocket().state::<State>().expect("server state");
+        let relay = Relay {
+            url,
+            auth: self.0.as_ref().and_then(|u| u.auth.clone()),
+            verifier: state.verifier.clone(),
+        };
+        Outcome::from(
+            req,
+            ws.channel(move |stream| Box::pin(super::upstream_ws::relay(stream, relay))),
+        )
     }
 }
 

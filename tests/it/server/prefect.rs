@@ -140,16 +140,22 @@ fn a_prefect_flow_runs_through_blockyard() {
     let server = Server::start(&env, &["--prefect-upstream", &prefect.api]);
     let api_url = format!("{}/prefect/api", server.base);
     let home = env.dir.path().join("prefect-client");
+    // The auth string carries the token on HTTP (Basic) and on the events websocket.
+    let auth = format!("databot:{databot}");
     let out = run_python(
         FLOW,
         &home,
-        &[("PREFECT_API_URL", &api_url), ("PREFECT_API_KEY", &databot)],
+        &[
+            ("PREFECT_API_URL", &api_url),
+            ("PREFECT_API_AUTH_STRING", &auth),
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.last(), Some(&"1"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("Unable to connect"), "{stderr}");
     let run_id = lines[lines.len() - 2];
 
     // The run is Prefect's, seen through Blockyard (and Blockyard's token was not sent on).
@@ -159,6 +165,27 @@ fn a_prefect_flow_runs_through_blockyard() {
     assert_eq!(run.body["state_type"], "COMPLETED", "{}", run.text);
     let direct = Api::at(&prefect.api, None).get(&format!("/flow_runs/{run_id}"));
     assert_eq!(direct.body["state_type"], "COMPLETED");
+
+    // Its events came through the websocket: Prefect recorded them (its event
+    // persister writes in batches, so they are looked for until they are there).
+    let resource = format!("prefect.flow-run.{run_id}");
+    let filter = serde_json::json!({"filter": {"any_resource": {"id": [resource]}}});
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let events = Api::at(&prefect.api, None).post("/events/filter", &filter);
+        if events.body["events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no events for the run: {}",
+            events.text
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 
     // The block is Blockyard's: its read is on record, and Prefect never saw the secret.
     let audit = env.json(&["audit", "ls", "--block", "pg-main"]);
