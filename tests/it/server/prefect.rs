@@ -22,11 +22,15 @@ print(c.connection_info.port, c.connection_info.database, c.connection_info.pass
 b = Block.load("sqlalchemy-connector/crdb-sage")
 print(type(b).__name__, b.connection_info.username)
 "#;
-    for auth in [
+    let auths = [
         ("PREFECT_API_KEY", databot.clone()),
         ("PREFECT_API_AUTH_STRING", format!("databot:{databot}")),
-    ] {
-        let out = Command::new(&python)
+    ];
+    for (python, auth) in clients()
+        .iter()
+        .flat_map(|p| auths.iter().map(move |a| (p, a)))
+    {
+        let out = Command::new(python)
             .args(["-c", script])
             .env("PREFECT_API_URL", format!("{}/prefect/api", server.base))
             .env(auth.0, &auth.1)
@@ -109,7 +113,12 @@ def databot():
     print(flow_run.id)
     return rows[0][0]
 
+@flow(name="with-block")
+def with_block(connector: SqlAlchemyConnector):
+    return connector.fetch_one("select 2 as two")[0]
+
 print(databot())
+print(with_block(SqlAlchemyConnector.load("pg-main")))
 "#;
 
 /// With `--prefect-upstream`, a stock Prefect client's `@flow` runs against Blockyard:
@@ -140,51 +149,27 @@ fn a_prefect_flow_runs_through_blockyard() {
     let server = Server::start(&env, &["--prefect-upstream", &prefect.api]);
     let api_url = format!("{}/prefect/api", server.base);
     let home = env.dir.path().join("prefect-client");
-    // The auth string carries the token on HTTP (Basic) and on the events websocket.
+    // Each client's flows run; the auth string carries the token on HTTP (Basic) and on
+    // the events websocket.
     let auth = format!("databot:{databot}");
-    let out = run_python(
-        FLOW,
-        &home,
-        &[
-            ("PREFECT_API_URL", &api_url),
-            ("PREFECT_API_AUTH_STRING", &auth),
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.last(), Some(&"1"), "{stdout}\n{stderr}");
-    assert!(!stderr.contains("Unable to connect"), "{stderr}");
-    let run_id = lines[lines.len() - 2];
-
-    // The run is Prefect's, seen through Blockyard (and Blockyard's token was not sent on).
-    let through = Api::at(&api_url, Some(&databot));
-    let run = through.get(&format!("/flow_runs/{run_id}"));
-    assert_eq!(run.status, 200, "{}", run.text);
-    assert_eq!(run.body["state_type"], "COMPLETED", "{}", run.text);
-    let direct = Api::at(&prefect.api, None).get(&format!("/flow_runs/{run_id}"));
-    assert_eq!(direct.body["state_type"], "COMPLETED");
-
-    // Its events came through the websocket: Prefect recorded them (its event
-    // persister writes in batches, so they are looked for until they are there).
-    let resource = format!("prefect.flow-run.{run_id}");
-    let filter = serde_json::json!({"filter": {"any_resource": {"id": [resource]}}});
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let events = Api::at(&prefect.api, None).post("/events/filter", &filter);
-        if events.body["events"]
-            .as_array()
-            .is_some_and(|e| !e.is_empty())
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no events for the run: {}",
-            events.text
+    let vars = [
+        ("PREFECT_API_URL", api_url.as_str()),
+        ("PREFECT_API_AUTH_STRING", &auth),
+    ];
+    for python in clients() {
+        let out = run_python(&python, FLOW, &[], &home, &vars);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{python}: {stdout}\n{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines[lines.len() - 2..],
+            ["1", "2"],
+            "{python}: {stdout}\n{stderr}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert!(!stderr.contains("Unable to connect"), "{python}: {stderr}");
+        let run_id = lines[lines.len() - 3];
+        assert_completed_with_events(&prefect, &api_url, &databot, run_id);
     }
 
     // The block is Blockyard's: its read is on record, and Prefect never saw the secret.
@@ -204,15 +189,44 @@ fn a_prefect_flow_runs_through_blockyard() {
 
     // Refusals: no token, and block routes, which are never passed on.
     assert_error(
-        &Api::at(&api_url, None).get(&format!("/flow_runs/{run_id}")),
+        &Api::at(&api_url, None).get("/flows/filter"),
         401,
         "UNAUTHORIZED",
     );
+    let through = Api::at(&api_url, Some(&databot));
     let listed = through.post("/block_documents/filter", &serde_json::json!({}));
     assert_eq!(listed.body[0]["name"], "pg-main", "{}", listed.text);
     assert!(!listed.text.contains(PLANTED), "a listing carried a secret");
     let not_ours_yet = through.post("/block_schemas/filter", &serde_json::json!({}));
     assert_error(&not_ours_yet, 404, "NOT_FOUND");
+}
+
+/// The run is Prefect's, seen through Blockyard and directly, and its events came
+/// through the websocket (Prefect's event persister writes in batches, so they are
+/// looked for until they are there).
+fn assert_completed_with_events(prefect: &PrefectServer, api_url: &str, token: &str, run_id: &str) {
+    let run = Api::at(api_url, Some(token)).get(&format!("/flow_runs/{run_id}"));
+    assert_eq!(run.body["state_type"], "COMPLETED", "{}", run.text);
+    let direct = Api::at(&prefect.api, None).get(&format!("/flow_runs/{run_id}"));
+    assert_eq!(direct.body["state_type"], "COMPLETED");
+    let resource = format!("prefect.flow-run.{run_id}");
+    let filter = serde_json::json!({"filter": {"any_resource": {"id": [resource]}}});
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let events = Api::at(&prefect.api, None).post("/events/filter", &filter);
+        if events.body["events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no events for {run_id}: {}",
+            events.text
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 /// Without an upstream, Prefect's own routes name the setting; with an upstream that
@@ -286,7 +300,7 @@ fn prefect_block_commands_work_on_our_blocks() {
         ("PREFECT_API_KEY", bot.as_str()),
     ];
     let prefect = |args: &[&str]| {
-        let out = run_prefect(args, &home, &vars);
+        let out = run_prefect(&python(), args, &home, &vars);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "prefect {args:?}: {text}\n{err}");
@@ -343,22 +357,22 @@ from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
 from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector, SyncDriver
 
-planted = sys.argv[1]
-Secret(value=planted).save("api-key")
-Secret(value=planted + "-2").save("api-key", overwrite=True)
-print(Secret.load("api-key").get())
+planted, prefix = sys.argv[1], sys.argv[2]
+Secret(value=planted).save(prefix + "api-key")
+Secret(value=planted + "-2").save(prefix + "api-key", overwrite=True)
+print(Secret.load(prefix + "api-key").get())
 for port in (5432, 5433):
     info = ConnectionComponents(driver=SyncDriver.POSTGRESQL_PSYCOPG2, database="app",
         username="app", password=planted, host="db.internal", port=port)
-    SqlAlchemyConnector(connection_info=info).save("app-db", overwrite=True)
-print(SqlAlchemyConnector.load("app-db").connection_info.port)
+    SqlAlchemyConnector(connection_info=info).save(prefix + "app-db", overwrite=True)
+print(SqlAlchemyConnector.load(prefix + "app-db").connection_info.port)
 
 class Ftp(Block):
     host: str
     password: SecretStr
 
-Ftp(host="ftp.internal", password=planted).save("ftp-one")
-loaded = Ftp.load("ftp-one")
+Ftp(host="ftp.internal", password=planted).save(prefix + "ftp-one")
+loaded = Ftp.load(prefix + "ftp-one")
 print(loaded.host, loaded.password.get_secret_value() == planted)
 "#;
 
@@ -372,28 +386,32 @@ fn prefect_saves_blocks_into_blockyard() {
     let server = Server::start(&env, &[]);
     let api_url = format!("{}/prefect/api", server.base);
     let home = env.dir.path().join("prefect-client");
-    let out = std::process::Command::new(python())
-        .args(["-c", SAVES, PLANTED])
-        .env("PREFECT_HOME", &home)
-        .env("PREFECT_API_URL", &api_url)
-        .env("PREFECT_API_KEY", &admin)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
-        [format!("{PLANTED}-2").as_str(), "5433", "ftp.internal True"],
-        "{stderr}"
-    );
-    let versions = |name: &str| {
-        env.json(&["block", "history", name])
-            .as_array()
-            .unwrap()
-            .len()
-    };
-    assert_eq!((versions("api-key"), versions("app-db")), (2, 2));
+    let vars = [
+        ("PREFECT_API_URL", api_url.as_str()),
+        ("PREFECT_API_KEY", &admin),
+    ];
+    for (python, prefix) in clients().iter().zip(["", "old-"]) {
+        let out = run_python(python, SAVES, &[PLANTED, prefix], &home, &vars);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{python}: {stdout}\n{stderr}");
+        assert_eq!(
+            stdout.lines().collect::<Vec<_>>(),
+            [format!("{PLANTED}-2").as_str(), "5433", "ftp.internal True"],
+            "{python}: {stderr}"
+        );
+        let versions = |name: String| {
+            env.json(&["block", "history", &name])
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        let saved = (
+            versions(format!("{prefix}api-key")),
+            versions(format!("{prefix}app-db")),
+        );
+        assert_eq!(saved, (2, 2), "{python}");
+    }
     let secret = env.json(&["block", "inspect", "api-key", "--show-secrets"]);
     assert_eq!(secret["data"]["value"], format!("{PLANTED}-2"));
     let ftp = env.json(&["type", "inspect", "ftp"]);

@@ -13,7 +13,7 @@ mod http;
 mod prefect;
 pub use db::*;
 pub use http::{Api, Reply, Server, assert_error, token};
-pub use prefect::{PrefectServer, python, run_prefect, run_python};
+pub use prefect::{PrefectServer, clients, python, run_prefect, run_python};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_blockyard");
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The venv's Python (`BLOCKYARD_TEST_PYTHON`, or `target/prefect-venv`).
+/// The venv's Python (`BLOCKYARD_TEST_PYTHON`, or `target/prefect-venv`): Prefect 3.8.8.
 pub fn python() -> String {
     std::env::var("BLOCKYARD_TEST_PYTHON").unwrap_or_else(|_| {
         format!(
@@ -17,10 +17,35 @@ pub fn python() -> String {
     })
 }
 
-/// Runs `script` with the venv's Python and these variables; Prefect's home is `home`.
-pub fn run_python(script: &str, home: &std::path::Path, vars: &[(&str, &str)]) -> Output {
-    Command::new(python())
+/// The Pythons whose stock Prefect clients the tests run: the newest (3.8.8) and an
+/// older 3.4 (`BLOCKYARD_TEST_PYTHON_OLD`, or `target/prefect34-venv`), both made by
+/// `scripts/test`.
+pub fn clients() -> [String; 2] {
+    let old = std::env::var("BLOCKYARD_TEST_PYTHON_OLD").unwrap_or_else(|_| {
+        format!(
+            "{}/target/prefect34-venv/bin/python",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    assert!(
+        std::path::Path::new(&old).exists(),
+        "{old} is missing: scripts/test makes it"
+    );
+    [python(), old]
+}
+
+/// Runs `script` (with `args`) with this Python and these variables; Prefect's home is
+/// `home`.
+pub fn run_python(
+    python: &str,
+    script: &str,
+    args: &[&str],
+    home: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> Output {
+    Command::new(python)
         .args(["-c", script])
+        .args(args)
         .env("PREFECT_HOME", home)
         .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         .envs(vars.iter().copied())
@@ -28,9 +53,14 @@ pub fn run_python(script: &str, home: &std::path::Path, vars: &[(&str, &str)]) -
         .expect("python with prefect (created by scripts/test)")
 }
 
-/// Runs the venv's `prefect` command line with these variables; its home is `home`.
-pub fn run_prefect(args: &[&str], home: &std::path::Path, vars: &[(&str, &str)]) -> Output {
-    Command::new(PathBuf::from(python()).with_file_name("prefect"))
+/// Runs the `prefect` command line beside this Python with these variables.
+pub fn run_prefect(
+    python: &str,
+    args: &[&str],
+    home: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> Output {
+    Command::new(PathBuf::from(python).with_file_name("prefect"))
         .args(args)
         .env("PREFECT_HOME", home)
         .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
