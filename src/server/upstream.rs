@@ -204,6 +204,14 @@ fn unowned_path(req: &Request<'_>) -> Result<String, ApiError> {
         .strip_prefix("/prefect/api/")
         .unwrap_or_default()
         .to_owned();
+    // A dot segment would be resolved on the way (`flows/../block_documents`): refused,
+    // so what is checked here is where the request goes.
+    if req.uri().path().segments().any(|s| s == "." || s == "..") {
+        return Err(ApiError::new(
+            ErrorKind::BadRequest,
+            "a path with . or .. segments is not passed on",
+        ));
+    }
     let first = path.split('/').next().unwrap_or_default();
     if BLOCK_ROUTES.contains(&first) {
         return Err(ApiError::new(

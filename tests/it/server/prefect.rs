@@ -197,8 +197,21 @@ fn a_prefect_flow_runs_through_blockyard() {
     let listed = through.post("/block_documents/filter", &serde_json::json!({}));
     assert_eq!(listed.body[0]["name"], "pg-main", "{}", listed.text);
     assert!(!listed.text.contains(PLANTED), "a listing carried a secret");
-    let not_ours_yet = through.post("/block_schemas/filter", &serde_json::json!({}));
+    let not_ours_yet = through.post("/block_capabilities/", &serde_json::json!({}));
     assert_error(&not_ours_yet, 404, "NOT_FOUND");
+    // Nor through a dot segment (sent raw: an HTTP client would resolve it first).
+    let port = server.base.rsplit(':').next().unwrap();
+    let mut raw = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        raw,
+        "GET /prefect/api/flows/../block_documents/x HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {databot}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 }
 
 /// The run is Prefect's, seen through Blockyard and directly, and its events came
