@@ -58,16 +58,26 @@ impl NewAuditRow {
     ) -> NewAuditRow {
         NewAuditRow {
             at,
-            request_id,
-            actor,
-            action,
-            block,
-            outcome,
+            request_id: fits(request_id, 64),
+            actor: fits(actor, 128),
+            action: fits(action, 32),
+            block: block.map(|b| fits(b, 128)),
+            outcome: fits(outcome, 32),
             event_count: 1,
             last_at: at,
             last_request_id: None,
             open_until: None,
         }
+    }
+}
+
+/// `text` within a column of `max` characters (PostgreSQL refuses longer text, and a
+/// refused request may name anything): cut, with `…` saying so, so a record is never
+/// lost to the text it describes.
+fn fits(text: String, max: usize) -> String {
+    match text.chars().count() <= max {
+        true => text,
+        false => text.chars().take(max - 1).chain(['…']).collect(),
     }
 }
 

@@ -127,3 +127,32 @@ fn changes_naming_a_nul_byte_are_still_audited() {
     let records = env.json(&["audit", "ls", "--limit", "10"]);
     assert!(records.to_string().contains("type:a\u{FFFD}b"), "{records}");
 }
+
+/// A change naming text longer than the audit log's columns (a 300-character slug,
+/// found by schemathesis) is still audited, the text cut with `…`, so the request gets
+/// its own error, not 503 `AUDIT_UNAVAILABLE`; a valid slug of 128 characters, whose
+/// record names `type:` and the slug, registers.
+#[test]
+fn changes_naming_long_text_are_still_audited() {
+    let env = TestEnv::new(Backend::Postgres);
+    env.ok(&["init"]);
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let server = Server::start(&env, &[]);
+    let api = Api::new(&server, Some(&admin));
+    let long = "é".repeat(300);
+    let body = serde_json::json!({"slug": long, "name": "x", "schema": {"type": "object"}});
+    assert_error(&api.post("/block-types", &body), 422, "INVALID_BLOCK_TYPE");
+    let longest = "a".repeat(128);
+    let body = serde_json::json!({"slug": longest, "name": "x", "schema": {"type": "object"}});
+    let reply = api.post("/block-types", &body);
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let records = env.json(&["audit", "ls", "--limit", "10"]).to_string();
+    assert!(
+        records.contains(&format!("type:{}…", "é".repeat(122))),
+        "{records}"
+    );
+    assert!(
+        records.contains(&format!("type:{}…", "a".repeat(122))),
+        "{records}"
+    );
+}
