@@ -99,6 +99,10 @@ pub struct RenameBlock {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// Under `/prefect/api` only: the code and message in FastAPI's shape, which
+    /// Prefect's clients and UI show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -197,6 +197,7 @@ const INNER_FLOORS: &[Floors] = &[
         &[
             ("response", 1),
             ("prefect_shapes", 1),
+            ("prefect_cors", 1),
             ("cache", 2),
             ("sessions", 1),
             ("slots", 1),
@@ -212,6 +213,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("databases", 7),
             ("transfer", 7),
             ("prefect", 8),
+            ("prefect_types", 7),
             ("prefect_saves", 9),
             ("service", 7),
             ("upstream_ws", 5),

@@ -14,7 +14,9 @@ use zeroize::Zeroizing;
 
 mod settings;
 
-pub use settings::{HttpUrl, SETTINGS, Scope, Setting, SettingValue, Settings, Span, setting};
+pub use settings::{
+    HttpUrl, Origins, SETTINGS, Scope, Setting, SettingValue, Settings, Span, setting,
+};
 
 use crate::crypto::{KeySource, MasterKeyLocation};
 use crate::error::{Error, Result};

@@ -183,6 +183,41 @@ impl<'de> Deserialize<'de> for HttpUrl {
     }
 }
 
+/// Web origins (`scheme://host[:port]`), written comma-separated: the pages whose
+/// scripts may call an API from a browser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origins(pub Vec<String>);
+
+impl SettingValue for Origins {
+    fn parse(text: &str) -> std::result::Result<Self, String> {
+        let must = "must be origins such as http://127.0.0.1:4200, comma-separated";
+        let mut origins = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let url = url::Url::parse(part).map_err(|_| must.to_owned())?;
+            let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+            let plain = url.username().is_empty() && url.password().is_none();
+            if !matches!(url.scheme(), "http" | "https") || !bare || !plain {
+                return Err(must.into());
+            }
+            origins.push(url.origin().ascii_serialization());
+        }
+        match origins.is_empty() {
+            true => Err(must.into()),
+            false => Ok(Origins(origins)),
+        }
+    }
+    fn show(&self) -> String {
+        self.0.join(",")
+    }
+}
+
+impl<'de> Deserialize<'de> for Origins {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Origins, D::Error> {
+        let text = String::deserialize(d)?;
+        Origins::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A length of time, written as `30s`, `5m`, `90d` (`0` for none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span(pub Duration);
@@ -454,6 +489,13 @@ settings! {
         env: "BLOCKYARD_PREFECT_UPSTREAM_AUTH", scope: Unflagged, dotenv: false, secret: true,
         value: "USER:PASSWORD", default: None, choices: &[], alias: None,
     }
+    /// The web pages that may call /prefect/api from a browser (CORS): the Prefect UI
+    /// served by the upstream, pointed at Blockyard with PREFECT_UI_API_URL. Default:
+    /// the origin of --prefect-upstream.
+    prefect_ui_origins: Origins {
+        env: "BLOCKYARD_PREFECT_UI_ORIGINS", scope: Server, dotenv: false, secret: false,
+        value: "ORIGINS", default: None, choices: &[], alias: None,
+    }
     /// Async worker threads (default: one per core).
     workers: usize {
         env: "BLOCKYARD_WORKERS", scope: Server, dotenv: false, secret: false, value: "N",
@@ -506,6 +548,25 @@ mod tests {
             defaults.connect_timeout_secs,
             Some(pool.connection_timeout.as_secs())
         );
+    }
+
+    #[test]
+    fn origins_are_bare_web_origins() {
+        let read = Origins::parse("http://127.0.0.1:4200, https://prefect.example.com/").unwrap();
+        assert_eq!(
+            read.0,
+            ["http://127.0.0.1:4200", "https://prefect.example.com"]
+        );
+        for refused in [
+            "",
+            "127.0.0.1:4200",
+            "ftp://x",
+            "http://x/ui",
+            "http://u:p@x",
+            "*",
+        ] {
+            assert!(Origins::parse(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

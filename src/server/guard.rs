@@ -92,7 +92,8 @@ impl Ctx {
 pub struct LoggedActor(pub String);
 
 /// The token from `Authorization: Bearer T` (Prefect's `PREFECT_API_KEY`) or
-/// `Authorization: Basic base64(user:T)` (Prefect's `PREFECT_API_AUTH_STRING`).
+/// `Authorization: Basic base64(user:T)` (Prefect's `PREFECT_API_AUTH_STRING`), or
+/// `Basic base64(T)` (the token alone, typed into the Prefect UI's password page).
 fn token_from(req: &Request<'_>) -> Option<String> {
     let value = req.headers().get_one("Authorization")?.trim();
     let (scheme, rest) = value.split_once(' ')?;
@@ -104,7 +105,10 @@ fn token_from(req: &Request<'_>) -> Option<String> {
                 .decode(rest.trim())
                 .ok()?;
             let text = String::from_utf8(bytes).ok()?;
-            text.split_once(':').map(|(_, token)| token.to_owned())
+            match text.split_once(':') {
+                Some((_, token)) => Some(token.to_owned()),
+                None => Some(text),
+            }
         }
         _ => None,
     }

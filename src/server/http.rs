@@ -95,6 +95,24 @@ impl<'r, T: DeserializeOwned + Send> FromData<'r> for Body<T> {
     }
 }
 
+/// A Prefect client's JSON body, read as Prefect's server reads one: whatever its
+/// content type (the Prefect UI posts filters as `text/plain`, or with no body at all),
+/// an empty body being the default (no filter). Limits and errors as [`Body`]'s.
+pub struct PrefectBody<T>(pub T);
+
+#[rocket::async_trait]
+impl<'r, T: DeserializeOwned + Default + Send> FromData<'r> for PrefectBody<T> {
+    type Error = ApiError;
+
+    async fn from_data(_req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        match read_json(data, BODY_LIMIT, true).await {
+            Ok(Some(body)) => data::Outcome::Success(PrefectBody(body)),
+            Ok(None) => data::Outcome::Success(PrefectBody(T::default())),
+            Err(err) => data::Outcome::Error((err.status, err)),
+        }
+    }
+}
+
 /// Reads a JSON body as [`Body`] does, with a limit of its own (an import carries many
 /// blocks, and is read only once the caller is known to be an admin).
 pub async fn json_body_up_to<T: DeserializeOwned>(
@@ -108,6 +126,16 @@ pub async fn json_body_up_to<T: DeserializeOwned>(
             "send the body as application/json",
         ));
     }
+    let body = read_json(data, limit, false).await?;
+    Ok(body.expect("a body is read unless empty ones may be"))
+}
+
+/// Reads at most `limit` bytes of JSON; an empty body is `None` when `empty_ok`.
+async fn read_json<T: DeserializeOwned>(
+    data: Data<'_>,
+    limit: u64,
+    empty_ok: bool,
+) -> ApiResult<Option<T>> {
     use rocket::tokio::io::AsyncReadExt;
     // Read at most the limit; drain (up to DRAIN_LIMIT) and drop the rest of an
     // oversized body, so the client reads our 413 instead of a reset connection.
@@ -124,9 +152,12 @@ pub async fn json_body_up_to<T: DeserializeOwned>(
         let _ = rocket::tokio::io::copy(&mut stream, &mut rocket::tokio::io::sink()).await;
         return Err(ApiError::too_large(limit));
     }
+    if empty_ok && bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
     let text = String::from_utf8(bytes)
         .map_err(|_| ApiError::new(ErrorKind::BadRequest, "the body is not UTF-8"))?;
-    serde_json::from_str(&text).map_err(|err| {
+    serde_json::from_str(&text).map(Some).map_err(|err| {
         ApiError::new(
             ErrorKind::InvalidInput,
             format!(

@@ -17,8 +17,10 @@ mod guard;
 mod http;
 mod policy;
 mod prefect;
+mod prefect_cors;
 mod prefect_saves;
 mod prefect_shapes;
+mod prefect_types;
 mod reads;
 mod response;
 mod service;
@@ -70,6 +72,8 @@ pub struct ServerOptions {
     pub audit: AuditOptions,
     /// The Prefect server unowned `/prefect/api` requests go to.
     pub prefect_upstream: Option<Upstream>,
+    /// The web origins whose pages may call `/prefect/api` (the Prefect UI's).
+    pub prefect_ui_origins: Vec<String>,
 }
 
 impl ServerOptions {
@@ -102,6 +106,11 @@ impl ServerOptions {
                 .clone()
                 .map(|url| Upstream::new(url.0, s.prefect_upstream_auth.clone()))
                 .transpose()?,
+            prefect_ui_origins: match (&s.prefect_ui_origins, &s.prefect_upstream) {
+                (Some(origins), _) => origins.0.clone(),
+                (None, Some(upstream)) => vec![upstream.0.origin().ascii_serialization()],
+                (None, None) => Vec::new(),
+            },
         })
     }
 }
@@ -128,7 +137,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         Some(retention) => tasks::audit_pruner(state.registry.clone(), retention),
         None => rocket::fairing::AdHoc::on_liftoff("audit kept for ever", |_| Box::pin(async {})),
     };
-    Ok(rocket::custom(rocket_config(options))
+    let app = rocket::custom(rocket_config(options))
         .manage(state)
         .attach(sweeper)
         .attach(rotations)
@@ -142,13 +151,8 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         .mount("/api/v1", audit::routes())
         .mount("/api/v1", service::api_routes())
         .mount("/api/v1", transfer::routes())
-        .mount("/api/v1", databases::routes())
-        .mount("/prefect/api", prefect::routes())
-        .mount("/prefect/api", prefect_saves::routes())
-        .mount(
-            "/prefect/api",
-            upstream::routes(options.prefect_upstream.clone()),
-        )
+        .mount("/api/v1", databases::routes());
+    Ok(with_prefect(app, options)
         .mount("/ui", ui::routes())
         .attach(ui::SecurityHeaders)
         .register("/ui", ui::catchers())
@@ -165,6 +169,21 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
                 response::default_catcher
             ],
         ))
+}
+
+/// Prefect's routes under `/prefect/api`: CORS for the Prefect UI's pages, the block
+/// routes that are ours, and the pass-through (ranked last) for the rest.
+fn with_prefect(app: Rocket<Build>, options: &ServerOptions) -> Rocket<Build> {
+    let origins = prefect_cors::Origins::new(options.prefect_ui_origins.clone());
+    app.attach(prefect_cors::Cors(origins.clone()))
+        .mount("/prefect/api", prefect_cors::routes(&origins))
+        .mount("/prefect/api", prefect::routes())
+        .mount("/prefect/api", prefect_types::routes())
+        .mount("/prefect/api", prefect_saves::routes())
+        .mount(
+            "/prefect/api",
+            upstream::routes(options.prefect_upstream.clone()),
+        )
 }
 
 /// Rocket's settings: our address, port and workers; its own logging off (the request

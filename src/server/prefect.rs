@@ -8,21 +8,24 @@
 use rocket::http::Status;
 use rocket::{Route, delete, get, post, routes};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::blocks;
 use super::cache::View;
 use super::guard::Ctx;
-use super::http::{Body, MAX_PAGE};
+use super::http::{MAX_PAGE, PrefectBody};
 use super::policy::{Access, authorize};
-use super::prefect_shapes::{block_document_json, block_type_json};
+use super::prefect_shapes::block_document_json;
 use super::reads::{read_block, visible_blocks};
 use super::response::{ApiError, ApiResult, Json};
 use super::state::{State, blocking};
+use crate::auth::Actor;
 use crate::auth::Permission;
-use crate::block::BlockFilter;
+use crate::block::{Block, BlockFilter, BlockSummary};
 use crate::error::{Error, ErrorKind};
 use crate::name::BlockName;
+use crate::registry::Registry;
+use crate::types::{BlockTypeDef, references};
 
 /// The Prefect server version we answer as: the newest client these routes are tested
 /// with (older servers make clients warn).
@@ -36,9 +39,8 @@ pub fn routes() -> Vec<Route> {
         block_document_by_id,
         delete_block_document,
         filter_block_documents,
+        count_block_documents,
         documents_of_type,
-        block_type_by_slug,
-        filter_block_types,
     ]
 }
 
@@ -90,11 +92,67 @@ async fn document(
     if let Some(body) = kept.rendered(view) {
         return Ok(Json::rendered(Status::Ok, body));
     }
-    let registry = state.registry.clone();
-    let slug = kept.block.block_type.clone();
-    let def = blocking(move || registry.block_type(&slug)).await?.def;
+    let def = type_of(state, &kept.block).await?;
+    // A block that refers to others is rendered afresh each time: each read of the
+    // blocks it names is checked and on record.
+    if !references(kept.block.masked_data()).is_empty() {
+        let hydrated = with_references(state, ctx, &kept.block, def, reveal, 0).await?;
+        return Ok(Json::ok(&hydrated));
+    }
     let body = kept.render(view, || block_document_json(&kept.block, &def, reveal));
     Ok(Json::rendered(Status::Ok, body))
+}
+
+/// How deep references between blocks may nest (a cycle ends here too).
+const REFERENCE_DEPTH: usize = 8;
+
+/// A block's type definition.
+async fn type_of(state: &State, block: &Block) -> ApiResult<BlockTypeDef> {
+    let registry = state.registry.clone();
+    let slug = block.block_type.clone();
+    Ok(blocking(move || registry.block_type(&slug)).await?.def)
+}
+
+/// A block's document with each field that refers to another block holding that
+/// block's data (read as the caller, checked and audited like any read), and the
+/// reference in `block_document_references`, as Prefect's server answers.
+fn with_references<'a>(
+    state: &'a State,
+    ctx: &'a Ctx,
+    block: &'a Block,
+    def: BlockTypeDef,
+    reveal: bool,
+    depth: usize,
+) -> futures_util::future::BoxFuture<'a, ApiResult<Value>> {
+    Box::pin(async move {
+        let mut doc = block_document_json(block, &def, reveal);
+        for (field, id) in references(block.masked_data()) {
+            let gone = || {
+                Error::BlockNotFound(format!(
+                    "{}: field {field} refers to a block that is gone, or that this token \
+                     may not read",
+                    block.name
+                ))
+            };
+            if depth >= REFERENCE_DEPTH {
+                let why = format!("references between blocks nest deeper than {REFERENCE_DEPTH}");
+                return Err(Error::InvalidBlockData(why).into());
+            }
+            let name = named_by_id(state, ctx, &id).await.map_err(|_| gone())?;
+            authorize(state, ctx, Access::read(&name, &[&name], reveal)).await?;
+            let kept = read_block(state, ctx, &name, reveal).await?;
+            let nested_def = type_of(state, &kept.block).await?;
+            let mut nested =
+                with_references(state, ctx, &kept.block, nested_def, reveal, depth + 1).await?;
+            doc["data"][&field] = nested["data"].take();
+            if let Some(obj) = nested.as_object_mut() {
+                obj.remove("data");
+                obj.remove("block_schema");
+            }
+            doc["block_document_references"][&field] = json!({ "block_document": nested });
+        }
+        Ok(doc)
+    })
 }
 
 /// The block with a Prefect document id, if the caller may see it at all: an id the
@@ -138,79 +196,146 @@ async fn delete_block_document(
     Ok(Status::NoContent)
 }
 
-/// What a Prefect client sends to list block documents; what Blockyard does not filter
-/// on is accepted and ignored (a stock client sends `null` for what it leaves unset).
+/// What a Prefect client or the Prefect UI sends to list or count block documents;
+/// what Blockyard does not filter on is accepted and ignored (a stock client sends
+/// `null` for what it leaves unset). Blockyard keeps no anonymous blocks, so
+/// `is_anonymous` needs no filter.
 #[derive(Deserialize, Default)]
 struct DocumentFilter {
     offset: Option<i64>,
     limit: Option<i64>,
     #[serde(default)]
     block_types: Option<Value>,
+    #[serde(default)]
+    block_documents: Option<Value>,
 }
 
-impl DocumentFilter {
-    /// The block type slugs asked for (`block_types.slug.any_`), if any.
-    fn slugs(&self) -> Option<Vec<String>> {
-        let any = self
+/// Which blocks a listing wants: of these types (`block_types.slug.any_`), with a name
+/// holding this text (`block_documents.name.like_`, the UI's search box).
+#[derive(Clone, Default)]
+struct Wanted {
+    slugs: Option<Vec<String>>,
+    name_like: Option<String>,
+}
+
+impl Wanted {
+    fn of(filter: &DocumentFilter) -> Wanted {
+        let slugs = filter
             .block_types
-            .as_ref()?
-            .pointer("/slug/any_")?
-            .as_array()?;
-        Some(
-            any.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect(),
-        )
+            .as_ref()
+            .and_then(|t| t.pointer("/slug/any_"))
+            .and_then(Value::as_array)
+            .map(|any| {
+                any.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            });
+        let name_like = filter
+            .block_documents
+            .as_ref()
+            .and_then(|d| d.pointer("/name/like_"))
+            .and_then(Value::as_str)
+            .map(str::to_lowercase);
+        Wanted { slugs, name_like }
     }
+
+    fn holds(&self, row: &BlockSummary) -> bool {
+        self.slugs
+            .as_ref()
+            .is_none_or(|s| s.contains(&row.block_type))
+            && self
+                .name_like
+                .as_ref()
+                .is_none_or(|like| row.name.as_str().to_lowercase().contains(like))
+    }
+}
+
+/// The body of a listing or count, read leniently.
+fn filter_of(body: Result<PrefectBody<Value>, ApiError>) -> ApiResult<DocumentFilter> {
+    let PrefectBody(body) = body?;
+    Ok(serde_json::from_value(body).unwrap_or_default())
 }
 
 #[post("/block_documents/filter", data = "<body>")]
 async fn filter_block_documents(
     ctx: Ctx,
     state: &rocket::State<State>,
-    body: Result<Body<Value>, ApiError>,
+    body: Result<PrefectBody<Value>, ApiError>,
 ) -> ApiResult<Json> {
-    let Body(body) = body?;
-    let filter: DocumentFilter = serde_json::from_value(body).unwrap_or_default();
-    let slugs = filter.slugs();
+    let filter = filter_of(body)?;
     let page = (filter.offset.unwrap_or(0).max(0), filter.limit);
-    Ok(Json::ok(&documents(state, &ctx, slugs, page).await?))
+    let wanted = Wanted::of(&filter);
+    Ok(Json::ok(&documents(state, &ctx, wanted, page).await?))
+}
+
+/// How many blocks the caller may read match (the Prefect UI's block count).
+#[post("/block_documents/count", data = "<body>")]
+async fn count_block_documents(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    body: Result<PrefectBody<Value>, ApiError>,
+) -> ApiResult<Json> {
+    let wanted = Wanted::of(&filter_of(body)?);
+    authorize(state, &ctx, Access::list("listing blocks")).await?;
+    let registry = state.registry.clone();
+    let actor = ctx.actor().clone();
+    let count = blocking(move || {
+        let rows = matching(&registry, &actor, &wanted, i64::MAX)?;
+        Ok(rows.len())
+    });
+    Ok(Json::ok(&count.await?))
 }
 
 #[get("/block_types/slug/<slug>/block_documents")]
 async fn documents_of_type(ctx: Ctx, state: &rocket::State<State>, slug: &str) -> ApiResult<Json> {
-    let slugs = Some(vec![slug.to_owned()]);
-    Ok(Json::ok(&documents(state, &ctx, slugs, (0, None)).await?))
+    let wanted = Wanted {
+        slugs: Some(vec![slug.to_owned()]),
+        name_like: None,
+    };
+    Ok(Json::ok(&documents(state, &ctx, wanted, (0, None)).await?))
 }
 
-/// The blocks the caller may read (of these types, if given), as masked documents, by
-/// name, from `offset`, at most `limit` (and [`MAX_PAGE`]).
+/// The blocks the caller may read that a listing wants, by name, at most `limit`.
+fn matching(
+    registry: &Registry,
+    actor: &Actor,
+    wanted: &Wanted,
+    limit: i64,
+) -> crate::error::Result<Vec<BlockSummary>> {
+    let filter = BlockFilter {
+        block_type: wanted
+            .slugs
+            .as_ref()
+            .filter(|s| s.len() == 1)
+            .map(|s| s[0].clone()),
+        ..BlockFilter::default()
+    };
+    let narrowed = wanted.name_like.is_some() || wanted.slugs.as_ref().is_some_and(|s| s.len() > 1);
+    let read = if narrowed { i64::MAX } else { limit };
+    let rows = visible_blocks(registry, filter, read, actor)?;
+    Ok(rows
+        .into_iter()
+        .filter(|row| wanted.holds(row))
+        .take(limit.try_into().unwrap_or(usize::MAX))
+        .collect())
+}
+
+/// The blocks the caller may read that a listing wants, as masked documents, by name,
+/// from `offset`, at most `limit` (and [`MAX_PAGE`]).
 async fn documents(
     state: &State,
     ctx: &Ctx,
-    slugs: Option<Vec<String>>,
+    wanted: Wanted,
     (offset, limit): (i64, Option<i64>),
 ) -> ApiResult<Vec<Value>> {
     authorize(state, ctx, Access::list("listing blocks")).await?;
-    let wanted = limit.unwrap_or(MAX_PAGE).clamp(0, MAX_PAGE);
+    let page = limit.unwrap_or(MAX_PAGE).clamp(0, MAX_PAGE);
     let registry = state.registry.clone();
     let actor = ctx.actor().clone();
     let listed = blocking(move || {
-        let filter = BlockFilter {
-            block_type: slugs
-                .as_ref()
-                .filter(|s| s.len() == 1)
-                .map(|s| s[0].clone()),
-            ..BlockFilter::default()
-        };
-        let rows = visible_blocks(&registry, filter, offset.saturating_add(wanted), &actor)?;
-        let chosen = rows
-            .into_iter()
-            .filter(|row| slugs.as_ref().is_none_or(|s| s.contains(&row.block_type)))
-            .skip(offset as usize)
-            .take(wanted as usize);
+        let rows = matching(&registry, &actor, &wanted, offset.saturating_add(page))?;
         let mut documents = Vec::new();
-        for row in chosen {
+        for row in rows.into_iter().skip(offset as usize) {
             let block = registry.get_block_masked(&row.name)?;
             let def = registry.block_type(&block.block_type)?.def;
             documents.push(block_document_json(&block, &def, false));
@@ -218,42 +343,4 @@ async fn documents(
         Ok(documents)
     });
     listed.await
-}
-
-#[get("/block_types/slug/<slug>")]
-async fn block_type_by_slug(
-    _authenticated: Ctx,
-    state: &rocket::State<State>,
-    slug: &str,
-) -> ApiResult<Json> {
-    let registry = state.registry.clone();
-    let slug = slug.to_owned();
-    // Prefect's clients take 404 to mean "register it".
-    let ty = blocking(move || registry.block_type(&slug))
-        .await
-        .map_err(|err| match err.kind {
-            ErrorKind::UnknownBlockType => ApiError::new(ErrorKind::NotFound, err.message),
-            _ => err,
-        })?;
-    Ok(Json::ok(&block_type_json(
-        &ty.def,
-        &crate::time::rfc3339(0),
-    )))
-}
-
-#[post("/block_types/filter", data = "<body>")]
-async fn filter_block_types(
-    _authenticated: Ctx,
-    state: &rocket::State<State>,
-    body: Result<Body<Value>, ApiError>,
-) -> ApiResult<Json> {
-    body?;
-    let registry = state.registry.clone();
-    let types = blocking(move || registry.block_types()).await?;
-    let created = crate::time::rfc3339(0);
-    let shown: Vec<Value> = types
-        .iter()
-        .map(|t| block_type_json(&t.def, &created))
-        .collect();
-    Ok(Json::ok(&shown))
 }

@@ -5,7 +5,7 @@
 //! record. Built-in types keep their own schemas whatever a client sends.
 
 use rocket::http::Status;
-use rocket::{Route, get, patch, post, routes};
+use rocket::{Route, patch, post, routes};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,18 +14,20 @@ use super::guard::Ctx;
 use super::http::{Body, parse_name};
 use super::policy::Change;
 use super::prefect::named_by_id;
-use super::prefect_shapes::{block_document_json, block_schema_json, block_type_json, derived_id};
+use super::prefect_shapes::{
+    BLOCKYARD_ONLY, block_document_json, block_schema_json, block_type_json,
+};
+use super::prefect_types::{epoch, type_with_id};
 use super::response::{ApiError, ApiResult, Json};
 use super::state::{State, blocking};
 use crate::block::NewBlock;
-use crate::error::{Error, ErrorKind};
-use crate::types::{BlockType, BlockTypeDef};
+use crate::error::Error;
+use crate::types::{BlockType, BlockTypeDef, references};
 
 pub fn routes() -> Vec<Route> {
     routes![
         create_block_type,
         update_block_type,
-        schema_by_checksum,
         create_block_schema,
         create_block_document,
         update_block_document,
@@ -52,21 +54,6 @@ impl Tail {
             false => Err(super::response::not_found()),
         }
     }
-}
-
-/// When a type or schema was made, for Prefect's shapes (ours carry no such time).
-fn epoch() -> String {
-    crate::time::rfc3339(0)
-}
-
-/// The type a Prefect type id (derived from the slug) names.
-async fn type_with_id(state: &State, id: &str) -> ApiResult<BlockType> {
-    let registry = state.registry.clone();
-    let types = blocking(move || registry.block_types()).await?;
-    types
-        .into_iter()
-        .find(|t| derived_id("type", &t.def.slug) == id)
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no block type with id {id}")))
 }
 
 /// Registers (or replaces) a user type, as an admin change on record.
@@ -130,23 +117,6 @@ async fn update_block_type(
 ) -> ApiResult<Status> {
     type_with_id(state, id).await?;
     Ok(Status::NoContent)
-}
-
-#[get("/block_schemas/checksum/<checksum>")]
-async fn schema_by_checksum(
-    _authenticated: Ctx,
-    state: &rocket::State<State>,
-    checksum: &str,
-) -> ApiResult<Json> {
-    let registry = state.registry.clone();
-    let types = blocking(move || registry.block_types()).await?;
-    let created = epoch();
-    types
-        .iter()
-        .map(|t| block_schema_json(&t.def, &created))
-        .find(|schema| schema["checksum"] == checksum)
-        .map(|schema| Json::ok(&schema))
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "no block schema with that checksum"))
 }
 
 #[derive(Deserialize)]
@@ -216,6 +186,7 @@ async fn create_block_document(
         .into());
     };
     let ty = type_with_id(state, &new.block_type_id).await?;
+    check_references(state, &ctx, &new.data).await?;
     let block = NewBlock {
         name: parse_name(name)?,
         block_type: ty.def.slug.clone(),
@@ -251,20 +222,38 @@ async fn update_block_document(
 ) -> ApiResult<Status> {
     let Body(update) = body?;
     let name = named_by_id(state, &ctx, id).await?;
-    let document = match update.merge_existing_data {
-        false => update.data,
-        true => {
-            let registry = state.registry.clone();
-            let target = name.clone();
-            let current = blocking(move || registry.get_block_masked(&target)).await?;
-            let mut document = current.masked_data().clone();
-            merge(&mut document, update.data);
-            document
-        }
+    let registry = state.registry.clone();
+    let target = name.clone();
+    let current = blocking(move || registry.get_block_masked(&target)).await?;
+    let stored = current.masked_data();
+    let mut document = match update.merge_existing_data {
+        true => stored.clone(),
+        false => json!({}),
     };
+    merge(&mut document, update.data);
+    check_references(state, &ctx, &document).await?;
+    // What Prefect is never shown, it cannot be expected to send back.
+    for own in BLOCKYARD_ONLY {
+        if let (Some(kept), Some(obj)) = (stored.get(*own), document.as_object_mut()) {
+            obj.insert((*own).to_owned(), kept.clone());
+        }
+    }
     let what = "changing this block";
     blocks::update(state, &ctx, &name, document, None, what).await?;
     Ok(Status::NoContent)
+}
+
+/// Each field that refers to another block (a nested block Prefect saved before)
+/// names one the caller may read.
+async fn check_references(state: &State, ctx: &Ctx, data: &Value) -> ApiResult<()> {
+    for (field, id) in references(data) {
+        named_by_id(state, ctx, &id).await.map_err(|_| {
+            Error::InvalidBlockData(format!(
+                "{field}: refers to a block that does not exist or that this token may not read"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// `patch` merged into `into`, objects key by key (Prefect's deep merge).

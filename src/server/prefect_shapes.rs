@@ -8,6 +8,11 @@ use uuid::Uuid;
 use crate::block::Block;
 use crate::types::BlockTypeDef;
 
+/// Fields of a block that are Blockyard's alone (its pool, what the database must
+/// offer, rotation state): Prefect's shapes leave them out, and a save from Prefect
+/// keeps them as they are.
+pub const BLOCKYARD_ONLY: &[&str] = &["pool", "requires", "rotation"];
+
 /// A stable UUID for a name (block types and schemas have no id of their own here).
 pub fn derived_id(kind: &str, key: &str) -> String {
     use sha2::Digest;
@@ -49,6 +54,12 @@ pub fn block_type_json(def: &BlockTypeDef, created: &str) -> Value {
 /// client resolves its Python class from.
 pub fn block_schema_json(def: &BlockTypeDef, created: &str) -> Value {
     let mut fields = def.schema.clone();
+    if let Some(properties) = fields.get_mut("properties").and_then(Value::as_object_mut) {
+        for own in BLOCKYARD_ONLY {
+            properties.remove(*own);
+        }
+    }
+    titled(&mut fields);
     if let Some(obj) = fields.as_object_mut() {
         obj.insert("title".into(), json!(def.name));
         obj.insert("block_type_slug".into(), json!(def.slug));
@@ -68,14 +79,50 @@ pub fn block_schema_json(def: &BlockTypeDef, created: &str) -> Value {
     })
 }
 
+/// Gives each property without a title pydantic's (`connection_info` is "Connection
+/// Info"), at every depth (inside `anyOf` branches too): the Prefect UI labels form
+/// fields by title.
+fn titled(schema: &mut Value) {
+    match schema {
+        Value::Object(obj) => {
+            if let Some(properties) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+                for (key, property) in properties.iter_mut() {
+                    if let Some(property) = property.as_object_mut() {
+                        property
+                            .entry("title")
+                            .or_insert_with(|| json!(title_of(key)));
+                    }
+                }
+            }
+            obj.values_mut().for_each(titled);
+        }
+        Value::Array(items) => items.iter_mut().for_each(titled),
+        _ => {}
+    }
+}
+
+/// `connection_info` as pydantic titles it: `Connection Info`.
+fn title_of(key: &str) -> String {
+    key.split('_')
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Prefect's BlockDocument: the block's data without Blockyard-only fields, and the
 /// block schema and type a client resolves its Python class from.
 pub fn block_document_json(block: &Block, def: &BlockTypeDef, reveal: bool) -> Value {
     let mut data = block.shown(reveal);
     if let Some(obj) = data.as_object_mut() {
-        obj.remove("pool");
-        obj.remove("requires");
-        obj.remove("rotation");
+        for own in BLOCKYARD_ONLY {
+            obj.remove(*own);
+        }
     }
     let created = crate::time::rfc3339(block.created_at);
     let updated = crate::time::rfc3339(block.updated_at);

@@ -97,7 +97,9 @@ impl From<Error> for ApiError {
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         req.local_cache(|| ErrorCode(Some(self.code()), self.detail.clone()));
+        let prefect = req.uri().path().as_str().starts_with("/prefect/api/");
         let body = ErrorBody {
+            detail: prefect.then(|| format!("{}: {}", self.code(), self.message)),
             error: ErrorDetail {
                 code: self.code().to_owned(),
                 message: self.message,

@@ -46,6 +46,8 @@ const DROPPED_REQUEST: &[&str] = &[
 ];
 
 /// Response headers not passed back: hop-by-hop, and the length (the body is streamed).
+/// The upstream's CORS headers (`access-control-*`) are not passed back either: which
+/// pages may call `/prefect/api` is Blockyard's to say (`prefect_cors`).
 const DROPPED_RESPONSE: &[&str] = &[
     "connection",
     "keep-alive",
@@ -321,7 +323,8 @@ fn response<'r>(answer: reqwest::Response) -> Response<'r> {
     response.status(Status::new(answer.status().as_u16()));
     for (name, value) in answer.headers() {
         let name = name.as_str();
-        if let (false, Ok(value)) = (DROPPED_RESPONSE.contains(&name), value.to_str()) {
+        let dropped = DROPPED_RESPONSE.contains(&name) || name.starts_with("access-control-");
+        if let (false, Ok(value)) = (dropped, value.to_str()) {
             response.raw_header_adjoin(name.to_owned(), value.to_owned());
         }
     }

@@ -2,8 +2,10 @@
 //! secret field paths and its URL fields. Built-in types are embedded in the binary;
 //! users register more, which the store keeps.
 
+mod reference;
 mod validate;
 
+pub use reference::{block_reference, reference_to, references};
 pub use validate::FieldKind;
 
 use serde::{Deserialize, Serialize};

@@ -20,8 +20,17 @@ pub enum FieldKind {
 
 pub(super) fn validate(validator: &Validator, doc: &Value) -> Result<()> {
     let mut problems: Vec<String> = Vec::new();
+    // A field that refers to another block is that block's to be valid.
+    let referring: Vec<String> = super::references(doc)
+        .into_iter()
+        .map(|(field, _)| format!("/{}", field.replace('~', "~0").replace('/', "~1")))
+        .collect();
     for err in validator.iter_errors(doc) {
-        describe(&err, &mut problems);
+        let at = err.instance_path().as_str();
+        let inside = |field: &String| at == field || at.starts_with(&format!("{field}/"));
+        if !referring.iter().any(inside) {
+            describe(&err, &mut problems);
+        }
     }
     if problems.is_empty() {
         return Ok(());
@@ -96,7 +105,7 @@ pub(super) fn field_kind(schema: &Value, path: &str) -> Option<FieldKind> {
     for segment in path.split('.') {
         nodes = nodes
             .into_iter()
-            .flat_map(alternatives)
+            .flat_map(|node| alternatives(schema, node, 0))
             .filter_map(|node| {
                 node.get("properties")
                     .and_then(|p| p.get(segment))
@@ -109,7 +118,7 @@ pub(super) fn field_kind(schema: &Value, path: &str) -> Option<FieldKind> {
     }
     let types: Vec<&str> = nodes
         .into_iter()
-        .flat_map(alternatives)
+        .flat_map(|node| alternatives(schema, node, 0))
         .flat_map(|node| match node.get("type") {
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
@@ -126,12 +135,32 @@ pub(super) fn field_kind(schema: &Value, path: &str) -> Option<FieldKind> {
     })
 }
 
-/// A schema node and the branches of its `anyOf`/`oneOf`.
-fn alternatives(node: &Value) -> Vec<&Value> {
+/// How many local `$ref`s a walk follows in a row (a schema may refer to itself).
+const REF_DEPTH: usize = 16;
+
+/// A schema node and the branches of its `anyOf`/`oneOf`/`allOf`, with a local
+/// `$ref` (`#/definitions/Creds`, `#/$defs/Creds`, as pydantic and Prefect write a
+/// nested model) followed within `root`.
+fn alternatives<'a>(root: &'a Value, node: &'a Value, depth: usize) -> Vec<&'a Value> {
+    if depth > REF_DEPTH {
+        return Vec::new();
+    }
     let mut out = vec![node];
-    for key in ["anyOf", "oneOf"] {
+    if let Some(target) = node
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|pointer| root.pointer(pointer))
+    {
+        out.extend(alternatives(root, target, depth + 1));
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
         if let Some(Value::Array(branches)) = node.get(key) {
-            out.extend(branches.iter().flat_map(alternatives));
+            out.extend(
+                branches
+                    .iter()
+                    .flat_map(|b| alternatives(root, b, depth + 1)),
+            );
         }
     }
     out

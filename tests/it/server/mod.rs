@@ -10,6 +10,7 @@ use crate::support::*;
 mod audit_trail;
 mod consistency;
 mod prefect;
+mod prefect_ui;
 mod remote;
 mod routes;
 mod tokens;

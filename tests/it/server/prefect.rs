@@ -446,3 +446,124 @@ fn prefect_saves_blocks_into_blockyard() {
     );
     assert!(!server.log().contains(PLANTED));
 }
+
+/// Two Prefect block classes: a service whose field is its credentials, a block too.
+const SERVICE_CLASSES: &str = r#"
+import sys
+from pydantic import SecretStr
+from prefect.blocks.core import Block
+
+class Creds(Block):
+    _block_type_slug = "svc-creds"
+    user: str
+    password: SecretStr
+
+class Service(Block):
+    _block_type_slug = "svc"
+    url: str
+    creds: Creds
+"#;
+
+/// Saves a service once by reference (its credentials saved before) and once inline.
+const NESTED: &str = r#"
+planted, prefix = sys.argv[1], sys.argv[2]
+Creds(user="u", password=planted).save(prefix + "svc-creds", overwrite=True)
+linked = Service(url="http://svc.internal", creds=Creds.load(prefix + "svc-creds"))
+linked.save(prefix + "svc", overwrite=True)
+inline = Creds(user="v", password=planted + "-inline")
+Service(url="http://other.internal", creds=inline).save(prefix + "svc-inline", overwrite=True)
+loaded = Service.load(prefix + "svc")
+print(loaded.creds.password.get_secret_value(), loaded.creds._block_document_name)
+print(Service.load(prefix + "svc-inline").creds.password.get_secret_value())
+"#;
+
+/// Loads a service and prints its credentials' password.
+const LOAD_SERVICE: &str = r#"
+print(Service.load(sys.argv[1]).creds.password.get_secret_value())
+"#;
+
+/// A block that refers to another (Prefect's `$ref`) keeps the reference: the other
+/// block's data is put in its place at each read, checked and audited as a read of
+/// that block, so a change to it reaches every block that refers to it, and a token
+/// that may not read it cannot read it through the reference.
+#[test]
+fn prefect_blocks_refer_to_blocks() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let admin = token(&env, "ops", &["admin"], &[]);
+    let server = Server::start(&env, &[]);
+    let api_url = format!("{}/prefect/api", server.base);
+    let home = env.dir.path().join("prefect-client");
+    for (python, prefix) in clients().iter().zip(["", "old-"]) {
+        let vars = [
+            ("PREFECT_API_URL", api_url.as_str()),
+            ("PREFECT_API_KEY", &admin),
+        ];
+        let script = format!("{SERVICE_CLASSES}{NESTED}");
+        let out = run_python(python, &script, &[PLANTED, prefix], &home, &vars);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{python}: {stdout}\n{stderr}");
+        let expected = [
+            format!("{PLANTED} {prefix}svc-creds"),
+            format!("{PLANTED}-inline"),
+        ];
+        assert_eq!(
+            stdout.lines().collect::<Vec<_>>(),
+            expected,
+            "{python}: {stderr}"
+        );
+    }
+    // Stored as a reference to the other block's id; inline data is sealed as usual.
+    let creds_id = env.json(&["block", "inspect", "svc-creds"])["id"].clone();
+    let linked = env.json(&["block", "inspect", "svc"]);
+    assert_eq!(
+        linked["data"]["creds"]["$ref"]["block_document_id"],
+        creds_id
+    );
+    assert!(
+        !contains_bytes(&env.store_bytes(), PLANTED),
+        "a secret in plaintext"
+    );
+
+    // A change to the named block reaches the block that refers to it.
+    env.run_stdin(
+        &[
+            "block",
+            "update",
+            "svc-creds",
+            "--set-secret-file",
+            "password=/dev/stdin",
+        ],
+        "rotated-PASSWORD",
+    )
+    .success();
+    let load_as = |token: &str| {
+        let vars = [
+            ("PREFECT_API_URL", api_url.as_str()),
+            ("PREFECT_API_KEY", token),
+        ];
+        let load = format!("{SERVICE_CLASSES}{LOAD_SERVICE}");
+        run_python(&python(), &load, &["svc"], &home, &vars)
+    };
+    let out = load_as(&admin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), "rotated-PASSWORD", "{stderr}");
+    let audit = env.json(&["audit", "ls", "--block", "svc-creds"]);
+    let read = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["actor"] == "ops" && r["action"] == "read-secrets");
+    assert!(read, "{audit}");
+
+    // A token that may read svc but not svc-creds cannot read it through svc.
+    let narrow = token(&env, "narrow", &["blocks:read-secrets:svc"], &[]);
+    let out = load_as(&narrow);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("refers to a block"), "{stderr}");
+    assert!(!stderr.contains("rotated-PASSWORD"), "{stderr}");
+    assert!(!server.log().contains(PLANTED));
+}

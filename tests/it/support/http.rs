@@ -9,6 +9,15 @@ use serde_json::Value;
 
 use super::TestEnv;
 
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A `blockyard server` process; stopped (SIGTERM) when dropped.
 pub struct Server {
     child: Child,
@@ -18,20 +27,20 @@ pub struct Server {
 
 impl Server {
     pub fn start(env: &TestEnv, extra: &[&str]) -> Server {
-        Server::start_program(env, &[], extra)
+        Server::start_program(env, &[], free_port(), extra)
+    }
+
+    /// A server on `port` (one a peer was told of before the server started).
+    pub fn start_on(env: &TestEnv, port: u16, extra: &[&str]) -> Server {
+        Server::start_program(env, &[], port, extra)
     }
 
     /// A server whose clock is off by `offset` (libfaketime's `+100d`, `-2m`).
     pub fn start_skewed(env: &TestEnv, offset: &str, extra: &[&str]) -> Server {
-        Server::start_program(env, &["faketime", "-f", offset], extra)
+        Server::start_program(env, &["faketime", "-f", offset], free_port(), extra)
     }
 
-    fn start_program(env: &TestEnv, wrapper: &[&str], extra: &[&str]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+    fn start_program(env: &TestEnv, wrapper: &[&str], port: u16, extra: &[&str]) -> Server {
         let log = env.dir.path().join(format!("server-{port}.log"));
         let mut args = vec!["server", "--port"];
         let port_text = port.to_string();

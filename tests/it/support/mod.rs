@@ -8,11 +8,13 @@ use std::process::{Command, Output, Stdio};
 use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
 
+mod browser;
 mod db;
 mod http;
 mod prefect;
+pub use browser::Browser;
 pub use db::*;
-pub use http::{Api, Reply, Server, assert_error, token};
+pub use http::{Api, Reply, Server, assert_error, free_port, token};
 pub use prefect::{PrefectServer, clients, python, run_prefect, run_python};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_blockyard");
@@ -362,11 +364,7 @@ pub fn create_crdb_sage(env: &TestEnv, password: &str, extra: &[&str]) -> Run {
 
 /// A loopback port nothing listens on (bound, then released): connections are refused.
 pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_port()
 }
 
 /// A user block type `ftp` (a host and a password), registered, and a block `ftp-main`

@@ -81,11 +81,12 @@ pub struct PrefectServer {
 
 impl PrefectServer {
     pub fn start(home: PathBuf) -> PrefectServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        PrefectServer::start_with(home, &[])
+    }
+
+    /// A Prefect server with these settings too (its UI on, an auth string).
+    pub fn start_with(home: PathBuf, vars: &[(&str, &str)]) -> PrefectServer {
+        let port = super::free_port();
         let prefect = PathBuf::from(python()).with_file_name("prefect");
         std::fs::create_dir_all(&home).unwrap();
         let child = Command::new(prefect)
@@ -94,6 +95,7 @@ impl PrefectServer {
             .env("PREFECT_HOME", &home)
             .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
             .env("PREFECT_UI_ENABLED", "false")
+            .envs(vars.iter().copied())
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(home.join("server.log")).unwrap())
@@ -106,6 +108,7 @@ impl PrefectServer {
         };
         // Prefect migrates its database on start: tens of seconds on a busy machine.
         let deadline = Instant::now() + Duration::from_secs(180);
+        // `/health` answers without the auth string, if one is set.
         while ureq::get(&format!("{}/health", server.api)).call().is_err() {
             assert!(
                 Instant::now() < deadline,
