@@ -9,6 +9,7 @@ mod db;
 mod docs;
 mod flags;
 mod input;
+mod leases;
 mod output;
 mod server;
 mod transfer;
@@ -90,6 +91,10 @@ pub enum Command {
     /// schema files, add roles, list and drop (with an admin block's credentials).
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Leased database users: one per holder, in the block's group role, that expire by
+    /// themselves (`lease create`, `ls`, `renew`, `revoke`, `reconcile`).
+    #[command(subcommand)]
+    Lease(leases::LeaseCommand),
     /// Master key and data keys.
     #[command(subcommand)]
     Key(admin::KeyCommand),
@@ -222,6 +227,7 @@ pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Resu
         Command::Block(cmd) => blocks::run(*cmd, &open(config, &out)?, &out),
         Command::Type(cmd) => admin::types(cmd, &open(config, &out)?, &out),
         Command::Db(cmd) => db::run(cmd, &open(config, &out)?, &out),
+        Command::Lease(cmd) => leases::run(cmd, &open(config, &out)?, &out),
         Command::Export(args) => transfer::export(&open(config, &out)?, args),
         Command::Import(args) => transfer::import(&open(config, &out)?, args, &out),
         Command::Apply(args) => transfer::apply(&open(config, &out)?, args, &out),

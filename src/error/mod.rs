@@ -29,6 +29,9 @@ pub enum Error {
     #[error("block {0:?} not found; `blockyard block ls` lists the blocks")]
     BlockNotFound(String),
 
+    #[error("{0}")]
+    LeaseNotFound(String),
+
     #[error("a block named {0:?} already exists; choose another name or update it")]
     BlockAlreadyExists(String),
 
@@ -165,6 +168,7 @@ impl Error {
         match self {
             Error::InvalidBlockName { .. } => K::InvalidBlockName,
             Error::BlockNotFound(_) => K::BlockNotFound,
+            Error::LeaseNotFound(_) => K::LeaseNotFound,
             Error::BlockAlreadyExists(_) => K::BlockAlreadyExists,
             Error::VersionConflict { .. } => K::VersionConflict,
             Error::UnknownBlockType(_) => K::UnknownBlockType,

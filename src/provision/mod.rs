@@ -4,6 +4,7 @@
 //! SQLSTATE or by the server's catalogs, never by the English of a message; messages
 //! never hold a password.
 
+pub mod lease_sql;
 pub mod names;
 pub mod schema;
 pub mod sql;
@@ -176,6 +177,14 @@ impl Session {
             .load(&mut self.conn)
             .map_err(|err| self.failure("reading the catalog", &err.to_string()))?;
         Ok(rows.first().map_or(0, |r| r.v))
+    }
+
+    /// Every name a `SELECT ... AS v` returns.
+    pub fn names(&mut self, sql: &str) -> Result<Vec<String>> {
+        let rows: Vec<Name> = diesel::sql_query(sql)
+            .load(&mut self.conn)
+            .map_err(|err| self.failure("reading the catalog", &err.to_string()))?;
+        Ok(rows.into_iter().map(|r| r.v).collect())
     }
 
     pub fn text(&mut self, sql: &str) -> Result<Option<String>> {

@@ -100,7 +100,7 @@ fn account(name: &RoleName) -> Result<String> {
 }
 
 /// Whoever the statements are about, quoted for the dialect.
-fn role(dialect: Dialect, name: &RoleName) -> Result<String> {
+pub(super) fn role(dialect: Dialect, name: &RoleName) -> Result<String> {
     match dialect {
         Dialect::Mysql => account(name),
         _ => ident(dialect, name.as_str()),
@@ -112,7 +112,7 @@ fn role(dialect: Dialect, name: &RoleName) -> Result<String> {
 /// itself never reaches the server, or its log when a statement fails; MySQL and
 /// MariaDB take it as a literal. A password with non-ASCII characters (which SCRAM
 /// would first normalise with SASLprep) goes as a literal too; generated ones never do.
-fn password_value(dialect: Dialect, password: &str) -> Result<String> {
+pub(super) fn password_value(dialect: Dialect, password: &str) -> Result<String> {
     match dialect {
         Dialect::Postgres | Dialect::Cockroach if password.is_ascii() => {
             literal(dialect, &scram_verifier(password, &random_salt()))

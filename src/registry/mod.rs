@@ -11,6 +11,7 @@ mod crash;
 mod databases;
 mod handle;
 mod keys;
+mod leases;
 mod local;
 mod rotation;
 mod transfer;
@@ -26,6 +27,9 @@ pub use backup::{BACKUP_FORMAT, BackupFile, BackupReport, restore};
 pub use databases::NewDatabase;
 pub use handle::Registry;
 pub use keys::{InitReport, KeyStatus, RotationReport};
+pub use leases::{
+    DEFAULT_PREFIX, IssuedLease, Lease, LeaseSpec, ReconcileReport, lease_spec, local_actor,
+};
 pub use rotation::{ROTATION_LOCK, RotationSchedule, rotation_schedule};
 pub use transfer::{Existing, ImportPlan, SecretsIdentity, SecretsKey};
 
@@ -58,6 +62,7 @@ impl Registry {
     pub fn create_block(&self, mut new: NewBlock) -> Result<Block> {
         if self.local.is_some() {
             rotation::guard_rotation(None, &mut new.document, self.record())?;
+            leases::guard_lease(None, &new.document, self.record())?;
         }
         self.source.create_block(new, self.record())
     }
@@ -98,6 +103,7 @@ impl Registry {
     fn guard_rotation_update(&self, name: &BlockName, document: &mut Value) -> Result<()> {
         let mentions = |doc: &Value| doc.get("rotation").is_some_and(|r| !r.is_null());
         let masked = self.get_block_masked(name)?;
+        leases::guard_lease(Some(masked.masked_data()), document, self.record())?;
         if !mentions(document) && !mentions(masked.masked_data()) {
             return Ok(());
         }

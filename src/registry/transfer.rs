@@ -344,6 +344,7 @@ fn plan_block(
         None => None,
     };
     super::rotation::guard_rotation(current_document.as_ref(), &mut document, record)?;
+    super::leases::guard_lease(current_document.as_ref(), &document, record)?;
     ty.validate(&document)?;
     let (masked, block_secrets) = split_secrets(ty, document)?;
     let moved = match &target {

@@ -9,9 +9,9 @@ use crate::block::Block;
 use crate::types::BlockTypeDef;
 
 /// Fields of a block that are Blockyard's alone (its pool, what the database must
-/// offer, rotation state): Prefect's shapes leave them out, and a save from Prefect
+/// offer, rotation state, leasing): Prefect's shapes leave them out, and a save from Prefect
 /// keeps them as they are.
-pub const BLOCKYARD_ONLY: &[&str] = &["pool", "requires", "rotation"];
+pub const BLOCKYARD_ONLY: &[&str] = &["pool", "requires", "rotation", "lease"];
 
 /// A stable UUID for a name (block types and schemas have no id of their own here).
 pub fn derived_id(kind: &str, key: &str) -> String {

@@ -44,9 +44,19 @@ pub struct NewAuditRow {
     pub last_request_id: Option<String>,
     /// Until when the server may fold more reads into it (`None`: closed now).
     pub open_until: Option<i64>,
+    /// What the record is about beyond its block (a lease's user name), never a secret.
+    pub detail: Option<String>,
 }
 
 impl NewAuditRow {
+    /// The same record, saying what it is about beyond its block.
+    pub fn with_detail(self, detail: &str) -> NewAuditRow {
+        NewAuditRow {
+            detail: Some(fits(detail.to_owned(), 200)),
+            ..self
+        }
+    }
+
     /// A record of one event at `at`, closed: it never changes again.
     pub fn single(
         at: i64,
@@ -67,6 +77,7 @@ impl NewAuditRow {
             last_at: at,
             last_request_id: None,
             open_until: None,
+            detail: None,
         }
     }
 }
@@ -104,6 +115,9 @@ pub struct AuditRow {
     /// for it to pass.
     #[serde(skip)]
     pub open_until: Option<i64>,
+    /// What the record is about beyond its block (a lease's user name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl AuditRow {

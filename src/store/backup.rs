@@ -8,9 +8,11 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{
-    api_tokens, audit_log, block_types, block_versions, blocks, data_keys, store_meta,
+    api_tokens, audit_log, block_types, block_versions, blocks, data_keys, leases, store_meta,
 };
-use super::{BlockRow, DataKeyRow, Store, StoreConnection, TokenRow, TypeRow, VersionRow};
+use super::{
+    BlockRow, DataKeyRow, LeaseRow, Store, StoreConnection, TokenRow, TypeRow, VersionRow,
+};
 use crate::db::Backend;
 use crate::error::{Error, Result};
 
@@ -46,6 +48,8 @@ pub struct AuditRecord {
     pub last_request_id: Option<String>,
     #[serde(default)]
     pub open_until: Option<i64>,
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 fn one() -> i64 {
@@ -64,6 +68,10 @@ pub struct StoreRows {
     pub block_versions: Vec<VersionRow>,
     pub api_tokens: Vec<TokenRow>,
     pub audit_log: Vec<AuditRecord>,
+    /// Leased users (absent in backups made before leases): restored with their
+    /// state, so a restored store still revokes what it issued.
+    #[serde(default)]
+    pub leases: Vec<LeaseRow>,
 }
 
 impl StoreRows {
@@ -76,6 +84,7 @@ impl StoreRows {
             + self.block_versions.len()
             + self.api_tokens.len()
             + self.audit_log.len()
+            + self.leases.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -104,6 +113,7 @@ impl Store {
                     .load(conn)?,
                 api_tokens: api_tokens::table.order(api_tokens::id).load(conn)?,
                 audit_log: audit_log::table.order(audit_log::id).load(conn)?,
+                leases: leases::table.order(leases::id).load(conn)?,
             })
         })
     }
@@ -112,7 +122,7 @@ impl Store {
     pub fn tables_in_use(&self) -> Result<Vec<&'static str>> {
         let mut conn = self.conn()?;
         let conn = &mut *conn;
-        let counts: [(&'static str, i64); 7] = [
+        let counts: [(&'static str, i64); 8] = [
             ("store_meta", store_meta::table.count().get_result(conn)?),
             ("data_keys", data_keys::table.count().get_result(conn)?),
             ("block_types", block_types::table.count().get_result(conn)?),
@@ -123,6 +133,7 @@ impl Store {
             ),
             ("api_tokens", api_tokens::table.count().get_result(conn)?),
             ("audit_log", audit_log::table.count().get_result(conn)?),
+            ("leases", leases::table.count().get_result(conn)?),
         ];
         Ok(counts
             .into_iter()
@@ -154,6 +165,7 @@ impl Store {
                 })
                 .collect();
             insert_batches!(conn, audit_log::table, audit, progress);
+            insert_batches!(conn, leases::table, rows.leases, progress);
             if backend == Backend::Postgres {
                 conn.batch_execute(
                     "SELECT setval(pg_get_serial_sequence('audit_log', 'id'), \

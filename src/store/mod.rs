@@ -20,6 +20,7 @@ mod access;
 mod backup;
 mod blocks;
 mod keys;
+mod leases;
 mod schema;
 mod types;
 mod url;
@@ -31,6 +32,7 @@ pub use access::{
 pub use backup::StoreRows;
 pub use blocks::{BlockRow, ChangeKind, DELETED, SealedRow, VersionRow, block_stamps};
 pub use keys::DataKeyRow;
+pub use leases::{LeaseRow, state as lease_state};
 pub use types::{StoredType, TypeRow};
 pub use url::StoreUrl;
 

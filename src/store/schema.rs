@@ -81,7 +81,29 @@ diesel::table! {
         last_at -> BigInt,
         last_request_id -> Nullable<Text>,
         open_until -> Nullable<BigInt>,
+        detail -> Nullable<Text>,
     }
 }
 
 diesel::allow_tables_to_appear_in_same_query!(blocks, block_versions);
+
+diesel::table! {
+    leases (id) {
+        id -> Text,
+        block_id -> Text,
+        block_name -> Text,
+        username -> Text,
+        admin_block -> Text,
+        group_role -> Text,
+        database_name -> Text,
+        holder -> Text,
+        state -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        max_expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        attempts -> BigInt,
+        retry_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE leases;
+ALTER TABLE audit_log DROP COLUMN detail;
