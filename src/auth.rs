@@ -32,6 +32,8 @@ pub enum Permission {
     ReadSecrets,
     /// Create, update, rename and delete blocks.
     Write,
+    /// Lease database users of blocks (their own logins, never the stored password).
+    Lease,
     /// Everything, including block types, tokens and the audit log.
     Admin,
 }
@@ -44,13 +46,14 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Parses `blocks:read`, `blocks:read-secrets`, `blocks:write` or `admin`, each with
+    /// Parses `blocks:read`, `blocks:read-secrets`, `blocks:write`, `blocks:lease` or
+    /// `admin`, each with
     /// an optional `:PATTERN` (`*` matches any run of characters).
     pub fn parse(text: &str) -> Result<Scope> {
         let bad = || {
             Error::InvalidInput(format!(
                 "scope {text:?} is not one of blocks:read, blocks:read-secrets, blocks:write, \
-                 admin (each optionally followed by :PATTERN, e.g. blocks:read:crdb-*)"
+                 blocks:lease, admin (each optionally followed by :PATTERN, e.g. blocks:read:crdb-*)"
             ))
         };
         let mut parts = text.trim().splitn(3, ':');
@@ -61,6 +64,7 @@ impl Scope {
                     "read" => Permission::Read,
                     "read-secrets" => Permission::ReadSecrets,
                     "write" => Permission::Write,
+                    "lease" => Permission::Lease,
                     _ => return Err(bad()),
                 },
                 pattern,
@@ -91,6 +95,7 @@ impl Scope {
             (Permission::Admin, _) => true,
             (Permission::ReadSecrets, Permission::Read | Permission::ReadSecrets) => true,
             (Permission::Write, Permission::Read | Permission::Write) => true,
+            (Permission::Lease, Permission::Read | Permission::Lease) => true,
             (have, want) => have == want,
         };
         level_ok
@@ -108,6 +113,7 @@ impl fmt::Display for Scope {
             Permission::Read => "blocks:read",
             Permission::ReadSecrets => "blocks:read-secrets",
             Permission::Write => "blocks:write",
+            Permission::Lease => "blocks:lease",
             Permission::Admin => "admin",
         };
         match &self.pattern {
@@ -277,7 +283,8 @@ pub fn create_token(
     })?;
     if scopes.is_empty() {
         return Err(Error::InvalidInput(
-            "give at least one --scope (blocks:read, blocks:read-secrets, blocks:write, admin)"
+            "give at least one --scope (blocks:read, blocks:read-secrets, blocks:write, \
+             blocks:lease, admin)"
                 .into(),
         ));
     }

@@ -211,6 +211,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("types", 7),
             ("audit", 7),
             ("databases", 7),
+            ("leases", 7),
             ("transfer", 7),
             ("prefect", 8),
             ("prefect_types", 7),

@@ -201,6 +201,12 @@ pub struct ExecArgs {
     /// PREFIX_URL (the dotenv set).
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
+    /// Run as a user leased for this command alone (the block declares `lease.admin`
+    /// and `lease.role`), revoked when the program exits, also on SIGINT, SIGTERM or
+    /// SIGHUP (which are passed on to it); a crash leaves it to expire and to the
+    /// reconciler.
+    #[arg(long)]
+    pub lease: bool,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub command: Vec<OsString>,
@@ -209,6 +215,9 @@ pub struct ExecArgs {
 /// Runs the program with the block's variables in its environment (never on its
 /// command line) and passes its exit code through.
 pub fn exec(registry: &Registry, args: ExecArgs) -> Result<()> {
+    if args.lease {
+        return exec_leased(registry, args);
+    }
     let target = target_of(registry, &args.name)?;
     let (vars, info) = match &target {
         // --prefix names an HTTP service's variables...
@@ -229,6 +238,17 @@ pub fn exec(registry: &Registry, args: ExecArgs) -> Result<()> {
         .command
         .split_first()
         .ok_or_else(|| Error::InvalidInput("no program given after --".into()))?;
+    run_replacing(client_command(program, rest, info, vars), program)
+}
+
+/// The program with the client arguments it needs (ahead of the user's, after any
+/// MySQL option-file flags) and the variables in its environment.
+fn client_command(
+    program: &OsString,
+    rest: &[OsString],
+    info: Option<&ConnectionInfo>,
+    vars: Vec<(String, String)>,
+) -> std::process::Command {
     let client_args = info.map_or_else(Vec::new, |info| client_arguments(program, rest, info));
     // The MySQL clients want option-file flags (--defaults-file, --no-defaults) first.
     let (leading, rest) = rest.split_at(
@@ -245,7 +265,38 @@ pub fn exec(registry: &Registry, args: ExecArgs) -> Result<()> {
         .args(client_args)
         .args(rest)
         .envs(vars);
-    run_replacing(command, program)
+    command
+}
+
+/// `exec --lease`: the program runs as a user leased for it, revoked when it exits.
+fn exec_leased(registry: &Registry, args: ExecArgs) -> Result<()> {
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Error::InvalidInput("no program given after --".into()))?;
+    let issued = registry.issue_lease(&args.name, None)?;
+    let info = issued.connection.clone();
+    let target = Target::Database(info.clone(), Value::Null);
+    let mut vars = variables(&target, &args.name, args.format, None)?.0;
+    if let Some(prefix) = &args.prefix {
+        vars.extend(env::variables(&info, EnvFormat::Dotenv, Some(prefix))?);
+    }
+    let status = crate::process::run_forwarding(client_command(program, rest, Some(&info), vars));
+    let revoked = registry.revoke_lease(&issued.lease.lease_id);
+    if let Err(err) = &revoked {
+        eprintln!(
+            "blockyard: lease {} was not revoked ({}); it expires at {} and the reconciler \
+             retries: {err}",
+            issued.lease.lease_id,
+            err.code(),
+            issued.lease.expires_at
+        );
+    }
+    let code = status.map_err(|source| Error::Exec {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    })?;
+    std::process::exit(code)
 }
 
 /// Arguments the common clients need ahead of the user's own, because they do not read

@@ -38,7 +38,8 @@ pub fn serve(registry: Registry, settings: &Settings) -> Result<()> {
 pub enum TokenCommand {
     /// Create an API token; it is printed once and only its hash is kept.
     ///
-    /// Scopes: blocks:read (secrets masked), blocks:read-secrets, blocks:write, admin;
+    /// Scopes: blocks:read (secrets masked), blocks:read-secrets, blocks:write,
+    /// blocks:lease (leased database users, never the stored password), admin;
     /// each may end with :PATTERN to limit it to matching block names.
     ///
     /// Examples:

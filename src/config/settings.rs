@@ -448,6 +448,12 @@ settings! {
         env: "BLOCKYARD_ROTATION_CHECK", scope: Server, dotenv: false, secret: false,
         value: "DURATION", default: Some("60s"), choices: &[], alias: None,
     }
+    /// How often the server reconciles leases: revokes expired ones and what a crash
+    /// left half done, and drops managed database users the store does not know.
+    lease_check: Span {
+        env: "BLOCKYARD_LEASE_CHECK", scope: Server, dotenv: false, secret: false,
+        value: "DURATION", default: Some("30s"), choices: &[], alias: None,
+    }
     /// How long audit records are kept: older ones are deleted in the background, in
     /// small batches (by one server at a time on a shared PostgreSQL store). 0 keeps
     /// them for ever; export them first with `blockyard audit export` if they must be

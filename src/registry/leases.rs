@@ -221,6 +221,15 @@ impl Registry {
             .record_audit(&[record.with_detail(&row.username)])
     }
 
+    /// A failed step on record, unless a server's request records it (it records every
+    /// failed change itself).
+    fn audit_failure(&self, action: &str, row: &LeaseRow, err: &Error) -> Result<()> {
+        match self.record().and_then(|r| r.token_id.as_ref()) {
+            Some(_) => Ok(()),
+            None => self.audit_lease(action, row, err.code()),
+        }
+    }
+
     /// Issues a lease on `block` for at most `ttl` (the block's `lease.ttl` by
     /// default, never past `lease.max_ttl`).
     pub fn issue_lease(
@@ -261,7 +270,7 @@ impl Registry {
             self.store()?
                 .set_lease_state(&row.id, state::REVOKING, now)?;
             let _ = self.revoke_lease(&row.id);
-            self.audit_lease("lease-issue", &row, err.code())?;
+            self.audit_failure("lease-issue", &row, &err)?;
             return Err(err);
         }
         crash_point("lease-user-created");
@@ -299,6 +308,11 @@ impl Registry {
     pub fn leases(&self, block: Option<&BlockName>, all: bool) -> Result<Vec<Lease>> {
         let rows = self.store()?.leases(block.map(BlockName::as_str), all)?;
         Ok(rows.iter().map(Lease::from).collect())
+    }
+
+    /// One lease, by id.
+    pub fn lease(&self, id: &str) -> Result<Lease> {
+        Ok(Lease::from(&self.lease_row(id)?))
     }
 
     fn lease_row(&self, id: &str) -> Result<LeaseRow> {
@@ -348,7 +362,7 @@ impl Registry {
             let backoff = 1000 * (1i64 << row.attempts.clamp(0, 10));
             self.store()?
                 .lease_failed(id, &err.to_string(), now + backoff)?;
-            self.audit_lease("lease-revoke", &row, err.code())?;
+            self.audit_failure("lease-revoke", &row, &err)?;
             return Err(err);
         }
         self.store()?.set_lease_state(id, state::REVOKED, now)?;
@@ -412,6 +426,10 @@ fn take_apart_in(
     crash_point("lease-released");
     admin.run("drop the user", &sql::drop_role(dialect, name)?)
 }
+
+/// The lock a server holds while it reconciles leases (PostgreSQL advisory lock key:
+/// "blockleas" in ASCII, folded into 63 bits), so one server does it at a time.
+pub const LEASE_LOCK: i64 = 0x626c_6f63_6b6c_6561;
 
 /// What one reconcile did.
 #[derive(Clone, Debug, Default, Serialize)]

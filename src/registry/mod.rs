@@ -28,7 +28,8 @@ pub use databases::NewDatabase;
 pub use handle::Registry;
 pub use keys::{InitReport, KeyStatus, RotationReport};
 pub use leases::{
-    DEFAULT_PREFIX, IssuedLease, Lease, LeaseSpec, ReconcileReport, lease_spec, local_actor,
+    DEFAULT_PREFIX, IssuedLease, LEASE_LOCK, Lease, LeaseSpec, ReconcileReport, lease_spec,
+    local_actor,
 };
 pub use rotation::{ROTATION_LOCK, RotationSchedule, rotation_schedule};
 pub use transfer::{Existing, ImportPlan, SecretsIdentity, SecretsKey};

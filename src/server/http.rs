@@ -95,19 +95,20 @@ impl<'r, T: DeserializeOwned + Send> FromData<'r> for Body<T> {
     }
 }
 
-/// A Prefect client's JSON body, read as Prefect's server reads one: whatever its
-/// content type (the Prefect UI posts filters as `text/plain`, or with no body at all),
-/// an empty body being the default (no filter). Limits and errors as [`Body`]'s.
-pub struct PrefectBody<T>(pub T);
+/// A JSON body that may be left out, read whatever its content type, as Prefect's
+/// server reads one (the Prefect UI posts filters as `text/plain`, or no body at all; a
+/// lease is asked for with an empty POST): an empty body is the default. Limits and
+/// errors as [`Body`]'s.
+pub struct LenientBody<T>(pub T);
 
 #[rocket::async_trait]
-impl<'r, T: DeserializeOwned + Default + Send> FromData<'r> for PrefectBody<T> {
+impl<'r, T: DeserializeOwned + Default + Send> FromData<'r> for LenientBody<T> {
     type Error = ApiError;
 
     async fn from_data(_req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
         match read_json(data, BODY_LIMIT, true).await {
-            Ok(Some(body)) => data::Outcome::Success(PrefectBody(body)),
-            Ok(None) => data::Outcome::Success(PrefectBody(T::default())),
+            Ok(Some(body)) => data::Outcome::Success(LenientBody(body)),
+            Ok(None) => data::Outcome::Success(LenientBody(T::default())),
             Err(err) => data::Outcome::Error((err.status, err)),
         }
     }

@@ -15,6 +15,7 @@ mod cache;
 mod databases;
 mod guard;
 mod http;
+mod leases;
 mod policy;
 mod prefect;
 mod prefect_cors;
@@ -66,6 +67,8 @@ pub struct ServerOptions {
     pub block_cache: Duration,
     /// How often scheduled password rotations (`rotation.every`) are looked for.
     pub rotation_check: Duration,
+    /// How often leases are reconciled.
+    pub lease_check: Duration,
     /// How long audit records are kept (pruned in the background); `None` keeps them.
     pub audit_retention: Option<Duration>,
     /// How the audit log is written (folding of repeated reads, writer threads).
@@ -95,6 +98,7 @@ impl ServerOptions {
             workers: s.workers,
             block_cache: span(&s.block_cache, "block_cache")?,
             rotation_check: span(&s.rotation_check, "rotation_check")?,
+            lease_check: span(&s.lease_check, "lease_check")?,
             audit_retention: Some(span(&s.audit_retention, "audit_retention")?)
                 .filter(|d| !d.is_zero()),
             audit: AuditOptions {
@@ -133,6 +137,10 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         state.registry.clone(),
         options.rotation_check.max(Duration::from_millis(100)),
     );
+    let reconciler = tasks::lease_reconciler(
+        state.registry.clone(),
+        options.lease_check.max(Duration::from_millis(100)),
+    );
     let pruner = match options.audit_retention {
         Some(retention) => tasks::audit_pruner(state.registry.clone(), retention),
         None => rocket::fairing::AdHoc::on_liftoff("audit kept for ever", |_| Box::pin(async {})),
@@ -141,6 +149,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         .manage(state)
         .attach(sweeper)
         .attach(rotations)
+        .attach(reconciler)
         .attach(pruner)
         .attach(http::RequestLog {
             enabled: options.request_log,
@@ -151,7 +160,8 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         .mount("/api/v1", audit::routes())
         .mount("/api/v1", service::api_routes())
         .mount("/api/v1", transfer::routes())
-        .mount("/api/v1", databases::routes());
+        .mount("/api/v1", databases::routes())
+        .mount("/api/v1", leases::routes());
     Ok(with_prefect(app, options)
         .mount("/ui", ui::routes())
         .attach(ui::SecurityHeaders)

@@ -181,6 +181,15 @@ impl<'a> Change<'a> {
         }
     }
 
+    /// Leasing users of `blocks` (or renewing, revoking their leases): blocks:lease on
+    /// each; a refusal is audited as `action`.
+    pub fn lease(action: &'static str, blocks: &'a [&'a str], what: &'a str) -> Change<'a> {
+        Change {
+            checks: vec![(Permission::Lease, blocks, what)],
+            ..Change::write(action, blocks, what)
+        }
+    }
+
     /// A change only an admin may make, recorded as `action` on `subject`.
     pub fn admin(action: &'static str, subject: &'a str, what: &'a str) -> Change<'a> {
         Change {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::blocks;
 use super::cache::View;
 use super::guard::Ctx;
-use super::http::{MAX_PAGE, PrefectBody};
+use super::http::{LenientBody, MAX_PAGE};
 use super::policy::{Access, authorize};
 use super::prefect_shapes::block_document_json;
 use super::reads::{read_block, visible_blocks};
@@ -251,8 +251,8 @@ impl Wanted {
 }
 
 /// The body of a listing or count, read leniently.
-fn filter_of(body: Result<PrefectBody<Value>, ApiError>) -> ApiResult<DocumentFilter> {
-    let PrefectBody(body) = body?;
+fn filter_of(body: Result<LenientBody<Value>, ApiError>) -> ApiResult<DocumentFilter> {
+    let LenientBody(body) = body?;
     Ok(serde_json::from_value(body).unwrap_or_default())
 }
 
@@ -260,7 +260,7 @@ fn filter_of(body: Result<PrefectBody<Value>, ApiError>) -> ApiResult<DocumentFi
 async fn filter_block_documents(
     ctx: Ctx,
     state: &rocket::State<State>,
-    body: Result<PrefectBody<Value>, ApiError>,
+    body: Result<LenientBody<Value>, ApiError>,
 ) -> ApiResult<Json> {
     let filter = filter_of(body)?;
     let page = (filter.offset.unwrap_or(0).max(0), filter.limit);
@@ -273,7 +273,7 @@ async fn filter_block_documents(
 async fn count_block_documents(
     ctx: Ctx,
     state: &rocket::State<State>,
-    body: Result<PrefectBody<Value>, ApiError>,
+    body: Result<LenientBody<Value>, ApiError>,
 ) -> ApiResult<Json> {
     let wanted = Wanted::of(&filter_of(body)?);
     authorize(state, &ctx, Access::list("listing blocks")).await?;

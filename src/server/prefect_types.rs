@@ -6,7 +6,7 @@ use rocket::{Route, get, post, routes};
 use serde_json::Value;
 
 use super::guard::Ctx;
-use super::http::PrefectBody;
+use super::http::LenientBody;
 use super::prefect_shapes::{block_schema_json, block_type_json, derived_id};
 use super::response::{ApiError, ApiResult, Json};
 use super::state::{State, blocking};
@@ -84,9 +84,9 @@ fn name_like(body: &Value, what: &str) -> Option<String> {
 async fn filter_block_types(
     _authenticated: Ctx,
     state: &rocket::State<State>,
-    body: Result<PrefectBody<Value>, ApiError>,
+    body: Result<LenientBody<Value>, ApiError>,
 ) -> ApiResult<Json> {
-    let PrefectBody(body) = body?;
+    let LenientBody(body) = body?;
     let like = name_like(&body, "block_types");
     let created = epoch();
     let shown: Vec<Value> = all_types(state)
@@ -139,9 +139,9 @@ async fn block_schema_by_id(
 async fn filter_block_schemas(
     _authenticated: Ctx,
     state: &rocket::State<State>,
-    body: Result<PrefectBody<Value>, ApiError>,
+    body: Result<LenientBody<Value>, ApiError>,
 ) -> ApiResult<Json> {
-    let PrefectBody(body) = body?;
+    let LenientBody(body) = body?;
     let type_ids: Option<Vec<&str>> = body
         .pointer("/block_schemas/block_type_id/any_")
         .and_then(Value::as_array)

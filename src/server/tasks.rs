@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::cache::BlockCache;
 use super::http::log_line;
-use crate::registry::{ROTATION_LOCK, Registry};
+use crate::block::ChangeRecord;
+use crate::registry::{LEASE_LOCK, ROTATION_LOCK, Registry};
 
 /// How often the server prunes audit records past their retention.
 const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -89,6 +90,45 @@ fn run_due(registry: &Registry) -> crate::error::Result<()> {
             Ok(())
         })?
         .unwrap_or(Ok(()))
+}
+
+/// Reconciles leases every `every` (one server at a time on a shared store): expired
+/// ones and work a crash cut short revoked, unknown managed users dropped; failures are
+/// logged and kept on the lease for the next round.
+pub fn lease_reconciler(registry: Registry, every: Duration) -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("lease reconciler", move |_| {
+        Box::pin(async move {
+            rocket::tokio::spawn(async move {
+                let mut ticks = rocket::tokio::time::interval(every);
+                loop {
+                    ticks.tick().await;
+                    let registry = registry.clone();
+                    let _ = rocket::tokio::task::spawn_blocking(move || reconcile(&registry)).await;
+                }
+            });
+        })
+    })
+}
+
+fn reconcile(registry: &Registry) {
+    let record = ChangeRecord {
+        request_id: format!("reconciler-{}", uuid::Uuid::new_v4().simple()),
+        actor: "reconciler".into(),
+        action: "lease-revoke",
+        subject: String::new(),
+        token_id: None,
+        admin: false,
+    };
+    let registry = registry.on_behalf(record);
+    let done = registry.exclusively(LEASE_LOCK, || registry.reconcile_leases());
+    match done {
+        Ok(Some(Ok(report))) if report.failed.is_empty() => {}
+        Ok(Some(Ok(report))) => log_line(json!({"reconciler": "leases",
+            "failed": report.failed, "revoked": report.revoked.len()})),
+        Ok(None) => {}
+        Ok(Some(Err(err))) | Err(err) => log_line(json!({"reconciler": "leases",
+            "error": err.code(), "detail": err.to_string()})),
+    }
 }
 
 /// Drops expired kept blocks (and the secrets they hold) every `every`.
