@@ -16,6 +16,7 @@ mod hardening;
 mod hardening2;
 mod http_service;
 mod keys;
+mod leases;
 #[cfg(feature = "mysql")]
 mod mysql;
 mod readme;

@@ -1,0 +1,391 @@
+//! Leased database users against the real PostgreSQL: a user per lease in the block's
+//! group role, which the database itself refuses after its expiry; revocation that
+//! ends sessions and hands over what the user owns; many cycles that leave nothing
+//! behind; crashes at each step finished by the reconciler; orphans dropped; `exec
+//! --lease`; the HTTP routes and their scope.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A database with a table, a group role that may read it (and whose members must
+/// give their password, even on loopback), and blocks: `pg-admin` and `app`, which
+/// declares leases with a prefix of this test's own. Dropped with everything leased.
+struct Target {
+    db: String,
+    group: String,
+    prefix: String,
+}
+
+impl Target {
+    fn new(env: &TestEnv, ttl: &str, grace: &str) -> Target {
+        let tag = &uuid::Uuid::new_v4().simple().to_string()[..10];
+        let target = Target {
+            db: format!("bt_lease_{tag}"),
+            group: format!("bt_lease_grp_{tag}"),
+            prefix: format!("btl{tag}_"),
+        };
+        pg(&format!("CREATE DATABASE {}", target.db));
+        pg(&format!(
+            "CREATE ROLE {} NOLOGIN IN ROLE blockyard_password_auth",
+            target.group
+        ));
+        target.inside("CREATE TABLE facts (x int); INSERT INTO facts VALUES (1), (2)");
+        target.inside(&format!(
+            "GRANT SELECT ON facts TO {g}; GRANT CREATE ON SCHEMA public TO {g}",
+            g = target.group
+        ));
+        env.run_stdin(
+            &[
+                "block",
+                "create",
+                "pg-admin",
+                "--url",
+                &pg_admin_url(),
+                "--password-stdin",
+            ],
+            "unused-on-trust",
+        )
+        .success();
+        let url = format!("postgresql://nobody@127.0.0.1:5432/{}", target.db);
+        env.run_stdin(
+            &["block", "create", "app", "--url", &url, "--password-stdin"],
+            "x",
+        )
+        .success();
+        let set = |kv: String| ["--set".to_owned(), kv];
+        let mut args: Vec<String> = ["block", "update", "app"].map(String::from).to_vec();
+        for kv in [
+            "lease.admin=pg-admin".to_owned(),
+            format!("lease.role={}", target.group),
+            format!("lease.ttl={ttl}"),
+            "lease.max_ttl=1h".to_owned(),
+            format!("lease.grace={grace}"),
+            format!("lease.prefix={}", target.prefix),
+        ] {
+            args.extend(set(kv));
+        }
+        env.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        target
+    }
+
+    /// Runs SQL inside the target database as the server's superuser.
+    fn inside(&self, sql: &str) -> String {
+        let out = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                &self.db,
+                "-Atc",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The leased users the server holds now.
+    fn users(&self) -> Vec<String> {
+        let names = pg(&format!(
+            "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles \
+             WHERE starts_with(rolname, '{}')",
+            self.prefix
+        ));
+        names
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Privileges in the database granted to roles that no longer exist.
+    fn dangling_grants(&self) -> i64 {
+        self.inside(
+            "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a \
+             WHERE a.grantee <> 0 AND a.grantee NOT IN (SELECT oid FROM pg_roles)",
+        )
+        .parse()
+        .unwrap()
+    }
+
+    fn connect(&self, user: &str, password: &str) -> ConnectionResult<PgConnection> {
+        let url = format!(
+            "postgres://{user}:{}@127.0.0.1:5432/{}",
+            percent_encoding::utf8_percent_encode(password, percent_encoding::NON_ALPHANUMERIC),
+            self.db
+        );
+        PgConnection::establish(&url)
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-qc"])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
+            .output();
+        for role in self.users().into_iter().chain([self.group.clone()]) {
+            let _ = std::process::Command::new("psql")
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-qc"])
+                .arg(format!("DROP ROLE IF EXISTS {role}"))
+                .output();
+        }
+    }
+}
+
+fn field(value: &Value, key: &str) -> String {
+    value[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key}: {value}"))
+        .to_owned()
+}
+
+/// Waits (bounded) until `done` holds.
+fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_lease_is_a_user_of_its_own_that_revocation_takes_apart() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let target = Target::new(&env, "10m", "60s");
+    let issued = env.json(&["lease", "create", "app", "--ttl", "5m"]);
+    let (user, password) = (field(&issued, "username"), field(&issued, "password"));
+    assert!(user.starts_with(&target.prefix), "{user}");
+    assert!(
+        target.connect(&user, "wrong").is_err(),
+        "the password is not checked"
+    );
+    let mut conn = target
+        .connect(&user, &password)
+        .expect("the leased user logs in");
+    let sum = text(&mut conn, "SELECT sum(x)::text AS value FROM facts");
+    assert_eq!(sum, "3", "the group role's privileges");
+    diesel::sql_query("CREATE TABLE mine (y int)")
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query("GRANT SELECT ON mine TO PUBLIC")
+        .execute(&mut conn)
+        .unwrap();
+
+    // Revoked while it owns a table and holds a session: the session is ended, the
+    // table handed to the group role, the user gone.
+    let id = field(&issued, "lease_id");
+    env.ok(&["lease", "revoke", &id]);
+    assert!(target.users().is_empty(), "{:?}", target.users());
+    assert!(
+        diesel::sql_query("SELECT 1").execute(&mut conn).is_err(),
+        "the session lives on"
+    );
+    assert_eq!(
+        target.inside("SELECT tableowner FROM pg_tables WHERE tablename = 'mine'"),
+        target.group
+    );
+    assert_eq!(target.dangling_grants(), 0);
+    let listed = env.json(&["lease", "ls", "--all"]);
+    assert_eq!(listed[0]["state"], "revoked", "{listed}");
+    let audit = env.json(&["audit", "ls", "--block", "app"]);
+    let text = audit.to_string();
+    for action in ["lease-issue", "lease-revoke"] {
+        assert!(text.contains(action), "{action}: {audit}");
+    }
+    assert!(text.contains(&user) && !text.contains(&password), "{audit}");
+}
+
+#[test]
+fn the_database_refuses_an_expired_lease_without_blockyard() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let target = Target::new(&env, "2s", "0s");
+    let issued = env.json(&["lease", "create", "app"]);
+    let (user, password) = (field(&issued, "username"), field(&issued, "password"));
+    target
+        .connect(&user, &password)
+        .expect("a live lease logs in");
+    // Nothing of Blockyard runs now: PostgreSQL itself refuses the login after VALID UNTIL.
+    until("the expired user being refused", || {
+        target.connect(&user, &password).is_err()
+    });
+    let report = env.json(&["lease", "reconcile"]);
+    assert_eq!(report["revoked"][0], issued["lease_id"], "{report}");
+    assert!(target.users().is_empty());
+}
+
+#[test]
+fn many_leases_leave_nothing_behind() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let target = Target::new(&env, "10m", "60s");
+    let registry = env.registry("30s");
+    let cycles = 1000;
+    let started = Instant::now();
+    for _ in 0..cycles {
+        let issued = registry.issue_lease("app", None).unwrap();
+        registry.revoke_lease(&issued.lease.lease_id).unwrap();
+    }
+    eprintln!("{cycles} issue/revoke cycles in {:?}", started.elapsed());
+    assert!(target.users().is_empty(), "{:?}", target.users());
+    assert_eq!(target.dangling_grants(), 0);
+    let members = pg(&format!(
+        "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid \
+         WHERE r.rolname = '{}'",
+        target.group
+    ));
+    assert_eq!(members, "0");
+    assert!(registry.leases(None, false).unwrap().is_empty());
+}
+
+#[test]
+fn a_crash_at_any_step_is_finished_by_the_reconciler() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let target = Target::new(&env, "10m", "60s");
+    for point in ["lease-journaled", "lease-user-created"] {
+        let crashed = env.run_with(
+            &["lease", "create", "app"],
+            None,
+            &[("BLOCKYARD_CRASH_AT", point)],
+        );
+        assert_ne!(crashed.code, 0, "the issue did not stop at {point}");
+    }
+    for point in ["lease-revoking", "lease-nologin", "lease-released"] {
+        let id = field(&env.json(&["lease", "create", "app"]), "lease_id");
+        let crashed = env.run_with(
+            &["lease", "revoke", &id],
+            None,
+            &[("BLOCKYARD_CRASH_AT", point)],
+        );
+        assert_ne!(crashed.code, 0, "the revocation did not stop at {point}");
+    }
+    // A user the store never knew (a crash between CREATE ROLE and any journal).
+    let orphan = format!("{}orphan", target.prefix);
+    pg(&format!(
+        "CREATE ROLE {orphan} LOGIN IN ROLE {}",
+        target.group
+    ));
+    let live = env.json(&["lease", "create", "app"]);
+    // An issue cut short is told from one under way by its age: the reconciler runs
+    // with its clock two minutes on.
+    let report = env
+        .program(
+            std::path::Path::new("faketime"),
+            &["-f", "+2m", BIN, "lease", "reconcile", "-o", "json"],
+        )
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["revoked"].as_array().unwrap().len(), 5, "{report}");
+    assert_eq!(report["orphans"], json!([orphan]), "{report}");
+    assert_eq!(target.users(), [field(&live, "username")]);
+    let leases = env.json(&["lease", "ls"]);
+    assert_eq!(leases.as_array().unwrap().len(), 1, "{leases}");
+    target
+        .connect(&field(&live, "username"), &field(&live, "password"))
+        .expect("the live lease still works");
+}
+
+#[test]
+fn exec_lease_runs_a_command_as_a_user_of_its_own() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let target = Target::new(&env, "10m", "60s");
+    let ran = env.ok(&[
+        "exec",
+        "--lease",
+        "app",
+        "--",
+        "psql",
+        "-Atc",
+        "SELECT current_user",
+    ]);
+    assert!(
+        ran.stdout.trim().starts_with(&target.prefix),
+        "{}",
+        ran.stdout
+    );
+    assert!(target.users().is_empty(), "revoked when the command exits");
+    let code = env
+        .run(&["exec", "--lease", "app", "--", "sh", "-c", "exit 7"])
+        .code;
+    assert_eq!(code, 7);
+
+    // SIGTERM to blockyard reaches the command, and the lease is still revoked.
+    let mut child = env
+        .command(&["exec", "--lease", "app", "--", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    until("the leased user", || target.users().len() == 1);
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert!(target.users().is_empty());
+}
+
+#[test]
+fn leases_over_http_need_their_own_scope() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let target = Target::new(&env, "10m", "60s");
+    let leaser = token(&env, "leaser", &["blocks:lease:app"], &[]);
+    let reader = token(
+        &env,
+        "reader",
+        &["blocks:read-secrets", "blocks:write"],
+        &[],
+    );
+    let server = Server::start(&env, &[]);
+    let api = Api::new(&server, Some(&leaser));
+    let issued = api.send("POST", "/blocks/app/leases", None, &[]);
+    assert_eq!(issued.status, 201, "{}", issued.text);
+    let (user, password) = (
+        field(&issued.body, "username"),
+        field(&issued.body, "password"),
+    );
+    target
+        .connect(&user, &password)
+        .expect("the leased user logs in");
+    let id = field(&issued.body, "lease_id");
+    let renewed = api.post(&format!("/leases/{id}/renew"), &json!({"ttl": "20m"}));
+    assert_eq!(renewed.status, 200, "{}", renewed.text);
+    let listed = api.get("/leases");
+    assert_eq!(listed.body[0]["lease_id"], id.as_str(), "{}", listed.text);
+    assert!(!listed.text.contains(&password));
+
+    // Reading secrets or writing the block is not leasing; nor may a writer choose
+    // which admin block acts.
+    let other = api.with_token(Some(&reader));
+    assert_error(
+        &other.send("POST", "/blocks/app/leases", None, &[]),
+        403,
+        "FORBIDDEN",
+    );
+    assert_error(
+        &other.delete(&format!("/leases/{id}")),
+        404,
+        "LEASE_NOT_FOUND",
+    );
+    let mut data = env.json(&["block", "inspect", "app"])["data"].clone();
+    data["lease"]["admin"] = json!("someone-else");
+    let moved = other.put("/blocks/app", &json!({"data": data}));
+    assert_error(&moved, 403, "FORBIDDEN");
+
+    let revoked = api.delete(&format!("/leases/{id}"));
+    assert_eq!(revoked.body["state"], "revoked", "{}", revoked.text);
+    assert!(target.users().is_empty());
+    let audit = env.json(&["audit", "ls", "--block", "app"]).to_string();
+    for action in ["lease-issue", "lease-renew", "lease-revoke"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    assert!(!server.log().contains(&password) && !audit.contains(&password));
+}
