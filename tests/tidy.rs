@@ -250,6 +250,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("handle", 4),
             ("rotation", 5),
             ("leases", 5),
+            ("leased_pool", 6),
             ("connections", 5),
             ("apply", 5),
             ("admin", 6),

@@ -89,6 +89,34 @@ impl<C: Connect> BlockPool<C> {
             .map_err(|_| self.timed_out(self.target.failure_since(started), timeout))
     }
 
+    /// A pool of the block's database (its `pool` settings) that connects with `info`'s
+    /// credentials (a leased user's) and never re-reads the block for others.
+    pub fn with_credentials(block: &Block, info: ConnectionInfo) -> Result<BlockPool<C>> {
+        ensure_supported::<C>(&block.name, block)?;
+        let settings = PoolSettings::from_document(&block.document_or_masked())?;
+        let keeps_its_user: Loader = Arc::new(|name: &BlockName| {
+            Err(Error::Internal(format!(
+                "a leased pool of {name} keeps its own user"
+            )))
+        });
+        let target = Arc::new(Target {
+            name: block.name.clone(),
+            live: RwLock::new(live_from_info(info, block.version)?),
+            loader: keeps_its_user,
+            stale: false.into(),
+            last_reload: Mutex::new(None),
+            failure: Mutex::new(None),
+        });
+        let manager = BlockManager {
+            target: target.clone(),
+            _connection: PhantomData,
+        };
+        Ok(BlockPool {
+            pool: build_pool(&settings, manager),
+            target,
+        })
+    }
+
     fn timed_out(&self, failure: Option<(ConnectFailure, String)>, timeout: Duration) -> Error {
         let waited = humantime::format_duration(timeout);
         match failure {
@@ -289,7 +317,10 @@ impl Target {
 }
 
 fn live_from_block(block: &Block) -> Result<Live> {
-    let mut info = connection_info(block)?;
+    live_from_info(connection_info(block)?, block.version)
+}
+
+fn live_from_info(mut info: ConnectionInfo, version: i64) -> Result<Live> {
     let url = Zeroizing::new(info.connection_url()?);
     let password = Zeroizing::new(info.password.take().unwrap_or_default());
     Ok(Live {
@@ -297,7 +328,7 @@ fn live_from_block(block: &Block) -> Result<Live> {
         url,
         password,
         info,
-        version: block.version,
+        version,
     })
 }
 

@@ -11,6 +11,7 @@ mod crash;
 mod databases;
 mod handle;
 mod keys;
+mod leased_pool;
 mod leases;
 mod local;
 mod rotation;
@@ -27,6 +28,7 @@ pub use backup::{BACKUP_FORMAT, BackupFile, BackupReport, restore};
 pub use databases::NewDatabase;
 pub use handle::Registry;
 pub use keys::{InitReport, KeyStatus, RotationReport};
+pub use leased_pool::LeasedPool;
 pub use leases::{
     DEFAULT_PREFIX, IssuedLease, LEASE_LOCK, Lease, LeaseSpec, ReconcileReport, lease_spec,
     local_actor,

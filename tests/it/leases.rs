@@ -21,7 +21,7 @@ struct Target {
 }
 
 impl Target {
-    fn new(env: &TestEnv, ttl: &str, grace: &str) -> Target {
+    fn new(env: &TestEnv, ttl: &str, max_ttl: &str, grace: &str) -> Target {
         let tag = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let target = Target {
             db: format!("bt_lease_{tag}"),
@@ -62,7 +62,7 @@ impl Target {
             "lease.admin=pg-admin".to_owned(),
             format!("lease.role={}", target.group),
             format!("lease.ttl={ttl}"),
-            "lease.max_ttl=1h".to_owned(),
+            format!("lease.max_ttl={max_ttl}"),
             format!("lease.grace={grace}"),
             format!("lease.prefix={}", target.prefix),
         ] {
@@ -163,7 +163,7 @@ fn until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_lease_is_a_user_of_its_own_that_revocation_takes_apart() {
     let env = TestEnv::new(Backend::Sqlite);
-    let target = Target::new(&env, "10m", "60s");
+    let target = Target::new(&env, "10m", "1h", "60s");
     let issued = env.json(&["lease", "create", "app", "--ttl", "5m"]);
     let (user, password) = (field(&issued, "username"), field(&issued, "password"));
     assert!(user.starts_with(&target.prefix), "{user}");
@@ -210,7 +210,7 @@ fn a_lease_is_a_user_of_its_own_that_revocation_takes_apart() {
 #[test]
 fn the_database_refuses_an_expired_lease_without_blockyard() {
     let env = TestEnv::new(Backend::Sqlite);
-    let target = Target::new(&env, "2s", "0s");
+    let target = Target::new(&env, "2s", "1h", "0s");
     let issued = env.json(&["lease", "create", "app"]);
     let (user, password) = (field(&issued, "username"), field(&issued, "password"));
     target
@@ -228,7 +228,7 @@ fn the_database_refuses_an_expired_lease_without_blockyard() {
 #[test]
 fn many_leases_leave_nothing_behind() {
     let env = TestEnv::new(Backend::Sqlite);
-    let target = Target::new(&env, "10m", "60s");
+    let target = Target::new(&env, "10m", "1h", "60s");
     let registry = env.registry("30s");
     let cycles = 1000;
     let started = Instant::now();
@@ -251,7 +251,7 @@ fn many_leases_leave_nothing_behind() {
 #[test]
 fn a_crash_at_any_step_is_finished_by_the_reconciler() {
     let env = TestEnv::new(Backend::Sqlite);
-    let target = Target::new(&env, "10m", "60s");
+    let target = Target::new(&env, "10m", "1h", "60s");
     for point in ["lease-journaled", "lease-user-created"] {
         let crashed = env.run_with(
             &["lease", "create", "app"],
@@ -299,7 +299,7 @@ fn a_crash_at_any_step_is_finished_by_the_reconciler() {
 #[test]
 fn exec_lease_runs_a_command_as_a_user_of_its_own() {
     let env = TestEnv::new(Backend::Sqlite);
-    let target = Target::new(&env, "10m", "60s");
+    let target = Target::new(&env, "10m", "1h", "60s");
     let ran = env.ok(&[
         "exec",
         "--lease",
@@ -336,7 +336,7 @@ fn exec_lease_runs_a_command_as_a_user_of_its_own() {
 #[test]
 fn leases_over_http_need_their_own_scope() {
     let env = TestEnv::new(Backend::Sqlite);
-    let target = Target::new(&env, "10m", "60s");
+    let target = Target::new(&env, "10m", "1h", "60s");
     let leaser = token(&env, "leaser", &["blocks:lease:app"], &[]);
     let reader = token(
         &env,
@@ -388,4 +388,58 @@ fn leases_over_http_need_their_own_scope() {
         assert!(audit.contains(action), "{action}: {audit}");
     }
     assert!(!server.log().contains(&password) && !audit.contains(&password));
+}
+
+/// 200 queries a second through a leased pool for 30 s, with `ttl=3s, max_ttl=9s`:
+/// renewals, then rollovers to new users, and not one failed query.
+#[test]
+fn a_leased_pool_rolls_over_without_a_failed_query() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let target = Target::new(&env, "3s", "9s", "1s");
+    let registry = env.registry("30s");
+    let pool = registry.leased_pool::<PgConnection>("app").unwrap();
+    let (mut failed, mut users, mut latencies) = (0, Vec::<String>::new(), Vec::new());
+    let started = Instant::now();
+    let mut next = started;
+    while started.elapsed() < Duration::from_secs(30) {
+        let before = (pool.rollovers(), Instant::now());
+        let user = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+            let user = text(&mut *conn, "SELECT current_user::text AS value");
+            let sum = text(&mut *conn, "SELECT sum(x)::text AS value FROM facts");
+            (sum == "3").then_some(user).ok_or_else(|| sum)
+        });
+        latencies.push((before.0, before.1.elapsed()));
+        match user {
+            Ok(user) if !users.contains(&user) => users.push(user),
+            Ok(_) => {}
+            Err(_) => failed += 1,
+        }
+        next += Duration::from_millis(5);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let p99 = |during: bool| {
+        let mut picked: Vec<Duration> = latencies
+            .iter()
+            .filter(|(rolled, _)| (*rolled > 0) == during)
+            .map(|(_, l)| *l)
+            .collect();
+        picked.sort();
+        picked
+            .get(picked.len() * 99 / 100)
+            .copied()
+            .unwrap_or_default()
+    };
+    eprintln!(
+        "{} queries, {failed} failed, {} rollovers, users {users:?}; p99 before the first \
+         rollover {:?}, after it {:?}",
+        latencies.len(),
+        pool.rollovers(),
+        p99(false),
+        p99(true)
+    );
+    assert_eq!(failed, 0, "{:?}", pool.last_error());
+    assert!(pool.rollovers() >= 2, "{}", pool.rollovers());
+    assert!(users.len() as u64 > pool.rollovers(), "{users:?}");
+    drop(pool);
+    assert!(target.users().is_empty(), "{:?}", target.users());
 }
