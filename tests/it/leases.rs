@@ -406,7 +406,7 @@ fn a_leased_pool_rolls_over_without_a_failed_query() {
         let user = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
             let user = text(&mut *conn, "SELECT current_user::text AS value");
             let sum = text(&mut *conn, "SELECT sum(x)::text AS value FROM facts");
-            (sum == "3").then_some(user).ok_or_else(|| sum)
+            (sum == "3").then_some(user).ok_or(sum)
         });
         latencies.push((before.0, before.1.elapsed()));
         match user {
