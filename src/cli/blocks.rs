@@ -196,6 +196,11 @@ pub enum BlockCommand {
         /// Variable prefix for dotenv and shell (default DATABASE: DATABASE_HOST, ...).
         #[arg(long, value_name = "PREFIX")]
         prefix: Option<String>,
+        /// The variables of a user leased for this (the block declares `lease.admin` and
+        /// `lease.role`), with BLOCKYARD_LEASE_ID to renew or revoke it; it lives until
+        /// it expires (`lease.ttl`) or is revoked.
+        #[arg(long)]
+        lease: bool,
     },
 }
 
@@ -239,7 +244,8 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
             name,
             format,
             prefix,
-        } => super::connect::env(registry, &name, format, prefix.as_deref(), out),
+            lease,
+        } => super::connect::env(registry, &name, format, prefix.as_deref(), lease, out),
         BlockCommand::History { name } => history(registry, &name, out),
         BlockCommand::Diff { name, v1, v2 } => diff(registry, &name, v1, v2, out),
         BlockCommand::Rollback {

@@ -173,10 +173,25 @@ pub fn env(
     name: &str,
     format: Option<EnvFormat>,
     prefix: Option<&str>,
+    lease: bool,
     out: &Printer,
 ) -> Result<()> {
     let format = Some(format.unwrap_or(EnvFormat::Dotenv));
-    let (vars, format) = variables(&target_of(registry, name)?, name, format, prefix)?;
+    let (target, lease_id) = match lease {
+        false => (target_of(registry, name)?, None),
+        true => {
+            let issued = registry.issue_lease(name, None)?;
+            let info = issued.connection.clone();
+            (
+                Target::Database(info, Value::Null),
+                Some(issued.lease.lease_id.clone()),
+            )
+        }
+    };
+    let (mut vars, format) = variables(&target, name, format, prefix)?;
+    if let Some(id) = lease_id {
+        vars.push(("BLOCKYARD_LEASE_ID".into(), id));
+    }
     let object: Map<String, Value> = vars
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
