@@ -86,6 +86,8 @@ pub struct Session {
     info: ConnectionInfo,
     pub dialect: Dialect,
     secrets: Vec<zeroize::Zeroizing<String>>,
+    /// How many of `secrets` are the session's own (the rest were hidden for one task).
+    own_secrets: usize,
 }
 
 impl Session {
@@ -93,13 +95,29 @@ impl Session {
     pub fn open(info: &ConnectionInfo) -> Result<Session> {
         let dialect = Dialect::of(&info.driver()?)?;
         let conn = crate::connect::probe::connect(info, CONNECT_TIMEOUT)?;
-        let secrets = info.password.clone().map(zeroize::Zeroizing::new);
+        let secrets: Vec<_> = info
+            .password
+            .clone()
+            .map(zeroize::Zeroizing::new)
+            .into_iter()
+            .collect();
         Ok(Session {
             conn,
             info: info.clone(),
             dialect,
-            secrets: secrets.into_iter().collect(),
+            own_secrets: secrets.len(),
+            secrets,
         })
+    }
+
+    /// Forgets the secrets hidden for a finished task (a session kept for the next).
+    pub fn forget_hidden(&mut self) {
+        self.secrets.truncate(self.own_secrets);
+    }
+
+    /// Whether the connection still answers.
+    pub fn alive(&mut self) -> bool {
+        self.conn.batch_execute("SELECT 1").is_ok()
     }
 
     /// The same server and credentials, connected to `database` (PostgreSQL grants and
@@ -109,6 +127,7 @@ impl Session {
         info.database = database.to_owned();
         let mut admin = Session::open(&info)?;
         admin.secrets = self.secrets.clone();
+        admin.own_secrets = self.own_secrets;
         Ok(admin)
     }
 
@@ -272,4 +291,57 @@ pub fn verify_login(info: &ConnectionInfo, password: &str) -> Result<()> {
     let mut info = info.clone();
     info.password = Some(password.to_owned());
     crate::connect::probe::connect(&info, CONNECT_TIMEOUT).map(drop)
+}
+
+/// Admin sessions kept between tasks (leases are issued and revoked often), by admin
+/// block, its version (a changed block opens new ones) and database; at most a few
+/// each, checked before reuse when they sat idle.
+#[derive(Default)]
+pub struct SessionCache {
+    idle:
+        std::sync::Mutex<std::collections::HashMap<SessionKey, Vec<(std::time::Instant, Session)>>>,
+}
+
+/// Which sessions may stand in for each other: admin block, its version, database.
+pub type SessionKey = (String, i64, String);
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        write!(
+            f,
+            "SessionCache({} kept)",
+            idle.values().map(Vec::len).sum::<usize>()
+        )
+    }
+}
+
+/// Sessions kept per key.
+const KEPT_SESSIONS: usize = 4;
+/// A session idle longer than this is checked before it is used again.
+const TRUSTED_IDLE: Duration = Duration::from_secs(5);
+
+impl SessionCache {
+    /// A kept session for `key` that still answers.
+    pub fn take(&self, key: &SessionKey) -> Option<Session> {
+        loop {
+            let (since, mut session) = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                idle.get_mut(key)?.pop()?
+            };
+            if since.elapsed() < TRUSTED_IDLE || session.alive() {
+                return Some(session);
+            }
+        }
+    }
+
+    /// Keeps a session that finished its task well.
+    pub fn give(&self, key: SessionKey, mut session: Session) {
+        session.forget_hidden();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = idle.entry(key).or_default();
+        if kept.len() < KEPT_SESSIONS {
+            kept.push((std::time::Instant::now(), session));
+        }
+    }
 }

@@ -69,7 +69,11 @@ impl Registry {
                     .into(),
             ));
         }
-        let local = Arc::new(LocalBlocks { store, keys });
+        let local = Arc::new(LocalBlocks {
+            store,
+            keys,
+            admin_sessions: Default::default(),
+        });
         let registry = Registry {
             source: local.clone(),
             local: Some(local),

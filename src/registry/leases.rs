@@ -198,6 +198,42 @@ pub fn local_actor() -> String {
 }
 
 impl Registry {
+    /// Runs `work` with an admin session of `admin` (in `database`, or the admin
+    /// block's own), kept for the next lease operation when it went well.
+    fn with_admin<T>(
+        &self,
+        admin: &str,
+        database: Option<&str>,
+        work: impl FnOnce(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        let block = self.load_block(admin)?;
+        let key = (
+            admin.to_owned(),
+            block.version,
+            database.unwrap_or_default().to_owned(),
+        );
+        let cache = &self
+            .local
+            .as_ref()
+            .ok_or_else(|| self.store().unwrap_err())?
+            .admin_sessions;
+        let mut session = match cache.take(&key) {
+            Some(session) => session,
+            None => {
+                let session = self.admin_session(admin)?;
+                match database {
+                    Some(db) if db != session.info().database => session.open_database(db)?,
+                    _ => session,
+                }
+            }
+        };
+        let done = work(&mut session);
+        if done.is_ok() {
+            cache.give(key, session);
+        }
+        done
+    }
+
     fn lease_actor(&self) -> (String, String) {
         match self.record() {
             Some(record) => (record.actor.clone(), record.request_id.clone()),
@@ -291,16 +327,17 @@ impl Registry {
     }
 
     fn create_leased_user(&self, spec: &LeaseSpec, row: &LeaseRow, password: &str) -> Result<()> {
-        let mut admin = self.admin_session(&spec.admin)?;
-        admin.hide(password);
         let name = RoleName::parse(&row.username)?;
         let valid_until = row.expires_at + spec.grace.as_millis() as i64;
-        for statement in
-            lease_sql::create_user(admin.dialect, &name, password, &spec.role, valid_until)?
-        {
-            admin.run("create the leased user", &statement)?;
-        }
-        Ok(())
+        self.with_admin(&spec.admin, None, |admin| {
+            admin.hide(password);
+            let statements =
+                lease_sql::create_user(admin.dialect, &name, password, &spec.role, valid_until)?;
+            for statement in statements {
+                admin.run("create the leased user", &statement)?;
+            }
+            Ok(())
+        })
     }
 
     /// The leases of `block` (or of every block), live and being revoked; with `all`,
@@ -336,13 +373,12 @@ impl Registry {
         let now = crate::time::now_millis();
         let wanted = now + ttl.unwrap_or(spec.ttl).as_millis() as i64;
         let expires_at = wanted.min(row.max_expires_at);
-        let mut admin = self.admin_session(&row.admin_block)?;
         let name = RoleName::parse(&row.username)?;
         let until = expires_at + spec.grace.as_millis() as i64;
-        admin.run(
-            "renew the leased user",
-            &lease_sql::valid_until(admin.dialect, &name, until)?,
-        )?;
+        self.with_admin(&row.admin_block, None, |admin| {
+            let statement = lease_sql::valid_until(admin.dialect, &name, until)?;
+            admin.run("renew the leased user", &statement)
+        })?;
         self.store()?.renew_lease(id, expires_at)?;
         self.audit_lease("lease-renew", &row, "ok")?;
         Ok(Lease::from(&LeaseRow { expires_at, ..row }))
@@ -388,14 +424,46 @@ impl Registry {
     /// handed to the group role (in the block's database), dropped. A user already
     /// gone is done.
     fn take_apart(&self, row: &LeaseRow) -> Result<()> {
-        let mut admin = self.admin_session(&row.admin_block)?;
         let name = RoleName::parse(&row.username)?;
-        take_apart_in(
-            &mut admin,
-            &name,
-            &RoleName::parse(&row.group_role)?,
-            &row.database_name,
-        )
+        let group = RoleName::parse(&row.group_role)?;
+        let admin = &row.admin_block;
+        let present = self.with_admin(admin, None, |session| {
+            let dialect = session.dialect;
+            if !session.role_exists(&name)? {
+                return Ok(false);
+            }
+            session.run("refuse new logins", &lease_sql::no_login(dialect, &name)?)?;
+            crash_point("lease-nologin");
+            session.run(
+                "end the user's sessions",
+                &lease_sql::end_sessions(dialect, &name)?,
+            )?;
+            Ok(true)
+        })?;
+        if !present {
+            return Ok(());
+        }
+        let database = Some(row.database_name.as_str()).filter(|_| self.owns_per_database(admin));
+        self.with_admin(admin, database, |inside| {
+            for statement in lease_sql::release_owned(inside.dialect, &name, &group)? {
+                inside.run("hand over what the user owns", &statement)?;
+            }
+            crash_point("lease-released");
+            Ok(())
+        })?;
+        self.with_admin(admin, None, |session| {
+            session.run("drop the user", &sql::drop_role(session.dialect, &name)?)
+        })
+    }
+
+    /// Whether what a user owns is held per database (PostgreSQL), so it is handed
+    /// over inside the block's database; CockroachDB does it from any.
+    fn owns_per_database(&self, admin: &str) -> bool {
+        self.load_block(admin)
+            .and_then(|b| connection_info(&b))
+            .and_then(|i| i.driver())
+            .and_then(|d| Dialect::of(&d))
+            .is_ok_and(|d| d == Dialect::Postgres)
     }
 }
 

@@ -23,6 +23,8 @@ use crate::types::{BlockType, BlockTypeDef, builtin_type, builtin_types};
 pub(super) struct LocalBlocks {
     pub store: Store,
     pub keys: Arc<KeyManager>,
+    /// Admin sessions kept between lease operations.
+    pub admin_sessions: crate::provision::SessionCache,
 }
 
 impl LocalBlocks {
