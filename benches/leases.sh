@@ -30,10 +30,10 @@ psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE ${tag}_store" -c "CREATE DATA
   -c "CREATE ROLE ${tag}_rw NOLOGIN" >/dev/null
 
 export BLOCKYARD_DATA_DIR=$work/data BLOCKYARD_DATABASE_URL=postgres://postgres@127.0.0.1:5432/${tag}_store
-printf x | "$BIN" block create pg-admin --url postgresql://postgres@127.0.0.1:5432/postgres --password-stdin >/dev/null
-printf x | "$BIN" block create app --url "postgresql://nobody@127.0.0.1:5432/${tag}_app" --password-stdin >/dev/null
+printf unused-on-trust | "$BIN" block create pg-admin --url postgresql://postgres@127.0.0.1:5432/postgres --password-stdin >/dev/null
+printf unused-on-trust | "$BIN" block create app --url "postgresql://nobody@127.0.0.1:5432/${tag}_app" --password-stdin >/dev/null
 "$BIN" block update app --set lease.admin=pg-admin --set "lease.role=${tag}_rw" --set lease.ttl=10m \
-  --set "lease.prefix=${tag}_" >/dev/null
+  --set "lease.prefix=${tag}_u_" >/dev/null
 token=$("$BIN" token create bench --scope blocks:lease -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$BIN" server --port "$port" --quiet 2>"$work/server.log" &
@@ -61,5 +61,5 @@ for label, xs in (("issue", issue), ("revoke", revoke)):
     xs.sort()
     print(f"{label:<7} median {statistics.median(xs):6.2f} ms   p90 {xs[len(xs) * 9 // 10]:6.2f} ms   ({n} leases)")
 PY
-left=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM pg_roles WHERE starts_with(rolname, '${tag}_app')")
+left=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM pg_roles WHERE starts_with(rolname, '${tag}_u_')")
 echo "managed roles left: $left"

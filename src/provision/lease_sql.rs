@@ -91,17 +91,22 @@ pub fn release_owned(dialect: Dialect, name: &RoleName, group: &RoleName) -> Res
     ])
 }
 
-/// `SELECT ... AS v`: the roles whose names start with `prefix` (the leased users the
-/// server holds, whether the store knows them or not).
-pub fn managed_roles(dialect: Dialect, prefix: &str) -> Result<String> {
+/// `SELECT ... AS v`: the members of `group` whose names start with `prefix` (the
+/// leased users the server holds, whether the store knows them or not; the caller
+/// also checks each name's form).
+pub fn managed_roles(dialect: Dialect, prefix: &str, group: &RoleName) -> Result<String> {
     supported(dialect)?;
     let escaped = prefix
         .replace('\\', "\\\\")
         .replace('_', "\\_")
         .replace('%', "\\%");
     let pattern = literal(dialect, &format!("{escaped}%"))?;
+    let group = literal(dialect, group.as_str())?;
     Ok(format!(
-        "SELECT rolname AS v FROM pg_roles WHERE rolname LIKE {pattern} ORDER BY rolname"
+        "SELECT r.rolname AS v FROM pg_roles r \
+         JOIN pg_auth_members m ON m.member = r.oid \
+         JOIN pg_roles g ON g.oid = m.roleid \
+         WHERE g.rolname = {group} AND r.rolname LIKE {pattern} ORDER BY 1"
     ))
 }
 
@@ -162,8 +167,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            managed_roles(Dialect::Postgres, "by_lease").unwrap(),
-            "SELECT rolname AS v FROM pg_roles WHERE rolname LIKE E'by\\\\_lease%' ORDER BY rolname"
+            managed_roles(Dialect::Postgres, "by_lease", &role_name("g")).unwrap(),
+            "SELECT r.rolname AS v FROM pg_roles r JOIN pg_auth_members m ON m.member = r.oid \
+             JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = 'g' AND r.rolname LIKE \
+             E'by\\\\_lease%' ORDER BY 1"
         );
         assert!(no_login(Dialect::Mysql, &name).is_err());
     }

@@ -75,12 +75,32 @@ pub fn lease_spec(block: &Block) -> Result<LeaseSpec> {
         grace: span(lease, "grace", DEFAULT_GRACE)?,
         prefix: text("prefix").unwrap_or(DEFAULT_PREFIX).to_owned(),
     };
+    if spec.role.as_str().starts_with(&spec.prefix) {
+        return Err(Error::InvalidBlockData(
+            "lease.role: starts with lease.prefix, which names leased users alone".into(),
+        ));
+    }
     match spec.ttl <= spec.max_ttl {
         true => Ok(spec),
         false => Err(Error::InvalidBlockData(
             "lease.ttl: longer than lease.max_ttl".into(),
         )),
     }
+}
+
+/// Whether a role name has the form of a leased user's: the prefix, then anything,
+/// then `_` and 12 lowercase hex digits (as [`leased_username`] makes them).
+fn is_leased_name(name: &str, prefix: &str) -> bool {
+    let Some(rest) = name.strip_prefix(prefix) else {
+        return false;
+    };
+    let Some((_, random)) = rest.rsplit_once('_') else {
+        return false;
+    };
+    random.len() == 12
+        && random
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// What a write may do to a block's `lease` (`current`: as stored, `None` for a new
@@ -97,6 +117,14 @@ pub(super) fn guard_lease(
         (field("admin"), field("role"), field("prefix"))
     };
     let changed = chosen(document) != current.map(chosen).unwrap_or((None, None, None));
+    if let Some(Value::String(role)) = document.pointer("/lease/role") {
+        let prefix = document.pointer("/lease/prefix").and_then(Value::as_str);
+        if role.starts_with(prefix.unwrap_or(DEFAULT_PREFIX)) {
+            return Err(Error::InvalidBlockData(
+                "lease.role: starts with lease.prefix, which names leased users alone".into(),
+            ));
+        }
+    }
     match (changed, record) {
         (false, _) | (true, None) => Ok(()),
         (true, Some(record)) if record.admin => Ok(()),
@@ -538,10 +566,10 @@ impl Registry {
                     .map(|i| i.database)
                     .unwrap_or_default();
                 let entry = (spec.admin, spec.prefix, spec.role, database);
-                if !admins
-                    .iter()
-                    .any(|a: &(String, String, RoleName, String)| a.0 == entry.0 && a.1 == entry.1)
-                {
+                let same = |a: &(String, String, RoleName, String)| {
+                    (&a.0, &a.1, a.2.as_str()) == (&entry.0, &entry.1, entry.2.as_str())
+                };
+                if !admins.iter().any(same) {
                     admins.push(entry);
                 }
             }
@@ -554,8 +582,11 @@ impl Registry {
         for (admin_block, prefix, group, database) in self.lease_admins()? {
             let known = self.store()?.lease_usernames(&admin_block)?;
             let mut admin = self.admin_session(&admin_block)?;
-            let sql = lease_sql::managed_roles(admin.dialect, &prefix)?;
+            let sql = lease_sql::managed_roles(admin.dialect, &prefix, &group)?;
             for name in admin.names(&sql)? {
+                if !is_leased_name(&name, &prefix) {
+                    continue;
+                }
                 let live = known
                     .iter()
                     .any(|(user, st)| user == &name && st != state::REVOKED);
@@ -578,5 +609,29 @@ impl Registry {
             }
         }
         Ok(dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_leased_users_name_is_one() {
+        let made = leased_username("bylease_", &BlockName::parse("crdb-sage").unwrap()).unwrap();
+        assert!(
+            is_leased_name(made.as_str(), "bylease_"),
+            "{}",
+            made.as_str()
+        );
+        for other in [
+            "bylease_rw",
+            "bylease_",
+            "app_rw",
+            "bylease_x_0123456789aG",
+            "bylease_x_12ab",
+        ] {
+            assert!(!is_leased_name(other, "bylease_"), "{other}");
+        }
     }
 }
