@@ -269,20 +269,33 @@ impl Registry {
         }
     }
 
-    /// Records a lease event: who, which block, which user name, never the password.
-    fn audit_lease(&self, action: &str, row: &LeaseRow, outcome: &str) -> Result<()> {
+    /// The record of a lease event: who, which block, which user name, never the
+    /// password.
+    fn lease_record(&self, action: &str, row: &LeaseRow, outcome: &str) -> NewAuditRow {
         let (actor, request_id) = self.lease_actor();
-        let at = crate::time::now_millis();
         let record = NewAuditRow::single(
-            at,
+            crate::time::now_millis(),
             request_id,
             actor,
             action.into(),
             Some(row.block_name.clone()),
             outcome.into(),
         );
+        record.with_detail(&row.username)
+    }
+
+    fn audit_lease(&self, action: &str, row: &LeaseRow, outcome: &str) -> Result<()> {
+        let record = self.lease_record(action, row, outcome);
+        self.store()?.record_audit(&[record])
+    }
+
+    /// Moves a lease to `to` with the record of what was done, in one commit.
+    fn finish_step(&self, action: &str, row: &LeaseRow, to: &str) -> Result<()> {
+        let record = self.lease_record(action, row, "ok");
+        let now = crate::time::now_millis();
         self.store()?
-            .record_audit(&[record.with_detail(&row.username)])
+            .set_lease_state_on_record(&row.id, to, now, &record)?;
+        Ok(())
     }
 
     /// A failed step on record, unless a server's request records it (it records every
@@ -338,8 +351,7 @@ impl Registry {
             return Err(err);
         }
         crash_point("lease-user-created");
-        self.store()?.set_lease_state(&row.id, state::LIVE, now)?;
-        self.audit_lease("lease-issue", &row, "ok")?;
+        self.finish_step("lease-issue", &row, state::LIVE)?;
         let live = LeaseRow {
             state: state::LIVE.into(),
             ..row
@@ -429,8 +441,7 @@ impl Registry {
             self.audit_failure("lease-revoke", &row, &err)?;
             return Err(err);
         }
-        self.store()?.set_lease_state(id, state::REVOKED, now)?;
-        self.audit_lease("lease-revoke", &row, "ok")?;
+        self.finish_step("lease-revoke", &row, state::REVOKED)?;
         Ok(Lease::from(&self.lease_row(id)?))
     }
 

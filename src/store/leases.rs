@@ -6,8 +6,8 @@
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Store;
 use super::schema::leases::dsl as l;
+use super::{NewAuditRow, Store, StoreConnection, insert_audit};
 use crate::error::Result;
 
 /// A lease's state in its journal.
@@ -43,6 +43,18 @@ pub struct LeaseRow {
     pub last_error: Option<String>,
 }
 
+fn move_lease(conn: &mut StoreConnection, id: &str, to: &str, now: i64) -> Result<bool> {
+    let revoked_at = (to == state::REVOKED).then_some(now);
+    let n = diesel::update(l::leases.find(id).filter(l::state.ne(state::REVOKED)))
+        .set((
+            l::state.eq(to),
+            l::revoked_at.eq(revoked_at),
+            l::retry_at.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 impl Store {
     pub fn insert_lease(&self, row: &LeaseRow) -> Result<()> {
         let mut conn = self.conn()?;
@@ -74,15 +86,23 @@ impl Store {
     /// Moves a lease to `to` (from any state but `revoked`); whether it was there to move.
     pub fn set_lease_state(&self, id: &str, to: &str, now: i64) -> Result<bool> {
         let mut conn = self.conn()?;
-        let revoked_at = (to == state::REVOKED).then_some(now);
-        let n = diesel::update(l::leases.find(id).filter(l::state.ne(state::REVOKED)))
-            .set((
-                l::state.eq(to),
-                l::revoked_at.eq(revoked_at),
-                l::retry_at.eq(None::<i64>),
-            ))
-            .execute(&mut *conn)?;
-        Ok(n == 1)
+        move_lease(&mut conn, id, to, now)
+    }
+
+    /// [`Store::set_lease_state`] with its audit record, committed together.
+    pub fn set_lease_state_on_record(
+        &self,
+        id: &str,
+        to: &str,
+        now: i64,
+        record: &NewAuditRow,
+    ) -> Result<bool> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let moved = move_lease(conn, id, to, now)?;
+            insert_audit(conn, std::slice::from_ref(record))?;
+            Ok(moved)
+        })
     }
 
     /// A live lease's new expiry; whether it was live.
