@@ -387,6 +387,30 @@ fn leases_over_http_need_their_own_scope() {
     let revoked = api.delete(&format!("/leases/{id}"));
     assert_eq!(revoked.body["state"], "revoked", "{}", revoked.text);
     assert!(target.users().is_empty());
+
+    // An admin sees a block's live leases on its page in the web UI, and revokes one.
+    let admin = token(&env, "ops", &["admin"], &[]);
+    let live = field(
+        &api.send("POST", "/blocks/app/leases", None, &[]).body,
+        "username",
+    );
+    let mut ui = crate::ui::Browser::new(&server);
+    ui.sign_in(&admin);
+    let page = ui.get("/ui/blocks/app");
+    assert!(
+        page.body.contains(&live) && page.body.contains("Revoke"),
+        "{}",
+        page.body
+    );
+    let lease_id = field(&api.get("/leases").body[0], "lease_id");
+    let csrf = page.csrf();
+    let after = ui.post(
+        "/ui/blocks/app/leases/revoke",
+        &[("csrf", &csrf), ("id", &lease_id)],
+    );
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert!(after.body.contains("No live leases"), "{}", after.body);
+    assert!(target.users().is_empty());
     let audit = env.json(&["audit", "ls", "--block", "app"]).to_string();
     for action in ["lease-issue", "lease-renew", "lease-revoke"] {
         assert!(audit.contains(action), "{action}: {audit}");

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 const PLANTED: &str = "planted-UI-secret";
 
 /// A browser without JavaScript: follows nothing by itself, keeps cookies for `/ui`.
-struct Browser {
+pub(crate) struct Browser {
     agent: ureq::Agent,
     base: String,
     cookies: HashMap<String, String>,
@@ -18,10 +18,10 @@ struct Browser {
     seen: Vec<String>,
 }
 
-struct Page {
-    status: u16,
+pub(crate) struct Page {
+    pub(crate) status: u16,
     headers: HashMap<String, Vec<String>>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Page {
@@ -33,7 +33,7 @@ impl Page {
     }
 
     /// The value of the first hidden `csrf` field.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -44,7 +44,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(server: &Server) -> Browser {
+    pub(crate) fn new(server: &Server) -> Browser {
         Browser {
             agent: ureq::AgentBuilder::new().redirects(0).build(),
             base: server.base.clone(),
@@ -103,15 +103,15 @@ impl Browser {
         }
     }
 
-    fn get(&mut self, path: &str) -> Page {
+    pub(crate) fn get(&mut self, path: &str) -> Page {
         self.send("GET", path, None, &[])
     }
 
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         self.send("POST", path, Some(form), &[])
     }
 
-    fn sign_in(&mut self, token: &str) -> Page {
+    pub(crate) fn sign_in(&mut self, token: &str) -> Page {
         let csrf = self.get("/ui/login").csrf();
         self.post("/ui/login", &[("token", token), ("csrf", &csrf)])
     }

@@ -8,6 +8,7 @@ use super::pages::{Viewer, layout, shown};
 use crate::block::{Block, BlockVersion};
 use crate::connect::TestReport;
 use crate::document::{MASK, leaves};
+use crate::registry::Lease;
 use crate::time::rfc3339;
 
 /// A block's page: its fields (secrets masked unless `revealed`), Reveal for viewers
@@ -22,6 +23,8 @@ pub struct BlockView<'a> {
     pub history: &'a [BlockVersion],
     /// The result of the Test just run, if one was.
     pub tested: Option<&'a Tested>,
+    /// The block's live leases, for an admin viewer (who may revoke them).
+    pub leases: Option<&'a [Lease]>,
 }
 
 pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
@@ -69,10 +72,43 @@ pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
         pre { code {
             "let pool = registry.pool(\"" (block.name) "\")?;\n"
         } }
+        @if let Some(leases) = view.leases { (lease_list(viewer, &block.name, leases)) }
         h2 { "History" }
         (history(view.history, view.may_undo.then_some((block.name.as_str(), viewer.csrf, block.version))))
     };
     layout(&block.name, Some(viewer), body)
+}
+
+/// A block's live leases, each with a Revoke button (admin viewers only).
+fn lease_list(viewer: &Viewer<'_>, block: &str, leases: &[Lease]) -> Markup {
+    html! {
+        h2 { "Leases" }
+        @if leases.is_empty() {
+            p { "No live leases. " code { "blockyard lease create " (block) } " makes one." }
+        } @else {
+            table {
+                thead { tr { th { "User" } th { "Holder" } th { "State" } th { "Expires" } th { "Problem" } th {} } }
+                tbody {
+                    @for lease in leases {
+                        tr {
+                            td { code { (lease.username) } }
+                            td { (lease.holder) }
+                            td { (lease.state) }
+                            td { (lease.expires_at) }
+                            td { @if let Some(err) = &lease.last_error { (lease.attempts) " failed: " (err) } }
+                            td {
+                                form method="post" action={ "/ui/blocks/" (block) "/leases/revoke" } {
+                                    input type="hidden" name="csrf" value=(viewer.csrf);
+                                    input type="hidden" name="id" value=(lease.lease_id);
+                                    button.quiet type="submit" { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Every field of a document by dotted path; masked secrets stay masked.

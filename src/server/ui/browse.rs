@@ -11,12 +11,12 @@ use rocket::{get, post};
 use super::block_page::{self, BlockView, Tested};
 use super::login::CsrfForm;
 use super::pages::{self, ListView};
-use super::viewing::{Page, SameOrigin, Viewing, page};
+use super::viewing::{Fields, Page, SameOrigin, Viewing, page};
 use crate::auth::Permission;
 use crate::block::BlockFilter;
 use crate::error::{Error, ErrorKind};
 use crate::name::BlockName;
-use crate::server::policy::{Access, authorize};
+use crate::server::policy::{Access, Change, authorize};
 use crate::server::reads::{read_block, visible_blocks};
 use crate::server::response::ApiError;
 use crate::server::state::{State, blocking};
@@ -119,11 +119,19 @@ pub async fn show_block(
         authorize(state, ctx, Access::read(&name, &[&name], reveal)).await?;
         let kept = read_block(state, ctx, &name, reveal).await?;
         let registry = state.registry.clone();
-        let history = blocking(move || registry.block_history(&name)).await?;
-        Ok::<_, ApiError>((kept, history))
+        let admin = ctx.actor().may(Permission::Admin, None);
+        let listed = blocking(move || {
+            let leases = match admin {
+                true => Some(registry.leases(Some(&name), false)?),
+                false => None,
+            };
+            Ok((registry.block_history(&name)?, leases))
+        });
+        let (history, leases) = listed.await?;
+        Ok::<_, ApiError>((kept, history, leases))
     };
     match shown.await {
-        Ok((kept, history)) => {
+        Ok((kept, history, leases)) => {
             let actor = viewing.ctx.actor();
             let view = BlockView {
                 block: &kept.block,
@@ -134,6 +142,7 @@ pub async fn show_block(
                     && actor.may(Permission::ReadSecrets, Some(&kept.block.name)),
                 history: &history,
                 tested,
+                leases: leases.as_deref(),
             };
             page(Status::Ok, block_page::block_page(&viewing.viewer(), &view))
         }
@@ -145,4 +154,30 @@ pub async fn show_block(
         }
         Err(err) => viewing.problem(err),
     }
+}
+
+/// Revokes one of a block's leases from its page (admin), then shows the page again.
+#[post("/blocks/<name>/leases/revoke", data = "<form>")]
+pub async fn revoke_lease(
+    _origin: SameOrigin,
+    viewing: Viewing,
+    state: &rocket::State<State>,
+    name: Result<BlockName, Error>,
+    form: Fields,
+) -> Result<Page, Page> {
+    viewing.csrf(form.get("csrf").map(String::as_str))?;
+    let access = Access::admin(None, "revoking leases from the UI (needs admin)");
+    authorize(state, &viewing.ctx, access)
+        .await
+        .map_err(|err| viewing.problem(err))?;
+    let block = name.map_err(|e| viewing.problem(e.into()))?;
+    let id = form.get("id").cloned().unwrap_or_default();
+    let label = block.to_string();
+    Change::lease("lease-revoke", &[&label], "revoking leases")
+        .run(state, &viewing.ctx, move |registry| {
+            registry.revoke_lease(&id)
+        })
+        .await
+        .map_err(|e| viewing.problem(e))?;
+    Ok(show_block(&viewing, state, Ok(block), false, None).await)
 }

@@ -43,6 +43,7 @@ pub fn routes() -> Vec<Route> {
         admin::tokens,
         admin::create_token,
         admin::revoke_token,
+        browse::revoke_lease,
         admin::audit_log,
         admin::block_types,
         undo::rollback,
