@@ -110,6 +110,15 @@ impl Session {
         })
     }
 
+    /// The server leases are made on (MySQL or MariaDB told apart by its version).
+    pub fn engine(&mut self) -> Result<lease_sql::Engine> {
+        let version = match self.dialect {
+            Dialect::Mysql => self.text("SELECT VERSION() AS v")?,
+            _ => None,
+        };
+        Ok(lease_sql::Engine::of(self.dialect, version.as_deref()))
+    }
+
     /// Forgets the secrets hidden for a finished task (a session kept for the next).
     pub fn forget_hidden(&mut self) {
         self.secrets.truncate(self.own_secrets);

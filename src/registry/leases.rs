@@ -19,7 +19,8 @@ use crate::block::{Block, ChangeRecord};
 use crate::connect::{ConnectionInfo, connection_info};
 use crate::error::{Error, Result};
 use crate::name::{BlockName, ToBlockName};
-use crate::provision::{Dialect, RoleName, Session, generate_password, lease_sql, sql};
+use crate::provision::lease_sql::{self, Engine};
+use crate::provision::{RoleName, Session, generate_password, sql};
 use crate::store::{LeaseRow, NewAuditRow, lease_state as state};
 
 const CONNECTOR: &str = "sqlalchemy-connector";
@@ -371,8 +372,9 @@ impl Registry {
         let valid_until = row.expires_at + spec.grace.as_millis() as i64;
         self.with_admin(&spec.admin, None, |admin| {
             admin.hide(password);
+            let engine = admin.engine()?;
             let statements =
-                lease_sql::create_user(admin.dialect, &name, password, &spec.role, valid_until)?;
+                lease_sql::create_user(engine, &name, password, &spec.role, valid_until)?;
             for statement in statements {
                 admin.run("create the leased user", &statement)?;
             }
@@ -415,10 +417,14 @@ impl Registry {
         let expires_at = wanted.min(row.max_expires_at);
         let name = RoleName::parse(&row.username)?;
         let until = expires_at + spec.grace.as_millis() as i64;
-        self.with_admin(&row.admin_block, None, |admin| {
-            let statement = lease_sql::valid_until(admin.dialect, &name, until)?;
-            admin.run("renew the leased user", &statement)
-        })?;
+        self.with_admin(
+            &row.admin_block,
+            None,
+            |admin| match lease_sql::valid_until(admin.engine()?, &name, until)? {
+                Some(statement) => admin.run("renew the leased user", &statement),
+                None => Ok(()),
+            },
+        )?;
         self.store()?.renew_lease(id, expires_at)?;
         self.audit_lease("lease-renew", &row, "ok")?;
         Ok(Lease::from(&LeaseRow { expires_at, ..row }))
@@ -465,73 +471,60 @@ impl Registry {
     fn take_apart(&self, row: &LeaseRow) -> Result<()> {
         let name = RoleName::parse(&row.username)?;
         let group = RoleName::parse(&row.group_role)?;
-        let admin = &row.admin_block;
-        let present = self.with_admin(admin, None, |session| {
-            let dialect = session.dialect;
-            if !session.role_exists(&name)? {
-                return Ok(false);
-            }
-            session.run("refuse new logins", &lease_sql::no_login(dialect, &name)?)?;
-            crash_point("lease-nologin");
-            session.run(
-                "end the user's sessions",
-                &lease_sql::end_sessions(dialect, &name)?,
-            )?;
-            Ok(true)
-        })?;
-        if !present {
-            return Ok(());
-        }
-        let database = Some(row.database_name.as_str()).filter(|_| self.owns_per_database(admin));
-        self.with_admin(admin, database, |inside| {
-            for statement in lease_sql::release_owned(inside.dialect, &name, &group)? {
-                inside.run("hand over what the user owns", &statement)?;
-            }
-            crash_point("lease-released");
-            Ok(())
-        })?;
-        self.with_admin(admin, None, |session| {
-            session.run("drop the user", &sql::drop_role(session.dialect, &name)?)
-        })
+        self.take_apart_user(&row.admin_block, &name, &group, &row.database_name)
     }
 
-    /// Whether what a user owns is held per database (PostgreSQL), so it is handed
-    /// over inside the block's database; CockroachDB does it from any.
-    fn owns_per_database(&self, admin: &str) -> bool {
-        self.load_block(admin)
-            .and_then(|b| connection_info(&b))
-            .and_then(|i| i.driver())
-            .and_then(|d| Dialect::of(&d))
-            .is_ok_and(|d| d == Dialect::Postgres)
+    fn take_apart_user(
+        &self,
+        admin: &str,
+        name: &RoleName,
+        group: &RoleName,
+        database: &str,
+    ) -> Result<()> {
+        let engine = self.with_admin(admin, None, |session| {
+            let engine = session.engine()?;
+            if !session.role_exists(name)? {
+                return Ok(None);
+            }
+            session.run("refuse new logins", &lease_sql::no_login(engine, name)?)?;
+            crash_point("lease-nologin");
+            end_sessions(session, engine, name)?;
+            Ok(Some(engine))
+        })?;
+        let Some(engine) = engine else {
+            return Ok(());
+        };
+        let handover = lease_sql::release_owned(engine, name, group)?;
+        if !handover.is_empty() {
+            // PostgreSQL keeps ownership per database: handed over inside the block's.
+            let inside = Some(database).filter(|_| engine == Engine::Postgres);
+            self.with_admin(admin, inside, |session| {
+                for statement in &handover {
+                    session.run("hand over what the user owns", statement)?;
+                }
+                Ok(())
+            })?;
+        }
+        crash_point("lease-released");
+        self.with_admin(admin, None, |session| {
+            session.run("drop the user", &sql::drop_role(engine.dialect(), name)?)
+        })
     }
 }
 
-/// The steps of [`Registry::take_apart`] with an admin session.
-fn take_apart_in(
-    admin: &mut Session,
-    name: &RoleName,
-    group: &RoleName,
-    database: &str,
-) -> Result<()> {
-    let dialect = admin.dialect;
-    if !admin.role_exists(name)? {
-        return Ok(());
+/// Ends the user's sessions: in one statement, or on MySQL one by one.
+fn end_sessions(session: &mut Session, engine: Engine, name: &RoleName) -> Result<()> {
+    let statement = lease_sql::end_sessions(engine, name)?;
+    match engine {
+        Engine::MariaDb | Engine::MySql => {
+            for id in session.names(&statement)? {
+                // A session that ended meanwhile is no failure.
+                let _ = session.run("end a session of the user", &lease_sql::kill(&id)?);
+            }
+            Ok(())
+        }
+        _ => session.run("end the user's sessions", &statement),
     }
-    admin.run("refuse new logins", &lease_sql::no_login(dialect, name)?)?;
-    crash_point("lease-nologin");
-    admin.run(
-        "end the user's sessions",
-        &lease_sql::end_sessions(dialect, name)?,
-    )?;
-    let mut inside = match dialect {
-        Dialect::Postgres => admin.open_database(database)?,
-        _ => admin.open_database(&admin.info().database.clone())?,
-    };
-    for statement in lease_sql::release_owned(dialect, name, group)? {
-        inside.run("hand over what the user owns", &statement)?;
-    }
-    crash_point("lease-released");
-    admin.run("drop the user", &sql::drop_role(dialect, name)?)
 }
 
 /// The lock a server holds while it reconciles leases (PostgreSQL advisory lock key:
@@ -592,9 +585,11 @@ impl Registry {
         let mut dropped = Vec::new();
         for (admin_block, prefix, group, database) in self.lease_admins()? {
             let known = self.store()?.lease_usernames(&admin_block)?;
-            let mut admin = self.admin_session(&admin_block)?;
-            let sql = lease_sql::managed_roles(admin.dialect, &prefix, &group)?;
-            for name in admin.names(&sql)? {
+            let names = self.with_admin(&admin_block, None, |admin| {
+                let sql = lease_sql::managed_roles(admin.engine()?, &prefix, &group)?;
+                admin.names(&sql)
+            })?;
+            for name in names {
                 if !is_leased_name(&name, &prefix) {
                     continue;
                 }
@@ -605,7 +600,7 @@ impl Registry {
                     continue;
                 }
                 let role = RoleName::parse(&name)?;
-                take_apart_in(&mut admin, &role, &group, &database)?;
+                self.take_apart_user(&admin_block, &role, &group, &database)?;
                 let (actor, request_id) = self.lease_actor();
                 let record = NewAuditRow::single(
                     crate::time::now_millis(),

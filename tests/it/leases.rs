@@ -471,3 +471,109 @@ fn a_leased_pool_rolls_over_without_a_failed_query() {
     drop(pool);
     assert!(target.users().is_empty(), "{:?}", target.users());
 }
+
+/// MariaDB: a leased user in the group role (its default role), locked, its sessions
+/// killed and dropped when revoked; MariaDB has no `VALID UNTIL`, so an expired lease
+/// is the reconciler's to revoke.
+#[test]
+fn mariadb_leases_are_users_in_the_group_role() {
+    use diesel::MysqlConnection;
+    const ROOT: &str = "mysql://root@127.0.0.1:3306/mysql";
+    let env = TestEnv::new(Backend::Sqlite);
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let (db, group, prefix) = (
+        format!("bt_ml_{tag}"),
+        format!("bt_mlg_{tag}"),
+        format!("btm{tag}_"),
+    );
+    let mut root = MysqlConnection::establish(ROOT).expect("MariaDB (see scripts/test)");
+    let run = |conn: &mut MysqlConnection, sql: &str| diesel::sql_query(sql).execute(conn).unwrap();
+    for sql in [
+        format!("CREATE DATABASE {db}"),
+        format!("CREATE TABLE {db}.facts (x int)"),
+        format!("INSERT INTO {db}.facts VALUES (1), (2)"),
+        format!("CREATE ROLE {group}"),
+        format!("GRANT SELECT ON {db}.* TO {group}"),
+    ] {
+        run(&mut root, &sql);
+    }
+    let cleanup = scopeguard(|| {
+        if let Ok(mut root) = MysqlConnection::establish(ROOT) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db}")).execute(&mut root);
+            let _ = diesel::sql_query(format!("DROP ROLE IF EXISTS {group}")).execute(&mut root);
+        }
+    });
+    env.run_stdin(&["block", "create", "my-admin", "--url", ROOT], "")
+        .success();
+    let url = format!("mysql://nobody@127.0.0.1:3306/{db}");
+    env.run_stdin(&["block", "create", "wh", "--url", &url], "")
+        .success();
+    let lease = [
+        "lease.admin=my-admin".to_owned(),
+        format!("lease.role={group}"),
+        format!("lease.prefix={prefix}"),
+        "lease.ttl=1s".to_owned(),
+    ];
+    let mut args = vec!["block", "update", "wh"];
+    for kv in &lease {
+        args.extend(["--set", kv.as_str()]);
+    }
+    env.ok(&args);
+
+    let issued = env.json(&["lease", "create", "wh", "--ttl", "10m"]);
+    let (user, password) = (field(&issued, "username"), field(&issued, "password"));
+    let login = |user: &str, password: &str| {
+        let url = format!(
+            "mysql://{user}:{}@127.0.0.1:3306/{db}",
+            percent_encoding::utf8_percent_encode(password, percent_encoding::NON_ALPHANUMERIC)
+        );
+        MysqlConnection::establish(&url)
+    };
+    assert!(login(&user, "wrong").is_err());
+    let mut conn = login(&user, &password).expect("the leased user logs in");
+    let sum = text(&mut conn, "SELECT CAST(SUM(x) AS CHAR) AS value FROM facts");
+    assert_eq!(sum, "3", "the group role is the user's default role");
+    env.ok(&["lease", "revoke", &field(&issued, "lease_id")]);
+    assert!(
+        diesel::sql_query("SELECT 1").execute(&mut conn).is_err(),
+        "the session lives on"
+    );
+    assert!(login(&user, &password).is_err());
+    let left = |root: &mut MysqlConnection| {
+        text(
+            root,
+            &format!(
+                "SELECT CAST(COUNT(*) AS CHAR) AS value FROM mysql.user WHERE User LIKE '{prefix}%'"
+            ),
+        )
+    };
+    assert_eq!(left(&mut root), "0");
+
+    // No VALID UNTIL: the reconciler revokes an expired lease.
+    let expiring = env.json(&["lease", "create", "wh"]);
+    login(&field(&expiring, "username"), &field(&expiring, "password"))
+        .expect("a live lease logs in");
+    until("the lease's expiry", || {
+        env.json(&["lease", "ls"])[0]["expires_at"]
+            .as_str()
+            .and_then(blockyard::time::parse_rfc3339)
+            < Some(blockyard::time::now_millis())
+    });
+    let report = env.json(&["lease", "reconcile"]);
+    assert_eq!(report["revoked"][0], expiring["lease_id"], "{report}");
+    assert_eq!(left(&mut root), "0");
+    drop(cleanup);
+}
+
+/// Runs `f` when dropped (the test's own cleanup, also when it fails).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
