@@ -115,6 +115,9 @@ pub struct ErrorDetail {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Health {
     pub status: String,
+    /// `/ready`: lease revocations that failed and wait to be tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases_failing: Option<i64>,
 }
 
 /// `POST /databases`: `db create`. Give `database`, or `generate_name` (a project

@@ -389,6 +389,12 @@ impl Registry {
         Ok(rows.iter().map(Lease::from).collect())
     }
 
+    /// How many lease revocations failed and wait to be tried again (the server's
+    /// `/ready` says so).
+    pub fn failing_leases(&self) -> Result<i64> {
+        self.store()?.failing_leases()
+    }
+
     /// One lease, by id.
     pub fn lease(&self, id: &str) -> Result<Lease> {
         Ok(Lease::from(&self.lease_row(id)?))

@@ -32,18 +32,27 @@ const READY_DEADLINE: Duration = Duration::from_millis(900);
 pub fn health() -> Json {
     Json::ok(&Health {
         status: "ok".into(),
+        leases_failing: None,
     })
 }
 
 #[get("/ready")]
 pub async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
     let registry = state.registry.clone();
-    let status = within(READY_DEADLINE, move || registry.migration_status())
-        .await
-        .map_err(|err| ApiError {
-            message: "the store is not ready; details are in the server's log".into(),
-            ..ApiError::from(err).with_status(Status::ServiceUnavailable)
-        })?;
+    let status = within(READY_DEADLINE, move || {
+        let status = registry.migration_status()?;
+        let failing = match status.pending.is_empty() {
+            true => Some(registry.failing_leases()?),
+            false => None,
+        };
+        Ok((status, failing))
+    })
+    .await
+    .map_err(|err| ApiError {
+        message: "the store is not ready; details are in the server's log".into(),
+        ..ApiError::from(err).with_status(Status::ServiceUnavailable)
+    })?;
+    let (status, leases_failing) = status;
     if !status.pending.is_empty() {
         return Err(ApiError::new(
             ErrorKind::StoreNotMigrated,
@@ -52,6 +61,7 @@ pub async fn ready(state: &rocket::State<State>) -> ApiResult<Json> {
     }
     Ok(Json::ok(&Health {
         status: "ready".into(),
+        leases_failing,
     }))
 }
 

@@ -105,6 +105,16 @@ impl Store {
         })
     }
 
+    /// Revocations that failed and wait to be tried again.
+    pub fn failing_leases(&self) -> Result<i64> {
+        let mut conn = self.conn()?;
+        Ok(l::leases
+            .filter(l::state.ne(state::REVOKED))
+            .filter(l::attempts.gt(0))
+            .count()
+            .get_result(&mut *conn)?)
+    }
+
     /// A live lease's new expiry; whether it was live.
     pub fn renew_lease(&self, id: &str, expires_at: i64) -> Result<bool> {
         let mut conn = self.conn()?;

@@ -577,3 +577,54 @@ fn scopeguard(f: impl FnOnce()) -> impl Drop {
     }
     Guard(Some(f))
 }
+
+/// A revocation that fails (the admin block cannot reach its server) is kept with its
+/// error, counted in `/ready`, and finished by a later reconcile.
+#[test]
+fn a_failed_revocation_is_kept_and_tried_again() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let target = Target::new(&env, "10m", "1h", "60s");
+    let id = field(&env.json(&["lease", "create", "app"]), "lease_id");
+    let unreachable = format!("postgresql://postgres@127.0.0.1:{}/postgres", closed_port());
+    env.run_stdin(
+        &[
+            "block",
+            "update",
+            "pg-admin",
+            "--url",
+            &unreachable,
+            "--password-stdin",
+        ],
+        "x",
+    )
+    .success();
+    assert_ne!(env.run(&["lease", "revoke", &id]).code, 0);
+    let listed = env.json(&["lease", "ls"]);
+    assert_eq!(listed[0]["state"], "revoking", "{listed}");
+    assert_eq!(listed[0]["attempts"], 1, "{listed}");
+    assert!(listed[0]["last_error"].as_str().is_some(), "{listed}");
+    assert_eq!(target.users().len(), 1);
+    let server = Server::start(&env, &["--lease-check", "1h"]);
+    let ready = Api::root(&server, None).get("/ready");
+    assert_eq!(ready.body["leases_failing"], 1, "{}", ready.text);
+    drop(server);
+
+    // The admin block reaches its server again: the next reconcile (once the backoff
+    // has passed) finishes the revocation.
+    env.run_stdin(
+        &[
+            "block",
+            "update",
+            "pg-admin",
+            "--url",
+            &pg_admin_url(),
+            "--password-stdin",
+        ],
+        "x",
+    )
+    .success();
+    until("the revocation to be finished", || {
+        env.run(&["lease", "reconcile"]).code == 0 && target.users().is_empty()
+    });
+    assert_eq!(env.json(&["lease", "ls", "--all"])[0]["state"], "revoked");
+}
