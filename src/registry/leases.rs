@@ -339,6 +339,9 @@ impl Registry {
             retry_at: None,
             last_error: None,
         };
+        // The admin block must reach its server before anything is journaled, so a
+        // lease that cannot be made leaves no row waiting for it.
+        self.with_admin(&spec.admin, None, |admin| admin.engine())?;
         // Journaled before the user exists: a crash from here on leaves a row that the
         // reconciler revokes.
         self.store()?.insert_lease(&row)?;

@@ -599,7 +599,10 @@ fn a_failed_revocation_is_kept_and_tried_again() {
     )
     .success();
     assert_ne!(env.run(&["lease", "revoke", &id]).code, 0);
+    // Nor is a lease journaled that the admin block cannot make.
+    assert_ne!(env.run(&["lease", "create", "app"]).code, 0);
     let listed = env.json(&["lease", "ls"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["state"], "revoking", "{listed}");
     assert_eq!(listed[0]["attempts"], 1, "{listed}");
     assert!(listed[0]["last_error"].as_str().is_some(), "{listed}");
