@@ -38,7 +38,9 @@ pub enum LeaseCommand {
     /// Extend a live lease from now by --ttl (the block's `lease.ttl`), never past its
     /// max_expires_at.
     Renew {
+        /// The lease (its id, from `lease create` or `lease ls`).
         lease_id: String,
+        /// How long from now (e.g. 15m, 1h).
         #[arg(long, value_name = "DURATION")]
         ttl: Option<String>,
     },
@@ -50,8 +52,10 @@ pub enum LeaseCommand {
     ///   blockyard lease revoke --block crdb-sage
     #[command(verbatim_doc_comment)]
     Revoke {
+        /// The lease (its id, from `lease create` or `lease ls`).
         #[arg(required_unless_present = "block", conflicts_with = "block")]
         lease_id: Option<String>,
+        /// Every live lease of this block instead.
         #[arg(long, value_name = "BLOCK")]
         block: Option<BlockName>,
     },
