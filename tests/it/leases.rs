@@ -254,24 +254,22 @@ fn many_leases_leave_nothing_behind() {
 
 #[test]
 fn a_crash_at_any_step_is_finished_by_the_reconciler() {
+    const RUNS: usize = 5;
     let env = TestEnv::new(Backend::Sqlite);
     let target = Target::new(&env, "10m", "1h", "60s");
-    for point in ["lease-journaled", "lease-user-created"] {
-        let crashed = env.run_with(
-            &["lease", "create", "app"],
-            None,
-            &[("BLOCKYARD_CRASH_AT", point)],
-        );
-        assert_ne!(crashed.code, 0, "the issue did not stop at {point}");
-    }
-    for point in ["lease-revoking", "lease-nologin", "lease-released"] {
-        let id = field(&env.json(&["lease", "create", "app"]), "lease_id");
-        let crashed = env.run_with(
-            &["lease", "revoke", &id],
-            None,
-            &[("BLOCKYARD_CRASH_AT", point)],
-        );
-        assert_ne!(crashed.code, 0, "the revocation did not stop at {point}");
+    // Five runs stopped at each step of an issue and of a revocation.
+    for _ in 0..RUNS {
+        for point in ["lease-journaled", "lease-user-created"] {
+            let create = ["lease", "create", "app"];
+            let crashed = env.run_with(&create, None, &[("BLOCKYARD_CRASH_AT", point)]);
+            assert_ne!(crashed.code, 0, "the issue did not stop at {point}");
+        }
+        for point in ["lease-revoking", "lease-nologin", "lease-released"] {
+            let id = field(&env.json(&["lease", "create", "app"]), "lease_id");
+            let revoke = ["lease", "revoke", id.as_str()];
+            let crashed = env.run_with(&revoke, None, &[("BLOCKYARD_CRASH_AT", point)]);
+            assert_ne!(crashed.code, 0, "the revocation did not stop at {point}");
+        }
     }
     // A user the store never knew (a crash between CREATE ROLE and any journal).
     let orphan = format!("{}app_0123456789ab", target.prefix);
@@ -290,7 +288,11 @@ fn a_crash_at_any_step_is_finished_by_the_reconciler() {
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&report.stdout).unwrap();
-    assert_eq!(report["revoked"].as_array().unwrap().len(), 5, "{report}");
+    assert_eq!(
+        report["revoked"].as_array().unwrap().len(),
+        5 * RUNS,
+        "{report}"
+    );
     assert_eq!(report["orphans"], json!([orphan]), "{report}");
     assert_eq!(target.users(), [field(&live, "username")]);
     let leases = env.json(&["lease", "ls"]);
