@@ -167,13 +167,17 @@ pub fn native_format(backend: Backend) -> EnvFormat {
     }
 }
 
-/// Renders variables as text in `format`, safe to source from a shell.
+/// Renders variables as text in `format`. Nothing in a value is ever evaluated by what
+/// reads it: `shell` is `export NAME='...'`; `libpq` and `mysql` are `NAME='...'` lines
+/// for `set -a; . FILE` (sh, bash, dash); `dotenv` is read alike by python-dotenv,
+/// dotenvy and a shell (see [`dotenv_quote`]).
 pub fn render(vars: &[(String, String)], format: EnvFormat) -> Result<String> {
     let mut out = String::new();
     for (name, value) in vars {
         let _ = match format {
             EnvFormat::Shell => writeln!(out, "export {name}={}", shell_quote(value)),
-            _ => writeln!(out, "{name}={}", dotenv_quote(name, value)?),
+            EnvFormat::Libpq | EnvFormat::Mysql => writeln!(out, "{name}={}", shell_quote(value)),
+            EnvFormat::Dotenv => writeln!(out, "{name}={}", dotenv_quote(name, value)?),
         };
     }
     Ok(out)
@@ -184,34 +188,34 @@ pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-/// Double quotes with `\`, `"`, `$` and newlines escaped, as dotenv loaders read them;
-/// a value with a backtick (which a shell sourcing the file would run, and which dotenv
-/// loaders do not unescape) in single quotes, read literally by both. A value with a
-/// backtick and a single quote or backslash has no such form: refused.
-fn dotenv_quote(name: &str, value: &str) -> Result<String> {
-    if value.contains('`') {
-        // (dotenvy reads a backslash before the closing quote as an escape.)
-        return match value.contains(['\'', '\\']) {
-            false => Ok(format!("'{value}'")),
-            true => Err(Error::InvalidInput(format!(
-                "{name} holds a ` with a ' or a \\, which no dotenv line keeps literal for \
-                 both dotenv loaders and a shell; use --format shell"
-            ))),
-        };
+/// A dotenv value that python-dotenv, dotenvy and a shell sourcing the file all read as
+/// exactly `value`, with nothing run or expanded:
+/// - no `'` or `\`: single quotes, literal for all three;
+/// - otherwise, no `$` or `` ` ``: double quotes with `\` and `"` escaped, the only
+///   escapes all three undo alike.
+///
+/// Refused (naming `--format shell`): a value holding `${`, which python-dotenv expands
+/// inside any quotes and cannot escape, and one holding `'` or `\` together with `$` or
+/// `` ` ``, which a shell needs escaped in double quotes where python-dotenv keeps the
+/// backslash.
+pub fn dotenv_quote(name: &str, value: &str) -> Result<String> {
+    let refuse = |why: &str| {
+        Err(Error::InvalidInput(format!(
+            "{name} holds {why}, which no dotenv line keeps literal for python-dotenv, \
+             dotenvy and a shell alike; use --format shell (or -o json)"
+        )))
+    };
+    if value.contains("${") {
+        return refuse("${ (python-dotenv expands it inside any quotes)");
     }
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str(r"\\"),
-            '"' => out.push_str("\\\""),
-            '$' => out.push_str("\\$"),
-            '\n' => out.push_str(r"\n"),
-            c => out.push(c),
-        }
+    if !value.contains(['\'', '\\']) {
+        return Ok(format!("'{value}'"));
     }
-    out.push('"');
-    Ok(out)
+    if value.contains(['$', '`']) {
+        return refuse("a ' or \\ together with a $ or `");
+    }
+    let escaped = value.replace('\\', r"\\").replace('"', "\\\"");
+    Ok(format!("\"{escaped}\""))
 }
 
 #[cfg(test)]
@@ -224,17 +228,19 @@ mod tests {
     }
 
     #[test]
-    fn dotenv_round_trips_through_dotenvy() {
+    fn dotenv_round_trips_through_dotenvy_and_sh() {
         for value in [
-            "p@ss \"q\" $x \\ 'y' # $(touch pwned) z\nline2",
+            "p@ss \"q\" $x # $(touch pwned) z\nline2",
             "p@ss \"q\" $x # `touch pwned` $(id) z\nline2",
+            "it's a \\ \"quoted\" # value\n",
+            "$HOME `id` $(id) $nope {x}",
         ] {
             round_trip(value);
         }
-        for both in ["`x` 'y'", "p \"s`\" \\"] {
-            let both = [("A".to_owned(), both.to_owned())];
-            assert!(render(&both, EnvFormat::Dotenv).is_err());
-            assert!(render(&both, EnvFormat::Shell).is_ok());
+        for refused in ["`x` 'y'", "p \"s`\" \\", "a${HOME}b", "it's $5"] {
+            let refused = [("A".to_owned(), refused.to_owned())];
+            assert!(render(&refused, EnvFormat::Dotenv).is_err());
+            assert!(render(&refused, EnvFormat::Shell).is_ok());
         }
     }
 
@@ -248,7 +254,7 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(back, vec![("A_PASSWORD".to_owned(), value.to_owned())]);
-        // A shell sourcing it runs nothing.
+        // A shell sourcing it runs nothing and reads the same value.
         let script = format!(". {}; printf %s \"$A_PASSWORD\"", path.display());
         let out = std::process::Command::new("sh")
             .args(["-c", &script])
@@ -256,11 +262,6 @@ mod tests {
             .output()
             .unwrap();
         assert!(!dir.path().join("pwned").exists());
-        // (A shell keeps a double-quoted `\n` as those two characters.)
-        let shown = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            shown == value || shown == value.replace('\n', "\\n"),
-            "{shown}"
-        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), value);
     }
 }

@@ -168,12 +168,14 @@ const PASSWORD_ALPHABET: &[u8] =
 pub const PASSWORD_LEN: usize = 40;
 
 /// A new password: [`PASSWORD_LEN`] characters from the OS's CSPRNG, with at least one
-/// character that needs URL-encoding. Wiped from memory when dropped.
+/// character that needs URL-encoding and never `${` (which python-dotenv expands inside
+/// any quotes, so `block env --format dotenv` could not print it). Wiped from memory
+/// when dropped.
 pub fn generate_password() -> Zeroizing<String> {
     loop {
         let password: Zeroizing<String> =
             Zeroizing::new((0..PASSWORD_LEN).map(|_| pick(PASSWORD_ALPHABET)).collect());
-        if password.chars().any(|c| "@:/?#%&+=".contains(c)) {
+        if password.chars().any(|c| "@:/?#%&+=".contains(c)) && !password.contains("${") {
             return password;
         }
     }

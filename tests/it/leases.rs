@@ -477,6 +477,7 @@ fn a_leased_pool_rolls_over_without_a_failed_query() {
 /// MariaDB: a leased user in the group role (its default role), locked, its sessions
 /// killed and dropped when revoked; MariaDB has no `VALID UNTIL`, so an expired lease
 /// is the reconciler's to revoke.
+#[cfg(feature = "mysql")]
 #[test]
 fn mariadb_leases_are_users_in_the_group_role() {
     use diesel::MysqlConnection;

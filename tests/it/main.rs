@@ -23,6 +23,7 @@ mod readme;
 mod secrets;
 mod server;
 mod shapes;
+mod strings;
 mod transfer;
 mod ui;
 mod undo;
