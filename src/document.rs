@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::dsn::Dsn;
 use crate::error::{Error, Result};
 use crate::types::BlockType;
 
@@ -281,28 +282,82 @@ pub fn split_secrets(ty: &BlockType, mut doc: Value) -> Result<(Value, Secrets)>
         let Some(Value::String(text)) = get_path(&doc, path) else {
             continue;
         };
-        let mut url = parse_url_field(path, text)?;
-        let mut changed = false;
-        if let Some(password) = url.password().map(str::to_owned) {
-            let _ = url.set_password(Some(MASK));
-            secrets.insert(format!("{path}{URL_PASSWORD}"), Value::String(password));
-            changed = true;
-        }
-        changed |= rewrite_query(&mut url, |key, value| {
-            if !is_password_key(key) {
-                return None;
-            }
-            secrets.insert(
-                format!("{path}{URL_QUERY}{key}"),
-                Value::String(value.into()),
-            );
-            Some(MASK.to_owned())
-        });
-        if changed {
-            set_path(&mut doc, path, Value::String(url.into()))?;
+        let masked = match Dsn::is_connection_url(text) {
+            true => split_dsn_secrets(path, text, &mut secrets)?,
+            false => split_http_secrets(path, text, &mut secrets)?,
+        };
+        if let Some(masked) = masked {
+            set_path(&mut doc, path, Value::String(masked))?;
         }
     }
     Ok((doc, Secrets(secrets)))
+}
+
+/// A connection URL's password and password query options, taken out where its own
+/// client reads them ([`Dsn`]); every other byte of the URL stays as written. Refused
+/// when the URL does not read, so a URL is checked when written.
+fn split_dsn_secrets(
+    path: &str,
+    text: &str,
+    secrets: &mut BTreeMap<String, Value>,
+) -> Result<Option<String>> {
+    let bad = |why: String| Error::InvalidBlockData(format!("{path}: {why}"));
+    let dsn = Dsn::parse(text).map_err(bad)?;
+    dsn.check().map_err(bad)?;
+    let mut masks = Vec::new();
+    if let Some(span) = dsn.password_span() {
+        let raw = text[span.clone()].to_owned();
+        secrets.insert(format!("{path}{URL_PASSWORD}"), Value::String(raw));
+        masks.push(span);
+    }
+    for (key, value, span) in dsn.query_spans().map_err(bad)? {
+        if is_password_key(&key) {
+            secrets.insert(format!("{path}{URL_QUERY}{key}"), Value::String(value));
+            masks.push(span);
+        }
+    }
+    Ok((!masks.is_empty()).then(|| splice(text, masks, |_| MASK.to_owned())))
+}
+
+/// An HTTP URL's password and password query options, read by WHATWG's grammar.
+fn split_http_secrets(
+    path: &str,
+    text: &str,
+    secrets: &mut BTreeMap<String, Value>,
+) -> Result<Option<String>> {
+    let mut url = parse_url_field(path, text)?;
+    let mut changed = false;
+    if let Some(password) = url.password().map(str::to_owned) {
+        let _ = url.set_password(Some(MASK));
+        secrets.insert(format!("{path}{URL_PASSWORD}"), Value::String(password));
+        changed = true;
+    }
+    changed |= rewrite_query(&mut url, |key, value| {
+        if !is_password_key(key) {
+            return None;
+        }
+        secrets.insert(
+            format!("{path}{URL_QUERY}{key}"),
+            Value::String(value.into()),
+        );
+        Some(MASK.to_owned())
+    });
+    Ok(changed.then(|| url.into()))
+}
+
+/// `text` with each range replaced by `new(old text)`.
+fn splice(
+    text: &str,
+    mut spans: Vec<std::ops::Range<usize>>,
+    new: impl Fn(&str) -> String,
+) -> String {
+    spans.sort_by_key(|s| std::cmp::Reverse(s.start));
+    let mut out = text.to_owned();
+    for span in spans {
+        let replacement = new(&out[span.clone()]);
+        out.replace_range(span, &replacement);
+    }
+    out
 }
 
 /// The first secret that `value`, put at `path` in a document of this type, would
@@ -405,10 +460,18 @@ fn put_secrets(doc: &mut Value, secrets: &Secrets, only_masked: bool) -> usize {
 /// Puts a URL's password back into the URL at `path` (with `only_masked`, only where
 /// it reads `********`). Whether it did.
 fn put_url_password(doc: &mut Value, path: &str, value: &Value, only_masked: bool) -> bool {
-    let Some(Value::String(text)) = get_path(doc, path) else {
+    let (Some(Value::String(text)), Some(pw)) = (get_path(doc, path), value.as_str()) else {
         return false;
     };
-    let (Ok(mut url), Some(pw)) = (url::Url::parse(text), value.as_str()) else {
+    if Dsn::is_connection_url(text) {
+        let Some(span) = Dsn::parse(text).ok().and_then(|d| d.password_span()) else {
+            return false;
+        };
+        let written = splice(text, vec![span.clone()], |_| pw.to_owned());
+        return (!only_masked || text[span] == *MASK)
+            && set_path(doc, path, Value::String(written)).is_ok();
+    }
+    let Ok(mut url) = url::Url::parse(text) else {
         return false;
     };
     (!only_masked || url.password() == Some(MASK))
@@ -428,6 +491,24 @@ fn put_query_secret(
     let (Some(Value::String(text)), Some(secret)) = (get_path(doc, path), value.as_str()) else {
         return false;
     };
+    if Dsn::is_connection_url(text) {
+        let Ok(spans) = Dsn::parse(text).and_then(|d| d.query_spans()) else {
+            return false;
+        };
+        let spans: Vec<_> = spans
+            .into_iter()
+            .filter(|(key, old, _)| key == param && (!only_masked || old == MASK))
+            .map(|(_, _, span)| span)
+            .collect();
+        let encoded = percent_encoding::utf8_percent_encode(secret, QUERY_VALUE).to_string();
+        return !spans.is_empty()
+            && set_path(
+                doc,
+                path,
+                Value::String(splice(text, spans, |_| encoded.clone())),
+            )
+            .is_ok();
+    }
     let Ok(mut url) = url::Url::parse(text) else {
         return false;
     };
@@ -564,10 +645,29 @@ mod tests {
     }
 
     #[test]
-    fn url_without_host_is_refused() {
+    fn connection_urls_are_read_as_their_clients_read_them() {
         let ty = builtin_type("sqlalchemy-connector").unwrap();
-        let err = split_secrets(&ty, json!({"connection_info": "postgresql:///db"})).unwrap_err();
-        assert!(err.to_string().contains("no host"), "{err}");
+        // No host is libpq's default socket; a port out of range is refused when written.
+        assert!(split_secrets(&ty, json!({"connection_info": "postgresql:///db"})).is_ok());
+        let err = split_secrets(
+            &ty,
+            json!({"connection_info": "postgresql://u:PLANTED@h:0/d"}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("port") && !err.to_string().contains("PLANTED"));
+        // libpq's password ends at the first @; every other byte stays as written.
+        for url in [
+            "postgresql://u:p@ss@hôst.example/db#frag?application_name=a+b&password=q%26r",
+            "mysql+pymysql://u:p%40ss@h/db?unix_socket=/tmp/m.sock&passwd=x",
+        ] {
+            let full = json!({"connection_info": url});
+            let (masked, secrets) = split_secrets(&ty, full.clone()).unwrap();
+            let text = masked["connection_info"].as_str().unwrap();
+            assert!(!text.contains("p@ss@") && !text.contains("q%26r"), "{text}");
+            let mut merged = masked.clone();
+            merge_secrets(&mut merged, &secrets);
+            assert_eq!(merged, full);
+        }
     }
 
     #[test]

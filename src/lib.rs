@@ -37,6 +37,7 @@ pub mod connect;
 pub mod crypto;
 pub mod db;
 pub mod document;
+pub mod dsn;
 pub mod error;
 pub mod files;
 pub mod name;

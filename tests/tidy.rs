@@ -13,6 +13,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("files", 2),
     ("process", 1),
     ("time", 2),
+    ("dsn", 2),
     ("db", 2),
     ("crypto", 3),
     ("types", 3),

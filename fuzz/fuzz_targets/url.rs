@@ -1,5 +1,6 @@
 //! Connection and store URLs from users (`--url`, `connection_info` as a URL,
-//! `--database-url`): parsed, rebuilt and parsed again without a panic.
+//! `--database-url`): parsed without a panic; a connection URL as printed reads back
+//! as the same connection.
 #![no_main]
 
 use blockyard::connect::ConnectionInfo;
@@ -13,8 +14,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(info) = ConnectionInfo::from_url("fuzz", text) {
         let _ = format!("{info:?}");
         let _ = info.to_components();
+        // What Blockyard prints, Blockyard reads back as the same connection.
         if let Ok(url) = info.display_url(true) {
-            let _ = ConnectionInfo::from_url("again", &url);
+            let back = ConnectionInfo::from_url("again", &url).expect("a printed URL reads back");
+            assert_eq!(back.display_url(true).ok(), Some(url));
+            assert_eq!(back.libpq_params(), info.libpq_params());
         }
     }
     if let Ok(store) = StoreUrl::parse(text) {

@@ -176,6 +176,11 @@ pub enum BlockCommand {
         /// Show the password (percent-encoded) in the URL.
         #[arg(long)]
         show_secrets: bool,
+        /// Print the URL libpq reads (psql, pg_dump): postgresql:// without the
+        /// +driver, only the options libpq knows. By default the URL is printed as
+        /// SQLAlchemy reads it, driver included.
+        #[arg(long)]
+        libpq: bool,
     },
     /// Print the block's connection as environment variables (password included).
     ///
@@ -237,9 +242,11 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
         } => rename(registry, &name, &new_name, if_version, out),
         BlockCommand::Delete { name, if_version } => delete(registry, &name, if_version, out),
         BlockCommand::Test { name, timeout } => super::connect::test(registry, &name, timeout, out),
-        BlockCommand::Url { name, show_secrets } => {
-            super::connect::url(registry, &name, show_secrets, out)
-        }
+        BlockCommand::Url {
+            name,
+            show_secrets,
+            libpq,
+        } => super::connect::url(registry, &name, show_secrets, libpq, out),
         BlockCommand::Env {
             name,
             format,

@@ -126,8 +126,15 @@ fn describe_test(report: &TestReport) -> String {
     details(&rows)
 }
 
-pub fn url(registry: &Registry, name: &str, show_secrets: bool, out: &Printer) -> Result<()> {
+pub fn url(
+    registry: &Registry,
+    name: &str,
+    show_secrets: bool,
+    libpq: bool,
+    out: &Printer,
+) -> Result<()> {
     let url = match target_of(registry, name)? {
+        Target::Database(info, _) if libpq => info.libpq_url(show_secrets)?,
         Target::Database(info, _) => info.display_url(show_secrets)?,
         Target::Http(service) => service.display_url(show_secrets),
     };

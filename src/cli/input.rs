@@ -394,7 +394,10 @@ mod tests {
         assert_eq!(info["query"]["sslmode"], "require");
         let info = url_to_components("cockroachdb+psycopg2://databot@[::1]:26257/sage").unwrap();
         assert_eq!(info["host"], "::1");
-        assert!(url_to_components("postgres:///app").is_err());
+        // No host: libpq's default socket, as psql reads it.
+        let info = url_to_components("postgres:///app").unwrap();
+        assert_eq!(info.get("host"), None);
+        assert!(url_to_components("postgres://h:0/app").is_err());
     }
 
     #[test]

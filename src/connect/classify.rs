@@ -16,6 +16,19 @@ pub fn connection_error(err: &diesel::ConnectionError) -> ConnectFailure {
 pub fn message_kind(message: &str) -> ConnectFailure {
     let m = message.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
+    // libpq refusing its connection string (an unknown option, a bad value such as
+    // `invalid sslmode value`) is not a TLS or network failure, whatever it names.
+    if any(&[
+        "invalid connection option",
+        "invalid uri query parameter",
+        "invalid percent-encoded token",
+        "key/value separator",
+        "invalid integer value",
+        "invalid port number",
+    ]) || (m.contains("invalid ") && m.contains(" value"))
+    {
+        return ConnectFailure::Other;
+    }
     if any(&[
         "password authentication failed",
         "authentication failed",
@@ -91,6 +104,8 @@ mod tests {
             ),
             ("timeout expired", Timeout),
             ("SSL error: certificate verify failed", Tls),
+            ("invalid connection option \"ssl\"", Other),
+            ("invalid sslmode value: \"nope\"", Other),
             ("something else", Other),
         ] {
             assert_eq!(message_kind(message), kind, "{message}");

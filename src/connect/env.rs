@@ -86,26 +86,60 @@ fn generic(
     Ok(())
 }
 
-/// What libpq reads: `PGHOST`... and the connection options it has variables for.
+/// What libpq reads: the block's libpq keywords ([`ConnectionInfo::libpq_params`], the
+/// same a pool is given) as their `PG*` variables; `PGPORT` is the driver's default when
+/// the block names none. A keyword libpq has no variable for (`keepalives`,
+/// `sslpassword`, ...) cannot be passed this way and is left out.
 fn libpq(vars: &mut Vars, info: &ConnectionInfo) {
-    vars.put("PGHOST", info.socket().or(info.tcp_host()));
-    vars.put("PGPORT", info.effective_port().map(|p| p.to_string()));
-    vars.put("PGUSER", info.username.as_ref());
-    vars.put("PGPASSWORD", info.password.as_ref());
-    vars.put("PGDATABASE", Some(&info.database));
-    for (option, var) in [
-        ("sslmode", "PGSSLMODE"),
-        ("sslrootcert", "PGSSLROOTCERT"),
-        ("sslcert", "PGSSLCERT"),
-        ("sslkey", "PGSSLKEY"),
-        ("application_name", "PGAPPNAME"),
-        ("connect_timeout", "PGCONNECT_TIMEOUT"),
-        ("options", "PGOPTIONS"),
-        ("target_session_attrs", "PGTARGETSESSIONATTRS"),
-    ] {
-        vars.put(var, info.query.get(option));
+    let params = info.libpq_params();
+    if !params.iter().any(|(k, _)| k == "port") {
+        vars.put("PGPORT", info.effective_port().map(|p| p.to_string()));
+    }
+    for (keyword, value) in params {
+        if let Some((_, var)) = LIBPQ_VARIABLES.iter().find(|(k, _)| *k == keyword) {
+            vars.put(var, Some(value));
+        }
     }
 }
+
+/// libpq's keywords and the environment variables it reads them from (fe-connect.c).
+const LIBPQ_VARIABLES: &[(&str, &str)] = &[
+    ("host", "PGHOST"),
+    ("port", "PGPORT"),
+    ("user", "PGUSER"),
+    ("password", "PGPASSWORD"),
+    ("dbname", "PGDATABASE"),
+    ("service", "PGSERVICE"),
+    ("passfile", "PGPASSFILE"),
+    ("channel_binding", "PGCHANNELBINDING"),
+    ("connect_timeout", "PGCONNECT_TIMEOUT"),
+    ("hostaddr", "PGHOSTADDR"),
+    ("client_encoding", "PGCLIENTENCODING"),
+    ("options", "PGOPTIONS"),
+    ("application_name", "PGAPPNAME"),
+    ("sslmode", "PGSSLMODE"),
+    ("sslnegotiation", "PGSSLNEGOTIATION"),
+    ("sslcompression", "PGSSLCOMPRESSION"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+    ("sslcertmode", "PGSSLCERTMODE"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcrl", "PGSSLCRL"),
+    ("sslcrldir", "PGSSLCRLDIR"),
+    ("sslsni", "PGSSLSNI"),
+    ("requirepeer", "PGREQUIREPEER"),
+    ("require_auth", "PGREQUIREAUTH"),
+    ("min_protocol_version", "PGMINPROTOCOLVERSION"),
+    ("max_protocol_version", "PGMAXPROTOCOLVERSION"),
+    ("ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION"),
+    ("ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION"),
+    ("gssencmode", "PGGSSENCMODE"),
+    ("krbsrvname", "PGKRBSRVNAME"),
+    ("gsslib", "PGGSSLIB"),
+    ("gssdelegation", "PGGSSDELEGATION"),
+    ("target_session_attrs", "PGTARGETSESSIONATTRS"),
+    ("load_balance_hosts", "PGLOADBALANCEHOSTS"),
+];
 
 /// What the mysql client reads: `MYSQL_HOST`...
 fn mysql(vars: &mut Vars, info: &ConnectionInfo) {

@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 
 use super::driver::Driver;
 use crate::db::Backend;
 use crate::document::MASK;
+use crate::dsn::Dsn;
 use crate::error::{Error, Result};
 
 /// Everything outside RFC 3986's unreserved characters is percent-encoded, so `@ : / %
@@ -21,6 +22,24 @@ const STRICT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// A SQLite path keeps its `/`.
+const PATH: &AsciiSet = &STRICT.remove(b'/');
+
+/// What a host name may not hold as is: what ends a host for libpq or SQLAlchemy (`/ ?
+/// :`, and `,` between libpq's hosts), `%` (libpq decodes it), and controls; an `@`
+/// too when no user name comes before the host. Other text (an international name, a
+/// space, `#`) stays as written, as both read it so.
+fn encode_host(host: &str, after_user: bool) -> String {
+    host.chars()
+        .map(
+            |c| match c.is_ascii_control() || "/?:,%".contains(c) || (c == '@' && !after_user) {
+                true => format!("%{:02X}", c as u32),
+                false => c.to_string(),
+            },
+        )
+        .collect()
+}
 
 /// Connection components, as in Prefect's `ConnectionComponents`.
 #[derive(Clone, PartialEq, Eq)]
@@ -48,92 +67,92 @@ impl fmt::Debug for ConnectionInfo {
     }
 }
 
-fn decode(what: &str, text: &str) -> Result<String> {
-    percent_decode_str(text)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| Error::InvalidInput(format!("the URL's {what} is not valid UTF-8")))
-}
-
 fn invalid(path: &str, message: impl fmt::Display) -> Error {
     Error::InvalidBlockData(format!("{path}: {message}"))
 }
 
 impl ConnectionInfo {
-    /// Parses a SQLAlchemy-style URL (`postgresql+psycopg2://user:p%40ss@host:5432/db?...`,
-    /// `sqlite:////abs/path.db`). `path` names the field in error messages; they never
-    /// quote the URL, which may hold a password.
+    /// Reads a connection URL as its own client does (see [`crate::dsn`]): a
+    /// PostgreSQL-family URL as libpq (its query's `dbname`, `user`, `host`, `port` and
+    /// `password` override the URL's parts, as in libpq), any other as SQLAlchemy's
+    /// `make_url`. `path` names the field in error messages; they never quote the URL,
+    /// which may hold a password.
     pub fn from_url(path: &str, raw: &str) -> Result<ConnectionInfo> {
-        let url = url::Url::parse(raw.trim())
-            .map_err(|err| invalid(path, crate::document::url_error(raw, &err)))?;
-        let driver = url.scheme().to_owned();
-        let is_sqlite = driver.starts_with("sqlite");
-        let mut query = BTreeMap::new();
-        for pair in url
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
+        let bad = |why: String| invalid(path, url_hint(raw, why));
+        let dsn = Dsn::parse(raw.trim()).map_err(bad)?;
+        dsn.check().map_err(bad)?;
+        let driver = dsn.scheme().to_owned();
+        let mut database = dsn.database().map_err(bad)?.unwrap_or_default();
+        if Driver::parse(&driver).is_ok_and(|d| d.backend() == Backend::Sqlite)
+            && database.is_empty()
         {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            query.insert(decode("query", key)?, decode("query", value)?);
+            database = ":memory:".to_owned();
         }
-        if is_sqlite {
-            // sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (memory)
-            let rest = raw
-                .trim()
-                .split_once("://")
-                .map(|(_, r)| r)
-                .unwrap_or_default();
-            let rest = rest.split('?').next().unwrap_or_default();
-            let database = match rest.strip_prefix('/') {
-                Some("") | None => ":memory:".to_owned(),
-                Some(p) => decode("path", p)?,
-            };
-            return Ok(ConnectionInfo {
-                driver,
-                database,
-                username: None,
-                password: None,
-                host: None,
-                port: None,
-                query,
-            });
-        }
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned());
-        let socket = query.get("host").or(query.get("unix_socket"));
-        if host.is_none() && socket.is_none() {
-            return Err(invalid(path, "the URL has no host"));
-        }
-        let database = decode("database", url.path().trim_start_matches('/'))?;
-        if database.is_empty() {
-            return Err(invalid(path, "the URL names no database (add /dbname)"));
-        }
-        Ok(ConnectionInfo {
+        let info = ConnectionInfo {
             driver,
             database,
-            username: Some(decode("user name", url.username())?).filter(|u| !u.is_empty()),
-            password: url.password().map(|p| decode("password", p)).transpose()?,
-            host,
-            port: url.port(),
-            query,
-        }
-        .password_from_query())
+            username: dsn.user().map_err(bad)?,
+            password: dsn.password().map_err(bad)?,
+            host: dsn.host().map_err(bad)?,
+            port: None,
+            query: dsn.query().map_err(bad)?.into_iter().collect(),
+        };
+        let port = dsn.port().map_err(bad)?;
+        info.resolve(path, port).map_err(|err| match err {
+            Error::InvalidBlockData(why) => Error::InvalidBlockData(url_hint(raw, why)),
+            other => other,
+        })
     }
 
-    /// A password given as a query option (`?password=`, which libpq and SQLAlchemy
-    /// accept) becomes the password, so it is masked, scrubbed and passed like one. If
-    /// both are given, the query's wins, as it does in libpq.
-    fn password_from_query(mut self) -> Self {
+    /// What the query says of the connection itself, as its client reads it: a
+    /// password given as a query option (`?password=`) becomes the password (masked,
+    /// scrubbed and passed like one); for libpq's drivers `dbname`, `user`, `host` and
+    /// `port` replace the URL's parts. `port` is the URL's own; several ports
+    /// (`5432,5433`, one per host) stay in the query as libpq's `port`.
+    fn resolve(mut self, path: &str, mut port: Option<String>) -> Result<Self> {
         for key in crate::document::LOGIN_PASSWORD_KEYS {
             if let Some(password) = self.query.remove(*key) {
                 self.password = Some(password);
             }
         }
-        self
+        if self.reads_as_libpq() {
+            if let Some(database) = self.query.remove("dbname") {
+                self.database = database;
+            }
+            if let Some(user) = self.query.remove("user") {
+                self.username = Some(user).filter(|u| !u.is_empty());
+            }
+            if let Some(host) = self.query.remove("host") {
+                self.host = Some(host).filter(|h| !h.is_empty());
+            }
+            port = self.query.remove("port").or(port);
+        }
+        self.port = None;
+        let Some(port) = port.filter(|p| !p.chars().all(|c| c == ',')) else {
+            return Ok(self);
+        };
+        let number = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0);
+        if port.contains(',') {
+            if port
+                .split(',')
+                .any(|p| !p.is_empty() && number(p).is_none())
+            {
+                return Err(invalid(path, "a port is not a number from 1 to 65535"));
+            }
+            self.query.insert("port".into(), port);
+        } else {
+            self.port = Some(
+                number(&port)
+                    .ok_or_else(|| invalid(path, "the port is not a number from 1 to 65535"))?,
+            );
+        }
+        Ok(self)
+    }
+
+    /// Whether libpq reads this block's connection (PostgreSQL, CockroachDB, Redshift).
+    fn reads_as_libpq(&self) -> bool {
+        self.driver()
+            .is_ok_and(|d| d.backend() == Backend::Postgres)
     }
 
     /// Reads `connection_info` from a full block document (secrets merged).
@@ -168,7 +187,7 @@ impl ConnectionInfo {
                             .ok_or_else(|| invalid("connection_info.port", "not a port number"))?,
                     ),
                 };
-                Ok(ConnectionInfo {
+                ConnectionInfo {
                     driver: text("driver").ok_or_else(|| not_connection("it has no driver"))?,
                     database: text("database").unwrap_or_default(),
                     username: text("username").filter(|u| !u.is_empty()),
@@ -177,7 +196,7 @@ impl ConnectionInfo {
                     port,
                     query,
                 }
-                .password_from_query())
+                .resolve("connection_info", port.map(|p| p.to_string()))
             }
             _ => Err(not_connection("it has no connection_info")),
         }
@@ -213,21 +232,16 @@ impl ConnectionInfo {
         Driver::parse(&self.driver)
     }
 
-    /// A Unix-socket directory (PostgreSQL) or socket file (MySQL), if the block names one
-    /// as its host (`/var/run/postgresql`) or in its query (`host=`, `unix_socket=`).
+    /// A Unix-socket directory (PostgreSQL: a host starting with `/`) or socket file
+    /// (MySQL's `unix_socket` option), if the block connects through one.
     pub fn socket(&self) -> Option<&str> {
         self.host
             .as_deref()
             .filter(|h| h.starts_with('/'))
-            .or(self
-                .query
-                .get("host")
-                .map(String::as_str)
-                .filter(|h| h.starts_with('/')))
             .or(self.query.get("unix_socket").map(String::as_str))
     }
 
-    /// The TCP host, if the block connects over TCP.
+    /// The TCP host (or hosts, `h1,h2`), if the block connects over TCP.
     pub fn tcp_host(&self) -> Option<&str> {
         self.host.as_deref().filter(|h| !h.starts_with('/'))
     }
@@ -238,87 +252,187 @@ impl ConnectionInfo {
             .or_else(|| Driver::parse(&self.driver).ok()?.default_port())
     }
 
-    /// The URL to hand to diesel (password included) — never print it.
-    /// For SQLite it is the file's path, which is what the driver opens.
-    pub fn connection_url(&self) -> Result<String> {
-        if self.driver()?.backend() == Backend::Sqlite {
-            return Ok(self.database.clone());
-        }
-        self.build_url(true)
-    }
-
-    /// The URL with the password masked (or shown, if `reveal`), as `block url` prints
-    /// it and `block env` exports it (`sqlite:////abs/path` for SQLite, as in SQLAlchemy).
-    pub fn display_url(&self, reveal: bool) -> Result<String> {
-        self.build_url(reveal)
-    }
-
-    fn build_url(&self, reveal: bool) -> Result<String> {
-        let driver = self.driver()?;
-        if driver.backend() == Backend::Sqlite {
-            return Ok(match self.database.as_str() {
-                ":memory:" | "" => "sqlite://".to_owned(),
-                path => format!("sqlite:///{path}"),
-            });
-        }
-        let host = self.tcp_host().unwrap_or("localhost");
-        let host = match host.contains(':') {
-            true => format!("[{host}]"),
-            false => host.to_owned(),
+    /// The port a client must be told: the block's own, or the dialect's default where
+    /// it is not the client's (CockroachDB's 26257, Redshift's 5439).
+    fn stated_port(&self) -> Option<u16> {
+        let driver = Driver::parse(&self.driver).ok();
+        let client_default = match driver.as_ref().map(Driver::backend) {
+            Some(Backend::Mysql) => Some(3306),
+            _ => Some(5432),
         };
-        let mut url =
-            url::Url::parse(&format!("{}://{host}", driver.url_scheme())).map_err(|err| {
-                invalid(
-                    "connection_info.host",
-                    format_args!("not a valid host ({err})"),
-                )
-            })?;
-        let cannot = |what: &'static str| {
-            move |_| {
-                invalid(
-                    "connection_info",
-                    format_args!("cannot put the {what} in a URL"),
-                )
+        self.port.or(driver
+            .and_then(|d| d.default_port())
+            .filter(|p| Some(*p) != client_default))
+    }
+
+    /// The keywords and values libpq is given for this block: `host`, `port`, `user`,
+    /// `password`, `dbname`, then every query option libpq knows. A driver's own
+    /// options are left out (SQLAlchemy hands them to the driver, never to libpq),
+    /// except asyncpg's and JDBC's `ssl`, which becomes libpq's `sslmode`.
+    pub fn libpq_params(&self) -> Vec<(String, String)> {
+        let mut params = Vec::new();
+        let mut put = |key: &str, value: Option<String>| {
+            if let Some(value) = value {
+                params.push((key.to_owned(), value));
             }
         };
-        if let Some(user) = &self.username {
-            let encoded = utf8_percent_encode(user, STRICT).to_string();
-            url.set_username(&encoded).map_err(cannot("user name"))?;
+        put("host", self.host.clone());
+        let ports = self.query.get("port").cloned();
+        put("port", self.stated_port().map(|p| p.to_string()).or(ports));
+        put("user", self.username.clone());
+        put("password", self.password.clone().filter(|p| !p.is_empty()));
+        put(
+            "dbname",
+            Some(self.database.clone()).filter(|d| !d.is_empty()),
+        );
+        for (key, value) in &self.query {
+            if key != "port" && LIBPQ_OPTIONS.contains(&key.as_str()) {
+                put(key, Some(value.clone()));
+            }
         }
-        if let Some(password) = &self.password {
-            let shown = match reveal {
-                true => utf8_percent_encode(password, STRICT).to_string(),
-                false => MASK.to_owned(),
-            };
-            url.set_password(Some(&shown)).map_err(cannot("password"))?;
+        if !self.query.contains_key("sslmode") {
+            put(
+                "sslmode",
+                self.query.get("ssl").and_then(|v| ssl_as_sslmode(v)),
+            );
         }
-        if (self.tcp_host().is_some() || self.socket().is_none())
-            && let Some(port) = self.effective_port()
-        {
-            url.set_port(Some(port)).map_err(cannot("port"))?;
-        }
-        url.set_path(&format!("/{}", utf8_percent_encode(&self.database, STRICT)));
-        let query = self.url_query(driver.backend());
-        if !query.is_empty() {
-            url.set_query(Some(&query));
-        }
-        Ok(url.into())
+        params
     }
 
-    /// The URL's query: the connection options, with the socket as the driver expects
-    /// it (`host=` for libpq, `unix_socket=` for MySQL), every part percent-encoded.
-    fn url_query(&self, backend: Backend) -> String {
-        let socket_key = match backend {
-            Backend::Mysql => "unix_socket",
-            _ => "host",
+    /// What a driver opens — never print it: libpq's keywords as a URI's query for
+    /// PostgreSQL (every value percent-encoded, so any host list, socket or zone id
+    /// reaches libpq as is), a URL for MySQL, the file's path for SQLite.
+    pub fn connection_url(&self) -> Result<String> {
+        match self.driver()?.backend() {
+            Backend::Sqlite if self.query.is_empty() => Ok(self.database.clone()),
+            Backend::Sqlite => Ok(format!(
+                "file:{}?{}",
+                utf8_percent_encode(&self.database, PATH),
+                self.encoded_query(None)
+            )),
+            Backend::Postgres => {
+                let params: Vec<String> = self
+                    .libpq_params()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, STRICT)))
+                    .collect();
+                Ok(format!("postgresql://?{}", params.join("&")))
+            }
+            Backend::Mysql => self.build_url("mysql", true),
+        }
+    }
+
+    /// The URL as SQLAlchemy reads it, driver included (`postgresql+psycopg2://`), with
+    /// the password masked (or shown, if `reveal`): what `block url` prints and `block
+    /// env` exports. libpq reads it alike, once the `+driver` is taken off.
+    pub fn display_url(&self, reveal: bool) -> Result<String> {
+        self.build_url(&self.driver, reveal)
+    }
+
+    /// The URL psql and pg_dump read: `postgresql://` with no `+driver`, and only the
+    /// options libpq knows (asyncpg's `ssl` as `sslmode`).
+    pub fn libpq_url(&self, reveal: bool) -> Result<String> {
+        if !self.reads_as_libpq() {
+            return Err(Error::InvalidInput(format!(
+                "--libpq is for PostgreSQL blocks; this block's driver is {}",
+                self.driver
+            )));
+        }
+        let own = ["host", "port", "user", "password", "dbname"];
+        let mut plain = self.clone();
+        plain.query = self
+            .libpq_params()
+            .into_iter()
+            .filter(|(k, _)| !own.contains(&k.as_str()))
+            .chain(
+                self.query
+                    .get("port")
+                    .map(|p| ("port".to_owned(), p.clone())),
+            )
+            .collect();
+        plain.build_url("postgresql", reveal)
+    }
+
+    fn build_url(&self, scheme: &str, reveal: bool) -> Result<String> {
+        // A driver Blockyard cannot connect with (mssql, oracle) is still printed.
+        let backend = self.driver().ok().map(|d| d.backend());
+        let mut url = format!("{scheme}://");
+        if backend == Some(Backend::Sqlite) {
+            if !matches!(self.database.as_str(), ":memory:" | "") {
+                url.push('/');
+                url.push_str(&utf8_percent_encode(&self.database, PATH).to_string());
+            }
+        } else {
+            if self.username.is_some() || self.password.is_some() {
+                let user = self.username.as_deref().unwrap_or_default();
+                url.push_str(&utf8_percent_encode(user, STRICT).to_string());
+                if let Some(password) = &self.password {
+                    url.push(':');
+                    url.push_str(&match reveal {
+                        true => utf8_percent_encode(password, STRICT).to_string(),
+                        false => MASK.to_owned(),
+                    });
+                }
+                url.push('@');
+            }
+            url.push_str(&self.netloc(backend, scheme == "mysql"));
+            url.push('/');
+            url.push_str(&utf8_percent_encode(&self.database, STRICT).to_string());
+        }
+        let query = self.encoded_query(backend);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query);
+        }
+        Ok(url)
+    }
+
+    /// `host:port`, several as libpq writes them (`h1:5432,h2:5433`), an IPv6 address in
+    /// brackets; empty for a socket (which goes in the query). With `default_host`, an
+    /// absent host is `localhost` (diesel's MySQL needs one).
+    fn netloc(&self, backend: Option<Backend>, default_host: bool) -> String {
+        let hosts = match self.tcp_host() {
+            Some(hosts) => hosts,
+            None if default_host => "localhost",
+            None => return self.port.map(|p| format!(":{p}")).unwrap_or_default(),
         };
-        let options = self
-            .query
+        let ports: Vec<String> = match (self.stated_port(), self.query.get("port")) {
+            (Some(port), _) => vec![port.to_string(); hosts.split(',').count()],
+            (None, Some(ports)) if backend == Some(Backend::Postgres) => {
+                ports.split(',').map(str::to_owned).collect()
+            }
+            _ => Vec::new(),
+        };
+        let netlocs: Vec<String> = hosts
+            .split(',')
+            .enumerate()
+            .map(|(i, host)| {
+                let host = match host.contains(':') {
+                    true => format!("[{}]", host.replace('%', "%25")),
+                    false => encode_host(host, self.username.is_some() || self.password.is_some()),
+                };
+                match ports.get(i).filter(|p| !p.is_empty()) {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                }
+            })
+            .collect();
+        netlocs.join(",")
+    }
+
+    /// The query, every part percent-encoded: the block's options and, where the block
+    /// connects through one, its socket (`host=` for libpq). Several ports are written
+    /// in the hosts, not here.
+    fn encoded_query(&self, backend: Option<Backend>) -> String {
+        let socket = match backend {
+            Some(Backend::Postgres) => self.socket().map(|path| ("host", path)),
+            _ => None,
+        };
+        let several_ports = backend == Some(Backend::Postgres) && self.tcp_host().is_some();
+        self.query
             .iter()
-            .filter(|(k, _)| !(k.as_str() == "host" || k.as_str() == "unix_socket"))
-            .map(|(k, v)| (k.as_str(), v.as_str()));
-        let socket = self.socket().map(|path| (socket_key, path));
-        let parts: Vec<String> = options
+            .filter(|(k, _)| !(several_ports && k.as_str() == "port"))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .chain(socket)
             .map(|(k, v)| {
                 format!(
@@ -327,8 +441,84 @@ impl ConnectionInfo {
                     utf8_percent_encode(v, STRICT)
                 )
             })
-            .collect();
-        parts.join("&")
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// asyncpg's (and JDBC's) `ssl` option as libpq's `sslmode`, where it says one.
+fn ssl_as_sslmode(value: &str) -> Option<String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" => Some("require".into()),
+        "false" | "0" => Some("disable".into()),
+        mode @ ("disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full") => {
+            Some(mode.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// The connection keywords libpq 18 (the bundled one) knows, from fe-connect.c's
+/// `PQconninfoOptions`; `host`, `port`, `user`, `password` and `dbname` are read into
+/// the block's own fields.
+pub const LIBPQ_OPTIONS: &[&str] = &[
+    "service",
+    "passfile",
+    "channel_binding",
+    "connect_timeout",
+    "hostaddr",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "sslmode",
+    "sslnegotiation",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslcertmode",
+    "sslpassword",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "require_auth",
+    "min_protocol_version",
+    "max_protocol_version",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "gssencmode",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "replication",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "scram_client_key",
+    "scram_server_key",
+    "oauth_issuer",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_scope",
+    "sslkeylogfile",
+];
+
+/// A parse error with the usual cause named: a password holding `/ @ : # ?` written as
+/// is cuts the URL in the wrong place. Never quotes the URL.
+fn url_hint(raw: &str, why: String) -> String {
+    match raw.contains('@') {
+        true => format!(
+            "{why}; if the password holds / @ : # ? or %, percent-encode them (%2F %40 %3A \
+             %23 %3F %25), or leave the password out of the URL and give it with \
+             --password-stdin"
+        ),
+        false => why,
     }
 }
 
@@ -362,7 +552,7 @@ mod tests {
         let info = pg("hunter2");
         assert_eq!(
             info.display_url(false).unwrap(),
-            "postgresql://databot:********@localhost:26257/sage"
+            "cockroachdb+psycopg2://databot:********@localhost:26257/sage"
         );
         assert!(!format!("{info:?}{info}").contains("hunter2"));
     }
@@ -397,7 +587,7 @@ mod tests {
         let url = info.display_url(false).unwrap();
         assert_eq!(
             url,
-            "postgresql://databot:********@[::1]:26257/sage?application_name=data%20bot&sslmode=require"
+            "cockroachdb+psycopg2://databot:********@[::1]:26257/sage?application_name=data%20bot&sslmode=require"
         );
         info.host = Some("/var/run/postgresql".into());
         let url = info.display_url(false).unwrap();
@@ -440,8 +630,8 @@ mod tests {
 
     #[test]
     fn bad_urls_never_quote_the_password() {
-        let err =
-            ConnectionInfo::from_url("connection_info", "postgresql://u:SECRET@/").unwrap_err();
+        let err = ConnectionInfo::from_url("connection_info", "postgresql://u:SECRET@h:99999/d")
+            .unwrap_err();
         assert!(!err.to_string().contains("SECRET"));
     }
 }

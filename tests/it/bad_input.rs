@@ -194,7 +194,7 @@ on_both_stores!(bad_connection_info_is_refused, |env: TestEnv| {
                 "INVALID_BLOCK_DATA",
             ),
             (
-                &["block", "create", "x", "--url", "postgres:///sage"],
+                &["block", "create", "x", "--url", "postgres://h:0/sage"],
                 "INVALID_BLOCK_DATA",
             ),
             (
@@ -209,7 +209,7 @@ on_both_stores!(bad_connection_info_is_refused, |env: TestEnv| {
                     "--type",
                     "sqlalchemy-connector",
                     "--set",
-                    "connection_info=postgresql:///nohost",
+                    "connection_info=postgresql://nohost:0/db",
                 ],
                 "INVALID_BLOCK_DATA",
             ),

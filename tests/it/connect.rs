@@ -109,7 +109,10 @@ fn postgres_pool_with_an_awkward_password_survives_rotation() {
     let url = env.ok(&["block", "url", "crdb-sage"]).stdout;
     assert_eq!(
         url.trim(),
-        format!("postgresql://{0}:********@127.0.0.1:5432/{0}", role.name)
+        format!(
+            "postgresql+psycopg2://{0}:********@127.0.0.1:5432/{0}",
+            role.name
+        )
     );
 
     let registry = env.registry("300ms");
@@ -462,18 +465,27 @@ fn exec_with_psql_and_pg_dump_and_env_outputs_read_by_a_shell() {
         assert_eq!(parts[0], AWKWARD, "{script}");
         assert_eq!(parts[1], role.name);
         assert_eq!(parts[2], "5432");
-        // The exported URL connects as is.
-        let psql = std::process::Command::new("psql")
-            .args([parts[3], "-tAc", "select 1"])
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&psql.stdout).trim(),
-            "1",
+        // The exported URL is SQLAlchemy's, driver included.
+        assert!(
+            parts[3].starts_with("postgresql+psycopg2://"),
             "{}",
-            String::from_utf8_lossy(&psql.stderr)
+            parts[3]
         );
     }
+    // `block url --libpq` is the one psql reads; it connects as is.
+    let url = env
+        .ok(&["block", "url", "crdb-sage", "--libpq", "--show-secrets"])
+        .stdout;
+    let psql = std::process::Command::new("psql")
+        .args([url.trim(), "-tAc", "select 1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&psql.stdout).trim(),
+        "1",
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
     let libpq = env.json(&["block", "env", "crdb-sage", "--format", "libpq"]);
     assert_eq!(libpq["PGPASSWORD"], AWKWARD);
     assert_eq!(libpq["PGPORT"], "5432");

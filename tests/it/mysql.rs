@@ -69,7 +69,10 @@ fn mariadb_pool_test_and_exec() {
     );
     assert_eq!(
         report["url"],
-        format!("mysql://{0}:********@127.0.0.1:3306/{0}", user.name)
+        format!(
+            "mariadb+mariadbconnector://{0}:********@127.0.0.1/{0}",
+            user.name
+        )
     );
 
     let registry = env.registry("30s");

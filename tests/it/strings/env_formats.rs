@@ -59,7 +59,11 @@ fn sourced(shell: &str, file: &Path, count: usize, dir: &Path) -> Vec<String> {
         .env("PATH", std::env::var("PATH").unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{shell}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut values: Vec<String> = text.split('\0').map(str::to_owned).collect();
     values.pop();
@@ -72,10 +76,19 @@ fn python_dotenv(file: &Path, count: usize) -> Vec<String> {
                   d = dotenv.dotenv_values(sys.argv[1])\n\
                   print(json.dumps([d.get('V%d' % i) for i in range(int(sys.argv[2]))]))";
     let out = Command::new(python())
-        .args(["-c", script, &file.display().to_string(), &count.to_string()])
+        .args([
+            "-c",
+            script,
+            &file.display().to_string(),
+            &count.to_string(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -101,7 +114,10 @@ fn each_format_reads_back_exactly_in_its_consumers() {
                     kept.push(value.clone());
                 }
                 Err(err) => {
-                    assert!(format == EnvFormat::Dotenv && dotenv_refuses(value), "{err}");
+                    assert!(
+                        format == EnvFormat::Dotenv && dotenv_refuses(value),
+                        "{err}"
+                    );
                     assert!(err.to_string().contains("--format shell"), "{err}");
                     refused += 1;
                 }
@@ -114,7 +130,11 @@ fn each_format_reads_back_exactly_in_its_consumers() {
         let file = dir.path().join(format!("{format:?}.env"));
         std::fs::write(&file, &text).unwrap();
         for shell in ["bash", "dash"] {
-            assert_eq!(sourced(shell, &file, kept.len(), dir.path()), kept, "{shell} {format:?}");
+            assert_eq!(
+                sourced(shell, &file, kept.len(), dir.path()),
+                kept,
+                "{shell} {format:?}"
+            );
         }
         if format == EnvFormat::Dotenv {
             let read: Vec<String> = python_dotenv(&file, kept.len());
@@ -122,5 +142,8 @@ fn each_format_reads_back_exactly_in_its_consumers() {
         }
         assert!(!Path::new("/tmp/P").exists() && !dir.path().join("P").exists());
     }
-    eprintln!("{} values, {refused} refused by the dotenv format", values.len());
+    eprintln!(
+        "{} values, {refused} refused by the dotenv format",
+        values.len()
+    );
 }

@@ -3,3 +3,5 @@
 //! own parsers.
 
 mod env_formats;
+mod resolution;
+mod urls;
