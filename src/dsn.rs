@@ -40,6 +40,12 @@ pub struct Dsn<'a> {
     query: Vec<(Range<usize>, Range<usize>)>,
 }
 
+/// A part's place in the URL's text.
+type Span = Range<usize>;
+
+/// Query parameters: each key's and value's place.
+type Pairs = Vec<(Span, Span)>;
+
 /// Why a URL cannot be read. Never quotes the URL, which may hold a password.
 pub type Refusal = String;
 
@@ -273,11 +279,7 @@ fn libpq(text: &str, scheme_end: usize) -> Result<Dsn<'_>, Refusal> {
 
 /// One `host[:port]` of libpq's list, starting at `p`: the host's range (inside the
 /// brackets of an IPv6 address), the port's, and where the netloc ends.
-#[allow(clippy::type_complexity)]
-fn netloc(
-    text: &str,
-    mut p: usize,
-) -> Result<(Range<usize>, Option<Range<usize>>, usize), Refusal> {
+fn netloc(text: &str, mut p: usize) -> Result<(Span, Option<Span>, usize), Refusal> {
     let bytes = text.as_bytes();
     let host = if bytes.get(p) == Some(&b'[') {
         let open = p;
@@ -308,7 +310,7 @@ fn netloc(
 
 /// libpq's `conninfo_uri_parse_params`: `key=value` pairs separated by `&`, each with
 /// exactly one `=`.
-fn libpq_params(text: &str, from: usize) -> Result<Vec<(Range<usize>, Range<usize>)>, Refusal> {
+fn libpq_params(text: &str, from: usize) -> Result<Pairs, Refusal> {
     let mut pairs = Vec::new();
     let mut p = from;
     while p < text.len() {
@@ -391,15 +393,16 @@ fn sqlalchemy(text: &str, scheme_end: usize) -> Result<Dsn<'_>, Refusal> {
 mod tests {
     use super::*;
 
-    fn read(
-        text: &str,
-    ) -> (
+    /// User, password, host, port, database.
+    type Parts = (
         Option<String>,
         Option<String>,
         Option<String>,
         Option<String>,
         Option<String>,
-    ) {
+    );
+
+    fn read(text: &str) -> Parts {
         let d = Dsn::parse(text).unwrap();
         (
             d.user().unwrap(),

@@ -136,6 +136,9 @@ pub struct CreateDatabase {
     pub template: Option<String>,
     #[serde(default)]
     pub extensions: Vec<String>,
+    /// `owner` exists and is the admin block's own role (`db create --existing-owner`).
+    #[serde(default)]
+    pub existing_owner: bool,
 }
 
 /// `POST /databases/{name}/users`: `db user create`. `grant`: read, write or all.
@@ -169,6 +172,9 @@ pub struct Applied {
     pub block: String,
     pub files: usize,
     pub statements: usize,
+    /// The block's `requires` its database still lacks after the files ran.
+    #[serde(default)]
+    pub unmet: Vec<String>,
 }
 
 /// `POST /blocks/{name}/rotate-password`.

@@ -36,6 +36,11 @@ pub enum DbCommand {
         /// The role to create and give the database to.
         #[arg(long, value_name = "ROLE")]
         owner: String,
+        /// The owner exists already and is the admin block's own role: no role is made,
+        /// and the new block carries the admin's credentials (a self-hosted setup where
+        /// every project's database is used by one user).
+        #[arg(long)]
+        existing_owner: bool,
         /// The block to store for the new database and role.
         #[arg(long, value_name = "BLOCK")]
         block: BlockName,
@@ -133,6 +138,7 @@ pub fn run(cmd: DbCommand, registry: &Registry, out: &Printer) -> Result<()> {
             block,
             template,
             extensions,
+            existing_owner,
         } => {
             let database = match (name, generate_name) {
                 (Some(name), _) => DatabaseName::parse(&name)?,
@@ -150,6 +156,7 @@ pub fn run(cmd: DbCommand, registry: &Registry, out: &Printer) -> Result<()> {
                 block,
                 template,
                 extensions,
+                existing_owner,
             };
             create(registry, &new, out)
         }
@@ -214,8 +221,13 @@ fn apply(registry: &Registry, block: &str, files: &[PathBuf], out: &Printer) -> 
             .map_err(|err| Error::io(format!("reading {}", file.display()), err))?;
         texts.push((file.display().to_string(), text));
     }
-    let count = registry.apply_schema(block, &texts)?;
-    let report = serde_json::json!({"block": block, "files": files.len(), "statements": count});
+    let applied = registry.apply_schema(block, &texts)?;
+    let count = applied.statements;
+    let report = serde_json::json!({"block": block, "files": files.len(),
+        "statements": count, "unmet": applied.unmet});
+    for unmet in &applied.unmet {
+        eprintln!("warning: block {block} requires {unmet}, which its database still lacks");
+    }
     out.emit(&report, || {
         format!(
             "applied {count} statement(s) from {} file(s) as block {block}",

@@ -50,6 +50,17 @@ pub struct Provisioned {
     pub changed: bool,
     /// What was done, in order.
     pub steps: Vec<String>,
+    /// The block's URL with its password masked (`postgresql://app:********@host/app`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_string: Option<String>,
+}
+
+/// `db apply`: how many statements ran, and the block's `requires` its database still
+/// lacks after them.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SchemaApplied {
+    pub statements: usize,
+    pub unmet: Vec<String>,
 }
 
 /// `db ls`: a database and the blocks that point at it.
@@ -247,6 +258,21 @@ impl Session {
                 ),
             )),
         }
+    }
+
+    /// The statement that makes the admin role a member of `role` where it must be one
+    /// to give `role` a database and later drop both: PostgreSQL, when the admin is not
+    /// a superuser (the managed-database case: CREATEDB and CREATEROLE only).
+    pub fn membership_for(&mut self, role: &RoleName) -> Result<Option<String>> {
+        if self.dialect != Dialect::Postgres
+            || self.flag("SELECT rolsuper AS v FROM pg_roles WHERE rolname = current_user")?
+        {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "GRANT {} TO CURRENT_USER",
+            sql::ident(self.dialect, role.as_str())?
+        )))
     }
 
     /// Refuses a template that does not exist or has other sessions connected (which

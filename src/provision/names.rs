@@ -13,6 +13,19 @@ use crate::error::{Error, ProvisionCode, Result};
 pub const MAX_LEN: usize = 63;
 
 /// Names no database may take: the server's own and those seed 003's platform uses.
+/// Role names a server reserves or reads as something else: PostgreSQL's `public` and
+/// `none`, the SQL keywords that name the current session's role, and MySQL's `root`.
+const RESERVED_ROLES: &[&str] = &[
+    "public",
+    "none",
+    "current_user",
+    "current_role",
+    "session_user",
+    "user",
+    "all",
+    "root",
+];
+
 pub const RESERVED: &[&str] = &[
     "postgres",
     "template0",
@@ -109,10 +122,12 @@ impl RoleName {
     pub fn parse(raw: &str) -> Result<Self> {
         let shown: String = raw.chars().take(MAX_LEN + 8).collect();
         check(raw, "role")
-            .and_then(|()| match raw.starts_with("pg_") || raw == "root" {
-                true => Err("the name is reserved".to_owned()),
-                false => Ok(()),
-            })
+            .and_then(
+                |()| match raw.starts_with("pg_") || RESERVED_ROLES.contains(&raw) {
+                    true => Err("the name is reserved".to_owned()),
+                    false => Ok(()),
+                },
+            )
             .map_err(|reason| {
                 Error::provision(
                     ProvisionCode::InvalidRoleName,

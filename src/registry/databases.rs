@@ -16,7 +16,7 @@ use crate::error::{Error, ProvisionCode, Result};
 use crate::name::{BlockName, ToBlockName};
 use crate::provision::schema::{self, Values};
 use crate::provision::{
-    DatabaseListing, DatabaseName, Dialect, Grant, Provisioned, RoleName, Session,
+    DatabaseListing, DatabaseName, Dialect, Grant, Provisioned, RoleName, SchemaApplied, Session,
     generate_password, sql, verify_login,
 };
 
@@ -31,6 +31,9 @@ pub struct NewDatabase {
     pub block: BlockName,
     pub template: Option<String>,
     pub extensions: Vec<String>,
+    /// The owner is the admin block's own role (shared by every database it makes,
+    /// as in a self-hosted setup where all projects use one user): no role is created.
+    pub existing_owner: bool,
 }
 
 /// What was created so far, undone in reverse when a later step fails.
@@ -79,66 +82,99 @@ impl Registry {
     }
 
     /// Creates role `owner` (with a generated password), database `database` owned by
-    /// it (from `template`, with `extensions`), and block `block` pointing at them. All
-    /// or nothing: a failed step undoes the ones before it. A re-run after success
-    /// changes nothing and says so.
+    /// it (from `template`, with `extensions`), and block `block` pointing at them. With
+    /// `existing_owner`, the owner is the admin block's own role, as it is (no role is
+    /// made, and the block carries the admin's credentials). All or nothing: a failed
+    /// step undoes the ones before it. A re-run after success changes nothing and says so.
     pub fn create_database(&self, new: &NewDatabase) -> Result<Provisioned> {
         let mut admin = self.admin_session(&new.admin)?;
-        let dialect = admin.dialect;
         if let Some(done) = self.already_provisioned(&mut admin, new)? {
             return Ok(done);
         }
         check_create(&mut admin, new)?;
-        let statements =
-            sql::create_database(dialect, &new.database, &new.owner, new.template.as_deref())?;
-        let password = generate_password();
-        admin.hide(&password);
+        let password = match new.existing_owner {
+            true => admin.info().password.clone().map(zeroize::Zeroizing::new),
+            false => Some(generate_password()),
+        };
+        if let Some(password) = &password {
+            admin.hide(password);
+        }
         let mut undo = Undo::default();
         let mut steps = Vec::new();
-        let result = (|| {
-            let create_role = sql::create_role(dialect, &new.owner, &password)?;
-            admin.run("create role", &create_role)?;
-            undo.role = Some(new.owner.clone());
-            steps.push(format!("created role {}", new.owner));
-            for statement in &statements {
-                admin
-                    .run("create database", statement)
-                    .map_err(|err| refine_create_error(&mut admin, new, err))?;
-                undo.database = Some(new.database.clone());
-            }
-            steps.push(format!("created database {}", new.database));
-            if !new.extensions.is_empty() {
-                let mut inside = admin.open_database(new.database.as_str())?;
-                for extension in &new.extensions {
-                    let statement = sql::create_extension(dialect, extension)?;
-                    inside.run(&format!("create extension {extension}"), &statement)?;
-                    steps.push(format!("enabled extension {extension}"));
-                }
-            }
-            let info = block_info(admin.info(), &new.database, &new.owner, &password);
-            self.create_block(NewBlock {
-                name: new.block.clone(),
-                block_type: CONNECTOR.into(),
-                document: json!({ "connection_info": info.to_components() }),
-                id: None,
-                replace_deleted: false,
-            })?;
-            steps.push(format!("stored block {}", new.block));
-            Ok(())
-        })();
-        match result {
+        let password = password.as_deref().map(String::as_str);
+        match self.create_database_steps(&mut admin, new, password, &mut undo, &mut steps) {
             Ok(()) => Ok(Provisioned {
                 database: new.database.to_string(),
                 role: new.owner.to_string(),
                 block: new.block.to_string(),
                 changed: true,
                 steps,
+                connection_string: self.connection_string(&new.block),
             }),
             Err(err) => {
                 undo.run(&mut admin);
                 Err(err)
             }
         }
+    }
+
+    /// The steps of [`Registry::create_database`], each recorded in `undo` once done.
+    fn create_database_steps(
+        &self,
+        admin: &mut Session,
+        new: &NewDatabase,
+        password: Option<&str>,
+        undo: &mut Undo,
+        steps: &mut Vec<String>,
+    ) -> Result<()> {
+        let dialect = admin.dialect;
+        let statements =
+            sql::create_database(dialect, &new.database, &new.owner, new.template.as_deref())?;
+        if !new.existing_owner {
+            let create_role = sql::create_role(dialect, &new.owner, password.unwrap_or_default())?;
+            admin.run("create role", &create_role)?;
+            undo.role = Some(new.owner.clone());
+            steps.push(format!("created role {}", new.owner));
+            if let Some(grant) = admin.membership_for(&new.owner)? {
+                admin.run("grant the new role to the admin role", &grant)?;
+                steps.push(format!(
+                    "granted role {} to the admin role (not a superuser), so it may give \
+                     it the database and drop both later",
+                    new.owner
+                ));
+            }
+        }
+        for statement in &statements {
+            admin
+                .run("create database", statement)
+                .map_err(|err| refine_create_error(admin, new, err))?;
+            undo.database = Some(new.database.clone());
+        }
+        steps.push(format!("created database {}", new.database));
+        if !new.extensions.is_empty() {
+            let mut inside = admin.open_database(new.database.as_str())?;
+            for extension in &new.extensions {
+                let statement = sql::create_extension(dialect, extension)?;
+                inside.run(&format!("create extension {extension}"), &statement)?;
+                steps.push(format!("enabled extension {extension}"));
+            }
+        }
+        let info = block_info(admin.info(), &new.database, &new.owner, password);
+        self.create_block(NewBlock {
+            name: new.block.clone(),
+            block_type: CONNECTOR.into(),
+            document: json!({ "connection_info": info.to_components() }),
+            id: None,
+            replace_deleted: false,
+        })?;
+        steps.push(format!("stored block {}", new.block));
+        Ok(())
+    }
+
+    /// A stored block's URL with its password masked, for answers that name it.
+    fn connection_string(&self, block: &BlockName) -> Option<String> {
+        let block = self.get_block_masked(block).ok()?;
+        connection_info(&block).ok()?.display_url(false).ok()
     }
 
     /// A re-run of a `db create` that succeeded: the block points at this database as
@@ -179,6 +215,7 @@ impl Registry {
             steps: vec![
                 "unchanged: the database, its owner and the block are already there".into(),
             ],
+            connection_string: info.display_url(false).ok(),
         }))
     }
 
@@ -212,7 +249,7 @@ impl Registry {
             undo.grants_in = Some(database.clone());
             let statements = sql::grant(dialect, grant, database, role, &owner)?;
             run_grants(&mut admin, database, &statements)?;
-            let info = block_info(admin.info(), database, role, &password);
+            let info = block_info(admin.info(), database, role, Some(&password));
             self.create_block(NewBlock {
                 name: block.clone(),
                 block_type: CONNECTOR.into(),
@@ -232,6 +269,7 @@ impl Registry {
                     format!("granted {grant:?} on {database}").to_lowercase(),
                     format!("stored block {block}"),
                 ],
+                connection_string: self.connection_string(block),
             }),
             Err(err) => {
                 undo.run(&mut admin);
@@ -288,6 +326,14 @@ impl Registry {
         drop_role: Option<&RoleName>,
     ) -> Result<Vec<String>> {
         let mut session = self.admin_session(admin)?;
+        if let Some(role) = drop_role
+            && session.info().username.as_deref() == Some(role.as_str())
+        {
+            return Err(Error::InvalidInput(format!(
+                "--drop-role {role} is the admin block's own role; it is never dropped (a \
+                 database made with --existing-owner shares it)"
+            )));
+        }
         if !session.database_exists(database.as_str())? {
             return Err(Error::provision(
                 ProvisionCode::DatabaseNotFound,
@@ -311,17 +357,11 @@ impl Registry {
     /// Applies schema files with the block's own credentials: placeholders replaced,
     /// statements run in order in one transaction where the dialect allows (PostgreSQL),
     /// stopping at the first error with `file:line`. The block's `requires` are checked
-    /// first.
-    pub fn apply_schema(&self, name: &str, files: &[(String, String)]) -> Result<usize> {
+    /// after, not before: a schema file is how a database comes to meet them (`CREATE
+    /// EXTENSION pgcrypto`); what is still unmet is returned.
+    pub fn apply_schema(&self, name: &str, files: &[(String, String)]) -> Result<SchemaApplied> {
         let block = self.load_block(name)?;
         let doc = block.document().unwrap_or_default();
-        let report = crate::connect::test(name, &doc, std::time::Duration::from_secs(10))?;
-        if !report.requirements_met() {
-            return Err(Error::RequirementNotMet(format!(
-                "block {name:?} requires what its database lacks; `blockyard block test \
-                 {name}` shows what"
-            )));
-        }
         let info = connection_info(&block)?;
         let mut session = Session::open(&info)?;
         let dialect = session.dialect;
@@ -354,7 +394,17 @@ impl Registry {
                 .run_batch("COMMIT")
                 .map_err(schema_error("COMMIT"))?;
         }
-        Ok(count)
+        let report = crate::connect::test(name, &doc, std::time::Duration::from_secs(10))?;
+        let unmet = report
+            .requirements
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| format!("{} ({})", r.requirement, r.found))
+            .collect();
+        Ok(SchemaApplied {
+            statements: count,
+            unmet,
+        })
     }
 
     /// Rotates a block's password in its database and in the store. The new password
@@ -484,6 +534,9 @@ fn check_create(admin: &mut Session, new: &NewDatabase) -> Result<()> {
             format!("database {:?} already exists", new.database.as_str()),
         ));
     }
+    if new.existing_owner {
+        return check_existing_owner(admin, new);
+    }
     if admin.role_exists(&new.owner)? {
         return Err(Error::provision(
             ProvisionCode::RoleAlreadyExists,
@@ -500,18 +553,36 @@ fn check_create(admin: &mut Session, new: &NewDatabase) -> Result<()> {
     }
 }
 
+/// `--existing-owner`: the role must be the admin block's own, whose credentials the
+/// new block carries (another role's password is not Blockyard's to know).
+fn check_existing_owner(admin: &mut Session, new: &NewDatabase) -> Result<()> {
+    if admin.info().username.as_deref() != Some(new.owner.as_str()) {
+        return Err(Error::InvalidInput(format!(
+            "--existing-owner {} is not the admin block's role ({}); an existing owner \
+             must be the admin's own role, whose credentials the new block carries. To own \
+             the database as another role, leave out --existing-owner (a new role is made)",
+            new.owner,
+            admin.info().username.as_deref().unwrap_or("none")
+        )));
+    }
+    match &new.template {
+        Some(template) => admin.check_template(template),
+        None => Ok(()),
+    }
+}
+
 /// A new block's connection: the admin's server (driver, host, port, options), this
 /// database, role and password.
 fn block_info(
     admin: &ConnectionInfo,
     database: &DatabaseName,
     role: &RoleName,
-    password: &str,
+    password: Option<&str>,
 ) -> ConnectionInfo {
     let mut info = admin.clone();
     info.database = database.to_string();
     info.username = Some(role.to_string());
-    info.password = Some(password.to_owned());
+    info.password = password.map(str::to_owned);
     info
 }
 
@@ -541,6 +612,42 @@ fn refine_create_error(admin: &mut Session, new: &NewDatabase, err: Error) -> Er
             format!(
                 "permission denied to create database {:?}",
                 new.database.as_str()
+            ),
+        );
+    }
+    refine_by_message(new, err)
+}
+
+/// What the server said of a failed `CREATE DATABASE`, where the catalogs cannot tell:
+/// diesel does not expose the SQLSTATE, so PostgreSQL's disk-full message and hint
+/// (`could not extend file ...: No space left on device`, `Check free disk space.`),
+/// and its membership refusal, are read from the (English) text.
+fn refine_by_message(new: &NewDatabase, err: Error) -> Error {
+    let message = err.to_string();
+    let has = |markers: &[&str]| markers.iter().any(|m| message.contains(m));
+    if has(&[
+        "No space left on device",
+        "Check free disk space",
+        "could not extend file",
+    ]) {
+        return Error::provision(
+            ProvisionCode::DiskSpaceFull,
+            format!(
+                "could not create database {:?}: insufficient disk space on the database \
+                 server; free space or delete unused databases, then run the same command",
+                new.database.as_str()
+            ),
+        );
+    }
+    if has(&["must be member of role", "must be able to SET ROLE"]) {
+        return Error::provision(
+            ProvisionCode::InsufficientPermissions,
+            format!(
+                "the admin role may not give database {:?} to role {:?}; as a superuser, \
+                 run: GRANT \"{}\" TO <the admin block's role>",
+                new.database.as_str(),
+                new.owner.as_str(),
+                new.owner.as_str()
             ),
         );
     }

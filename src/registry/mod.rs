@@ -18,7 +18,7 @@ mod rotation;
 mod transfer;
 
 pub use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock};
-pub use crate::provision::{DatabaseListing, Provisioned};
+pub use crate::provision::{DatabaseListing, Provisioned, SchemaApplied};
 pub use admin::{
     AUDIT_PRUNE_LOCK, AuditFilter, AuditRow, MigrationStatus, PruneReport, migrate,
     migration_status,

@@ -74,6 +74,7 @@ pub async fn create_database(
         block: block.clone(),
         template: body.template,
         extensions: body.extensions,
+        existing_owner: body.existing_owner,
     };
     let done = Change::admin("db-create", &block, PROVISIONING)
         .using_admin_block(&body.admin)
@@ -177,11 +178,12 @@ pub async fn apply_schema(
     let registry = state.registry.clone();
     let target = name.clone();
     let result = blocking_long(move || registry.apply_schema(&target, &files)).await;
-    let statements = audited(state, &ctx, "db-apply", &name, result).await?;
+    let applied = audited(state, &ctx, "db-apply", &name, result).await?;
     Ok(Json::ok(&Applied {
         block: name.to_string(),
         files: count,
-        statements,
+        statements: applied.statements,
+        unmet: applied.unmet,
     }))
 }
 

@@ -9,9 +9,9 @@ use diesel::prelude::*;
 use crate::support::*;
 
 /// Roles and databases a test made, dropped at the end whatever happened.
-struct Cleanup {
-    databases: Vec<String>,
-    roles: Vec<String>,
+pub struct Cleanup {
+    pub databases: Vec<String>,
+    pub roles: Vec<String>,
 }
 
 impl Drop for Cleanup {
@@ -33,9 +33,9 @@ impl Drop for Cleanup {
 
 /// The admin block's password: the test server lets `postgres` in without one (trust),
 /// so it is planted only to be searched for in every output.
-const ADMIN_PW: &str = "planted-ADMIN-pw";
+pub const ADMIN_PW: &str = "planted-ADMIN-pw";
 
-fn admin_block(env: &TestEnv) {
+pub fn admin_block(env: &TestEnv) {
     env.run_stdin(
         &[
             "block",
@@ -513,6 +513,11 @@ fn the_database_side_over_http() {
     let created = api.post("/databases", &new);
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.body["changed"], true);
+    // Seed 003's answer: the connection string, its password masked.
+    assert_eq!(
+        created.body["connection_string"],
+        format!("postgresql://{owner}:********@127.0.0.1:5432/{db}")
+    );
     let again = api.post("/databases", &new);
     assert_eq!(
         (again.status, &again.body["changed"]),

@@ -21,6 +21,7 @@ mod leases;
 mod mysql;
 mod readme;
 mod secrets;
+mod seeds;
 mod server;
 mod shapes;
 mod strings;

@@ -9,10 +9,12 @@ use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
 
 mod browser;
+mod cluster;
 mod db;
 mod http;
 mod prefect;
 pub use browser::Browser;
+pub use cluster::TinyCluster;
 pub use db::*;
 pub use http::{Api, Reply, Server, assert_error, free_port, token};
 pub use prefect::{PrefectServer, clients, python, run_prefect, run_python};
