@@ -162,7 +162,9 @@ impl<'a> Dsn<'a> {
         self.user()?;
         self.password()?;
         self.database()?;
-        self.host()?;
+        if self.host()?.is_some_and(|h| h.chars().any(char::is_control)) {
+            return Err("the host holds a control character".into());
+        }
         let query = self.query()?;
         let option = query
             .into_iter()

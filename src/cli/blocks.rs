@@ -378,9 +378,9 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
         env_file,
         id,
         replace_deleted,
-        doc,
+        mut doc,
     } = args;
-    let from_data = doc.data.as_deref().and_then(input::data_file_type);
+    let from_data = doc.read_data()?;
     let slug = match block_type.or(from_data) {
         Some(slug) => slug,
         None if doc.url.is_some() || from_env.is_some() => CONNECTOR.to_owned(),
@@ -428,7 +428,11 @@ fn list(registry: &Registry, out: &Printer, filter: BlockFilter) -> Result<()> {
     let blocks = registry.list_blocks(&filter)?;
     out.emit(&blocks, || {
         if blocks.is_empty() {
-            return "no blocks; create one with `blockyard block create`".into();
+            return match (&filter.after, &filter.name_prefix, &filter.block_type) {
+                (Some(after), _, _) => format!("no more blocks after {after}"),
+                (None, None, None) => "no blocks; create one with `blockyard block create`".into(),
+                _ => "no blocks match; `blockyard block ls` lists them all".into(),
+            };
         }
         table(
             &["NAME", "TYPE", "VERSION", "UPDATED"],

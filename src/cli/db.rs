@@ -51,9 +51,11 @@ pub enum DbCommand {
         #[arg(long = "extension", value_name = "NAME")]
         extensions: Vec<String>,
     },
-    /// Run SQL files with a block's own credentials: %%USER%%, %%PASSWORD%% and
-    /// %%DATABASE%% are replaced by the block's values (quoted as their place needs),
-    /// in one transaction on PostgreSQL; the first error stops it, with file:line.
+    /// Run SQL files with a block's own credentials: %%USER%% (the login name),
+    /// %%ROLE%% (the role: a pooler's `role.project` login without `.project`),
+    /// %%PASSWORD%% and %%DATABASE%% are replaced by the block's values (quoted as their
+    /// place needs), in one transaction on PostgreSQL; the first error stops it, with
+    /// file:line. The block's `requires` are checked after, and what is unmet is said.
     ///
     /// Example: blockyard db apply crdb-sage schema/001.sql schema/002.sql
     #[command(verbatim_doc_comment)]

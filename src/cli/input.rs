@@ -36,6 +36,9 @@ pub struct DocumentArgs {
     /// Connection URL split into components, e.g. 'postgres://u:p%40ss@host:5432/db'.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+    /// The `--data` document once read (stdin can be read only once).
+    #[arg(skip)]
+    loaded: Option<Value>,
 }
 
 impl DocumentArgs {
@@ -43,8 +46,10 @@ impl DocumentArgs {
     /// Applies these arguments to `doc`, in order: `--data`, the `--from-env` document,
     /// `--url`, `--set`, `--set-json`, `--set-secret-file`, `--password-stdin`.
     pub fn apply(&self, ty: &BlockType, doc: &mut Value, env_doc: Option<Value>) -> Result<()> {
-        if let Some(path) = &self.data {
-            *doc = read_json_document(path)?;
+        if let Some(loaded) = &self.loaded {
+            *doc = loaded.clone();
+        } else if let Some(path) = &self.data {
+            *doc = read_json_document(path)?.1;
         }
         if let Some(env_doc) = env_doc {
             merge_objects(doc, env_doc);
@@ -252,14 +257,17 @@ fn block_body(value: &Value) -> Option<(&str, &Value)> {
     Some((value.get("block_type")?.as_str()?, data))
 }
 
-/// The block type a `--data` file names, when it is a whole block (not stdin).
-pub fn data_file_type(path: &Path) -> Option<String> {
-    if path == Path::new("-") {
-        return None;
+impl DocumentArgs {
+    /// Reads the `--data` document (a file, or stdin), once; the block type it names
+    /// when it is a whole block as `inspect -o json` prints it.
+    pub fn read_data(&mut self) -> Result<Option<String>> {
+        let Some(path) = &self.data else {
+            return Ok(None);
+        };
+        let (block_type, data) = read_json_document(path)?;
+        self.loaded = Some(data);
+        Ok(block_type)
     }
-    let text = std::fs::read_to_string(path).ok()?;
-    let value = parse_document(&text).ok()?;
-    block_body(&value).map(|(ty, _)| ty.to_owned())
 }
 
 /// A document file's text: JSON, or YAML (a block as `inspect -o json` prints it, or
@@ -282,7 +290,8 @@ fn parse_document(text: &str) -> Result<Value> {
     })
 }
 
-fn read_json_document(path: &Path) -> Result<Value> {
+/// A `--data` document: the block type it names (a whole block) and its data.
+fn read_json_document(path: &Path) -> Result<(Option<String>, Value)> {
     let text = if path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()
@@ -294,16 +303,16 @@ fn read_json_document(path: &Path) -> Result<Value> {
             .map_err(|err| Error::io(format!("reading {}", path.display()), err))?
     };
     let value = parse_document(&text)?;
-    let value = match block_body(&value) {
-        Some((_, data)) => data.clone(),
-        None => value,
+    let (block_type, value) = match block_body(&value) {
+        Some((ty, data)) => (Some(ty.to_owned()), data.clone()),
+        None => (None, value),
     };
     if !value.is_object() {
         return Err(Error::InvalidBlockData(
             "the document must be a JSON object".into(),
         ));
     }
-    Ok(value)
+    Ok((block_type, value))
 }
 
 /// Deep-merges `patch` into `doc` (objects merge, everything else replaces).

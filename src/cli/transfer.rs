@@ -49,13 +49,14 @@ pub struct ExportArgs {
 pub struct ImportArgs {
     /// An export file (`blockyard export > FILE`); `-` reads stdin.
     pub file: PathBuf,
-    /// Show the plan (create, update, unchanged, skipped) and change nothing.
+    /// Show the plan (create, update, replace, unchanged, skipped) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Leave every block that exists here as it is.
     #[arg(long, conflicts_with = "overwrite")]
     pub skip_existing: bool,
-    /// Also replace a block here that has the same name but another id.
+    /// Also replace a block here that has the same name but another id with the
+    /// export's, id included (the one here is deleted; `undelete` brings it back).
     #[arg(long)]
     pub overwrite: bool,
     /// The age identity file (AGE-SECRET-KEY-...) that opens the export's secrets.
@@ -144,7 +145,7 @@ pub fn import(registry: &Registry, args: ImportArgs, out: &Printer) -> Result<()
             })
             .collect();
         format!(
-            "{}: create {}{}, update {}{}, unchanged {}, skipped {}{}{}{moved}",
+            "{}: create {}{}, update {}{}, replace {}{}, unchanged {}, skipped {}{}{}{moved}",
             if plan.applied {
                 "imported"
             } else {
@@ -154,6 +155,8 @@ pub fn import(registry: &Registry, args: ImportArgs, out: &Printer) -> Result<()
             list(&plan.create),
             plan.update.len(),
             list(&plan.update),
+            plan.replace.len(),
+            list(&plan.replace),
             plan.unchanged.len(),
             plan.skipped.len(),
             list(&plan.skipped),

@@ -35,6 +35,16 @@ pub enum Error {
     #[error("a block named {0:?} already exists; choose another name or update it")]
     BlockAlreadyExists(String),
 
+    #[error(
+        "a block named {name:?} is here with another id ({here}, the export's is {theirs}); \
+         import with --overwrite to replace it with the export's block and id"
+    )]
+    BlockIdDiffers {
+        name: String,
+        here: String,
+        theirs: String,
+    },
+
     #[error("block {name:?} is at version {actual}, not {expected}; re-read it and retry")]
     VersionConflict {
         name: String,
@@ -169,7 +179,7 @@ impl Error {
             Error::InvalidBlockName { .. } => K::InvalidBlockName,
             Error::BlockNotFound(_) => K::BlockNotFound,
             Error::LeaseNotFound(_) => K::LeaseNotFound,
-            Error::BlockAlreadyExists(_) => K::BlockAlreadyExists,
+            Error::BlockAlreadyExists(_) | Error::BlockIdDiffers { .. } => K::BlockAlreadyExists,
             Error::VersionConflict { .. } => K::VersionConflict,
             Error::UnknownBlockType(_) => K::UnknownBlockType,
             Error::InvalidBlockType(_) => K::InvalidBlockType,

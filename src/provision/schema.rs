@@ -1,5 +1,5 @@
-//! Schema files (seed 000's `run-schema`): `%%USER%%`, `%%PASSWORD%%` and `%%DATABASE%%`
-//! replaced by a block's values, each quoted as its position requires (inside `'...'`
+//! Schema files (seed 000's `run-schema`): `%%USER%%`, `%%ROLE%%`, `%%PASSWORD%%` and
+//! `%%DATABASE%%` replaced by a block's values, each quoted as its position requires (inside `'...'`
 //! as literal text, inside `E'...'` with backslashes escaped, inside `"..."` or
 //! `` `...` `` as identifier text, inside a dollar quote verbatim, inside a comment not
 //! at all, bare as a quoted literal for the password and a quoted identifier for
@@ -12,9 +12,19 @@ use crate::error::Result;
 
 /// What the placeholders stand for.
 pub struct Values<'a> {
+    /// `%%USER%%`: the user name the block logs in with, as stored.
     pub user: &'a str,
     pub password: &'a str,
     pub database: &'a str,
+}
+
+impl<'a> Values<'a> {
+    /// `%%ROLE%%`: the role inside the database. A pooler's login `role.project`
+    /// (Supabase's Supavisor: `postgres.mpodkwxxymffedxjmsqv`) names role `role`, so
+    /// the namespace after the first `.` is left out; any other name is the user's.
+    pub fn role(&self) -> &'a str {
+        self.user.split('.').next().unwrap_or_default()
+    }
 }
 
 /// One statement of a file and the line (1-based) it starts on.
@@ -132,6 +142,7 @@ fn placeholder<'t, 'v>(
 ) -> Option<(&'static str, &'v str, &'t str)> {
     [
         ("%%USER%%", "user", values.user),
+        ("%%ROLE%%", "user", values.role()),
         ("%%PASSWORD%%", "password", values.password),
         ("%%DATABASE%%", "database", values.database),
     ]
@@ -244,6 +255,20 @@ mod tests {
         password: "p'w@x",
         database: "sage",
     };
+
+    #[test]
+    fn a_poolers_namespace_is_left_out_of_the_role() {
+        let supabase = Values {
+            user: "postgres.mpodkwxxymffedxjmsqv",
+            ..VALUES
+        };
+        let text = "GRANT USAGE ON SCHEMA app TO %%ROLE%%; -- login %%USER%%\nSELECT '%%USER%%'";
+        assert_eq!(
+            substitute(Dialect::Postgres, text, &supabase).unwrap(),
+            "GRANT USAGE ON SCHEMA app TO \"postgres\"; -- login %%USER%%\nSELECT 'postgres.mpodkwxxymffedxjmsqv'"
+        );
+        assert_eq!(VALUES.role(), "databot");
+    }
 
     #[test]
     fn placeholders_are_quoted_for_their_position() {

@@ -57,6 +57,10 @@ pub struct ImportPlan {
     pub types: Vec<String>,
     pub create: Vec<String>,
     pub update: Vec<String>,
+    /// Blocks here of the same name but another id, replaced by the export's (its id
+    /// included) with `--overwrite`; their history stays under the old id, deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace: Vec<String>,
     pub unchanged: Vec<String>,
     pub skipped: Vec<String>,
     /// Updates that change where a block connects (block name to the fields), so a
@@ -75,7 +79,8 @@ pub enum Existing {
     Update,
     /// Leave every existing block as it is.
     Skip,
-    /// Also replace a block of the same name but another id.
+    /// Also replace a block of the same name but another id with the export's, id
+    /// included (so dev and prod keep the same ids).
     Overwrite,
 }
 
@@ -198,6 +203,11 @@ impl Registry {
                     plan.update.push(name);
                     rows.updates.push((row, s, expected));
                 }
+                Planned::Replace(row, s, old) => {
+                    plan.replace.push(name);
+                    rows.replaced.push(old);
+                    rows.creates.push((row, s));
+                }
                 Planned::Unchanged => plan.unchanged.push(name),
                 Planned::Skipped => plan.skipped.push(name),
             }
@@ -213,27 +223,35 @@ impl Registry {
         rows: ImportRows,
         new_types: &[BlockType],
     ) -> Result<()> {
-        let creates = rows
-            .creates
+        let ImportRows {
+            creates,
+            updates,
+            replaced,
+        } = rows;
+        let creates = creates
             .into_iter()
             .map(|(row, s)| local.sealed(row, &s))
             .collect::<Result<Vec<_>>>()?;
-        let updates = rows
-            .updates
+        let updates = updates
             .into_iter()
             .map(|(row, s, expected)| Ok((local.sealed(row, &s)?, expected)))
             .collect::<Result<Vec<_>>>()?;
         let types = type_rows(local, new_types)?;
         let audit = super::local::audit_row(self.record());
         let (half, mut done) = ((creates.len() + updates.len()) / 2, 0);
-        local
-            .store
-            .import_rows(&creates, &updates, &types, audit.as_ref(), &mut |n| {
+        local.store.import_rows(
+            &replaced,
+            &creates,
+            &updates,
+            &types,
+            audit.as_ref(),
+            &mut |n| {
                 done += n;
                 if done >= half.max(1) {
                     super::crash::crash_point("import-half-written");
                 }
-            })
+            },
+        )
     }
 
     /// The export's user types this store lacks, to check their blocks against (they
@@ -279,6 +297,9 @@ fn export_secrets(
 struct ImportRows {
     creates: Vec<(BlockRow, Secrets)>,
     updates: Vec<(BlockRow, Secrets, i64)>,
+    /// Blocks deleted (at their current version) to make way for a create that
+    /// replaces them.
+    replaced: Vec<BlockRow>,
 }
 
 /// The new types' rows, each bound to this store by the row key.
@@ -306,6 +327,8 @@ enum Planned {
     /// The next row, its secrets, the version it replaces and the destination fields
     /// it changes.
     Update(BlockRow, Secrets, i64, Vec<String>),
+    /// The new row (the export's id), its secrets, and the block here it replaces.
+    Replace(BlockRow, Secrets, BlockRow),
     Unchanged,
     Skipped,
 }
@@ -396,21 +419,22 @@ fn next_row(
     stored: &Secrets,
     moved: Vec<String>,
 ) -> Planned {
+    let new_row = |data: String| BlockRow {
+        id: body.meta.id.clone(),
+        name: name.to_string(),
+        block_type: body.meta.block_type.clone(),
+        version: 1,
+        data,
+        sealed_secrets: None,
+        key_id: None,
+        created_at: now_millis(),
+        updated_at: now_millis(),
+    };
     match target {
-        None => Planned::Create(
-            BlockRow {
-                id: body.meta.id.clone(),
-                name: name.to_string(),
-                block_type: body.meta.block_type.clone(),
-                version: 1,
-                data,
-                sealed_secrets: None,
-                key_id: None,
-                created_at: now_millis(),
-                updated_at: now_millis(),
-            },
-            block_secrets,
-        ),
+        None => Planned::Create(new_row(data), block_secrets),
+        Some(current) if current.id != body.meta.id => {
+            Planned::Replace(new_row(data), block_secrets, current)
+        }
         Some(current) if current.data == data && *stored == block_secrets => Planned::Unchanged,
         Some(current) => {
             let expected = current.version;
@@ -474,10 +498,12 @@ fn find_target(
         (_, _, Existing::Skip) => return Ok(None),
         (Some(n), Some(i), _) if n.id == i.id => Some(n),
         (Some(n), None, Existing::Overwrite) => Some(n),
-        (Some(_), _, _) => {
-            return Err(Error::BlockAlreadyExists(format!(
-                "{name} (here with another id; --overwrite replaces it)"
-            )));
+        (Some(n), _, _) => {
+            return Err(Error::BlockIdDiffers {
+                name: name.to_string(),
+                here: n.id,
+                theirs: id.to_owned(),
+            });
         }
         (None, Some(i), _) => {
             return Err(Error::InvalidInput(format!(

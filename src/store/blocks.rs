@@ -331,25 +331,9 @@ impl Store {
         audit: Option<&NewAuditRow>,
     ) -> Result<()> {
         let mut conn = self.conn()?;
-        let marker = VersionRow {
-            version: row.version + 1,
-            sealed_secrets: None,
-            key_id: None,
-            change: DELETED.into(),
-            created_at: crate::time::now_millis(),
-            ..row.version_row(ChangeKind::Update, audit)
-        };
         let deleted = conn.transaction::<_, Error, _>(|conn| {
-            let n = diesel::delete(
-                b::blocks
-                    .find(&row.id)
-                    .filter(b::version.eq(expected_version)),
-            )
-            .execute(conn)?;
+            let n = delete_current(conn, row, expected_version, audit)?;
             if n > 0 {
-                diesel::insert_into(v::block_versions)
-                    .values(marker)
-                    .execute(conn)?;
                 record_change(conn, audit)?;
             }
             Ok(n)
@@ -419,12 +403,14 @@ impl Store {
         Ok(rows.into_values().collect())
     }
 
-    /// Writes an import in one transaction: the user types it brings, new blocks
-    /// (`creates`) and new versions of existing ones (`updates`, each only if still at
+    /// Writes an import in one transaction: the user types it brings, the blocks it
+    /// replaces (`replaced`, deleted as `delete_block` does), new blocks (`creates`)
+    /// and new versions of existing ones (`updates`, each only if still at
     /// its expected version), calling
     /// `written` after each block. Any failure leaves the store as it was.
     pub fn import_rows(
         &self,
+        replaced: &[BlockRow],
         creates: &[BlockRow],
         updates: &[(BlockRow, i64)],
         types: &[super::TypeRow],
@@ -438,6 +424,15 @@ impl Store {
                 diesel::insert_into(t::block_types)
                     .values(row.clone())
                     .execute(conn)?;
+            }
+            for row in replaced {
+                if delete_current(conn, row, row.version, audit)? == 0 {
+                    return Err(Error::VersionConflict {
+                        name: row.name.clone(),
+                        expected: row.version,
+                        actual: row.version + 1,
+                    });
+                }
             }
             for chunk in creates.chunks(BATCH) {
                 insert_new_batch(conn, chunk, ChangeKind::Import, audit)?;
@@ -638,4 +633,34 @@ impl TryFrom<VersionRow> for BlockVersion {
             changes: Vec::new(),
         })
     }
+}
+
+/// Deletes a block's current row if still at `expected_version` and adds the version
+/// that marks its deletion (its last data, no secrets). How many rows went (0 or 1).
+fn delete_current(
+    conn: &mut StoreConnection,
+    row: &BlockRow,
+    expected_version: i64,
+    audit: Option<&NewAuditRow>,
+) -> Result<usize> {
+    let marker = VersionRow {
+        version: row.version + 1,
+        sealed_secrets: None,
+        key_id: None,
+        change: DELETED.into(),
+        created_at: crate::time::now_millis(),
+        ..row.version_row(ChangeKind::Update, audit)
+    };
+    let n = diesel::delete(
+        b::blocks
+            .find(&row.id)
+            .filter(b::version.eq(expected_version)),
+    )
+    .execute(conn)?;
+    if n > 0 {
+        diesel::insert_into(v::block_versions)
+            .values(marker)
+            .execute(conn)?;
+    }
+    Ok(n)
 }

@@ -20,6 +20,10 @@ const BUILTIN_FILES: &[(&str, &str)] = &[
         "sqlalchemy-connector.json",
         include_str!("../../blocks/sqlalchemy-connector.json"),
     ),
+    (
+        "async-sqlalchemy-connector.json",
+        include_str!("../../blocks/async-sqlalchemy-connector.json"),
+    ),
     ("secret.json", include_str!("../../blocks/secret.json")),
     ("json.json", include_str!("../../blocks/json.json")),
     (
@@ -221,9 +225,31 @@ pub fn builtin_type(slug: &str) -> Option<BlockType> {
     )
 }
 
+/// A built-in type from its file. A file with `same_as` is that type's file with its own
+/// keys (slug, name, description) over it: one schema for Prefect's sync and async
+/// connectors.
 fn load_builtin((file, text): &(&str, &str)) -> BlockType {
-    BlockType::from_json(text, true)
-        .unwrap_or_else(|err| panic!("built-in block type {file} is invalid: {err}"))
+    let invalid = |err: &dyn std::fmt::Display| -> ! {
+        panic!("built-in block type {file} is invalid: {err}")
+    };
+    let mut own: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).unwrap_or_else(|err| invalid(&err));
+    let text = match own.remove("same_as") {
+        Some(serde_json::Value::String(base)) => {
+            let (_, base_text) = BUILTIN_FILES
+                .iter()
+                .find(|(f, _)| f.strip_suffix(".json") == Some(base.as_str()))
+                .unwrap_or_else(|| invalid(&format!("same_as {base:?} is no built-in")));
+            let mut merged: serde_json::Value =
+                serde_json::from_str(base_text).unwrap_or_else(|err| invalid(&err));
+            if let Some(merged) = merged.as_object_mut() {
+                merged.extend(own);
+            }
+            merged.to_string()
+        }
+        _ => text.to_string(),
+    };
+    BlockType::from_json(&text, true).unwrap_or_else(|err| invalid(&err))
 }
 
 #[cfg(test)]

@@ -344,3 +344,75 @@ fn export_and_import_over_http() {
         assert!(!log.contains(PLANTED) && !log.contains("AGE-SECRET-KEY"));
     }
 }
+
+/// Seed 001: dev and prod keep the same ids. `--overwrite` replaces a same-named block of
+/// another id with the export's, id included, so the next plain import is a no-op.
+#[test]
+fn overwrite_gives_the_target_the_exports_id() {
+    let source = TestEnv::new(Backend::Sqlite);
+    let target = TestEnv::new(Backend::Sqlite);
+    create_crdb_sage(&source, "source-pw", &[]);
+    create_crdb_sage(&target, "target-pw", &[]);
+    let export = source.ok(&["export"]).stdout;
+    let file = write_file(target.dir.path(), "export.json", &export);
+    let file = file.to_str().unwrap();
+    let refused = target
+        .run(&["import", file])
+        .fails_with("BLOCK_ALREADY_EXISTS");
+    assert!(
+        refused
+            .stderr
+            .contains("a block named \"crdb-sage\" is here with another id"),
+        "{}",
+        refused.stderr
+    );
+    let replaced = target.ok(&["import", file, "--overwrite"]);
+    assert!(replaced.stdout.contains("replace 1"), "{}", replaced.stdout);
+    let id = |env: &TestEnv| env.json(&["block", "inspect", "crdb-sage"])["id"].clone();
+    assert_eq!(id(&target), id(&source));
+    // The masked export kept the target's own secret; a plain import now changes nothing.
+    let shown = target.json(&["block", "inspect", "crdb-sage", "--show-secrets"]);
+    assert_eq!(shown["data"]["connection_info"]["password"], "target-pw");
+    let again = target.ok(&["import", file]);
+    assert!(again.stdout.contains("unchanged 1"), "{}", again.stdout);
+    let again = target.ok(&["import", file, "--overwrite"]);
+    assert!(again.stdout.contains("unchanged 1"), "{}", again.stdout);
+}
+
+/// A whole block as `inspect -o json` prints it, given on stdin, brings its type as a
+/// file does; and an empty page of `ls --after` says it is the end, not that none exist.
+#[test]
+fn a_whole_block_on_stdin_brings_its_type() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "a-secret",
+            "--type",
+            "secret",
+            "--password-stdin",
+        ],
+        "s3cr3t-PLANTED",
+    )
+    .success();
+    let whole = env
+        .ok(&[
+            "block",
+            "inspect",
+            "a-secret",
+            "--show-secrets",
+            "-o",
+            "json",
+        ])
+        .stdout;
+    let copy = env
+        .run_stdin(&["block", "create", "b-copy", "--data", "-"], &whole)
+        .success();
+    assert!(copy.stdout.contains("type secret"), "{}", copy.stdout);
+    let shown = env.json(&["block", "inspect", "b-copy", "--show-secrets"]);
+    assert_eq!(shown["data"]["value"], "s3cr3t-PLANTED");
+    let end = env.ok(&["block", "ls", "--after", "b-copy"]);
+    assert_eq!(end.stdout.trim(), "no more blocks after b-copy");
+}

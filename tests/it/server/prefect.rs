@@ -12,15 +12,32 @@ fn prefect_client_loads_a_block() {
     let env = TestEnv::new(Backend::Sqlite);
     env.ok(&["init"]);
     create_crdb_sage(&env, PLANTED, &["--set-json", r#"pool={"max_size": 4}"#]).success();
+    // Seed 001's async flows: Prefect's AsyncSqlAlchemyConnector has its own type.
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "crdb-async",
+            "--type",
+            "async-sqlalchemy-connector",
+            "--url",
+            "postgresql+asyncpg://databot@db.example:5432/sage",
+            "--password-stdin",
+        ],
+        PLANTED,
+    )
+    .success();
     let databot = token(&env, "databot", &["blocks:read-secrets:crdb-*"], &[]);
     let server = Server::start(&env, &[]);
     let script = r#"
-from prefect_sqlalchemy import SqlAlchemyConnector
+from prefect_sqlalchemy import AsyncSqlAlchemyConnector, SqlAlchemyConnector
 from prefect.blocks.core import Block
 c = SqlAlchemyConnector.load("crdb-sage")
 print(c.connection_info.port, c.connection_info.database, c.connection_info.password.get_secret_value())
 b = Block.load("sqlalchemy-connector/crdb-sage")
 print(type(b).__name__, b.connection_info.username)
+a = AsyncSqlAlchemyConnector.load("crdb-async")
+print(a.connection_info.driver, a.connection_info.password.get_secret_value() == c.connection_info.password.get_secret_value())
 "#;
     let auths = [
         ("PREFECT_API_KEY", databot.clone()),
@@ -47,7 +64,8 @@ print(type(b).__name__, b.connection_info.username)
             stdout.lines().collect::<Vec<_>>(),
             [
                 format!("26257 sage {PLANTED}").as_str(),
-                "SqlAlchemyConnector databot"
+                "SqlAlchemyConnector databot",
+                "postgresql+asyncpg True"
             ],
             "{}",
             auth.0
