@@ -162,7 +162,10 @@ impl<'a> Dsn<'a> {
         self.user()?;
         self.password()?;
         self.database()?;
-        if self.host()?.is_some_and(|h| h.chars().any(char::is_control)) {
+        if self
+            .host()?
+            .is_some_and(|h| h.chars().any(char::is_control))
+        {
             return Err("the host holds a control character".into());
         }
         let query = self.query()?;

@@ -328,6 +328,43 @@ fn has_foreign_option(url: &str) -> bool {
         })
 }
 
+/// Why SQLAlchemy reads a URL otherwise than libpq (and Blockyard) do, for the report.
+fn sqlalchemy_difference(
+    url: &str,
+    ours: Option<&BTreeMap<String, String>>,
+    sqla: Option<&BTreeMap<String, String>>,
+) -> &'static str {
+    let netloc = url
+        .split("://")
+        .nth(1)
+        .unwrap_or_default()
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    match (ours, sqla) {
+        (None, _) => "it accepts what libpq refuses (a malformed query or % token)",
+        (Some(_), _) if netloc.contains(',') || netloc.ends_with(':') => {
+            "it reads several host:port otherwise or not at all, or refuses an empty port"
+        }
+        (Some(ours), Some(theirs))
+            if ours.get("host") != theirs.get("host")
+                && theirs.get("host").is_some_and(|h| h.contains('%')) =>
+        {
+            "it leaves the host percent-encoded"
+        }
+        (Some(ours), Some(theirs)) if ours.get("user") != theirs.get("user") => {
+            "it ends the user name at the last @"
+        }
+        (Some(_), Some(theirs))
+            if theirs.values().any(|v| v.contains(' ')) && url.contains('+') =>
+        {
+            "it reads + in the query as a space"
+        }
+        (Some(_), Some(theirs)) if theirs.contains_key("ssl") => "it hands ssl=true to libpq",
+        _ => "other",
+    }
+}
+
 /// Keywords of the bundled libpq 18 that psycopg2-binary's libpq 17 refuses.
 const NEWER_LIBPQ: &[&str] = &[
     "min_protocol_version",
@@ -362,9 +399,10 @@ fn urls_read_as_libpq_and_sqlalchemy_read_them() {
             Some(libpq) if libpq.as_ref() == ours_map && sqla.as_ref() == ours_map => {
                 "same as both".to_owned()
             }
-            Some(libpq) if libpq.as_ref() == ours_map => {
-                "same as libpq; SQLAlchemy reads it otherwise".to_owned()
-            }
+            Some(libpq) if libpq.as_ref() == ours_map => format!(
+                "same as libpq; SQLAlchemy reads it otherwise: {}",
+                sqlalchemy_difference(url, ours_map, sqla.as_ref())
+            ),
             Some(libpq) => match libpq_difference(url, ours_map, libpq.as_ref()) {
                 Some(why) => format!("differs from libpq: {why}"),
                 None => {
