@@ -159,6 +159,9 @@ impl<'a> Dsn<'a> {
     /// What is refused when the URL is written: a part that does not decode, or a port
     /// (the URL's, or libpq's `port` option) that is not a number from 1 to 65535.
     pub fn check(&self) -> Result<(), Refusal> {
+        if self.grammar == Grammar::Libpq && self.text.contains('\0') {
+            return Err("the URL holds a NUL character, which libpq cannot read".into());
+        }
         self.user()?;
         self.password()?;
         self.database()?;

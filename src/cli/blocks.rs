@@ -366,6 +366,10 @@ pub struct Create {
     /// With --id of a deleted block: replace it (its history is purged).
     #[arg(long, requires = "id")]
     pub replace_deleted: bool,
+    /// Create it without its main secret (a connection that needs no password, such
+    /// as trust or peer authentication); without this, a missing one is refused.
+    #[arg(long)]
+    pub no_password: bool,
     #[command(flatten)]
     pub doc: DocumentArgs,
 }
@@ -378,6 +382,7 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
         env_file,
         id,
         replace_deleted,
+        no_password,
         mut doc,
     } = args;
     let from_data = doc.read_data()?;
@@ -405,9 +410,10 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
     };
     let mut document = json!({});
     doc.apply(&ty, &mut document, env_doc)?;
-    if !doc.gives_secret() {
+    if !doc.gives_secret() && !no_password {
         input::prompt_for_missing_secret(&ty, name.as_str(), &mut document)?;
     }
+    input::check_secret_given(&ty, name.as_str(), &document, no_password)?;
     let block = registry.create_block(NewBlock {
         name,
         block_type: slug,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::connect::ConnectionInfo;
+use crate::db::Backend;
 use crate::document::{get_path, remove_path, set_path};
 use crate::error::{Error, Result};
 use crate::types::{BlockType, FieldKind};
@@ -85,7 +86,14 @@ impl DocumentArgs {
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|err| Error::io("reading the secret from stdin", err))?;
-            set_path(doc, path, Value::String(trim_newline(text)))?;
+            let secret = trim_newline(text);
+            if secret.is_empty() {
+                return Err(Error::InvalidInput(format!(
+                    "--password-stdin: stdin was empty, so there is no {path} (is the \
+                     variable you pipe in set?)"
+                )));
+            }
+            set_path(doc, path, Value::String(secret))?;
         }
         Ok(())
     }
@@ -176,6 +184,40 @@ pub fn prompt_for_missing_secret(ty: &BlockType, name: &str, doc: &mut Value) ->
         set_path(doc, path, Value::String(secret))?;
     }
     Ok(())
+}
+
+/// A new block of a type with a main secret (a connection's password) is not created
+/// without it by accident: refused unless `no_password` says so. A SQLite connection
+/// has none, and a URL may carry its own.
+pub fn check_secret_given(
+    ty: &BlockType,
+    name: &str,
+    doc: &Value,
+    no_password: bool,
+) -> Result<()> {
+    let Some(path) = ty.def.primary_secret.as_deref() else {
+        return Ok(());
+    };
+    // A document that is wrong otherwise is refused for that first, when it is written.
+    if no_password || !get_path(doc, path).is_none_or(Value::is_null) || ty.validate(doc).is_err() {
+        return Ok(());
+    }
+    if path.starts_with("connection_info.") {
+        match ConnectionInfo::from_document(name, doc) {
+            Ok(info) if info.password.is_some() => return Ok(()),
+            Ok(info) if info.driver().is_ok_and(|d| d.backend() == Backend::Sqlite) => {
+                return Ok(());
+            }
+            Ok(_) => {}
+            // What is wrong with the connection is for validation to say.
+            Err(_) => return Ok(()),
+        }
+    }
+    Err(Error::InvalidInput(format!(
+        "block {name} would have no {path}: give it with --password-stdin (stdin is read only \
+         then), --set-secret-file {path}=FILE or the prompt on a terminal, or pass \
+         --no-password if it needs none"
+    )))
 }
 
 /// Removes fields (`--unset`).

@@ -318,7 +318,7 @@ impl ConnectionInfo {
                     .collect();
                 Ok(format!("postgresql://?{}", params.join("&")))
             }
-            Backend::Mysql => self.build_url("mysql", true),
+            Backend::Mysql => self.build_url("mysql", true, true),
         }
     }
 
@@ -326,7 +326,7 @@ impl ConnectionInfo {
     /// the password masked (or shown, if `reveal`): what `block url` prints and `block
     /// env` exports. libpq reads it alike, once the `+driver` is taken off.
     pub fn display_url(&self, reveal: bool) -> Result<String> {
-        self.build_url(&self.driver, reveal)
+        self.build_url(&self.driver, reveal, false)
     }
 
     /// The URL psql and pg_dump read: `postgresql://` with no `+driver`, and only the
@@ -350,10 +350,12 @@ impl ConnectionInfo {
                     .map(|p| ("port".to_owned(), p.clone())),
             )
             .collect();
-        plain.build_url("postgresql", reveal)
+        plain.build_url("postgresql", reveal, false)
     }
 
-    fn build_url(&self, scheme: &str, reveal: bool) -> Result<String> {
+    /// The URL with `scheme`; with `default_host`, `localhost` where the block names no
+    /// host (diesel's MySQL needs one).
+    fn build_url(&self, scheme: &str, reveal: bool, default_host: bool) -> Result<String> {
         // A driver Blockyard cannot connect with (mssql, oracle) is still printed.
         let backend = self.driver().ok().map(|d| d.backend());
         let mut url = format!("{scheme}://");
@@ -375,7 +377,7 @@ impl ConnectionInfo {
                 }
                 url.push('@');
             }
-            url.push_str(&self.netloc(backend, scheme == "mysql"));
+            url.push_str(&self.netloc(backend, default_host));
             url.push('/');
             url.push_str(&utf8_percent_encode(&self.database, STRICT).to_string());
         }
@@ -396,6 +398,17 @@ impl ConnectionInfo {
             None if default_host => "localhost",
             None => return self.port.map(|p| format!(":{p}")).unwrap_or_default(),
         };
+        if backend != Some(Backend::Postgres) {
+            // make_url reads the host as written: one host, never decoded.
+            let host = match hosts.contains(':') {
+                true => format!("[{hosts}]"),
+                false => hosts.to_owned(),
+            };
+            return match self.stated_port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            };
+        }
         let ports: Vec<String> = match (self.stated_port(), self.query.get("port")) {
             (Some(port), _) => vec![port.to_string(); hosts.split(',').count()],
             (None, Some(ports)) if backend == Some(Backend::Postgres) => {

@@ -122,7 +122,14 @@ fn prune_deletes_only_what_it_lists_and_literal_secrets_are_refused() {
     let file = setup(&env);
     apply(&env, &file, &[], ENV_SECRET).success();
     for name in ["crdb-old", "other"] {
-        env.ok(&["block", "create", name, "--url", "postgresql://u@h/d"]);
+        env.ok(&[
+            "block",
+            "create",
+            name,
+            "--no-password",
+            "--url",
+            "postgresql://u@h/d",
+        ]);
     }
     let plan = apply(
         &env,
@@ -258,6 +265,7 @@ fn create_reads_a_yaml_document_and_yaml_errors_show_no_value() {
         "block",
         "create",
         "from-yaml",
+        "--no-password",
         "--type",
         "sqlalchemy-connector",
         "--data",

@@ -120,6 +120,7 @@ on_both_stores!(list_filters_by_type_and_prefix, |env: TestEnv| {
             "block",
             "create",
             name,
+            "--no-password",
             "--url",
             "postgresql://u@db.example:5432/app",
         ]);
@@ -280,6 +281,7 @@ on_both_stores!(from_env_prefers_the_app_user, |env: TestEnv| {
             "block",
             "create",
             "sesame-app",
+            "--no-password",
             "--from-env",
             "SESAME_DATABASE",
         ],

@@ -255,6 +255,7 @@ fn classified_failures_within_the_timeout() {
         "block",
         "create",
         "mssql",
+        "--no-password",
         "--url",
         "mssql+pyodbc://u@sqlhost/db",
     ]);
@@ -271,14 +272,18 @@ fn classified_failures_within_the_timeout() {
         registry.pool::<PgConnection>("nope").unwrap_err().code(),
         "BLOCK_NOT_FOUND"
     );
-    env.ok(&[
-        "block",
-        "create",
-        "note",
-        "--type",
-        "secret",
-        "--password-stdin",
-    ]);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "note",
+            "--type",
+            "secret",
+            "--password-stdin",
+        ],
+        "a note",
+    )
+    .success();
     env.run(&["block", "test", "note"])
         .fails_with("NOT_A_CONNECTION");
 
@@ -346,6 +351,7 @@ fn unix_socket_host() {
         "block",
         "create",
         "local-pg",
+        "--no-password",
         "--type",
         "sqlalchemy-connector",
         "--set",

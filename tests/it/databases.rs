@@ -298,6 +298,7 @@ fn postgres_create_errors_leave_nothing_behind() {
             "block",
             "create",
             "weak-admin",
+            "--no-password",
             "--url",
             &format!("postgresql://{weak}@127.0.0.1:5432/postgres"),
         ],

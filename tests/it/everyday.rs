@@ -86,6 +86,7 @@ fn messages_say_what_to_do_and_do_not_repeat_their_code() {
             "block",
             "create",
             "db",
+            "--no-password",
             "--url",
             "postgres://app:pa/ss@db.internal:5432/app",
         ])
@@ -111,6 +112,7 @@ fn messages_say_what_to_do_and_do_not_repeat_their_code() {
         "block",
         "create",
         "pg",
+        "--no-password",
         "--url",
         "postgresql://u@127.0.0.1/db",
         "--set-json",
@@ -123,6 +125,7 @@ fn messages_say_what_to_do_and_do_not_repeat_their_code() {
         "block",
         "create",
         "closed",
+        "--no-password",
         "--url",
         &format!("postgresql://u@127.0.0.1:{port}/db"),
     ]);
@@ -140,6 +143,7 @@ fn messages_say_what_to_do_and_do_not_repeat_their_code() {
         "block",
         "create",
         "ext",
+        "--no-password",
         "--url",
         &crate::support::pg_admin_url(),
         "--set-json",
@@ -163,6 +167,7 @@ fn exec_exit_codes_follow_the_shell() {
         "block",
         "create",
         "pg",
+        "--no-password",
         "--url",
         "postgresql://u@127.0.0.1/db",
     ]);
@@ -183,6 +188,7 @@ fn printing_variables_needs_no_driver() {
         "block",
         "create",
         "mssql",
+        "--no-password",
         "--url",
         "mssql+pyodbc://u@sqlhost:1433/db",
     ]);
@@ -197,6 +203,7 @@ fn sqlite_block(env: &TestEnv, name: &str, path: &std::path::Path) {
         "block",
         "create",
         name,
+        "--no-password",
         "--url",
         &format!("sqlite:///{}", path.display()),
     ]);
@@ -380,6 +387,7 @@ fn flows_get_classified_errors() {
         "block",
         "create",
         "down",
+        "--no-password",
         "--url",
         &format!("postgresql://u@127.0.0.1:{port}/db"),
         "--set-json",
@@ -484,4 +492,39 @@ fn the_mask_is_never_stored_and_token_create_prints_only_the_token() {
     let body =
         serde_json::json!({"name": "copy", "block_type": body["block_type"], "data": body["data"]});
     assert_eq!(api.post("/blocks", &body).status, 400);
+}
+
+/// Issue 27 #1: a connection is never created without its password by accident.
+#[test]
+fn a_connection_is_not_created_without_its_password_by_accident() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let url = "postgres://app@db.internal:5432/app";
+    // Piped into a command that does not read stdin, or nothing at all: refused.
+    for stdin in ["hunter2\n", ""] {
+        let refused = env
+            .run_stdin(&["block", "create", "pg-2", "--url", url], stdin)
+            .fails_with("INVALID_INPUT");
+        assert!(
+            refused.stderr.contains("--no-password"),
+            "{}",
+            refused.stderr
+        );
+    }
+    // --password-stdin with an unset variable: an empty stdin is refused.
+    env.run_stdin(
+        &["block", "create", "pg-2", "--url", url, "--password-stdin"],
+        "\n",
+    )
+    .fails_with("INVALID_INPUT");
+    env.run(&["block", "inspect", "pg-2"])
+        .fails_with("BLOCK_NOT_FOUND");
+    // Said so: created without one. A password in the URL's query counts as one.
+    env.ok(&["block", "create", "pg-2", "--url", url, "--no-password"]);
+    env.run_stdin(
+        &["block", "create", "pg-3", "--url", url, "--password-stdin"],
+        "hunter2\n",
+    )
+    .success();
+    env.ok(&["block", "create", "lite", "--url", "sqlite:////tmp/x.db"]);
 }

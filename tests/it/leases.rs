@@ -506,11 +506,24 @@ fn mariadb_leases_are_users_in_the_group_role() {
             let _ = diesel::sql_query(format!("DROP ROLE IF EXISTS {group}")).execute(&mut root);
         }
     });
-    env.run_stdin(&["block", "create", "my-admin", "--url", ROOT], "")
-        .success();
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "my-admin",
+            "--no-password",
+            "--url",
+            ROOT,
+        ],
+        "",
+    )
+    .success();
     let url = format!("mysql://nobody@127.0.0.1:3306/{db}");
-    env.run_stdin(&["block", "create", "wh", "--url", &url], "")
-        .success();
+    env.run_stdin(
+        &["block", "create", "wh", "--no-password", "--url", &url],
+        "",
+    )
+    .success();
     let lease = [
         "lease.admin=my-admin".to_owned(),
         format!("lease.role={group}"),

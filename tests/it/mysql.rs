@@ -149,6 +149,7 @@ fn mariadb_database_side() {
             "block",
             "create",
             "my-admin",
+            "--no-password",
             "--url",
             "mysql+pymysql://root@127.0.0.1:3306/mysql",
         ],

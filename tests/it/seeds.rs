@@ -135,7 +135,14 @@ fn a_full_disk_is_disk_space_full() {
     let cluster = TinyCluster::start(64);
     let env = TestEnv::new(Backend::Sqlite);
     env.ok(&["init"]);
-    env.ok(&["block", "create", "tiny", "--url", &cluster.url()]);
+    env.ok(&[
+        "block",
+        "create",
+        "tiny",
+        "--no-password",
+        "--url",
+        &cluster.url(),
+    ]);
     cluster.fill_leaving(1024);
     let failed = env.run(&[
         "db",

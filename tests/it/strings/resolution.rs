@@ -50,7 +50,7 @@ fn pools_env_and_exec_read_a_block_alike() {
             format!("postgresql://postgres@127.0.0.1:1,127.0.0.1:5432/{name}"),
         ),
     ] {
-        env.ok(&["block", "create", block, "--url", &url]);
+        env.ok(&["block", "create", block, "--no-password", "--url", &url]);
         let test = env.run(&["block", "test", block, "-o", "json"]);
         assert_eq!(test.code, 0, "{block}: {}{}", test.stdout, test.stderr);
         let vars = env.json(&["block", "env", block, "--format", "libpq"]);
@@ -77,6 +77,7 @@ fn pools_env_and_exec_read_a_block_alike() {
             "block",
             "create",
             &string_block,
+            "--no-password",
             "--type",
             "sqlalchemy-connector",
             "--set",
@@ -107,6 +108,7 @@ fn a_bad_option_is_not_a_tls_failure() {
         "block",
         "create",
         "bad-mode",
+        "--no-password",
         "--url",
         "postgresql://postgres@127.0.0.1/postgres?sslmode=nope",
     ]);
