@@ -71,6 +71,24 @@ fn invalid(path: &str, message: impl fmt::Display) -> Error {
     Error::InvalidBlockData(format!("{path}: {message}"))
 }
 
+/// As SQLAlchemy's SQLite dialect ("Invalid SQLite URL"): a SQLite URL names a file and
+/// no server. An empty part is no part, as there.
+fn sqlite_names_no_server(
+    server: (Option<String>, Option<String>, Option<String>, Option<String>),
+    query: &[(String, String)],
+) -> std::result::Result<(), String> {
+    let (user, password, host, port) = server;
+    let keys = crate::document::LOGIN_PASSWORD_KEYS;
+    match [user, password, host, port].iter().flatten().any(|p| !p.is_empty())
+        || query.iter().any(|(k, _)| keys.contains(&k.as_str()))
+    {
+        true => Err("a SQLite URL names a file, never a host, user, password or port: \
+             sqlite:///relative.db or sqlite:////absolute/path.db"
+            .to_owned()),
+        false => Ok(()),
+    }
+}
+
 impl ConnectionInfo {
     /// Reads a connection URL as its own client does (see [`crate::dsn`]): a
     /// PostgreSQL-family URL as libpq (its query's `dbname`, `user`, `host`, `port` and
@@ -83,21 +101,30 @@ impl ConnectionInfo {
         dsn.check().map_err(bad)?;
         let driver = dsn.scheme().to_owned();
         let mut database = dsn.database().map_err(bad)?.unwrap_or_default();
-        if Driver::parse(&driver).is_ok_and(|d| d.backend() == Backend::Sqlite)
-            && database.is_empty()
-        {
+        let sqlite = Driver::parse(&driver).is_ok_and(|d| d.backend() == Backend::Sqlite);
+        if sqlite && database.is_empty() {
             database = ":memory:".to_owned();
         }
+        let query = dsn.query().map_err(bad)?;
+        let mut server = (
+            dsn.user().map_err(bad)?,
+            dsn.password().map_err(bad)?,
+            dsn.host().map_err(bad)?,
+            dsn.port().map_err(bad)?,
+        );
+        if sqlite {
+            sqlite_names_no_server(std::mem::take(&mut server), &query).map_err(bad)?;
+        }
+        let (username, password, host, port) = server;
         let info = ConnectionInfo {
             driver,
             database,
-            username: dsn.user().map_err(bad)?,
-            password: dsn.password().map_err(bad)?,
-            host: dsn.host().map_err(bad)?,
+            username,
+            password,
+            host,
             port: None,
-            query: dsn.query().map_err(bad)?.into_iter().collect(),
+            query: query.into_iter().collect(),
         };
-        let port = dsn.port().map_err(bad)?;
         info.resolve(path, port).map_err(|err| match err {
             Error::InvalidBlockData(why) => Error::InvalidBlockData(url_hint(raw, why)),
             other => other,
@@ -639,6 +666,19 @@ mod tests {
         assert_eq!(abs.display_url(false).unwrap(), "sqlite:////tmp/x.db");
         let rel = ConnectionInfo::from_url("u", "sqlite+aiosqlite:///data/x.db").unwrap();
         assert_eq!(rel.database, "data/x.db");
+        // A host, user, password or port would be dropped when printed: refused, as
+        // SQLAlchemy's SQLite dialect refuses them.
+        for url in [
+            "sqlite://host/x.db",
+            "sqlite://u:p@/x.db",
+            "sqlite://:5/x.db",
+            "sqlite:///x.db?password=p",
+        ] {
+            let err = ConnectionInfo::from_url("u", url).unwrap_err().to_string();
+            assert!(err.contains("a SQLite URL names a file"), "{url}: {err}");
+        }
+        let empty = ConnectionInfo::from_url("u", "sqlite://:@/x.db").unwrap();
+        assert_eq!(empty.display_url(true).unwrap(), "sqlite:///x.db");
     }
 
     #[test]
