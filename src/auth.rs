@@ -186,7 +186,7 @@ impl Actor {
 }
 
 /// A token as listed (no secret, no hash).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct TokenInfo {
     pub id: String,
     pub name: String,
@@ -195,7 +195,8 @@ pub struct TokenInfo {
     pub created_at: i64,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
-    pub state: &'static str,
+    /// `active`, `expired`, `revoked` or `unbound` (a row not bound to this master key).
+    pub state: String,
 }
 
 /// A new token: `secret` is the only copy of the full token.
@@ -230,7 +231,7 @@ fn info(row: &TokenRow, key: &RowKey) -> Result<TokenInfo> {
         created_at: row.created_at,
         expires_at: row.expires_at.map(crate::time::rfc3339),
         revoked_at: row.revoked_at.map(crate::time::rfc3339),
-        state,
+        state: state.to_owned(),
     })
 }
 
@@ -451,6 +452,15 @@ impl Verifier {
         let id = token_id(token)?;
         let known = self.cached(id)?;
         Some(known.ok_or_else(unauthorized).and_then(|k| k.check(token)))
+    }
+
+    /// Forgets every cached check: after a revocation on this server, the next request
+    /// of each token is checked against the store.
+    pub fn forget_all(&self) {
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// The cached row for a token id, if fresh (`Some(None)`: known not to exist).

@@ -166,6 +166,21 @@ pub fn leaves(doc: &Value) -> BTreeMap<String, Value> {
     out
 }
 
+/// Whether the value at a dotted path of a masked document holds a secret: the value
+/// itself, or the string (a URL) the path runs into (`connection_info.password` of a
+/// connection given as a URL). A path that leads nowhere holds none.
+pub fn path_holds_mask(doc: &Value, path: &str) -> bool {
+    let mut node = doc;
+    for seg in path.split('.') {
+        match node.get(seg) {
+            Some(next) => node = next,
+            None if node.is_string() => break,
+            None => return false,
+        }
+    }
+    node.to_string().contains(MASK)
+}
+
 /// Reads the value at a dotted path.
 pub fn get_path<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(doc, |node, seg| node.get(seg))

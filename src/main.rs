@@ -7,6 +7,10 @@ use blockyard::cli::{Cli, OutputFormat, print_error, print_usage_error, run};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A shell asking for completions (`COMPLETE=bash blockyard -- ...`): answered, exit.
+    clap_complete::CompleteEnv::with_factory(blockyard::cli::command)
+        .var(blockyard::cli::COMPLETE_VAR)
+        .complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),

@@ -19,10 +19,10 @@ pub fn is_name_char(c: char) -> bool {
 
 impl BlockName {
     pub fn parse(raw: &str) -> Result<Self> {
-        let invalid = |reason| {
+        let invalid = |reason: &'static str| {
             Err(Error::InvalidBlockName {
                 name: raw.chars().take(MAX_NAME_LEN + 8).collect(),
-                reason,
+                reason: reason.into(),
             })
         };
         if raw.is_empty() {
@@ -30,6 +30,13 @@ impl BlockName {
         }
         if raw.len() > MAX_NAME_LEN {
             return invalid("a name has at most 128 characters");
+        }
+        let lower = raw.to_ascii_lowercase();
+        if lower != raw && BlockName::parse(&lower).is_ok() {
+            return Err(Error::InvalidBlockName {
+                name: raw.to_owned(),
+                reason: format!("names are lowercase; did you mean {lower:?}?").into(),
+            });
         }
         if !raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
             return invalid("a name starts with a lowercase letter or a digit");

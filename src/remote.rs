@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::auth::{NewToken, TokenInfo};
 use crate::block::{
     Block, BlockFilter, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock,
 };
@@ -18,10 +19,13 @@ use crate::document::split_secrets;
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::BlockName;
 use crate::source::BlockSource;
+use crate::store::AuditFilter;
+use crate::store::AuditRow;
+use crate::time::rfc3339;
 use crate::types::{BlockType, BlockTypeDef, builtin_type};
 use crate::wire::{
-    BlockBody, BlockPage, BlockTypes, CreateBlock, Deleted, ErrorBody, History, Purged,
-    RenameBlock, Rollback, UpdateBlock,
+    AuditPage, BlockBody, BlockPage, BlockTypes, CreateBlock, CreateToken, CreatedToken, Deleted,
+    ErrorBody, History, Purged, RenameBlock, RevokedToken, Rollback, Tokens, UpdateBlock,
 };
 
 /// A client of one Blockyard server. `Debug` shows the URL, never the token.
@@ -89,6 +93,37 @@ impl RemoteClient {
         body: Option<Zeroizing<Vec<u8>>>,
         if_match: Option<i64>,
     ) -> Result<T> {
+        self.respond(method, path, body, if_match)?
+            .into_json::<T>()
+            .map_err(|err| {
+                remote_error(
+                    ErrorKind::RemoteError,
+                    format!("unreadable response: {err}"),
+                )
+            })
+    }
+
+    /// A `GET` whose answer is text (`/audit/export`'s JSON lines).
+    fn get_text(&self, path: &str) -> Result<String> {
+        self.respond("GET", path, None, None)?
+            .into_string()
+            .map_err(|err| {
+                remote_error(
+                    ErrorKind::RemoteError,
+                    format!("unreadable response: {err}"),
+                )
+            })
+    }
+
+    /// One API call's successful answer; an error answer becomes the server's code and
+    /// message.
+    fn respond(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Zeroizing<Vec<u8>>>,
+        if_match: Option<i64>,
+    ) -> Result<ureq::Response> {
         let mut req = self
             .agent
             .request(method, &self.url(path))
@@ -103,12 +138,7 @@ impl RemoteClient {
             None => req.call(),
         };
         match result {
-            Ok(resp) => resp.into_json::<T>().map_err(|err| {
-                remote_error(
-                    ErrorKind::RemoteError,
-                    format!("unreadable response: {err}"),
-                )
-            }),
+            Ok(resp) => Ok(resp),
             Err(ureq::Error::Status(status, resp)) => Err(match resp.into_json::<ErrorBody>() {
                 Ok(body) => remote_error(ErrorKind::sent(&body.error.code), body.error.message),
                 Err(_) => remote_error(
@@ -125,6 +155,68 @@ impl RemoteClient {
                 ),
             )),
         }
+    }
+}
+
+/// What a server does besides blocks, for an admin token: tokens and the audit log.
+impl RemoteClient {
+    pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        Ok(self.get::<Tokens>("/tokens")?.tokens)
+    }
+
+    pub fn create_token(
+        &self,
+        name: &str,
+        scopes: &[String],
+        expires_in: Option<Duration>,
+    ) -> Result<NewToken> {
+        let body = CreateToken {
+            name: name.to_owned(),
+            scopes: scopes.to_vec(),
+            expires_in: expires_in.map(|d| humantime::format_duration(d).to_string()),
+        };
+        let created: CreatedToken = self.send("POST", "/tokens", &body, None)?;
+        Ok(NewToken {
+            info: created.info,
+            secret: created.token,
+        })
+    }
+
+    pub fn revoke_token(&self, name_or_id: &str) -> Result<()> {
+        let path = format!("/tokens/{}", enc(name_or_id));
+        self.call::<RevokedToken>("DELETE", &path, None, None)
+            .map(|_| ())
+    }
+
+    /// Audit records, newest first (the server's `GET /audit`).
+    pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
+        let mut query = vec![format!("limit={}", filter.limit)];
+        query.extend(filter.block.as_deref().map(|b| format!("block={}", enc(b))));
+        query.extend(filter.since.map(|s| format!("since={}", enc(&rfc3339(s)))));
+        query.extend(filter.before_id.map(|b| format!("before={b}")));
+        let page: AuditPage = self.get(&format!("/audit?{}", query.join("&")))?;
+        Ok(page.records)
+    }
+
+    /// Up to `limit` audit records after id `after`, oldest first (`GET /audit/export`).
+    pub fn audit_after(&self, after: i64, since: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
+        let mut path = format!("/audit/export?after={after}&limit={limit}");
+        if let Some(since) = since {
+            path.push_str(&format!("&since={}", enc(&rfc3339(since))));
+        }
+        let lines = self.get_text(&path)?;
+        lines
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                serde_json::from_str(line).map_err(|err| {
+                    remote_error(
+                        ErrorKind::RemoteError,
+                        format!("unreadable audit record: {err}"),
+                    )
+                })
+            })
+            .collect()
     }
 }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::auth::TokenInfo;
 use crate::block::{Block, BlockMeta, BlockSummary, BlockVersion};
 use crate::store::AuditRow;
 use crate::types::BlockTypeDef;
@@ -60,10 +61,45 @@ pub struct BlockTypes {
 
 /// `GET /audit`: records newest first; `next_before` is the id to pass as `before`
 /// for the next page, absent on the last one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct AuditPage {
     pub records: Vec<AuditRow>,
     pub next_before: Option<i64>,
+}
+
+/// `GET /tokens`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Tokens {
+    pub tokens: Vec<TokenInfo>,
+}
+
+/// `POST /tokens`: `expires_in` as `blockyard token create --expires-in` takes it (90d).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreateToken {
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+}
+
+/// `POST /tokens`'s answer: the token, shown this once. `Debug` masks it.
+#[derive(Serialize, Deserialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    pub token: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CreatedToken({:?}, ********)", self.info.name)
+    }
+}
+
+/// `DELETE /tokens/{name}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RevokedToken {
+    pub revoked: String,
 }
 
 /// `POST /blocks`. Only a token that may write every block may choose `id`.

@@ -24,13 +24,13 @@ const FLOORS: &[(&str, u8)] = &[
     ("source", 6),
     ("config", 7),
     ("provision", 7),
-    ("wire", 7),
     ("audit", 7),
     ("auth", 7),
-    ("remote", 8),
-    ("registry", 9),
-    ("server", 10),
-    ("cli", 11),
+    ("wire", 8),
+    ("remote", 9),
+    ("registry", 10),
+    ("server", 11),
+    ("cli", 12),
 ];
 
 /// Interfaces reach the store only through the registry; no file in `cli/` or
@@ -211,6 +211,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("blocks", 7),
             ("types", 7),
             ("audit", 7),
+            ("tokens", 7),
             ("databases", 7),
             ("leases", 7),
             ("transfer", 7),
@@ -264,6 +265,8 @@ const INNER_FLOORS: &[Floors] = &[
     (
         "cli",
         &[
+            ("terminal", 0),
+            ("suggest", 1),
             ("output", 1),
             ("input", 1),
             ("flags", 1),

@@ -34,14 +34,19 @@ pub enum BlockCommand {
     Create(Create),
     /// Write a new version equal to an older one, secrets included.
     ///
-    /// Example: blockyard block rollback crdb-sage --to-version 3
+    /// Examples:
+    ///   blockyard block history crdb-sage      # which version to go back to
+    ///   blockyard block rollback crdb-sage 3
     #[command(verbatim_doc_comment)]
     Rollback {
         /// The block to roll back.
         name: BlockName,
         /// The version to return to (`blockyard block history NAME` lists them).
-        #[arg(long, value_name = "N")]
-        to_version: i64,
+        #[arg(value_name = "VERSION", required_unless_present = "to_version")]
+        target: Option<i64>,
+        /// The same as VERSION (the older spelling).
+        #[arg(long, value_name = "N", conflicts_with = "target", hide = true)]
+        to_version: Option<i64>,
         /// Only if the block is still at this version.
         #[arg(long, value_name = "N")]
         if_version: Option<i64>,
@@ -74,33 +79,47 @@ pub enum BlockCommand {
         admin: BlockName,
     },
     /// List blocks (name, type, version, last update).
-    #[command(visible_alias = "list")]
-    Ls {
-        /// Only blocks of this type.
-        #[arg(long = "type", short = 't')]
-        block_type: Option<String>,
-        /// Only names starting with this.
-        #[arg(long)]
-        prefix: Option<String>,
-        /// At most this many blocks.
-        #[arg(long)]
-        limit: Option<u32>,
-        /// Only names after this one: the next page after a page that ended with NAME
-        /// (`--limit 100 --after crdb-0999`), read from the name index, so every page
-        /// is as fast as the first.
-        #[arg(long, value_name = "NAME")]
-        after: Option<BlockName>,
-    },
-    /// Show one block; secrets are masked unless --show-secrets.
-    #[command(visible_alias = "show")]
+    ///
+    /// On a terminal: aligned columns, times relative. Piped: one tab-separated line
+    /// per block (name, type, version, RFC 3339 time), no header.
+    ///
+    /// Examples:
+    ///   blockyard block ls
+    ///   blockyard block ls --type sqlalchemy-connector --prefix crdb-
+    ///   blockyard block ls -o name | xargs -n1 blockyard block test
+    ///   blockyard block ls --limit 100 --after crdb-0099     # the next page
+    #[command(visible_alias = "list", verbatim_doc_comment)]
+    Ls(ListArgs),
+    /// Show one block (secrets masked unless --show-secrets), or one value of it raw.
+    #[command(
+        visible_aliases = ["get", "show"],
+        after_help = "Examples:\n  \
+          blockyard block get crdb-sage\n  \
+          blockyard block get crdb-sage --field connection_info.password   # raw, no newline\n  \
+          PGPASSWORD=$(blockyard block get crdb-sage --field connection_info.password) psql ...\n  \
+          blockyard block get crdb-sage -o json | jq .data"
+    )]
     Inspect {
         /// The block to show.
         name: BlockName,
         /// Show secret values in clear.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "field")]
         show_secrets: bool,
+        /// Print only this field's value (a dotted path such as
+        /// `connection_info.password`; a URL's parts read as fields too), in clear and
+        /// with no trailing newline, as `vault kv get -field=`. A secret so read is a
+        /// read on record.
+        #[arg(long, value_name = "PATH")]
+        field: Option<String>,
     },
     /// Change fields of a block (read, edit, write back if nobody changed it meanwhile).
+    ///
+    /// Examples:
+    ///   blockyard block update crdb-sage --set connection_info.host=db2.internal
+    ///   blockyard block update crdb-sage --set pool.max_size=5
+    ///   blockyard block update crdb-sage --password-stdin <<< "$NEW_PASSWORD"
+    ///   blockyard block update crdb-sage --unset requires --if-version 4
+    #[command(verbatim_doc_comment)]
     Update {
         /// The block to change.
         name: BlockName,
@@ -126,7 +145,12 @@ pub enum BlockCommand {
     },
     /// Delete a block; its history is kept, and `block undelete NAME` brings it back
     /// (`block purge NAME` destroys it for good).
-    #[command(visible_alias = "rm")]
+    ///
+    /// Examples:
+    ///   blockyard audit ls --block crdb-sage      # who still reads it
+    ///   blockyard block delete crdb-sage
+    ///   blockyard block undelete crdb-sage        # changed your mind
+    #[command(visible_alias = "rm", verbatim_doc_comment)]
     Delete {
         /// The block to delete.
         name: BlockName,
@@ -150,6 +174,12 @@ pub enum BlockCommand {
         v2: Option<i64>,
     },
     /// List every kept version of a block and what each one changed (secrets masked).
+    ///
+    /// Examples:
+    ///   blockyard block history crdb-sage
+    ///   blockyard block diff crdb-sage 2 3        # one change in detail
+    ///   blockyard block rollback crdb-sage 2
+    #[command(verbatim_doc_comment)]
     History {
         /// The block whose versions to list.
         name: BlockName,
@@ -158,6 +188,12 @@ pub enum BlockCommand {
     /// and whether the block's `requires` are met. Fails (exit 1) with the reason:
     /// HOST_UNREACHABLE, AUTHENTICATION_FAILED, DATABASE_NOT_FOUND, TLS_ERROR,
     /// CONNECTION_TIMEOUT, UNSUPPORTED_DRIVER or REQUIREMENT_NOT_MET.
+    ///
+    /// Examples:
+    ///   blockyard block test crdb-sage
+    ///   blockyard block test crdb-sage --timeout 2s -o json | jq .latency_ms
+    ///   blockyard block ls -o name | xargs -n1 blockyard block test
+    #[command(verbatim_doc_comment)]
     Test {
         /// The block to connect with.
         name: BlockName,
@@ -209,26 +245,49 @@ pub enum BlockCommand {
     },
 }
 
+/// `block ls`'s arguments.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only blocks of this type.
+    #[arg(long = "type", short = 't')]
+    block_type: Option<String>,
+    /// Only names starting with this.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// At most this many blocks.
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Only names after this one: the next page after a page that ended with NAME
+    /// (`--limit 100 --after crdb-0999`), read from the name index, so every page
+    /// is as fast as the first.
+    #[arg(long, value_name = "NAME")]
+    after: Option<BlockName>,
+}
+
+impl ListArgs {
+    fn filter(self) -> BlockFilter {
+        BlockFilter {
+            block_type: self.block_type,
+            name_prefix: self.prefix,
+            after: self.after.map(|name| name.to_string()),
+            limit: self.limit.map(i64::from),
+            name_glob: None,
+        }
+    }
+}
+
 pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> {
     match cmd {
         BlockCommand::Create(args) => create(registry, out, args),
-        BlockCommand::Ls {
-            block_type,
-            prefix,
-            limit,
-            after,
-        } => list(
-            registry,
-            out,
-            BlockFilter {
-                block_type,
-                name_prefix: prefix,
-                after: after.map(|name| name.to_string()),
-                limit: limit.map(i64::from),
-                name_glob: None,
-            },
-        ),
-        BlockCommand::Inspect { name, show_secrets } => inspect(registry, &name, show_secrets, out),
+        BlockCommand::Ls(args) => list(registry, out, args.filter()),
+        BlockCommand::Inspect {
+            name,
+            show_secrets,
+            field,
+        } => match field {
+            Some(path) => print_field(registry, &name, &path, out),
+            None => inspect(registry, &name, show_secrets, out),
+        },
         BlockCommand::Update {
             name,
             unset,
@@ -244,9 +303,9 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
         BlockCommand::Test { name, timeout } => super::connect::test(registry, &name, timeout, out),
         BlockCommand::Url {
             name,
-            show_secrets,
+            show_secrets: reveal,
             libpq,
-        } => super::connect::url(registry, &name, show_secrets, libpq, out),
+        } => super::connect::url(registry, &name, reveal, libpq, out),
         BlockCommand::Env {
             name,
             format,
@@ -257,9 +316,10 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
         BlockCommand::Diff { name, v1, v2 } => diff(registry, &name, v1, v2, out),
         BlockCommand::Rollback {
             name,
+            target,
             to_version,
             if_version,
-        } => rollback(registry, &name, to_version, if_version, out),
+        } => rollback(registry, &name, target.or(to_version), if_version, out),
         BlockCommand::Undelete { name } => undelete(registry, &name, out),
         BlockCommand::Purge { name, yes } => purge(registry, &name, yes, out),
         BlockCommand::RotatePassword { name, admin } => {
@@ -271,10 +331,12 @@ pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> 
 fn rollback(
     registry: &Registry,
     name: &str,
-    to_version: i64,
+    to_version: Option<i64>,
     if_version: Option<i64>,
     out: &Printer,
 ) -> Result<()> {
+    // clap requires one of VERSION and --to-version.
+    let to_version = to_version.unwrap_or_default();
     let block = registry.rollback_block(name, to_version, if_version)?;
     out.emit(&BlockBody::of(&block, false), || {
         format!(
@@ -304,6 +366,56 @@ fn inspect(registry: &Registry, name: &str, show_secrets: bool, out: &Printer) -
     Ok(())
 }
 
+/// `block get NAME --field PATH`: one value, raw. The block is read with its secrets
+/// only when the path leads to one (or into a URL that holds one).
+fn print_field(registry: &Registry, name: &str, path: &str, out: &Printer) -> Result<()> {
+    let masked = registry.get_block_masked(name)?;
+    let block = match crate::document::path_holds_mask(masked.masked_data(), path) {
+        true => registry.load_block(name)?,
+        false => masked,
+    };
+    let value = field_value(&block, path)?;
+    match (out.for_people(), &value) {
+        (true, Value::String(text)) => write_raw(text),
+        (true, other) => write_raw(&other.to_string()),
+        (false, _) => out.emit(&value, String::new),
+    }
+    Ok(())
+}
+
+/// The value at `path` in a block's document; a connection given as a URL answers for
+/// its parts (`connection_info.password`, `.host`, ...) as if written as fields.
+fn field_value(block: &crate::registry::Block, path: &str) -> Result<Value> {
+    let doc = block.document_or_masked();
+    if let Some(value) = crate::document::get_path(&doc, path) {
+        return Ok(value.clone());
+    }
+    let from_url = path
+        .strip_prefix("connection_info.")
+        .filter(|_| doc.get("connection_info").is_some_and(Value::is_string))
+        .and_then(|part| {
+            let info = crate::connect::ConnectionInfo::from_document(&block.name, &doc).ok()?;
+            crate::document::get_path(&info.to_components(), part).cloned()
+        });
+    from_url.ok_or_else(|| Error::FieldNotFound {
+        block: block.name.to_string(),
+        path: path.to_owned(),
+        fields: crate::document::leaves(&doc)
+            .into_keys()
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Writes `text` to stdout as is: no newline added, as `vault kv get -field=`.
+fn write_raw(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
 fn rename(
     registry: &Registry,
     name: &str,
@@ -328,7 +440,12 @@ fn delete(registry: &Registry, name: &str, if_version: Option<i64>, out: &Printe
         id: block.id,
         version: block.version,
     };
-    out.emit(&deleted, || format!("deleted block {}", deleted.deleted));
+    out.emit(&deleted, || {
+        format!(
+            "deleted block {0} (its history is kept; `blockyard block undelete {0}` brings it back)",
+            deleted.deleted
+        )
+    });
     Ok(())
 }
 
@@ -431,6 +548,10 @@ fn create(registry: &Registry, out: &Printer, args: Create) -> Result<()> {
 }
 
 fn list(registry: &Registry, out: &Printer, filter: BlockFilter) -> Result<()> {
+    if let Some(slug) = &filter.block_type {
+        // `--type secrets` is a mistake to say so, not an empty list.
+        registry.block_type(slug)?;
+    }
     let blocks = registry.list_blocks(&filter)?;
     out.emit(&blocks, || {
         if blocks.is_empty() {
@@ -464,13 +585,15 @@ fn update(
     if_version: Option<i64>,
     doc: &DocumentArgs,
 ) -> Result<()> {
-    let current = registry.load_block(name)?;
+    // Edited in its masked form: a token that may write but not read the secrets
+    // (`--set pool.max_size=5` with blocks:write) changes what it may.
+    let current = registry.get_block_masked(name)?;
     let ty = registry.block_type(&current.block_type)?;
-    let mut document = current.document_or_masked();
+    let mut document = current.masked_data().clone();
     input::unset_fields(&mut document, unset)?;
     doc.apply(&ty, &mut document, None)?;
     let expected = Some(if_version.unwrap_or(current.version));
-    let block = registry.update_block(name, document, expected)?;
+    let block = registry.update_block_from_masked(name, document, expected, true)?;
     let unchanged = block.version == current.version;
     let report = Updated {
         block: BlockBody::of(&block, false),

@@ -102,6 +102,7 @@ fn describe_http_test(report: &HttpTestReport) -> String {
 }
 
 fn describe_test(report: &TestReport) -> String {
+    use super::terminal::{Stream::Stdout, Tone::*, paint};
     let mut rows = vec![
         ("block", report.name.clone()),
         (
@@ -117,7 +118,10 @@ fn describe_test(report: &TestReport) -> String {
         ),
     ];
     for r in &report.requirements {
-        let verdict = if r.ok { "ok" } else { "NOT MET" };
+        let verdict = match r.ok {
+            true => paint(Stdout, Good, "ok"),
+            false => paint(Stdout, Bad, "NOT MET"),
+        };
         rows.push((
             "requires",
             format!("{}: {verdict} ({})", r.requirement, r.found),
@@ -203,9 +207,9 @@ pub fn env(
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    let text = match out.format {
-        super::output::OutputFormat::Json => String::new(),
-        super::output::OutputFormat::Table => env::render(&vars, format)?,
+    let text = match out.for_people() {
+        true => env::render(&vars, format)?,
+        false => String::new(),
     };
     out.emit(&object, || text);
     Ok(())

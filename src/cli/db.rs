@@ -79,6 +79,12 @@ pub enum DbCommand {
     },
     /// Drop a database (and everything in it). Blocks that point at it are listed, or
     /// deleted with --delete-blocks.
+    ///
+    /// Examples:
+    ///   blockyard db ls --admin pg-admin               # which blocks point at it
+    ///   blockyard db drop app --admin pg-admin --yes
+    ///   blockyard db drop app --admin pg-admin --drop-role app_owner --delete-blocks --yes
+    #[command(verbatim_doc_comment)]
     Drop {
         /// The database to drop.
         name: String,

@@ -12,6 +12,8 @@ mod input;
 mod leases;
 mod output;
 mod server;
+mod suggest;
+mod terminal;
 mod transfer;
 
 use std::path::PathBuf;
@@ -22,6 +24,7 @@ use crate::config::{Config, Settings, Sources};
 use crate::error::Result;
 use crate::registry::Registry;
 
+pub use docs::COMPLETE_VAR;
 pub use output::{OutputFormat, print_error, print_usage_error};
 
 /// `blockyard --version`: the crate version and the git commit it was built from.
@@ -116,10 +119,15 @@ pub enum Command {
     ///   blockyard exec crdb-sage --format dotenv --prefix SESAME_DATABASE -- ./run-flow
     #[command(verbatim_doc_comment)]
     Exec(connect::ExecArgs),
-    /// Serve the registry over HTTP (/api/v1, and /prefect/api for Prefect clients).
+    /// Serve the registry over HTTP: the web UI at /ui, the API at /api/v1, and
+    /// /prefect/api for Prefect clients.
     ///
-    /// Every route but /health and /ready needs a token (`blockyard token create`).
-    /// Example: blockyard server --migrate --database-url postgres://blockyard@db/blockyard
+    /// Every route but /health and /ready needs a token (`blockyard token create`); the
+    /// UI signs in with one.
+    ///
+    /// Examples:
+    ///   blockyard server                      # then open http://127.0.0.1:4200/ui
+    ///   blockyard server --migrate --database-url postgres://blockyard@db/blockyard
     #[command(verbatim_doc_comment)]
     Server(Box<server::ServerArgs>),
     /// Write blocks to stdout as one JSON file, secrets masked, or encrypted with age
@@ -167,11 +175,12 @@ pub enum Command {
     /// The audit log of secret reads and changes made over HTTP.
     #[command(subcommand)]
     Audit(server::AuditCommand),
-    /// Print a shell completion script.
+    /// Print a shell completion script. At each Tab it asks this blockyard for
+    /// candidates, so block names, type slugs and token names come from the store.
     ///
     /// Examples:
-    ///   blockyard completions bash > /etc/bash_completion.d/blockyard
-    ///   blockyard completions zsh > "${fpath[1]}/_blockyard"
+    ///   source <(blockyard completions bash)      # in ~/.bashrc
+    ///   source <(blockyard completions zsh)       # in ~/.zshrc
     ///   blockyard completions fish > ~/.config/fish/completions/blockyard.fish
     #[command(verbatim_doc_comment)]
     Completions {
@@ -191,12 +200,18 @@ pub enum Command {
     },
 }
 
+/// The whole command line as clap defines it, with completers for block names, type
+/// slugs and token names (what a shell's completion asks, see [`docs::completions`]).
+pub fn command() -> clap::Command {
+    docs::with_completers(Cli::command())
+}
+
 /// Runs a parsed command line; `env` is the process environment.
 pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Result<()> {
     let out = output::Printer::new(cli.global.output);
     // Commands that need no configuration and no store.
     match &cli.command {
-        Command::Completions { shell } => return docs::completions(*shell, Cli::command()),
+        Command::Completions { shell } => return docs::completions(*shell, &command()),
         Command::Man { dir } => return docs::man(Cli::command(), dir.as_deref()),
         Command::Key(admin::KeyCommand::Generate) => return admin::generate_key(&out),
         _ => {}
@@ -224,10 +239,10 @@ pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Resu
             let (registry, report) = Registry::open(config)?;
             admin::init(&registry, report, &out)
         }
-        Command::Block(cmd) => blocks::run(*cmd, &open(config, &out)?, &out),
-        Command::Type(cmd) => admin::types(cmd, &open(config, &out)?, &out),
-        Command::Db(cmd) => db::run(cmd, &open(config, &out)?, &out),
-        Command::Lease(cmd) => leases::run(cmd, &open(config, &out)?, &out),
+        Command::Block(cmd) => with_registry(config, &out, |r| blocks::run(*cmd, r, &out)),
+        Command::Type(cmd) => with_registry(config, &out, |r| admin::types(cmd, r, &out)),
+        Command::Db(cmd) => with_registry(config, &out, |r| db::run(cmd, r, &out)),
+        Command::Lease(cmd) => with_registry(config, &out, |r| leases::run(cmd, r, &out)),
         Command::Export(args) => transfer::export(&open(config, &out)?, args),
         Command::Import(args) => transfer::import(&open(config, &out)?, args, &out),
         Command::Apply(args) => transfer::apply(&open(config, &out)?, args, &out),
@@ -236,7 +251,7 @@ pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Resu
         // into an empty store, after checking the master key.
         Command::Restore(args) => backup::restore(config, args, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
-        Command::Exec(args) => connect::exec(&open(config, &out)?, args),
+        Command::Exec(args) => with_registry(config, &out, |r| connect::exec(r, args)),
         Command::Server(args) => {
             if args.migrate {
                 let (_, applied) = crate::registry::migrate(&config)?;
@@ -281,6 +296,17 @@ fn load_config(
         config_file: global.config,
         dotenv: Some(PathBuf::from(".env")),
     })
+}
+
+/// Runs `command` on the registry; a missing block or type is answered with the names
+/// closest to it.
+fn with_registry(
+    config: Config,
+    out: &output::Printer,
+    command: impl FnOnce(&Registry) -> Result<()>,
+) -> Result<()> {
+    let registry = open(config, out)?;
+    command(&registry).map_err(|err| suggest::hint(&registry, err))
 }
 
 /// Opens the registry, telling the user (on stderr) if this created a new store.

@@ -1,18 +1,24 @@
-//! Printing results: human tables by default, JSON with `--output json`. Errors are
-//! printed by `main` through [`print_error`].
+//! Printing results: for people by default (see [`super::terminal`]), or JSON, YAML or
+//! bare names with `--output`. Errors are printed by `main` through [`print_error`].
 
 use clap::ValueEnum;
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::terminal::{Stream, Tone, paint};
 use crate::error::Error;
 use crate::registry::InitReport;
 
+pub use super::terminal::table;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// For people: tables on a terminal, tab-separated rows when piped.
     Table,
     Json,
+    Yaml,
+    /// Only the name of each thing listed or acted on, one per line.
+    Name,
 }
 
 pub struct Printer {
@@ -24,17 +30,34 @@ impl Printer {
         Printer { format }
     }
 
-    /// Prints `value` as JSON, or `human()` for people.
+    /// Prints `value` as JSON, YAML or names, or `human()` for people. What people are
+    /// told of an empty list ("no blocks; create one with ...") goes to stderr, so a
+    /// script reading stdout sees no rows.
     pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         match self.format {
             OutputFormat::Json => write_stdout(&to_json(value)),
+            OutputFormat::Yaml => write_stdout(to_yaml(value).trim_end()),
+            OutputFormat::Name => {
+                let names = names(&serde_json::to_value(value).unwrap_or_default());
+                if !names.is_empty() {
+                    write_stdout(&names.join("\n"));
+                }
+            }
             OutputFormat::Table => {
                 let text = human();
-                if !text.is_empty() {
-                    write_stdout(text.trim_end());
+                let empty = serde_json::to_value(value).is_ok_and(|v| v == Value::Array(vec![]));
+                match (text.is_empty(), empty) {
+                    (true, _) => {}
+                    (false, true) => eprintln!("{}", text.trim_end()),
+                    (false, false) => write_stdout(text.trim_end()),
                 }
             }
         }
+    }
+
+    /// Whether output is for people (not JSON, YAML or names).
+    pub fn for_people(&self) -> bool {
+        self.format == OutputFormat::Table
     }
 
     /// A message for people, on stderr so it never mixes with JSON on stdout.
@@ -62,7 +85,25 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
 }
 
-/// A table with a header row.
+pub fn to_yaml<T: Serialize>(value: &T) -> String {
+    serde_norway::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// The names in a result, for `-o name`: each listed item's `name` (or `id` where it has
+/// none), or the one item's.
+fn names(value: &Value) -> Vec<String> {
+    let name = |item: &Value| {
+        ["name", "id"]
+            .iter()
+            .find_map(|key| item.get(*key))
+            .map(|n| n.as_str().map_or_else(|| n.to_string(), str::to_owned))
+    };
+    match value {
+        Value::Array(items) => items.iter().filter_map(name).collect(),
+        item => name(item).into_iter().collect(),
+    }
+}
+
 /// A progress bar on stderr for long work: `{verb} [bar] done/total {unit} (eta)`.
 pub fn progress_bar(len: u64, verb: &str, unit: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
@@ -72,18 +113,6 @@ pub fn progress_bar(len: u64, verb: &str, unit: &str) -> indicatif::ProgressBar 
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
-}
-
-pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.iter().copied());
-    for row in rows {
-        table.add_row(row);
-    }
-    table.to_string()
 }
 
 /// Two columns of label and value.
@@ -114,8 +143,13 @@ pub fn print_usage_error(format: OutputFormat, err: &clap::Error) {
             "{}",
             serde_json::json!({"error": {"code": "USAGE_ERROR", "message": message}})
         ),
-        OutputFormat::Table => eprintln!("error[USAGE_ERROR]: {message}"),
+        _ => eprintln!("{}: {message}", error_label("USAGE_ERROR")),
     }
+}
+
+/// `error[CODE]`, red on a terminal.
+fn error_label(code: &str) -> String {
+    paint(Stream::Stderr, Tone::Bad, &format!("error[{code}]"))
 }
 
 /// Prints an error on stderr: one line for people, or the API's JSON error shape.
@@ -125,9 +159,9 @@ pub fn print_error(format: OutputFormat, err: &Error) {
             "{}",
             serde_json::json!({"error": {"code": err.code(), "message": err.to_string()}})
         ),
-        OutputFormat::Table => eprintln!(
-            "error[{}]: {}",
-            err.code(),
+        _ => eprintln!(
+            "{}: {}",
+            error_label(err.code()),
             err.to_string().replace('\n', " ")
         ),
     }

@@ -78,7 +78,7 @@ pub fn tokens(cmd: TokenCommand, registry: &Registry, out: &Printer) -> Result<(
             json["token"] = token.secret.clone().into();
             // Only the token on stdout, so `TOKEN=$(blockyard token create ...)` captures
             // exactly it; the note for people goes to stderr.
-            if out.format == super::output::OutputFormat::Table {
+            if out.for_people() {
                 eprintln!(
                     "Token {:?} created with scopes {}. It is shown only this once: store it now.",
                     token.info.name,
@@ -125,7 +125,11 @@ pub enum AuditCommand {
     /// List audit records, newest first: secret reads and changes made over HTTP.
     /// Repeated secret reads of a block by one token within a minute are one record
     /// with a COUNT, from AT to LAST (see `server --audit-window`).
-    #[command(visible_alias = "list")]
+    ///
+    /// Examples:
+    ///   blockyard audit ls --block crdb-sage --since 7days   # who read it this week
+    ///   blockyard audit ls --since 1h -o json | jq '.[].actor'
+    #[command(visible_alias = "list", verbatim_doc_comment)]
     Ls {
         /// Only records about this block.
         #[arg(long)]

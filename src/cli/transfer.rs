@@ -222,15 +222,21 @@ pub fn apply(registry: &Registry, args: ApplyArgs, out: &Printer) -> Result<()> 
 /// The plan as people read it: one line per change, masked diffs indented under
 /// updates, then the counts.
 fn plan_text(plan: &ApplyPlan) -> String {
+    use super::terminal::{Stream::Stdout, Tone::*, paint};
     let mut lines = Vec::new();
-    lines.extend(plan.create.iter().map(|name| match plan.replace_deleted.get(name) {
-        Some(deleted) => format!(
-            "+ create {name} (takes the id of deleted block {deleted}: purges it and its history)"
-        ),
-        None => format!("+ create {name}"),
-    }));
+    lines.extend(
+        plan.create
+            .iter()
+            .map(|name| match plan.replace_deleted.get(name) {
+                Some(deleted) => format!(
+                    "{} (takes the id of deleted block {deleted}: purges it and its history)",
+                    paint(Stdout, Good, &format!("+ create {name}"))
+                ),
+                None => paint(Stdout, Good, &format!("+ create {name}")),
+            }),
+    );
     for update in &plan.update {
-        lines.push(format!("~ update {}", update.name));
+        lines.push(paint(Stdout, Change, &format!("~ update {}", update.name)));
         for change in &update.changes {
             let show = |v: Option<&serde_json::Value>| match (change.secret, v) {
                 (true, Some(_)) => "********".to_owned(),
@@ -249,7 +255,11 @@ fn plan_text(plan: &ApplyPlan) -> String {
             ));
         }
     }
-    lines.extend(plan.delete.iter().map(|name| format!("- delete {name}")));
+    lines.extend(
+        plan.delete
+            .iter()
+            .map(|name| paint(Stdout, Bad, &format!("- delete {name}"))),
+    );
     lines.push(format!(
         "{}: create {}, update {}, delete {}, unchanged {}",
         match (plan.applied, plan.changes()) {

@@ -74,17 +74,27 @@ fn invalid(path: &str, message: impl fmt::Display) -> Error {
 /// As SQLAlchemy's SQLite dialect ("Invalid SQLite URL"): a SQLite URL names a file and
 /// no server. An empty part is no part, as there.
 fn sqlite_names_no_server(
-    server: (Option<String>, Option<String>, Option<String>, Option<String>),
+    server: (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
     query: &[(String, String)],
 ) -> std::result::Result<(), String> {
     let (user, password, host, port) = server;
     let keys = crate::document::LOGIN_PASSWORD_KEYS;
-    match [user, password, host, port].iter().flatten().any(|p| !p.is_empty())
+    match [user, password, host, port]
+        .iter()
+        .flatten()
+        .any(|p| !p.is_empty())
         || query.iter().any(|(k, _)| keys.contains(&k.as_str()))
     {
-        true => Err("a SQLite URL names a file, never a host, user, password or port: \
+        true => Err(
+            "a SQLite URL names a file, never a host, user, password or port: \
              sqlite:///relative.db or sqlite:////absolute/path.db"
-            .to_owned()),
+                .to_owned(),
+        ),
         false => Ok(()),
     }
 }

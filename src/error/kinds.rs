@@ -47,6 +47,8 @@ error_kinds! {
     InvalidBlockName = "INVALID_BLOCK_NAME", 400, sent;
     BlockNotFound = "BLOCK_NOT_FOUND", 404, sent;
     LeaseNotFound = "LEASE_NOT_FOUND", 404, sent;
+    /// `block get --field`: the block has no such field.
+    FieldNotFound = "FIELD_NOT_FOUND", 404, local;
     BlockAlreadyExists = "BLOCK_ALREADY_EXISTS", 409, sent;
     VersionConflict = "VERSION_CONFLICT", 412, sent;
     UnknownBlockType = "UNKNOWN_BLOCK_TYPE", 422, sent;

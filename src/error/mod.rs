@@ -24,13 +24,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(thiserror::Error)]
 pub enum Error {
     #[error("invalid block name {name:?}: {reason}")]
-    InvalidBlockName { name: String, reason: &'static str },
+    InvalidBlockName {
+        name: String,
+        reason: std::borrow::Cow<'static, str>,
+    },
 
     #[error("block {0:?} not found; `blockyard block ls` lists the blocks")]
     BlockNotFound(String),
 
     #[error("{0}")]
     LeaseNotFound(String),
+
+    /// An error re-worded with the next step to take (`did you mean "crdb-sage"?`); its
+    /// kind is the original's.
+    #[error("{message}")]
+    Hinted { kind: ErrorKind, message: String },
+
+    #[error("block {block:?} has no field {path:?}; its fields: {fields}")]
+    FieldNotFound {
+        block: String,
+        path: String,
+        fields: String,
+    },
 
     #[error("a block named {0:?} already exists; choose another name or update it")]
     BlockAlreadyExists(String),
@@ -179,6 +194,8 @@ impl Error {
             Error::InvalidBlockName { .. } => K::InvalidBlockName,
             Error::BlockNotFound(_) => K::BlockNotFound,
             Error::LeaseNotFound(_) => K::LeaseNotFound,
+            Error::FieldNotFound { .. } => K::FieldNotFound,
+            Error::Hinted { kind, .. } => *kind,
             Error::BlockAlreadyExists(_) | Error::BlockIdDiffers { .. } => K::BlockAlreadyExists,
             Error::VersionConflict { .. } => K::VersionConflict,
             Error::UnknownBlockType(_) => K::UnknownBlockType,

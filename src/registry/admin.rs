@@ -90,6 +90,9 @@ impl Registry {
         scopes: &[String],
         expires_in: Option<Duration>,
     ) -> Result<NewToken> {
+        if let Some(remote) = &self.remote {
+            return remote.create_token(name, scopes, expires_in);
+        }
         let audit = super::local::audit_row(self.record());
         let key = self.row_key()?;
         auth::create_token(
@@ -104,10 +107,16 @@ impl Registry {
 
     /// Every token; a row not bound to this master key is listed as `unbound`.
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        if let Some(remote) = &self.remote {
+            return remote.list_tokens();
+        }
         auth::list_tokens(self.store()?, &self.row_key()?)
     }
 
     pub fn revoke_token(&self, name_or_id: &str) -> Result<()> {
+        if let Some(remote) = &self.remote {
+            return remote.revoke_token(name_or_id);
+        }
         let audit = super::local::audit_row(self.record());
         let key = self.row_key()?;
         auth::revoke_token(self.store()?, &key, name_or_id, audit.as_ref())
@@ -121,12 +130,18 @@ impl Registry {
 
     /// Audit records, newest first.
     pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
+        if let Some(remote) = &self.remote {
+            return remote.audit(filter);
+        }
         self.store()?.audit(filter)
     }
 
     /// Up to `limit` audit records after id `after`, oldest first: an export that
     /// resumes from the last id it wrote.
     pub fn audit_after(&self, after: i64, since: Option<i64>, limit: i64) -> Result<Vec<AuditRow>> {
+        if let Some(remote) = &self.remote {
+            return remote.audit_after(after, since, limit);
+        }
         self.store()?.audit_after(after, since, limit)
     }
 

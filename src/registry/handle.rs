@@ -22,8 +22,9 @@ pub struct Registry {
     pub(super) source: Arc<dyn BlockSource>,
     /// The store and keys, for what only a local store does (keys, tokens, audit).
     pub(super) local: Option<Arc<LocalBlocks>>,
-    /// In remote mode, the server, for saying why a store command cannot run.
-    pub(super) server: Option<url::Url>,
+    /// In remote mode, the server: what it does besides blocks (tokens, the audit log),
+    /// and its address for saying why a store command cannot run.
+    pub(super) remote: Option<Arc<RemoteClient>>,
     pub(super) pools: Arc<PoolCache>,
     /// The audit record each change made through this handle commits with.
     pub(super) record: Option<Arc<ChangeRecord>>,
@@ -35,13 +36,12 @@ impl Registry {
     pub fn open(config: Config) -> Result<(Registry, Option<InitReport>)> {
         let pools = Arc::new(PoolCache::new(config.pool_refresh));
         if let Some(remote) = config.remote {
-            let client = RemoteClient::new(remote)?;
-            let server = Some(client.base().clone());
-            let source: Arc<dyn BlockSource> = Arc::new(client);
+            let client = Arc::new(RemoteClient::new(remote)?);
+            let source: Arc<dyn BlockSource> = client.clone();
             let registry = Registry {
                 source,
                 local: None,
-                server,
+                remote: Some(client),
                 pools,
                 record: None,
             };
@@ -77,11 +77,22 @@ impl Registry {
         let registry = Registry {
             source: local.clone(),
             local: Some(local),
-            server: None,
+            remote: None,
             pools,
             record: None,
         };
         Ok((registry, report))
+    }
+
+    /// Opens the configured store only if it is already there (a server, or an SQLite
+    /// file that exists): never creates one, as a shell's Tab must not.
+    pub fn open_existing(config: Config) -> Result<Option<Registry>> {
+        if let (None, crate::store::StoreUrl::Sqlite(path)) = (&config.remote, &config.database_url)
+            && !path.exists()
+        {
+            return Ok(None);
+        }
+        Registry::open(config).map(|(registry, _)| Some(registry))
     }
 
     /// This registry, with `record` committed in the same transaction as each change
@@ -103,12 +114,12 @@ impl Registry {
     }
 
     pub(super) fn local(&self) -> Result<(&Store, &Arc<keys::KeyManager>)> {
-        match (&self.local, &self.server) {
+        match (&self.local, &self.remote) {
             (Some(local), _) => Ok((&local.store, &local.keys)),
-            (None, server) => Err(Error::Config(format!(
+            (None, remote) => Err(Error::Config(format!(
                 "this works on a local store only, and BLOCKYARD_URL points at the server {}; \
                  unset it (and --server-url) to use the store directly",
-                server.as_ref().map(url::Url::as_str).unwrap_or("(unknown)")
+                remote.as_ref().map_or("(unknown)", |r| r.base().as_str())
             ))),
         }
     }

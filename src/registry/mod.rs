@@ -164,7 +164,8 @@ impl Registry {
     /// still holds `********`, the stored secret is kept. Keeping a stored secret while
     /// changing where the block connects (host, port, URL, driver, database, username,
     /// a type's `destination_fields`) would send that secret to a new place, so it needs
-    /// `may_read_secrets`; without it, such an edit must send the secrets anew.
+    /// `may_read_secrets`; without it, such an edit must send the secrets anew. Through
+    /// a server, the server does this with the token's own rights.
     pub fn update_block_from_masked(
         &self,
         name: &(impl ToBlockName + ?Sized),
@@ -173,6 +174,9 @@ impl Registry {
         may_read_secrets: bool,
     ) -> Result<Block> {
         let name = &name.to_block_name()?;
+        if self.remote.is_some() {
+            return self.update_block(name.as_ref(), document, expected_version);
+        }
         let current = self.load_block(name.as_ref())?;
         let sent = document.clone();
         let kept = current.restore_masked(&mut document);

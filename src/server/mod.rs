@@ -29,6 +29,7 @@ mod sessions;
 mod slots;
 mod state;
 mod tasks;
+mod tokens;
 mod transfer;
 mod types;
 mod ui;
@@ -158,6 +159,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         .mount("/api/v1", blocks::routes())
         .mount("/api/v1", types::routes())
         .mount("/api/v1", audit::routes())
+        .mount("/api/v1", tokens::routes())
         .mount("/api/v1", service::api_routes())
         .mount("/api/v1", transfer::routes())
         .mount("/api/v1", databases::routes())

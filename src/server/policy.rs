@@ -103,7 +103,18 @@ pub async fn authorize(state: &State, ctx: &Ctx, access: Access<'_>) -> ApiResul
     if let Some((action, subject)) = access.audited {
         audit(state, ctx, action, Some(subject), "FORBIDDEN").await?;
     }
-    Err(forbidden(actor, access.what))
+    // The refusal names the scope that is missing, unless `what` already does.
+    let scope = crate::auth::Scope {
+        permission: access.wanted,
+        pattern: None,
+    };
+    match access.what.contains("(needs ") {
+        true => Err(forbidden(actor, access.what)),
+        false => Err(forbidden(
+            actor,
+            &format!("{} (needs {scope})", access.what),
+        )),
+    }
 }
 
 /// Records an audit event; if it cannot be written, the request fails with 503.

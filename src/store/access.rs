@@ -96,7 +96,7 @@ fn fits(text: String, max: usize) -> String {
 /// happened between `at` and `last_at`, by `actor`, on `block`, with `outcome`, and
 /// was committed to the store before its request was answered; `request_id` names
 /// the first and `last_request_id` the last.
-#[derive(Clone, Debug, Queryable, Serialize)]
+#[derive(Clone, Debug, Queryable, Serialize, serde::Deserialize)]
 pub struct AuditRow {
     pub id: i64,
     #[serde(with = "crate::time::rfc3339_millis")]
@@ -116,7 +116,7 @@ pub struct AuditRow {
     #[serde(skip)]
     pub open_until: Option<i64>,
     /// What the record is about beyond its block (a lease's user name).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 

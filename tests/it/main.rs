@@ -20,6 +20,7 @@ mod leases;
 #[cfg(feature = "mysql")]
 mod mysql;
 mod readme;
+mod scripting;
 mod secrets;
 mod seeds;
 mod server;

@@ -414,5 +414,6 @@ fn a_whole_block_on_stdin_brings_its_type() {
     let shown = env.json(&["block", "inspect", "b-copy", "--show-secrets"]);
     assert_eq!(shown["data"]["value"], "s3cr3t-PLANTED");
     let end = env.ok(&["block", "ls", "--after", "b-copy"]);
-    assert_eq!(end.stdout.trim(), "no more blocks after b-copy");
+    assert_eq!(end.stdout, "");
+    assert_eq!(end.stderr.trim(), "no more blocks after b-copy");
 }

@@ -159,7 +159,10 @@ fn undo_over_http_and_in_remote_mode() {
         "{history}"
     );
     let table = env.ok(&["block", "history", "crdb-sage"]).stdout;
-    assert!(table.contains("BY") && table.contains("writer") && table.contains("local"));
+    assert!(
+        table.contains("\twriter\t") && table.contains("\tlocal\t"),
+        "{table}"
+    );
 
     // In remote mode the CLI does the same through the server.
     let remote = [

@@ -163,6 +163,7 @@ pub async fn revoke_token(
         })
         .await
         .map_err(|e| viewing.problem(e))?;
+    state.verifier.forget_all();
     tokens_page(&viewing, state, None, Status::Ok).await
 }
 
