@@ -25,7 +25,8 @@ use crate::time::rfc3339;
 use crate::types::{BlockType, BlockTypeDef, builtin_type};
 use crate::wire::{
     AuditPage, BlockBody, BlockPage, BlockTypes, CreateBlock, CreateToken, CreatedToken, Deleted,
-    ErrorBody, History, Purged, RenameBlock, RevokedToken, Rollback, Tokens, UpdateBlock,
+    ErrorBody, History, Purged, RenameBlock, RevokedToken, Rollback, TokenIdentity, Tokens,
+    UpdateBlock,
 };
 
 /// A client of one Blockyard server. `Debug` shows the URL, never the token.
@@ -160,6 +161,11 @@ impl RemoteClient {
 
 /// What a server does besides blocks, for an admin token: tokens and the audit log.
 impl RemoteClient {
+    /// The token this client holds, as the server knows it.
+    pub fn own_token(&self) -> Result<TokenIdentity> {
+        self.get("/token")
+    }
+
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
         Ok(self.get::<Tokens>("/tokens")?.tokens)
     }

@@ -96,6 +96,13 @@ impl std::fmt::Debug for CreatedToken {
     }
 }
 
+/// `GET /token`: the caller's own token (what `blockyard status` shows).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenIdentity {
+    pub name: String,
+    pub scopes: Vec<String>,
+}
+
 /// `DELETE /tokens/{name}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RevokedToken {

@@ -273,6 +273,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("connect", 2),
             ("db", 2),
             ("leases", 2),
+            ("login", 2),
             ("admin", 2),
             ("backup", 2),
             ("server", 2),

@@ -10,6 +10,7 @@ mod docs;
 mod flags;
 mod input;
 mod leases;
+mod login;
 mod output;
 mod server;
 mod suggest;
@@ -175,6 +176,20 @@ pub enum Command {
     /// The audit log of secret reads and changes made over HTTP.
     #[command(subcommand)]
     Audit(server::AuditCommand),
+    /// Keep a server's URL and token for every later command (the token in the OS
+    /// keyring, or in a 0600 file where there is none); checked against the server
+    /// first. BLOCKYARD_URL and BLOCKYARD_TOKEN, when set, win over it.
+    ///
+    /// Examples:
+    ///   blockyard login https://blockyard.internal          # asks for the token
+    ///   blockyard login http://127.0.0.1:4200 --token-stdin <<< "$TOKEN"
+    #[command(verbatim_doc_comment)]
+    Login(login::LoginArgs),
+    /// Forget the kept login: the CLI uses the local store again.
+    Logout,
+    /// Where the CLI points (a server and which token, or the local store) and whether
+    /// that works now.
+    Status,
     /// Print a shell completion script. At each Tab it asks this blockyard for
     /// candidates, so block names, type slugs and token names come from the store.
     ///
@@ -214,7 +229,12 @@ pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Resu
         Command::Completions { shell } => return docs::completions(*shell, &command()),
         Command::Man { dir } => return docs::man(Cli::command(), dir.as_deref()),
         Command::Key(admin::KeyCommand::Generate) => return admin::generate_key(&out),
+        Command::Logout => return login::logout(&out),
         _ => {}
+    }
+    // Not after the configuration: that reads the login this replaces.
+    if let Command::Login(args) = cli.command {
+        return login::login(args, &out);
     }
     let server_flags = match &mut cli.command {
         Command::Server(args) => std::mem::take(&mut args.settings.0),
@@ -232,7 +252,10 @@ pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Resu
         // Answered above, before the configuration is loaded.
         Command::Completions { .. }
         | Command::Man { .. }
+        | Command::Logout
+        | Command::Login(_)
         | Command::Key(admin::KeyCommand::Generate) => Ok(()),
+        Command::Status => login::status(config, &out),
         Command::Database(cmd) => admin::database(cmd, config, &out),
         Command::Config => admin::show_config(&config, &out),
         Command::Init => {
@@ -252,19 +275,22 @@ pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Resu
         Command::Restore(args) => backup::restore(config, args, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
         Command::Exec(args) => with_registry(config, &out, |r| connect::exec(r, args)),
-        Command::Server(args) => {
-            if args.migrate {
-                let (_, applied) = crate::registry::migrate(&config)?;
-                if !applied.is_empty() {
-                    out.notice(&format!("applied migrations: {}", applied.join(", ")));
-                }
-            }
-            let settings = config.settings.clone();
-            server::serve(open(config, &out)?, &settings)
-        }
+        Command::Server(args) => serve(args.migrate, config, &out),
         Command::Token(cmd) => server::tokens(cmd, &open(config, &out)?, &out),
         Command::Audit(cmd) => server::audit(cmd, &open(config, &out)?, &out),
     }
+}
+
+/// `blockyard server`: migrates first if asked, then serves until stopped.
+fn serve(migrate: bool, config: Config, out: &output::Printer) -> Result<()> {
+    if migrate {
+        let (_, applied) = crate::registry::migrate(&config)?;
+        if !applied.is_empty() {
+            out.notice(&format!("applied migrations: {}", applied.join(", ")));
+        }
+    }
+    let settings = config.settings.clone();
+    server::serve(open(config, out)?, &settings)
 }
 
 /// Says (on stderr) which settings came from `./.env`, which a user may not expect.

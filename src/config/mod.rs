@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+pub mod login;
 mod settings;
 
 pub use settings::{
@@ -137,7 +138,30 @@ impl Config {
         }
         let mut config = Self::resolve(settings, master_key)?;
         config.origins = origins;
+        config.use_login()?;
         Ok(config)
+    }
+
+    /// With no server named by a flag, the environment or a file, the one `blockyard
+    /// login` kept, if any.
+    fn use_login(&mut self) -> Result<()> {
+        if self.remote.is_some() || self.settings.server_url.is_some() {
+            return Ok(());
+        }
+        let Some(kept) = login::load()? else {
+            return Ok(());
+        };
+        let insecure = *required(&self.settings.insecure, "insecure")?;
+        self.remote = remote_settings(
+            Some(kept.url.clone()),
+            Some(kept.token.to_string()),
+            insecure,
+        )?;
+        self.settings.server_url = Some(kept.url);
+        let origin = format!("login (token in {})", kept.kept_in);
+        self.origins.push(("server_url", origin.clone()));
+        self.origins.push(("token", origin));
+        Ok(())
     }
 
     fn resolve(s: Settings, master_key: Option<Zeroizing<String>>) -> Result<Config> {
@@ -216,7 +240,7 @@ fn key_choice(
 
 /// Remote mode: both BLOCKYARD_URL and BLOCKYARD_TOKEN, or neither. Plain http is
 /// refused for another machine unless `insecure`.
-fn remote_settings(
+pub fn remote_settings(
     server_url: Option<String>,
     token: Option<String>,
     insecure: bool,

@@ -105,6 +105,12 @@ impl Registry {
         )
     }
 
+    /// Through a server, the token this registry calls it with; on a local store, none
+    /// (nothing is asked of a token there).
+    pub fn own_token(&self) -> Result<Option<crate::wire::TokenIdentity>> {
+        self.remote.as_ref().map(|r| r.own_token()).transpose()
+    }
+
     /// Every token; a row not bound to this master key is listed as `unbound`.
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
         if let Some(remote) = &self.remote {

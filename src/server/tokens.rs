@@ -11,14 +11,24 @@ use super::policy::Change;
 use super::response::{ApiError, ApiResult, Json};
 use super::state::{State, blocking};
 use crate::error::Error;
-use crate::wire::{CreateToken, CreatedToken, RevokedToken, Tokens};
+use crate::wire::{CreateToken, CreatedToken, RevokedToken, TokenIdentity, Tokens};
 
 /// What a refusal says the token does not allow.
 const TOKENS: &str = "managing tokens (needs admin)";
 
 /// The token routes, mounted under `/api/v1`.
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![list_tokens, create_token, revoke_token]
+    rocket::routes![list_tokens, create_token, revoke_token, own_token]
+}
+
+/// `GET /token`: which token the caller holds and what it allows (any valid token).
+#[get("/token")]
+pub async fn own_token(ctx: Ctx) -> ApiResult<Json> {
+    let actor = ctx.actor();
+    Ok(Json::ok(&TokenIdentity {
+        name: actor.name.clone(),
+        scopes: actor.scopes.iter().map(ToString::to_string).collect(),
+    }))
 }
 
 #[get("/tokens")]

@@ -253,54 +253,18 @@ fn interrupted_rotation_leaves_every_block_readable() {
 #[test]
 fn master_key_in_the_os_keyring() {
     let env = TestEnv::new(Backend::Sqlite);
-    let script = format!(
-        r#"set -e
-eval "$(printf 'blockyard-test' | gnome-keyring-daemon --unlock --components=secrets)"
-# One daemon only: ask nothing of org.freedesktop.secrets before this daemon owns the
-# name (asking earlier, or running `--start` before its control socket is up, starts a
-# second daemon that holds the login keyring locked: seen in CI under load).
-owned=
-for _ in $(seq 1 300); do
-  dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null \
-    | grep -q 'boolean true' && {{ owned=1; break; }}
-  sleep 0.1
-done
-[ -n "$owned" ] || {{ echo "setup: gnome-keyring never took the Secret Service name" >&2; exit 1; }}
-# Then wait until the default collection (the login keyring) is unlocked.
-unlocked=
-for _ in $(seq 1 300); do
-  dbus-send --session --print-reply --dest=org.freedesktop.secrets \
-    /org/freedesktop/secrets/aliases/default org.freedesktop.DBus.Properties.Get \
-    string:org.freedesktop.Secret.Collection string:Locked 2>/dev/null | grep -q 'boolean false' \
-    && {{ unlocked=1; break; }}
-  sleep 0.1
-done
-[ -n "$unlocked" ] || {{
-  echo "setup: the default keyring collection never unlocked" >&2
-  ps -ef | grep '[g]nome-keyring' >&2
-  exit 1; }}
-B='{bin}'
+    let out = in_keyring_session(
+        &env,
+        &format!(
+            r#"B='{bin}'
 "$B" init --key-source keyring
 "$B" block create k1 --type secret --password-stdin <<< 'keyring-held-secret'
 "$B" block inspect k1 --show-secrets -o json
 "$B" key status -o json
 "#,
-        bin = BIN
+            bin = BIN
+        ),
     );
-    let mut cmd = std::process::Command::new("dbus-run-session");
-    cmd.args(["--", "bash", "-c", &script]);
-    for (k, v) in env.command(&[]).get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let out = cmd
-        .env_remove("BLOCKYARD_KEY_FILE")
-        .current_dir(env.dir.path())
-        .output()
-        .expect("dbus-run-session and gnome-keyring must be installed (see .ci/run)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");

@@ -469,3 +469,97 @@ fn the_cli_through_a_server_does_what_it_does_on_the_store() {
         assert!(!run.all_output().contains("remote-PLANTED-pw"));
     }
 }
+
+/// Issue 27 #10: `login` keeps a server and token for every later command (checked
+/// first; nothing kept on a refusal), `status` says where the CLI points, `logout`
+/// forgets; the token is in the OS keyring where there is one, else in a 0600 file.
+#[test]
+fn login_status_and_logout() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "api-key",
+            "--type",
+            "secret",
+            "--password-stdin",
+        ],
+        "k",
+    )
+    .success();
+    let reader = token(&env, "reader", &["blocks:read"], &[]);
+    let server = Server::start(&env, &[]);
+    let login_file = env.dir.path().join("config/blockyard/login.toml");
+    let local = env.json(&["status"]);
+    assert_eq!(local["mode"], "local", "{local}");
+    // A refused token, or none: nothing is kept.
+    let login = ["login", server.base.as_str(), "--token-stdin"];
+    env.run_stdin(&login, "by_not-a-token")
+        .fails_with("UNAUTHORIZED");
+    env.run_stdin(&login, "\n").fails_with("INVALID_INPUT");
+    env.run(&["login", server.base.as_str()])
+        .fails_with("INVALID_INPUT");
+    assert!(!login_file.exists());
+    // Kept: every command now goes to the server, with no variable set.
+    let said = env.run_stdin(&login, &reader).success();
+    assert!(
+        said.stdout.contains(r#"as token "reader""#),
+        "{}",
+        said.stdout
+    );
+    assert!(
+        !said.all_output().contains(&reader),
+        "the token is never printed"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&login_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let status = env.json(&["status"]);
+    assert_eq!(
+        (status["mode"].as_str(), status["token"].as_str()),
+        (Some("server"), Some("reader"))
+    );
+    assert_eq!(status["scopes"], serde_json::json!(["blocks:read"]));
+    env.run(&["block", "get", "api-key", "--show-secrets"])
+        .fails_with("FORBIDDEN");
+    let rows = env.ok(&["block", "ls", "-o", "name"]).stdout;
+    assert_eq!(rows, "api-key\n");
+    // The variables win over the login.
+    let other = env.run_with(
+        &["status"],
+        None,
+        &[
+            ("BLOCKYARD_URL", server.base.as_str()),
+            ("BLOCKYARD_TOKEN", "by_wrong"),
+        ],
+    );
+    other.fails_with("UNAUTHORIZED");
+    let out = env.ok(&["logout"]);
+    assert!(out.stdout.contains("Logged out of"), "{}", out.stdout);
+    assert!(!login_file.exists());
+    assert_eq!(env.json(&["status"])["mode"], "local");
+    env.ok(&["block", "get", "api-key", "--show-secrets"]);
+    // With a Secret Service, the token goes there and the file holds only the URL.
+    let out = in_keyring_session(
+        &env,
+        &format!(
+            "B='{BIN}'\n\"$B\" login {} --token-stdin <<< '{reader}'\n\"$B\" status -o json\n\
+             cat '{}'\n\"$B\" logout",
+            server.base,
+            login_file.display()
+        ),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("kept in the OS keyring"), "{stdout}");
+    assert!(stdout.contains(r#""token": "reader""#), "{stdout}");
+    assert!(
+        !stdout.contains(&reader),
+        "the file holds no token: {stdout}"
+    );
+}

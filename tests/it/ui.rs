@@ -683,3 +683,86 @@ fn ui_test_opens_no_local_file_and_echoes_no_banner() {
         tested.body
     );
 }
+
+/// Issue 27 #5: a block's page offers what its type can do: a connection gets its
+/// database's client, Prefect's connector, the pool and Test; a secret, a JSON value
+/// and an HTTP service get their own snippets, no Test, and Reveal only with a secret.
+#[test]
+fn the_type_decides_what_a_block_page_offers() {
+    let env = TestEnv::new(Backend::Sqlite);
+    seed(&env);
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "api-key",
+            "--type",
+            "secret",
+            "--password-stdin",
+        ],
+        "k",
+    )
+    .success();
+    env.run_stdin(
+        &[
+            "block",
+            "create",
+            "es",
+            "--type",
+            "http-service",
+            "--set",
+            "url=https://es.internal",
+            "--password-stdin",
+        ],
+        "es-key",
+    )
+    .success();
+    env.ok(&[
+        "block",
+        "create",
+        "maria",
+        "--url",
+        "mysql+pymysql://app@db/app",
+        "--no-password",
+    ]);
+    let full = token(&env, "full", &["blocks:read-secrets"], &[]);
+    let server = Server::start(&env, &[]);
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&full);
+    let page = |browser: &mut Browser, name: &str| browser.get(&format!("/ui/blocks/{name}")).body;
+    let crdb = page(&mut browser, "crdb-sage");
+    for offered in [
+        "-- psql",
+        "SqlAlchemyConnector.load(",
+        "registry.pool(",
+        "Test connection",
+        "Reveal secrets",
+    ] {
+        assert!(crdb.contains(offered), "crdb-sage lacks {offered}");
+    }
+    let maria = page(&mut browser, "maria");
+    assert!(
+        maria.contains("exec maria -- mysql") && !maria.contains("psql"),
+        "{maria}"
+    );
+    assert!(
+        !maria.contains("Reveal secrets"),
+        "no password, nothing to reveal"
+    );
+    let json = page(&mut browser, "other");
+    let secret = page(&mut browser, "api-key");
+    let http = page(&mut browser, "es");
+    assert!(json.contains("JSON.load(") && !json.contains("Reveal secrets"));
+    assert!(secret.contains("Secret.load(") && secret.contains("Reveal secrets"));
+    assert!(http.contains("ES_URL") && http.contains("Reveal secrets"));
+    for (name, body) in [("other", &json), ("api-key", &secret), ("es", &http)] {
+        for wrong in [
+            "psql",
+            "SqlAlchemyConnector",
+            "registry.pool",
+            "Test connection",
+        ] {
+            assert!(!body.contains(wrong), "{name} offers {wrong}");
+        }
+    }
+}

@@ -30,6 +30,7 @@ pub struct BlockView<'a> {
 pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
     let block = view.block;
     let data = block.shown(view.revealed);
+    let use_of = UseOf::of(block);
     let body = html! {
         p { a href="/ui" { "← Blocks" } }
         h1 { (block.name) }
@@ -45,38 +46,118 @@ pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
                 a href={ "/ui/blocks/" (block.name) "/edit" } { "Edit" }
                 a href={ "/ui/blocks/" (block.name) "/delete" } { "Delete…" }
             }
-            form method="post" action={ "/ui/blocks/" (block.name) "/test" } {
-                input type="hidden" name="csrf" value=(viewer.csrf);
-                button.quiet type="submit" { "Test connection" }
+            @if use_of.client.is_some() {
+                form method="post" action={ "/ui/blocks/" (block.name) "/test" } {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    button.quiet type="submit" { "Test connection" }
+                }
             }
         }
         h2 { "Fields" }
         (fields(&data))
         @if view.revealed {
             p.notice { "Secrets are shown: this read is in the audit log." }
-        } @else if view.may_reveal {
+        } @else if view.may_reveal && use_of.has_secrets {
             form method="post" action={ "/ui/blocks/" (block.name) "/reveal" } {
                 input type="hidden" name="csrf" value=(viewer.csrf);
                 button.quiet type="submit" { "Reveal secrets" }
             }
         }
         h2 { "Use it" }
-        pre { code {
-            "blockyard block env " (block.name) " --format shell\n"
-            "blockyard exec " (block.name) " -- psql\n"
-        } }
-        pre { code {
-            "from prefect_sqlalchemy import SqlAlchemyConnector\n"
-            "connector = SqlAlchemyConnector.load(\"" (block.name) "\")\n"
-        } }
-        pre { code {
-            "let pool = registry.pool(\"" (block.name) "\")?;\n"
-        } }
+        (use_of.snippets(&block.name))
         @if let Some(leases) = view.leases { (lease_list(viewer, &block.name, leases)) }
         h2 { "History" }
         (history(view.history, view.may_undo.then_some((block.name.as_str(), viewer.csrf, block.version))))
     };
     layout(&block.name, Some(viewer), body)
+}
+
+/// What a block's type lets it be used for: the type decides the snippets offered,
+/// whether Test can connect, and whether there is anything to reveal.
+struct UseOf<'a> {
+    block_type: &'a str,
+    /// The command-line client of a connection's database (`psql`, `mysql`,
+    /// `sqlite3`); `None` for a block that is not a connection.
+    client: Option<&'static str>,
+    has_secrets: bool,
+}
+
+impl<'a> UseOf<'a> {
+    fn of(block: &'a Block) -> UseOf<'a> {
+        let masked = block.masked_data();
+        let client = masked.get("connection_info").map(|_| {
+            let backend = crate::connect::ConnectionInfo::from_document(&block.name, masked)
+                .ok()
+                .and_then(|info| info.driver().ok())
+                .map(|driver| driver.backend());
+            match backend {
+                Some(crate::db::Backend::Mysql) => "mysql",
+                Some(crate::db::Backend::Sqlite) => "sqlite3",
+                _ => "psql",
+            }
+        });
+        UseOf {
+            block_type: &block.block_type,
+            client,
+            has_secrets: masked.to_string().contains(MASK),
+        }
+    }
+
+    fn snippets(&self, name: &str) -> Markup {
+        let (shell, python) = match (self.client, self.block_type) {
+            (Some(client), "async-sqlalchemy-connector") => (
+                format!(
+                    "blockyard exec {name} -- {client}\nblockyard block env {name} --format shell"
+                ),
+                format!(
+                    "from prefect_sqlalchemy import AsyncSqlAlchemyConnector\nconnector = await AsyncSqlAlchemyConnector.load(\"{name}\")"
+                ),
+            ),
+            (Some(client), _) => (
+                format!(
+                    "blockyard exec {name} -- {client}\nblockyard block env {name} --format shell"
+                ),
+                format!(
+                    "from prefect_sqlalchemy import SqlAlchemyConnector\nconnector = SqlAlchemyConnector.load(\"{name}\")"
+                ),
+            ),
+            (None, "http-service") => (
+                format!(
+                    "blockyard block env {name} --format shell   # {prefix}_URL, {prefix}_API_KEY\nblockyard block get {name} --field url",
+                    prefix = name.to_ascii_uppercase().replace(['-', '.'], "_")
+                ),
+                format!(
+                    "import httpx, os\n# after `blockyard exec {name} -- python app.py`:\nhttpx.get(os.environ[\"{prefix}_URL\"])",
+                    prefix = name.to_ascii_uppercase().replace(['-', '.'], "_")
+                ),
+            ),
+            (None, "secret") => (
+                format!("blockyard block get {name} --field value"),
+                format!(
+                    "from prefect.blocks.system import Secret\nvalue = Secret.load(\"{name}\").get()"
+                ),
+            ),
+            (None, "json") => (
+                format!("blockyard block get {name} --field value"),
+                format!(
+                    "from prefect.blocks.system import JSON\nvalue = JSON.load(\"{name}\").value"
+                ),
+            ),
+            (None, slug) => (
+                format!("blockyard block get {name} -o json"),
+                format!(
+                    "from prefect.blocks.core import Block\nblock = Block.load(\"{slug}/{name}\")"
+                ),
+            ),
+        };
+        html! {
+            pre { code { (shell) } }
+            pre { code { (python) } }
+            @if self.client.is_some() {
+                pre { code { "let pool = registry.pool(\"" (name) "\")?;" } }
+            }
+        }
+    }
 }
 
 /// A block's live leases, each with a Revoke button (admin viewers only).

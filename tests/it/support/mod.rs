@@ -401,3 +401,47 @@ pub fn update_password(env: &TestEnv, block: &str, password: &str) {
     env.run_stdin(&["block", "update", block, "--password-stdin"], password)
         .success();
 }
+
+/// Runs `script` (bash) in this test's environment inside a private D-Bus session with
+/// a real Secret Service (gnome-keyring, unlocked), as on a Linux desktop.
+pub fn in_keyring_session(env: &TestEnv, script: &str) -> std::process::Output {
+    let setup = r#"set -e
+eval "$(printf 'blockyard-test' | gnome-keyring-daemon --unlock --components=secrets)"
+# One daemon only: ask nothing of org.freedesktop.secrets before this daemon owns the
+# name (asking earlier, or running `--start` before its control socket is up, starts a
+# second daemon that holds the login keyring locked: seen in CI under load).
+owned=
+for _ in $(seq 1 300); do
+  dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null \
+    | grep -q 'boolean true' && { owned=1; break; }
+  sleep 0.1
+done
+[ -n "$owned" ] || { echo "setup: gnome-keyring never took the Secret Service name" >&2; exit 1; }
+# Then wait until the default collection (the login keyring) is unlocked.
+unlocked=
+for _ in $(seq 1 300); do
+  dbus-send --session --print-reply --dest=org.freedesktop.secrets \
+    /org/freedesktop/secrets/aliases/default org.freedesktop.DBus.Properties.Get \
+    string:org.freedesktop.Secret.Collection string:Locked 2>/dev/null | grep -q 'boolean false' \
+    && { unlocked=1; break; }
+  sleep 0.1
+done
+[ -n "$unlocked" ] || {
+  echo "setup: the default keyring collection never unlocked" >&2
+  ps -ef | grep '[g]nome-keyring' >&2
+  exit 1; }
+"#;
+    let mut cmd = Command::new("dbus-run-session");
+    cmd.args(["--", "bash", "-c", &format!("{setup}\n{script}")]);
+    for (k, v) in env.command(&[]).get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env_remove("BLOCKYARD_KEY_FILE")
+        .current_dir(env.dir.path())
+        .output()
+        .expect("dbus-run-session and gnome-keyring must be installed (see .ci/run)")
+}
