@@ -461,15 +461,17 @@ fn the_length_checker_counts_a_function() {
     assert_eq!(long_functions(text, 3), vec![(1, "a".to_owned(), 4)]);
 }
 
-/// The README's code map names every Rust file of the crate, its tests and its
+/// The code map (docs/architecture.md) names every Rust file of the crate, its tests and its
 /// benchmarks (by path, or by file name or stem inside its folder's row), so a new file
 /// is placed on the map when it is made.
 #[test]
 fn the_code_map_names_every_file() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let start = readme.find("### Code map").expect("README has a code map");
-    let end = start + readme[start..].find("### Invariants").unwrap();
+    let readme = std::fs::read_to_string(root.join("docs/architecture.md")).unwrap();
+    let start = readme
+        .find("## Code map")
+        .expect("docs/architecture.md has a code map");
+    let end = start + readme[start..].find("## Invariants").unwrap();
     let map = &readme[start..end];
     let mut files = Vec::new();
     for dir in ["src", "tests", "benches", "examples"] {
@@ -489,6 +491,6 @@ fn the_code_map_names_every_file() {
         .collect();
     assert!(
         missing.is_empty(),
-        "not on the README's code map: {missing:?}"
+        "not on the code map in docs/architecture.md: {missing:?}"
     );
 }

@@ -100,30 +100,139 @@ fn the_configuration_table_lists_every_setting() {
     }
 }
 
-#[test]
-fn readme_run_command_and_everyday_block_run() {
-    let env = TestEnv::new(Backend::Sqlite);
-    let blocks = shell_blocks();
-    let run_line = blocks
-        .iter()
-        .flatten()
-        .find(|l| l.starts_with("cargo run --release -- block create crdb-sage"))
-        .expect("the README's run command");
-    let stdin = run_line.split("<<< ").nth(1).unwrap().trim_matches('\'');
-    let args = blockyard_args(run_line).unwrap();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    env.run_stdin(&args, stdin).success();
-    let everyday = blocks
-        .iter()
-        .find(|b| b[0].starts_with("blockyard block ls "))
-        .expect("the everyday block");
-    let mut ran = 0;
-    for line in everyday {
-        let args = blockyard_args(line).unwrap();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let run = env.run(&args).success();
-        assert!(!run.stdout.is_empty() || !run.stderr.is_empty(), "{line}");
-        ran += 1;
+/// The `sh` blocks of the README section headed `heading`, as written (continuation
+/// lines and heredocs kept).
+fn section_blocks(heading: &str) -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("README has no {heading:?}"));
+    let rest = &readme[start + heading.len() + 2..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    rest[..end]
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("\n```").next().unwrap().to_owned())
+        .collect()
+}
+
+/// Runs `script` with bash in the test's home and directory, `blockyard` on the PATH,
+/// stopping at the first command that fails.
+fn bash(env: &TestEnv, script: &str, vars: &[(&str, &str)]) -> Run {
+    let bin_dir = env.dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let link = bin_dir.join("blockyard");
+    if !link.exists() {
+        std::os::unix::fs::symlink(BIN, &link).unwrap();
     }
-    assert!(ran >= 7, "ran {ran}");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = env.program(
+        std::path::Path::new("bash"),
+        &["-euo", "pipefail", "-c", script],
+    );
+    cmd.env("PATH", path);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    Run::from(out, &["bash", script])
+}
+
+/// The quickstart, as pasted in a fresh home with no database server: a SQLite block
+/// created, filled by `exec -- sqlite3`, tested, a token made, and the server's /ui up.
+#[test]
+fn the_quickstart_ends_in_success() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let quickstart = section_blocks("## Quickstart");
+    let lines: Vec<&str> = quickstart[0].lines().collect();
+    assert!(
+        lines.len() <= 5,
+        "the quickstart has {} commands",
+        lines.len()
+    );
+    let (server_line, first) = lines.split_last().unwrap();
+    assert!(server_line.starts_with("blockyard server"), "{server_line}");
+    let ran = bash(&env, &first.join("\n"), &[]).success();
+    assert!(
+        ran.stdout.contains("round trip"),
+        "block test connected: {}",
+        ran.stdout
+    );
+    let token = ran.stdout.lines().last().unwrap().trim().to_owned();
+    // The server line as written, on a free port (BLOCKYARD_PORT), until /ui answers.
+    let port = free_port().to_string();
+    let mut server = env.program(std::path::Path::new(BIN), &["server"]);
+    server
+        .env("BLOCKYARD_PORT", &port)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = server.spawn().unwrap();
+    let api = Api::at(&format!("http://127.0.0.1:{port}"), None);
+    let mut login = None;
+    for _ in 0..200 {
+        let answered = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok();
+        if answered {
+            login = Some(api.get("/ui/login"));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let login = login.expect("the quickstart's server answers /ui/login");
+    assert_eq!(login.status, 200, "{}", login.text);
+    assert!(
+        token.starts_with("by_") || token.len() >= 32,
+        "a token, alone: {token}"
+    );
+}
+
+/// The sections a newcomer pastes after the quickstart, every block in order, in one
+/// fresh home: a real connection, everyday use, other ways to create a block, and
+/// declaring blocks in a file. None needs a database server.
+#[test]
+fn the_readme_runs_as_pasted_in_order() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let mut ran = 0;
+    for heading in [
+        "## A real connection",
+        "## Everyday use",
+        "## Move blocks between stores",
+    ] {
+        for block in section_blocks(heading) {
+            // `cargo run --release --` is the binary under test; installing it is not.
+            let script: String = block
+                .replace("cargo run --release -- ", "blockyard ")
+                .lines()
+                .filter(|l| !l.starts_with("cargo install"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !script.contains("blockyard ") {
+                continue;
+            }
+            bash(&env, &script, &[]).success();
+            ran += 1;
+        }
+    }
+    assert!(ran >= 5, "ran {ran} blocks");
+    // What the sections left is what later sections use.
+    let ls = env.ok(&["block", "ls", "-o", "name"]).stdout;
+    for name in [
+        "crdb-sage",
+        "app-db",
+        "sesame",
+        "es",
+        "settings",
+        "ftp-main",
+        "warehouse",
+    ] {
+        assert!(
+            ls.lines().any(|l| l == name),
+            "{name} missing after the README: {ls}"
+        );
+    }
 }
