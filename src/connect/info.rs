@@ -27,18 +27,25 @@ const STRICT: &AsciiSet = &NON_ALPHANUMERIC
 const PATH: &AsciiSet = &STRICT.remove(b'/');
 
 /// What a host name may not hold as is: what ends a host for libpq or SQLAlchemy (`/ ?
-/// :`, and `,` between libpq's hosts), `%` (libpq decodes it), and controls; an `@`
-/// too when no user name comes before the host. Other text (an international name, a
-/// space, `#`) stays as written, as both read it so.
+/// :`, and `,` between libpq's hosts), `%` (libpq decodes it), brackets (an IPv6
+/// literal's), and controls; an `@` too when no user name comes before the host. Other
+/// text (an international name, a space, `#`) stays as written, as both read it so.
 fn encode_host(host: &str, after_user: bool) -> String {
     host.chars()
         .map(
-            |c| match c.is_ascii_control() || "/?:,%".contains(c) || (c == '@' && !after_user) {
+            |c| match c.is_ascii_control() || "/?:,%[]".contains(c) || (c == '@' && !after_user) {
                 true => format!("%{:02X}", c as u32),
                 false => c.to_string(),
             },
         )
         .collect()
+}
+
+/// Whether `host` is an IPv6 address (with an optional `%zone`), written in brackets in
+/// a URL; any other host holding a `:` is percent-encoded instead.
+fn is_ipv6_literal(host: &str) -> bool {
+    let address = host.split_once('%').map_or(host, |(address, _)| address);
+    address.parse::<std::net::Ipv6Addr>().is_ok()
 }
 
 /// Connection components, as in Prefect's `ConnectionComponents`.
@@ -457,7 +464,7 @@ impl ConnectionInfo {
             .split(',')
             .enumerate()
             .map(|(i, host)| {
-                let host = match host.contains(':') {
+                let host = match is_ipv6_literal(host) {
                     true => format!("[{}]", host.replace('%', "%25")),
                     false => encode_host(host, self.username.is_some() || self.password.is_some()),
                 };
@@ -666,6 +673,44 @@ mod tests {
                 .unwrap()
                 .contains("postgres.mpodkwxxymffedxjmsqv:********@")
         );
+    }
+
+    /// The url fuzz target's crashes (`fuzz/corpus/url/regress-*`), checked on every
+    /// test run: a URL as printed reads back as the same connection.
+    #[test]
+    fn printed_urls_read_back_as_the_fuzzer_found() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/url");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("regress-")
+            {
+                continue;
+            }
+            let Ok(text) = String::from_utf8(std::fs::read(&path).unwrap()) else {
+                continue;
+            };
+            checked += 1;
+            let Ok(info) = ConnectionInfo::from_url("fuzz", &text) else {
+                continue;
+            };
+            let Ok(url) = info.display_url(true) else {
+                continue;
+            };
+            let back = ConnectionInfo::from_url("again", &url)
+                .unwrap_or_else(|err| panic!("{path:?}: {url:?} does not read back: {err}"));
+            assert_eq!(back.display_url(true).ok(), Some(url.clone()), "{path:?}");
+            assert_eq!(
+                back.libpq_params(),
+                info.libpq_params(),
+                "{path:?}: {url:?}"
+            );
+        }
+        assert!(checked >= 4, "only {checked} regression inputs");
     }
 
     #[test]
