@@ -27,25 +27,31 @@ const STRICT: &AsciiSet = &NON_ALPHANUMERIC
 const PATH: &AsciiSet = &STRICT.remove(b'/');
 
 /// What a host name may not hold as is: what ends a host for libpq or SQLAlchemy (`/ ?
-/// :`, and `,` between libpq's hosts), `%` (libpq decodes it), brackets (an IPv6
+/// :`, and `,` between libpq's hosts), `%` (libpq decodes it), a leading `[` (an IPv6
 /// literal's), and controls; an `@` too when no user name comes before the host. Other
 /// text (an international name, a space, `#`) stays as written, as both read it so.
 fn encode_host(host: &str, after_user: bool) -> String {
     host.chars()
-        .map(
-            |c| match c.is_ascii_control() || "/?:,%[]".contains(c) || (c == '@' && !after_user) {
+        .enumerate()
+        .map(|(i, c)| {
+            match c.is_ascii_control()
+                || "/?:,%".contains(c)
+                || (c == '@' && !after_user)
+                || (c == '[' && i == 0)
+            {
                 true => format!("%{:02X}", c as u32),
                 false => c.to_string(),
-            },
-        )
+            }
+        })
         .collect()
 }
 
-/// Whether `host` is an IPv6 address (with an optional `%zone`), written in brackets in
-/// a URL; any other host holding a `:` is percent-encoded instead.
-fn is_ipv6_literal(host: &str) -> bool {
-    let address = host.split_once('%').map_or(host, |(address, _)| address);
-    address.parse::<std::net::Ipv6Addr>().is_ok()
+/// Whether `host` is written in brackets in a URL, as an IPv6 address is: it holds a
+/// `:` and nothing that ends brackets or a URL's parts (a bracket, `@`, `/`, `?`), so
+/// libpq and SQLAlchemy read it back from brackets. Any other host holding a `:` is
+/// percent-encoded for libpq.
+fn in_brackets(host: &str) -> bool {
+    host.contains(':') && !host.contains(['[', ']', '@', '/', '?'])
 }
 
 /// Connection components, as in Prefect's `ConnectionComponents`.
@@ -464,7 +470,7 @@ impl ConnectionInfo {
             .split(',')
             .enumerate()
             .map(|(i, host)| {
-                let host = match is_ipv6_literal(host) {
+                let host = match in_brackets(host) {
                     true => format!("[{}]", host.replace('%', "%25")),
                     false => encode_host(host, self.username.is_some() || self.password.is_some()),
                 };
