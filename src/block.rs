@@ -54,6 +54,8 @@ pub struct BlockFilter {
     /// Only names matching this glob (`*` any run of characters), filtered by the store
     /// (a token limited to `crdb-*` lists without reading every other name).
     pub name_glob: Option<String>,
+    /// Only names holding this text anywhere (the web UI's search).
+    pub name_contains: Option<String>,
 }
 
 /// What identifies a stored state of a block: a kept read of it is current while the

@@ -50,3 +50,70 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as i64)
 }
+
+/// How far `time` is from `now`, in its largest whole unit.
+pub fn relative(time: std::time::SystemTime, now: std::time::SystemTime) -> String {
+    let (gap, past) = match now.duration_since(time) {
+        Ok(gap) => (gap, true),
+        Err(err) => (err.duration(), false),
+    };
+    let amount = describe_gap(gap);
+    match (amount.as_str(), past) {
+        ("now", _) => "just now".to_owned(),
+        (_, true) => format!("{amount} ago"),
+        (_, false) => format!("in {amount}"),
+    }
+}
+
+fn describe_gap(gap: Duration) -> String {
+    let secs = gap.as_secs();
+    let units = [
+        (365 * 86_400, "year"),
+        (30 * 86_400, "month"),
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "min"),
+        (1, "s"),
+    ];
+    if secs < 5 {
+        return "now".to_owned();
+    }
+    let (size, name) = units
+        .into_iter()
+        .find(|(size, _)| secs >= *size)
+        .unwrap_or((1, "s"));
+    let count = secs / size;
+    match (count, name) {
+        (_, "s" | "min") => format!("{count} {name}"),
+        (1, _) => format!("1 {name}"),
+        _ => format!("{count} {name}s"),
+    }
+}
+
+/// How long ago (or ahead) a Unix-milliseconds time is, as people say it.
+pub fn relative_millis(millis: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(millis.max(0) as u64);
+    relative(at, std::time::SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn relative_times_read_as_people_say_them() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let ago = |secs| relative(now - Duration::from_secs(secs), now);
+        assert_eq!(ago(2), "just now");
+        assert_eq!(ago(42), "42 s ago");
+        assert_eq!(ago(300), "5 min ago");
+        assert_eq!(ago(3_600), "1 hour ago");
+        assert_eq!(ago(3 * 86_400), "3 days ago");
+        assert_eq!(ago(400 * 86_400), "1 year ago");
+        assert_eq!(
+            relative(now + Duration::from_secs(7_300), now),
+            "in 2 hours"
+        );
+    }
+}

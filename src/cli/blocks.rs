@@ -272,6 +272,7 @@ impl ListArgs {
             after: self.after.map(|name| name.to_string()),
             limit: self.limit.map(i64::from),
             name_glob: None,
+            name_contains: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! relative times for people; plain tab-separated rows for `awk`, `cut` and `while read`.
 
 use std::io::IsTerminal;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anstyle::{AnsiColor, Style};
 use comfy_table::{ContentArrangement, Table, presets::NOTHING};
@@ -103,68 +103,7 @@ pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> St
 /// A cell holding an RFC 3339 time, as people read it: `5 min ago`, `in 3 days`.
 fn relative_if_time(cell: &str, now: SystemTime) -> String {
     match humantime::parse_rfc3339(cell) {
-        Ok(time) => relative(time, now),
+        Ok(time) => crate::time::relative(time, now),
         Err(_) => cell.to_owned(),
-    }
-}
-
-/// How far `time` is from `now`, in its largest whole unit.
-pub fn relative(time: SystemTime, now: SystemTime) -> String {
-    let (gap, past) = match now.duration_since(time) {
-        Ok(gap) => (gap, true),
-        Err(err) => (err.duration(), false),
-    };
-    let amount = describe_gap(gap);
-    match (amount.as_str(), past) {
-        ("now", _) => "just now".to_owned(),
-        (_, true) => format!("{amount} ago"),
-        (_, false) => format!("in {amount}"),
-    }
-}
-
-fn describe_gap(gap: Duration) -> String {
-    let secs = gap.as_secs();
-    let units = [
-        (365 * 86_400, "year"),
-        (30 * 86_400, "month"),
-        (86_400, "day"),
-        (3_600, "hour"),
-        (60, "min"),
-        (1, "s"),
-    ];
-    if secs < 5 {
-        return "now".to_owned();
-    }
-    let (size, name) = units
-        .into_iter()
-        .find(|(size, _)| secs >= *size)
-        .unwrap_or((1, "s"));
-    let count = secs / size;
-    match (count, name) {
-        (_, "s" | "min") => format!("{count} {name}"),
-        (1, _) => format!("1 {name}"),
-        _ => format!("{count} {name}s"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_times_read_as_people_say_them() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        let ago = |secs| relative(now - Duration::from_secs(secs), now);
-        assert_eq!(ago(2), "just now");
-        assert_eq!(ago(42), "42 s ago");
-        assert_eq!(ago(300), "5 min ago");
-        assert_eq!(ago(3_600), "1 hour ago");
-        assert_eq!(ago(3 * 86_400), "3 days ago");
-        assert_eq!(ago(400 * 86_400), "1 year ago");
-        assert_eq!(
-            relative(now + Duration::from_secs(7_300), now),
-            "in 2 hours"
-        );
-        assert_eq!(relative_if_time("crdb-sage", now), "crdb-sage");
     }
 }

@@ -212,13 +212,16 @@ impl BlockSource for LocalBlocks {
     }
 
     fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
-        // A type or prefix no name can have matches nothing; the store is not asked
+        // A type, prefix or search no name can have matches nothing; the store is not asked
         // (PostgreSQL refuses text with a NUL byte outright).
         let impossible = |text: &Option<String>| {
             text.as_deref()
                 .is_some_and(|t| !t.chars().all(crate::name::is_name_char))
         };
-        if impossible(&filter.block_type) || impossible(&filter.name_prefix) {
+        if impossible(&filter.block_type)
+            || impossible(&filter.name_prefix)
+            || impossible(&filter.name_contains)
+        {
             return Ok(Vec::new());
         }
         Ok(self

@@ -67,6 +67,7 @@ pub async fn list_blocks(
         after: q.cursor.map(str::to_owned),
         limit: None,
         name_glob: None,
+        name_contains: None,
     };
     let registry = state.registry.clone();
     let actor = ctx.actor().clone();

@@ -32,7 +32,15 @@ pub struct Session {
     pub token: Zeroizing<String>,
     pub csrf: String,
     expires: Instant,
+    /// Secrets typed into a form the server refused, by form (`new:TYPE`, `edit:NAME`)
+    /// and field path: used again when the form is sent back with those inputs empty,
+    /// so nobody types a password twice. Never rendered into a page; gone with the
+    /// session, on a save, or when the next try of that form holds none.
+    held: HashMap<String, Vec<(String, Zeroizing<String>)>>,
 }
+
+/// Secrets held for a form, by field path.
+pub type Held = Vec<(String, Zeroizing<String>)>;
 
 /// Every open session, by id.
 #[derive(Default)]
@@ -74,6 +82,7 @@ impl Sessions {
                 token: Zeroizing::new(token.to_owned()),
                 csrf: random_token(),
                 expires: now + LIFETIME,
+                held: HashMap::new(),
             },
         );
         id
@@ -90,6 +99,25 @@ impl Sessions {
             }
             None => None,
         }
+    }
+
+    /// Holds `secrets` for `form` in session `id` (none: forgets what was held).
+    pub fn hold(&self, id: &str, form: &str, secrets: Held) {
+        let mut open = self.open.lock().expect("sessions poisoned");
+        if let Some(session) = open.get_mut(id) {
+            match secrets.is_empty() {
+                true => session.held.remove(form),
+                false => session.held.insert(form.to_owned(), secrets),
+            };
+        }
+    }
+
+    /// The secrets held for `form` in session `id`.
+    pub fn held(&self, id: &str, form: &str) -> Held {
+        let open = self.open.lock().expect("sessions poisoned");
+        open.get(id)
+            .and_then(|s| s.held.get(form).cloned())
+            .unwrap_or_default()
     }
 
     pub fn close(&self, id: &str) {

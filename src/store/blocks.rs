@@ -250,24 +250,15 @@ impl Store {
         if let Some(t) = &filter.block_type {
             query = query.filter(b::block_type.eq(t.clone()));
         }
+        // Names hold no LIKE wildcards except '_', which `literal` escapes.
         if let Some(prefix) = &filter.name_prefix {
-            // Names hold no LIKE wildcards except '_', which is escaped here.
-            let pattern = format!(
-                "{}%",
-                prefix
-                    .replace('\\', "\\\\")
-                    .replace('_', "\\_")
-                    .replace('%', "\\%")
-            );
-            query = query.filter(b::name.like(pattern).escape('\\'));
+            query = query.filter(b::name.like(format!("{}%", literal(prefix))).escape('\\'));
+        }
+        if let Some(text) = &filter.name_contains {
+            query = query.filter(b::name.like(format!("%{}%", literal(text))).escape('\\'));
         }
         if let Some(glob) = &filter.name_glob {
-            let pattern = glob
-                .replace('\\', "\\\\")
-                .replace('_', "\\_")
-                .replace('%', "\\%")
-                .replace('*', "%");
-            query = query.filter(b::name.like(pattern).escape('\\'));
+            query = query.filter(b::name.like(literal(glob).replace('*', "%")).escape('\\'));
         }
         if let Some(after) = &filter.after {
             query = query.filter(b::name.gt(after.clone()));
@@ -283,10 +274,7 @@ impl Store {
     /// periodic scan of a large registry reads only the few blocks it may concern.
     pub fn blocks_mentioning(&self, block_type: &str, key: &str) -> Result<Vec<BlockRow>> {
         let mut conn = self.conn()?;
-        let escaped = key
-            .replace('\\', "\\\\")
-            .replace('_', "\\_")
-            .replace('%', "\\%");
+        let escaped = literal(key);
         Ok(b::blocks
             .filter(b::block_type.eq(block_type))
             .filter(b::data.like(format!("%\"{escaped}\"%")).escape('\\'))
@@ -663,4 +651,12 @@ fn delete_current(
             .execute(conn)?;
     }
     Ok(n)
+}
+
+/// `text` for a LIKE pattern with a backslash as the escape: its backslashes, `_` and
+/// `%` match only themselves.
+fn literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('_', "\\_")
+        .replace('%', "\\%")
 }

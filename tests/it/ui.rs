@@ -206,7 +206,11 @@ fn sign_in_list_and_headers() {
         "a block outside the token's patterns is listed"
     );
     let filtered = browser.get("/ui?type=json&q=crdb");
-    assert!(filtered.body.contains("No blocks to show"));
+    assert!(
+        filtered.body.contains("No blocks match."),
+        "{}",
+        filtered.body
+    );
     assert_eq!(browser.get("/ui/style.css").status, 200);
 
     // The reader sees the block masked, with its history, and no Reveal.
@@ -371,7 +375,7 @@ fn create_edit_test_and_conflict_through_forms() {
     let tested = browser.post("/ui/blocks/crdb-sage/test", &[("csrf", &block.csrf())]);
     assert!(tested.body.contains("Connected."), "{}", tested.body);
     assert!(
-        browser.get("/ui").body.contains(">passed<"),
+        browser.get("/ui").body.contains(">passed just now<"),
         "the list shows the last test"
     );
 
@@ -448,7 +452,7 @@ fn admin_pages_tokens_audit_and_types() {
         ],
     );
     assert_eq!(created.status, 201, "{}", created.body);
-    let at = created.body.find("<pre><code>").unwrap() + 11;
+    let at = created.body.find("<code id=\"new-token\">").unwrap() + 21;
     let secret = created.body[at..].split('<').next().unwrap().to_owned();
     let api = Api::new(&server, Some(&secret));
     assert_eq!(api.get("/blocks/crdb-sage").status, 200);
@@ -764,5 +768,172 @@ fn the_type_decides_what_a_block_page_offers() {
         ] {
             assert!(!body.contains(wrong), "{name} offers {wrong}");
         }
+    }
+}
+
+/// The list's search matches any part of a name, takes any text (a NUL, LIKE's own `%`
+/// and `_`) as text, and never fails.
+#[test]
+fn the_search_takes_any_text_as_text() {
+    let env = TestEnv::new(Backend::Postgres);
+    seed(&env);
+    let reader = token(&env, "reader", &["blocks:read"], &[]);
+    let server = Server::start(&env, &[]);
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&reader);
+    let found = browser.get("/ui?q=sag");
+    assert!(found.body.contains("1 block match.") && found.body.contains("crdb-sage"));
+    for q in ["%00x", "%25", "_", "cr%25db", "%5C"] {
+        let page = browser.get(&format!("/ui?q={q}"));
+        assert_eq!(page.status, 200, "{q}: {}", page.body);
+        assert!(page.body.contains("No blocks match."), "{q}");
+    }
+    let everything = browser.get("/ui");
+    assert!(
+        !everything.body.contains("+ New block"),
+        "a reader may not create"
+    );
+}
+
+/// Issue 27 #13: the form reads as people read a connection (titles, driver, host, port,
+/// database, username, password), offers none of what Blockyard writes (a rotation's
+/// state) and keeps it on save, folds Blockyard's own settings under "Advanced", and
+/// marks required and number inputs.
+#[test]
+fn the_form_reads_as_a_connection_and_keeps_what_blockyard_writes() {
+    let env = TestEnv::new(Backend::Sqlite);
+    seed(&env);
+    let owner = token(&env, "owner", &["blocks:write", "blocks:read-secrets"], &[]);
+    // A rotation's state, as `rotate-password` leaves it.
+    let registry = env.registry("30s");
+    let mut doc = registry
+        .load_block("crdb-sage")
+        .unwrap()
+        .document()
+        .unwrap();
+    doc["rotation"] = serde_json::json!({"last_rotated_at": "2026-12-01T00:00:00Z"});
+    registry.update_block("crdb-sage", doc, None).unwrap();
+    let server = Server::start(&env, &[]);
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&owner);
+    let form = browser.get("/ui/new?type=sqlalchemy-connector").body;
+    let at = |text: &str| {
+        form.find(text)
+            .unwrap_or_else(|| panic!("{text} not in the form"))
+    };
+    let order = ["Driver", "Host", "Port", "Database", "Username", "Password"]
+        .map(|title| at(&format!(">{title} (required)").replace(" (required)", "")));
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "connection fields in order: {order:?}"
+    );
+    assert!(!form.contains("pending_password") && !form.contains("last_rotated_at"));
+    assert!(
+        at("<details class=\"advanced\"") < at("pool.max_size"),
+        "pool under Advanced"
+    );
+    assert!(at("Advanced") > at("connection_info.password"));
+    assert!(
+        form.contains("type=\"number\"") && form.contains(" required"),
+        "number and required inputs"
+    );
+    // Saving an edit keeps the rotation's state the form never showed.
+    let edit = browser.get("/ui/blocks/crdb-sage/edit");
+    let mut sent = form_with(&edit, &[("switch:connection_info", "ConnectionComponents")]);
+    for (path, value) in [
+        ("connection_info/driver", "cockroachdb+psycopg2"),
+        ("connection_info/host", "localhost"),
+        ("connection_info/port", "26259"),
+        ("connection_info/database", "sage"),
+        ("connection_info/username", "databot"),
+    ] {
+        sent.push((format!("f:{path}"), value.to_owned()));
+    }
+    let saved = post_form(&mut browser, "/ui/blocks/crdb-sage/edit", &sent);
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let stored = env.json(&["block", "get", "crdb-sage", "--show-secrets"]);
+    assert_eq!(stored["data"]["connection_info"]["port"], 26259);
+    assert_eq!(
+        stored["data"]["connection_info"]["password"], PLANTED,
+        "the password kept"
+    );
+    assert_eq!(
+        stored["data"]["rotation"]["last_rotated_at"],
+        "2026-12-01T00:00:00Z"
+    );
+}
+
+/// Issue 27 #13: a refused form does not make the user type the password again: the
+/// server holds it for that form in that session (never rendered), uses it when the
+/// input comes back empty, and forgets it once saved; another session gets nothing.
+#[test]
+fn a_refused_form_keeps_the_password_typed() {
+    let env = TestEnv::new(Backend::Sqlite);
+    env.ok(&["init"]);
+    let writer = token(
+        &env,
+        "writer",
+        &["blocks:write", "blocks:read-secrets"],
+        &[],
+    );
+    let server = Server::start(&env, &[]);
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&writer);
+    let mut other = Browser::new(&server);
+    other.sign_in(&writer);
+    let path = "/ui/new?type=sqlalchemy-connector";
+    let fields = |port: &str, password: &str| {
+        [
+            ("name", "held-db"),
+            ("switch:connection_info", "ConnectionComponents"),
+            ("f:connection_info/driver", "postgresql"),
+            ("f:connection_info/database", "app"),
+            ("f:connection_info/host", "db.internal"),
+            ("f:connection_info/port", port),
+            ("f:connection_info/password", password),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec()
+    };
+    let form = browser.get(path);
+    let mut bad = form_with(&form, &[]);
+    bad.extend(fields("70000", PLANTED));
+    let refused = post_form(&mut browser, path, &bad);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains("kept from your last try"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("Nothing was saved: 1 problem"),
+        "{}",
+        refused.body
+    );
+    // Another session of the same token holds nothing.
+    let form2 = other.get(path);
+    let mut theirs = form_with(&form2, &[]);
+    theirs.extend(fields("5432", ""));
+    theirs.iter_mut().for_each(|(k, v)| {
+        if k == "name" {
+            *v = "other-db".into();
+        }
+    });
+    let created = post_form(&mut other, path, &theirs);
+    assert_eq!(created.status, 303, "{}", created.body);
+    let none = env.json(&["block", "get", "other-db", "--show-secrets"]);
+    assert!(
+        none["data"]["connection_info"].get("password").is_none(),
+        "{none}"
+    );
+    // The same session: the port fixed, the password left empty, and it is the one typed.
+    let mut good = form_with(&refused, &[]);
+    good.extend(fields("5432", ""));
+    let saved = post_form(&mut browser, path, &good);
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let stored = env.json(&["block", "get", "held-db", "--show-secrets"]);
+    assert_eq!(stored["data"]["connection_info"]["password"], PLANTED);
+    for page in browser.seen.iter().chain(&other.seen) {
+        assert!(!page.contains(PLANTED), "a held secret was rendered");
     }
 }

@@ -59,7 +59,10 @@ fn tokens_markup(
         @if let Some((name, secret)) = created {
             div.notice role="status" {
                 p { "Token " strong { (name) } " created. Copy it now: it is shown only this once." }
-                pre { code { (secret) } }
+                div.snippet {
+                    pre { code #new-token { (secret) } }
+                    button.quiet type="button" data-copy="new-token" { "Copy" }
+                }
             }
         }
         table {
@@ -76,7 +79,8 @@ fn tokens_markup(
                         td.optional { (rfc3339(t.created_at)) }
                         td {
                             @if t.state == "active" {
-                                form method="post" action="/ui/admin/tokens/revoke" {
+                                form method="post" action="/ui/admin/tokens/revoke"
+                                    hx-confirm={ "Revoke token " (t.name) "? Every request with it is refused from then on." } {
                                     input type="hidden" name="csrf" value=(viewer.csrf);
                                     input type="hidden" name="id" value=(t.id);
                                     button.quiet type="submit" aria-label={ "Revoke " (t.name) } { "Revoke" }

@@ -6,6 +6,9 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::content::RawCss;
 
 const STYLE: &str = include_str!("assets/style.css");
+
+/// Blockyard's own script: sortable tables and copy buttons (pages work without it).
+const SCRIPT: &[u8] = include_bytes!("assets/ui.js");
 /// htmx 2.0.11 (BSD Zero Clause, `assets/htmx-LICENSE`), as npm ships it: minified, and
 /// gzipped for the browsers that take it (all do; 17 KB instead of 52 KB).
 const HTMX: &[u8] = include_bytes!("assets/htmx.min.js");
@@ -22,6 +25,15 @@ pub fn htmx(gzip: AcceptsGzip) -> Asset {
     Asset {
         body: if gzip.0 { HTMX_GZ } else { HTMX },
         gzip: gzip.0,
+    }
+}
+
+/// Blockyard's own script, as it is (2 KB).
+#[get("/ui.js")]
+pub fn script() -> Asset {
+    Asset {
+        body: SCRIPT,
+        gzip: false,
     }
 }
 
@@ -81,7 +93,7 @@ impl rocket::fairing::Fairing for SecurityHeaders {
         }
         // The stylesheet and htmx may be cached; pages never are (a revealed secret
         // must not stay in a cache).
-        let asset = path == "/ui/style.css" || path == "/ui/htmx.js";
+        let asset = matches!(path.as_str(), "/ui/style.css" | "/ui/htmx.js" | "/ui/ui.js");
         use rocket::http::Header;
         res.set_header(Header::new(
             "Content-Security-Policy",

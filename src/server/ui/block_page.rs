@@ -23,6 +23,8 @@ pub struct BlockView<'a> {
     pub history: &'a [BlockVersion],
     /// The result of the Test just run, if one was.
     pub tested: Option<&'a Tested>,
+    /// What the viewer's last action did ("Rolled back to version 3.").
+    pub done: Option<&'a str>,
     /// The block's live leases, for an admin viewer (who may revoke them).
     pub leases: Option<&'a [Lease]>,
 }
@@ -41,6 +43,9 @@ pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
             dt { "Id" } dd { code { (block.id) } }
         }
         @if let Some(tested) = view.tested { (test_result(tested)) }
+        @if let Some(done) = view.done {
+            p.notice role="status" { (done) " Now version " (block.version) "." }
+        }
         div.actions {
             @if view.may_edit {
                 a href={ "/ui/blocks/" (block.name) "/edit" } { "Edit" }
@@ -150,12 +155,23 @@ impl<'a> UseOf<'a> {
                 ),
             ),
         };
+        let rust = self
+            .client
+            .map(|_| format!("let pool = registry.pool(\"{name}\")?;"));
         html! {
-            pre { code { (shell) } }
-            pre { code { (python) } }
-            @if self.client.is_some() {
-                pre { code { "let pool = registry.pool(\"" (name) "\")?;" } }
-            }
+            (snippet("use-shell", &shell))
+            (snippet("use-python", &python))
+            @if let Some(rust) = rust { (snippet("use-rust", &rust)) }
+        }
+    }
+}
+
+/// A block of text to paste, with a Copy button (ui.js; without it, select and copy).
+pub fn snippet(id: &str, text: &str) -> Markup {
+    html! {
+        div.snippet {
+            pre { code id=(id) { (text) } }
+            button.quiet type="button" data-copy=(id) aria-label="Copy to the clipboard" { "Copy" }
         }
     }
 }
@@ -178,7 +194,8 @@ fn lease_list(viewer: &Viewer<'_>, block: &str, leases: &[Lease]) -> Markup {
                             td { (lease.expires_at) }
                             td { @if let Some(err) = &lease.last_error { (lease.attempts) " failed: " (err) } }
                             td {
-                                form method="post" action={ "/ui/blocks/" (block) "/leases/revoke" } {
+                                form method="post" action={ "/ui/blocks/" (block) "/leases/revoke" }
+                                    hx-confirm={ "Revoke the lease of " (lease.username) "? The user is dropped and its sessions ended." } {
                                     input type="hidden" name="csrf" value=(viewer.csrf);
                                     input type="hidden" name="id" value=(lease.lease_id);
                                     button.quiet type="submit" { "Revoke" }
@@ -198,13 +215,16 @@ fn fields(data: &Value) -> Markup {
         table {
             thead { tr { th scope="col" { "Field" } th scope="col" { "Value" } } }
             tbody {
-                @for (path, value) in leaves(data) {
+                @for (i, (path, value)) in leaves(data).into_iter().enumerate() {
                     tr {
-                        th scope="row" { code { (path) } }
-                        td {
+                        th scope="row" data-label="Field" { code { (path) } }
+                        td data-label="Value" {
                             @match &value {
                                 Value::String(text) if text == MASK => span.secret { (MASK) },
-                                Value::String(text) => (text),
+                                Value::String(text) => {
+                                    span id={ "field-" (i) } { (text) } " "
+                                    button.quiet.small type="button" data-copy={ "field-" (i) } aria-label={ "Copy " (path) } { "Copy" }
+                                },
                                 other => code { (other.to_string()) },
                             }
                         }
@@ -247,7 +267,8 @@ fn history(versions: &[BlockVersion], undo: Option<(&str, &str, i64)>) -> Markup
                         @if let Some((name, csrf, current)) = undo {
                             td {
                                 @if v.version < current && v.change != "delete" {
-                                    form method="post" action={ "/ui/blocks/" (name) "/rollback" } {
+                                    form method="post" action={ "/ui/blocks/" (name) "/rollback" }
+                                        hx-confirm={ "Roll " (name) " back to version " (v.version) "? Its fields and secrets become version " (v.version) "'s, as a new version." } {
                                         input type="hidden" name="csrf" value=(csrf);
                                         input type="hidden" name="to" value=(v.version);
                                         input type="hidden" name="version" value=(current);
@@ -310,7 +331,10 @@ pub fn confirm_delete(
         form method="post" action={ "/ui/blocks/" (block.name) "/delete" } {
             input type="hidden" name="csrf" value=(viewer.csrf);
             input type="hidden" name="version" value=(block.version);
-            button type="submit" { "Delete " (block.name) }
+            div.actions {
+                button.danger type="submit" { "Delete " (block.name) }
+                a href={ "/ui/blocks/" (block.name) } { "Cancel" }
+            }
         }
     };
     layout("Delete", Some(viewer), body)

@@ -44,10 +44,9 @@ pub async fn block_list(
     }
     let filter = BlockFilter {
         block_type: block_type.map(str::to_owned),
-        name_prefix: prefix.map(str::to_owned),
         after: cursor.map(str::to_owned),
-        limit: None,
-        name_glob: None,
+        name_contains: prefix.map(str::to_ascii_lowercase),
+        ..BlockFilter::default()
     };
     let registry = state.registry.clone();
     let reader = actor.clone();
@@ -80,13 +79,16 @@ pub async fn block_list(
     page(Status::Ok, pages::block_list(&viewing.viewer(), &view))
 }
 
-#[get("/blocks/<name>")]
+/// A block's page; `rolled_back_to` (after a roll back) says what happened.
+#[get("/blocks/<name>?<rolled_back_to>")]
 pub async fn show_page(
     viewing: Viewing,
     state: &rocket::State<State>,
     name: Result<BlockName, Error>,
+    rolled_back_to: Option<i64>,
 ) -> Page {
-    show_block(&viewing, state, name, false, None).await
+    let done = rolled_back_to.map(|to| format!("Rolled back to version {to}."));
+    show_block(&viewing, state, name, false, None, done).await
 }
 
 #[post("/blocks/<name>/reveal", data = "<form>")]
@@ -100,7 +102,7 @@ pub async fn reveal(
     if let Err(refusal) = viewing.csrf(Some(form.csrf)) {
         return refusal;
     }
-    show_block(&viewing, state, name, true, None).await
+    show_block(&viewing, state, name, true, None, None).await
 }
 
 /// A block's page, through the API's door: the read (or secret read, audited before
@@ -111,6 +113,7 @@ pub async fn show_block(
     name: Result<BlockName, Error>,
     reveal: bool,
     tested: Option<&Tested>,
+    done: Option<String>,
 ) -> Page {
     let wanted = name.as_ref().map(|n| n.to_string()).unwrap_or_default();
     let shown = async {
@@ -142,6 +145,7 @@ pub async fn show_block(
                     && actor.may(Permission::ReadSecrets, Some(&kept.block.name)),
                 history: &history,
                 tested,
+                done: done.as_deref(),
                 leases: leases.as_deref(),
             };
             page(Status::Ok, block_page::block_page(&viewing.viewer(), &view))
@@ -179,5 +183,5 @@ pub async fn revoke_lease(
         })
         .await
         .map_err(|e| viewing.problem(e))?;
-    Ok(show_block(&viewing, state, Ok(block), false, None).await)
+    Ok(show_block(&viewing, state, Ok(block), false, None, None).await)
 }

@@ -23,8 +23,10 @@ use crate::name::BlockName;
 use crate::server::blocks;
 use crate::server::policy::{Access, audit, authorize};
 use crate::server::response::ApiError;
+use crate::server::sessions::Held;
 use crate::server::state::{State, blocking, blocking_long};
 use crate::types::BlockType;
+use zeroize::Zeroizing;
 
 /// What the 403 of an edit says the token does not allow.
 const EDITING: &str = "editing this block";
@@ -56,7 +58,7 @@ pub async fn new_block(
     };
     match block_type(state, slug).await {
         Ok(ty) => {
-            let editor = Editor::new(&viewing, ty);
+            let editor = Editor::new(&viewing, state, ty);
             let filled = Filled::from_document(&editor.model, &serde_json::json!({}));
             editor.page(&filled, FormKind::Create(""), None, Status::Ok)
         }
@@ -73,14 +75,49 @@ enum FormKind<'a> {
 /// A form for one block type, shown to one viewer.
 struct Editor<'a> {
     viewing: &'a Viewing,
+    state: &'a State,
     ty: BlockType,
     model: FormModel,
 }
 
 impl<'a> Editor<'a> {
-    fn new(viewing: &'a Viewing, ty: BlockType) -> Self {
+    fn new(viewing: &'a Viewing, state: &'a State, ty: BlockType) -> Self {
         let model = model(&ty);
-        Editor { viewing, ty, model }
+        Editor {
+            viewing,
+            state,
+            ty,
+            model,
+        }
+    }
+
+    /// The secrets held from a refused try of form `key`.
+    fn viewing_held(&self, key: &str) -> Held {
+        self.state.ui.sessions.held(&self.viewing.session, key)
+    }
+
+    /// After a try of form `key`: refused, the secrets typed (or held) are held for the
+    /// next try, and the form shown says so; saved, nothing is.
+    fn hold(&self, key: &str, doc: &serde_json::Value, saved: bool, filled: &mut Filled) {
+        let secrets: Held = match saved {
+            true => Vec::new(),
+            false => self
+                .ty
+                .def
+                .secret_fields
+                .iter()
+                .filter_map(|path| {
+                    let value = crate::document::get_path(doc, path)?.as_str()?;
+                    (value != crate::document::MASK && !value.is_empty())
+                        .then(|| (path.clone(), Zeroizing::new(value.to_owned())))
+                })
+                .collect(),
+        };
+        filled.held = secrets.iter().map(|(path, _)| path.clone()).collect();
+        self.state
+            .ui
+            .sessions
+            .hold(&self.viewing.session, key, secrets);
     }
 
     /// The form page, filled, with what differs from the stored block on a conflict.
@@ -129,8 +166,10 @@ impl<'a> Editor<'a> {
         &self,
         form: &HashMap<String, String>,
         stored: Option<&serde_json::Value>,
+        key: &str,
     ) -> (serde_json::Value, Filled) {
-        let (doc, mut filled) = self.model.read(form, stored);
+        let held = self.viewing_held(key);
+        let (doc, mut filled) = self.model.read(form, stored, &held);
         if let Ok((masked, _)) = split_secrets(&self.ty, doc.clone()) {
             filled.refill(&self.model, &masked);
         }
@@ -150,8 +189,9 @@ pub async fn create_block(
     let ty = block_type(state, r#type)
         .await
         .map_err(|e| viewing.problem(e))?;
-    let editor = Editor::new(&viewing, ty);
-    let (doc, mut filled) = editor.read(&form, None);
+    let editor = Editor::new(&viewing, state, ty);
+    let key = format!("new:{}", editor.ty.def.slug);
+    let (doc, mut filled) = editor.read(&form, None, &key);
     let typed = form.get("name").map(|n| n.trim()).unwrap_or_default();
     let name = BlockName::parse(typed)
         .map_err(|err| filled.add_error("name", err.to_string()))
@@ -161,24 +201,29 @@ pub async fn create_block(
     {
         filled.add_errors(&editor.model, &messages);
     }
-    let retry =
-        |filled: &Filled, status| editor.page(filled, FormKind::Create(typed), None, status);
+    let retry = |filled: &mut Filled, status| {
+        editor.hold(&key, &doc, false, filled);
+        editor.page(filled, FormKind::Create(typed), None, status)
+    };
     let (Some(name), true) = (name, filled.errors.is_empty()) else {
-        return Err(retry(&filled, Status::UnprocessableEntity));
+        return Err(retry(&mut filled, Status::UnprocessableEntity));
     };
     let new = NewBlock {
         name: name.clone(),
         block_type: editor.ty.def.slug.clone(),
-        document: doc,
+        document: doc.clone(),
         id: None,
         replace_deleted: false,
     };
     match blocks::create(state, &viewing.ctx, new).await {
-        Ok(_) => Ok(Redirect::to(format!("/ui/blocks/{name}"))),
+        Ok(_) => {
+            editor.hold(&key, &doc, true, &mut filled);
+            Ok(Redirect::to(format!("/ui/blocks/{name}")))
+        }
         Err(err) if err.status.code == 403 => Err(viewing.problem(err)),
         Err(err) => {
             filled.add_error("", err.message);
-            Err(retry(&filled, err.status))
+            Err(retry(&mut filled, err.status))
         }
     }
 }
@@ -211,7 +256,7 @@ pub async fn edit_block(
 ) -> Page {
     match editing(state, &viewing, name).await {
         Ok((block, ty)) => {
-            let editor = Editor::new(&viewing, ty);
+            let editor = Editor::new(&viewing, state, ty);
             let filled = Filled::from_document(&editor.model, block.masked_data());
             let kind = FormKind::Edit(&block.name, block.version);
             editor.page(&filled, kind, None, Status::Ok)
@@ -232,13 +277,15 @@ pub async fn save_block(
     let (current, ty) = editing(state, &viewing, name)
         .await
         .map_err(|e| viewing.problem(e))?;
-    let editor = Editor::new(&viewing, ty);
-    let (doc, mut filled) = editor.read(&form, Some(current.masked_data()));
+    let editor = Editor::new(&viewing, state, ty);
+    let key = format!("edit:{}", current.name);
+    let (doc, mut filled) = editor.read(&form, Some(current.masked_data()), &key);
     let version = form.get("version").and_then(|v| v.parse::<i64>().ok());
     let Some(version) = version.filter(|_| filled.errors.is_empty()) else {
         if version.is_none() {
             filled.add_error("", "the form has no version".into());
         }
+        editor.hold(&key, &doc, false, &mut filled);
         let kind = FormKind::Edit(&current.name, current.version);
         return Err(editor.page(&filled, kind, None, Status::UnprocessableEntity));
     };
@@ -251,7 +298,9 @@ pub async fn save_block(
         Some(version),
         EDITING,
     );
-    match saved.await {
+    let saved = saved.await;
+    editor.hold(&key, &doc, saved.is_ok(), &mut filled);
+    match saved {
         Ok(_) => Ok(Redirect::to(format!("/ui/blocks/{name}"))),
         Err(err) if err.kind == ErrorKind::VersionConflict => {
             // Show the block as it is now, and what differs from what was sent.
@@ -317,5 +366,5 @@ pub async fn test_block(
         Tested::Passed(_) => state.ui.record_test(&name, true, "ok"),
         Tested::Failed { code, .. } => state.ui.record_test(&name, false, code),
     }
-    show_block(&viewing, state, Ok(name), false, Some(&tested)).await
+    show_block(&viewing, state, Ok(name), false, Some(&tested), None).await
 }

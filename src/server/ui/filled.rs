@@ -2,12 +2,13 @@
 //! submitted form into a document with a message per field. Secret inputs are never
 //! filled in, and left empty they keep the stored secret.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
-use super::form::{FormModel, Input, input_name, switch_name};
+use super::form::{Field, FormModel, Input, input_name, switch_name};
 use crate::document::{MASK, get_path, set_path};
+use crate::server::sessions::Held;
 
 /// What a form shows: each input's text, the chosen alternatives, and messages.
 #[derive(Clone, Debug, Default)]
@@ -16,6 +17,8 @@ pub struct Filled {
     pub chosen: HashMap<String, String>,
     /// Messages by field path ("" for the form as a whole).
     pub errors: BTreeMap<String, Vec<String>>,
+    /// Secret inputs whose value the server holds from a refused try (never shown).
+    pub held: BTreeSet<String>,
 }
 
 impl Filled {
@@ -106,7 +109,12 @@ impl FormModel {
     /// writes `********`, which keeps that secret.
     /// Inputs that do not parse are reported by field. The values to show again are
     /// not taken from the form (text may hold a secret): see [`Filled::refill`].
-    pub fn read(&self, form: &HashMap<String, String>, stored: Option<&Value>) -> (Value, Filled) {
+    pub fn read(
+        &self,
+        form: &HashMap<String, String>,
+        stored: Option<&Value>,
+        held: &Held,
+    ) -> (Value, Filled) {
         let mut filled = Filled::default();
         for switch in &self.switches {
             let chosen = form
@@ -132,25 +140,9 @@ impl FormModel {
                 .and_then(|doc| get_path(doc, &field.path))
                 .and_then(Value::as_str)
                 == Some(MASK);
-            let value = match (raw.is_empty(), &field.input) {
-                (true, Input::Secret) if kept => Value::String(MASK.into()),
-                (true, _) => continue,
-                (false, input) => match parse(input, raw) {
-                    Ok(value) => value,
-                    Err(message) => {
-                        // Shown again only where it cannot be a secret (a number, a
-                        // yes/no): text and JSON may hold one.
-                        if matches!(field.input, Input::Integer | Input::Number | Input::Boolean) {
-                            filled.values.insert(field.path.clone(), raw.to_owned());
-                        }
-                        filled
-                            .errors
-                            .entry(field.path.clone())
-                            .or_default()
-                            .push(message);
-                        continue;
-                    }
-                },
+            let earlier = held.iter().find(|(path, _)| *path == field.path);
+            let Some(value) = value_of(&mut filled, field, raw, kept, earlier) else {
+                continue;
             };
             if let Err(err) = set_path(&mut doc, &field.path, value) {
                 filled
@@ -160,7 +152,54 @@ impl FormModel {
                     .push(err.to_string());
             }
         }
+        self.keep_stored(&mut doc, stored);
         (doc, filled)
+    }
+}
+
+/// The value an input gives its field: a secret left empty takes what the server
+/// holds from a refused try (`earlier`), or keeps the stored one (`kept`); any other
+/// empty input gives none; an input that does not parse is an error here.
+fn value_of(
+    filled: &mut Filled,
+    field: &Field,
+    raw: &str,
+    kept: bool,
+    earlier: Option<&(String, zeroize::Zeroizing<String>)>,
+) -> Option<Value> {
+    match (raw.is_empty(), &field.input) {
+        (true, Input::Secret) if earlier.is_some() => {
+            filled.held.insert(field.path.clone());
+            earlier.map(|(_, v)| Value::String(v.to_string()))
+        }
+        (true, Input::Secret) if kept => Some(Value::String(MASK.into())),
+        (true, _) => None,
+        (false, input) => match parse(input, raw) {
+            Ok(value) => Some(value),
+            Err(message) => {
+                // Shown again only where it cannot be a secret (a number, a yes/no):
+                // text and JSON may hold one.
+                if matches!(field.input, Input::Integer | Input::Number | Input::Boolean) {
+                    filled.values.insert(field.path.clone(), raw.to_owned());
+                }
+                filled.add_error(&field.path, message);
+                None
+            }
+        },
+    }
+}
+
+impl FormModel {
+    /// What Blockyard writes and the form never offers (a rotation's state) stays as
+    /// stored; a stored secret there goes back as `********`, which keeps it.
+    fn keep_stored(&self, doc: &mut Value, stored: Option<&Value>) {
+        for path in &self.kept {
+            if let Some(value) = stored.and_then(|s| get_path(s, path))
+                && !value.is_null()
+            {
+                let _ = set_path(doc, path, value.clone());
+            }
+        }
     }
 }
 
@@ -212,7 +251,21 @@ mod tests {
         assert_eq!(model.switches[0].options, ["ConnectionComponents", "URL"]);
         let field = |p: &str| model.fields.iter().find(|f| f.path == p).unwrap();
         assert_eq!(field("connection_info.password").input, Input::Secret);
-        assert_eq!(field("rotation.pending_password").input, Input::Secret);
+        // What Blockyard writes is never offered, and kept when the form is saved.
+        assert!(
+            model
+                .fields
+                .iter()
+                .all(|f| !f.path.starts_with("rotation.last"))
+        );
+        assert_eq!(
+            model.kept,
+            [
+                "rotation.last_rotated_at",
+                "rotation.pending_password",
+                "rotation.set_by"
+            ]
+        );
         assert_eq!(field("connection_info.port").input, Input::Integer);
         assert_eq!(field("pool.test_on_check_out").input, Input::Boolean);
         assert_eq!(field("pool.connection_timeout").input, Input::Text);
@@ -234,7 +287,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let (doc, mut filled) = model.read(&form, None);
+        let (doc, mut filled) = model.read(&form, None, &Vec::new());
         assert_eq!(doc["connection_info"], "postgresql://u:PLANTED@h/db");
         assert_eq!(doc["fetch_size"], 5);
         assert!(filled.errors.is_empty(), "{:?}", filled.errors);
@@ -250,7 +303,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        let (doc, filled) = model.read(&form, None);
+        let (doc, filled) = model.read(&form, None, &Vec::new());
         assert_eq!(filled.values["connection_info.port"], "nope");
         assert_eq!(
             filled.errors["connection_info.port"],
@@ -266,7 +319,7 @@ mod tests {
         assert!(doc.get("connection_info").is_none(), "{doc}");
         // An empty secret input keeps a stored secret, and invents none.
         let stored = json!({"connection_info": {"driver": "x", "password": MASK}});
-        let (doc, _) = model.read(&HashMap::new(), Some(&stored));
+        let (doc, _) = model.read(&HashMap::new(), Some(&stored), &Vec::new());
         assert_eq!(doc, json!({"connection_info": {"password": MASK}}));
     }
 }

@@ -26,6 +26,12 @@ pub enum Input {
 pub struct Field {
     /// The dotted path in the document.
     pub path: String,
+    /// What people call it: the schema's `title`, or the last part of the path in words
+    /// (`last_rotated_at` → "Last rotated at").
+    pub title: String,
+    /// Folded under "Advanced": Blockyard's own settings (pool, requires, rotation,
+    /// lease) and a connector's driver options.
+    pub advanced: bool,
     pub input: Input,
     pub required: bool,
     pub help: Option<String>,
@@ -38,16 +44,35 @@ pub struct Field {
 #[derive(Clone, Debug)]
 pub struct Switch {
     pub path: String,
+    /// What people call it ("Connection info").
+    pub title: String,
     pub options: Vec<String>,
     pub help: Option<String>,
 }
 
-/// The inputs of a type's form, in schema order.
+/// The inputs of a type's form, in schema order (a connection's parts in the order
+/// people read them: driver, host, port, database, username, password).
 #[derive(Clone, Debug, Default)]
 pub struct FormModel {
     pub fields: Vec<Field>,
     pub switches: Vec<Switch>,
+    /// Fields Blockyard writes (`readOnly` in the schema: a rotation's state): never
+    /// offered, and kept as stored when the form is saved.
+    pub kept: Vec<String>,
 }
+
+/// The top-level fields folded under "Advanced".
+const ADVANCED: &[&str] = &[
+    "pool",
+    "requires",
+    "rotation",
+    "lease",
+    "connect_args",
+    "fetch_size",
+];
+
+/// A connection's parts first, in this order; other fields follow in schema order.
+const FIRST: &[&str] = &["driver", "host", "port", "database", "username", "password"];
 
 /// The form of `ty`.
 pub fn model(ty: &BlockType) -> FormModel {
@@ -86,6 +111,7 @@ fn walk(
         let options = switch_options(alternatives);
         model.switches.push(Switch {
             path: path.to_owned(),
+            title: title_of(schema, path),
             options: options.clone(),
             help,
         });
@@ -95,13 +121,17 @@ fn walk(
         }
         return;
     }
+    if schema.get("readOnly").and_then(Value::as_bool) == Some(true) {
+        model.kept.push(path.to_owned());
+        return;
+    }
     if let Some(Value::Object(properties)) = schema.get("properties") {
         let needed: Vec<&str> = schema
             .get("required")
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        for (name, child) in properties {
+        for (name, child) in in_reading_order(properties) {
             let child_path = match path.is_empty() {
                 true => name.clone(),
                 false => format!("{path}.{name}"),
@@ -112,14 +142,36 @@ fn walk(
         return;
     }
     let input = input_of(schema, path, secret);
+    let top = path.split('.').next().unwrap_or_default();
     model.fields.push(Field {
         path: path.to_owned(),
+        title: title_of(schema, path),
+        advanced: ADVANCED.contains(&top),
         input,
         required,
         help,
         default: schema.get("default").cloned(),
         variant: variant.cloned(),
     });
+}
+
+/// An object's properties, a connection's parts first in [`FIRST`]'s order.
+fn in_reading_order(properties: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut ordered: Vec<(&String, &Value)> = properties.iter().collect();
+    ordered.sort_by_key(|(name, _)| FIRST.iter().position(|f| f == name).unwrap_or(FIRST.len()));
+    ordered
+}
+
+/// A field's title: the schema's, or its last path segment in words.
+fn title_of(schema: &Value, path: &str) -> String {
+    if let Some(title) = schema.get("title").and_then(Value::as_str) {
+        return title.to_owned();
+    }
+    let last = path.rsplit('.').next().unwrap_or(path).replace('_', " ");
+    let mut chars = last.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 /// The names of an `anyOf`'s alternatives: each one's title, or its place.

@@ -38,7 +38,7 @@ pub fn block_form(viewer: &Viewer<'_>, view: &FormView<'_>) -> Markup {
                 p { "The form now holds the current version: apply your change again and save." }
             }
         }
-        @for message in errors("") { p.error role="alert" { (message) } }
+        @if !view.filled.errors.is_empty() { (error_summary(view.filled)) }
         form method="post" action=(view.action) novalidate {
             input type="hidden" name="csrf" value=(viewer.csrf);
             @if let Some(version) = view.version {
@@ -54,7 +54,7 @@ pub fn block_form(viewer: &Viewer<'_>, view: &FormView<'_>) -> Markup {
             }
             @for switch in &view.model.switches {
                 fieldset {
-                    legend { (switch.path) }
+                    legend { (switch.title) " " code.muted { (switch.path) } }
                     @if let Some(help) = &switch.help { p.muted { (help) } }
                     @for option in &switch.options {
                         @let id = format!("switch-{}-{}", switch.path.replace('.', "-"), option);
@@ -66,13 +66,53 @@ pub fn block_form(viewer: &Viewer<'_>, view: &FormView<'_>) -> Markup {
                     }
                 }
             }
-            @for field in &view.model.fields {
+            @for field in view.model.fields.iter().filter(|f| !f.advanced) {
                 (field_input(field, view.filled, editing, &errors(&field.path)))
+            }
+            @let advanced: Vec<&Field> = view.model.fields.iter().filter(|f| f.advanced).collect();
+            @if !advanced.is_empty() {
+                @let open = advanced.iter().any(|f| !errors(&f.path).is_empty() || view.filled.values.contains_key(&f.path));
+                details.advanced open[open] {
+                    summary { "Advanced: pool, requirements, rotation, leases" }
+                    @for field in advanced {
+                        (field_input(field, view.filled, editing, &errors(&field.path)))
+                    }
+                }
             }
             p { button type="submit" { "Save" } }
         }
     };
     layout(view.title, Some(viewer), body)
+}
+
+/// Every error of a refused form, at the top, taking focus; each links to its field.
+fn error_summary(filled: &Filled) -> Markup {
+    let count = filled.errors.values().map(Vec::len).sum::<usize>();
+    html! {
+        div.error-summary role="alert" tabindex="-1" autofocus {
+            p.error { "Nothing was saved: " (count) @if count == 1 { " problem" } @else { " problems" } " to fix." }
+            ul {
+                @for (path, messages) in &filled.errors {
+                    @for message in messages {
+                        li {
+                            @if path.is_empty() { (message) }
+                            @else if path == "name" { a href="#name" { "Name: " (message) } }
+                            @else { a href={ "#field-" (path.replace('.', "-")) } { (path) ": " (message) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What an empty secret input says it will do.
+fn secret_placeholder(held: bool, editing: bool) -> Option<&'static str> {
+    match (held, editing) {
+        (true, _) => Some("kept from your last try: type to replace"),
+        (false, true) => Some("unchanged: type to replace"),
+        (false, false) => None,
+    }
 }
 
 fn field_input(field: &Field, filled: &Filled, editing: bool, errors: &[String]) -> Markup {
@@ -87,18 +127,22 @@ fn field_input(field: &Field, filled: &Filled, editing: bool, errors: &[String])
         Value::String(s) => s.clone(),
         other => other.to_string(),
     });
+    let (switch, option) = field.variant.clone().unzip();
+    // Required only where it always applies (not inside one alternative of a switch);
+    // the form is `novalidate`, so every error comes back from the server in one pass.
+    let required = field.required && switch.is_none() && !field.advanced;
     html! {
-        div.field {
+        div.field data-switch=[switch] data-option=[option] {
             label for=(id) {
-                (field.path)
+                (field.title)
                 @if field.required { " (required)" }
-                @if let Some((_, option)) = &field.variant { span.muted { " · " (option) } }
+                " " code.muted { (field.path) }
             }
             @match &field.input {
                 Input::Secret => input #(id) type="password" name=(input_name(&field.path))
                     autocomplete="new-password" aria-describedby=(help_id)
                     aria-invalid=[(!errors.is_empty()).then_some("true")]
-                    placeholder=[editing.then_some("unchanged: type to replace")];
+                    placeholder=[secret_placeholder(filled.held.contains(&field.path), editing)];
                 Input::Boolean => select #(id) name=(input_name(&field.path)) aria-describedby=(help_id) {
                     option value="" { "(not set)" }
                     option value="true" selected[value == "true"] { "yes" }
@@ -110,16 +154,18 @@ fn field_input(field: &Field, filled: &Filled, editing: bool, errors: &[String])
                 },
                 Input::Json => textarea #(id) name=(input_name(&field.path)) rows="2"
                     aria-describedby=(help_id) aria-invalid=[(!errors.is_empty()).then_some("true")] { (value) },
-                Input::Integer | Input::Number => input #(id) type="text" inputmode="numeric"
+                Input::Integer | Input::Number => input #(id) type="number"
+                    step=[(field.input == Input::Number).then_some("any")] required[required]
                     name=(input_name(&field.path)) value=(value) placeholder=[placeholder]
                     aria-describedby=(help_id) aria-invalid=[(!errors.is_empty()).then_some("true")];
                 Input::Text => input #(id) type="text" name=(input_name(&field.path)) value=(value)
-                    placeholder=[placeholder] aria-describedby=(help_id)
+                    placeholder=[placeholder] aria-describedby=(help_id) required[required]
                     aria-invalid=[(!errors.is_empty()).then_some("true")];
             }
             p.muted #(help_id) {
                 @if let Some(help) = &field.help { (help) }
-                @if field.input == Input::Secret && editing { " Leave empty to keep the stored secret." }
+                @if filled.held.contains(&field.path) { " The server holds what you typed last time (not shown): leave it empty to use it." }
+                @else if field.input == Input::Secret && editing { " Leave empty to keep the stored secret." }
                 @if field.input == Input::Json { " JSON." }
             }
             @for message in errors { p.error role="alert" { (field.path) ": " (message) } }

@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
     routes![
         assets::style,
         assets::htmx,
+        assets::script,
         login::login_page,
         login::login,
         login::logout,

@@ -7,7 +7,7 @@ use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
 use crate::block::BlockSummary;
-use crate::time::rfc3339;
+use crate::time::{relative_millis, rfc3339};
 
 /// What every signed-in page knows about its viewer.
 pub struct Viewer<'a> {
@@ -15,6 +15,8 @@ pub struct Viewer<'a> {
     pub csrf: &'a str,
     /// Whether the admin pages are linked.
     pub admin: bool,
+    /// Whether the token may create blocks (so "+ New block" is offered).
+    pub writer: bool,
 }
 
 const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles": false, "allowEval": false, "allowScriptTags": false, "historyCacheSize": 0, "refreshOnHistoryMiss": true, "responseHandling": [{"code": "204", "swap": false}, {"code": "...", "swap": true}]}"#;
@@ -34,17 +36,14 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                 // revealed secret must not stay there), and error pages are shown too.
                 meta name="htmx-config" content=(HTMX_CONFIG);
                 script src="/ui/htmx.js" defer {}
+                script src="/ui/ui.js" defer {}
             }
             body hx-boost="true" hx-history="false" {
+                a.skip href="#main" { "Skip to content" }
                 header {
                     a.brand href="/ui" { "Blockyard" }
                     @if let Some(viewer) = viewer {
-                        a href="/ui" { "Blocks" }
-                        @if viewer.admin {
-                            a href="/ui/admin/tokens" { "Tokens" }
-                            a href="/ui/admin/audit" { "Audit log" }
-                            a href="/ui/admin/types" { "Types" }
-                        }
+                        (nav(title, viewer))
                         span.muted { "Signed in as " (viewer.name) }
                         form method="post" action="/ui/logout" {
                             input type="hidden" name="csrf" value=(viewer.csrf);
@@ -52,7 +51,30 @@ pub fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: Markup) -> Markup 
                         }
                     }
                 }
-                main { (body) }
+                main #main tabindex="-1" { (body) }
+            }
+        }
+    }
+}
+
+/// The header's links; the page's own is marked `aria-current`.
+fn nav(title: &str, viewer: &Viewer<'_>) -> Markup {
+    let mut links = vec![("/ui", "Blocks")];
+    if viewer.admin {
+        links.extend([
+            ("/ui/admin/tokens", "Tokens"),
+            ("/ui/admin/audit", "Audit log"),
+            ("/ui/admin/types", "Types"),
+        ]);
+    }
+    html! {
+        nav aria-label="Main" {
+            @for (href, label) in links {
+                @if title == label || (label == "Types" && title == "Block types") {
+                    a href=(href) aria-current="page" { (label) }
+                } @else {
+                    a href=(href) { (label) }
+                }
             }
         }
     }
@@ -98,9 +120,10 @@ pub fn block_list(viewer: &Viewer<'_>, view: &ListView<'_>) -> Markup {
         ];
         page_url("/ui", &query)
     });
+    let filtered = view.block_type.is_some() || view.prefix.is_some();
     let body = html! {
         h1 { "Blocks" }
-        p { a href="/ui/new" { "+ New block" } }
+        @if viewer.writer { p { a.button href="/ui/new" { "+ New block" } } }
         form.filters method="get" action="/ui" role="search" {
             div {
                 label for="type" { "Type" }
@@ -112,14 +135,16 @@ pub fn block_list(viewer: &Viewer<'_>, view: &ListView<'_>) -> Markup {
                 }
             }
             div {
-                label for="q" { "Name starts with" }
+                label for="q" { "Name contains" }
                 input #q type="search" name="q" value=(view.prefix.unwrap_or_default());
             }
-            div { button type="submit" { "Filter" } }
+            div { button type="submit" { "Search" } }
+            @if filtered { div { a href="/ui" { "Clear" } } }
         }
         @if view.blocks.is_empty() {
-            p.notice { "No blocks to show." }
+            (empty_list(viewer, filtered))
         } @else {
+            p.muted role="status" { (count(view.blocks.len(), next.is_some(), filtered)) }
             (block_table(view))
         }
         @if let Some(next) = next {
@@ -129,28 +154,61 @@ pub fn block_list(viewer: &Viewer<'_>, view: &ListView<'_>) -> Markup {
     layout("Blocks", Some(viewer), body)
 }
 
-/// The listed blocks, each with its last test.
+/// "3 blocks", "3 blocks match", or "the first 50 blocks (more on the next page)".
+fn count(shown: usize, more: bool, filtered: bool) -> String {
+    let noun = if shown == 1 { "block" } else { "blocks" };
+    match (more, filtered) {
+        (true, _) => format!("The first {shown} {noun}; more on the next page."),
+        (false, true) => format!("{shown} {noun} match."),
+        (false, false) => format!("{shown} {noun}."),
+    }
+}
+
+/// What an empty list says, and what to do next.
+fn empty_list(viewer: &Viewer<'_>, filtered: bool) -> Markup {
+    html! {
+        div.empty {
+            @if filtered {
+                p { "No blocks match." }
+                p { a href="/ui" { "Clear the search" } }
+            } @else {
+                p { "No blocks yet. A block is a named connection, secret or setting, stored once and used by name." }
+                @if viewer.writer {
+                    p { a.button href="/ui/new" { "Create the first block" } }
+                } @else {
+                    p.muted { "This token may not create blocks (it needs " code { "blocks:write" } ")." }
+                }
+            }
+        }
+    }
+}
+
+/// The listed blocks, each with its last test; columns sort in the browser (ui.js).
 fn block_table(view: &ListView<'_>) -> Markup {
     html! {
-        table {
+        table.blocks {
             thead { tr {
-                th scope="col" { "Name" }
-                th scope="col" { "Type" }
-                th scope="col" { "Version" }
-                th.optional scope="col" { "Updated" }
-                th scope="col" { "Last test" }
+                th scope="col" data-sort="text" { button.sort type="button" { "Name" } }
+                th scope="col" data-sort="text" { button.sort type="button" { "Type" } }
+                th scope="col" data-sort="number" { button.sort type="button" { "Version" } }
+                th.optional scope="col" data-sort="text" { button.sort type="button" { "Updated" } }
+                th scope="col" data-sort="text" { button.sort type="button" { "Last test" } }
             } }
             tbody {
                 @for (block, test) in view.blocks.iter().zip(view.tests) {
                     tr {
-                        td { a href={ "/ui/blocks/" (block.name) } { (block.name) } }
-                        td { (block.block_type) }
-                        td { (block.version) }
-                        td.optional { (rfc3339(block.updated_at)) }
-                        td {
+                        td data-label="Name" { a href={ "/ui/blocks/" (block.name) } { (block.name) } }
+                        td data-label="Type" { (block.block_type) }
+                        td data-label="Version" { (block.version) }
+                        td.optional data-label="Updated" data-value=(rfc3339(block.updated_at)) {
+                            time datetime=(rfc3339(block.updated_at)) title=(rfc3339(block.updated_at)) {
+                                (relative_millis(block.updated_at))
+                            }
+                        }
+                        td data-label="Last test" {
                             @match test {
                                 None => span.muted { "not tested" },
-                                Some((true, _, at)) => span title=(rfc3339(*at)) { "passed" },
+                                Some((true, _, at)) => span title=(rfc3339(*at)) { "passed " (relative_millis(*at)) },
                                 Some((false, code, at)) => span.error title=(rfc3339(*at)) { (code) },
                             }
                         }

@@ -50,7 +50,9 @@ pub async fn rollback(
     blocks::rollback(state, &viewing.ctx, &name, to, number(&form, "version"))
         .await
         .map_err(|e| viewing.problem(e))?;
-    Ok(Redirect::to(format!("/ui/blocks/{name}")))
+    Ok(Redirect::to(format!(
+        "/ui/blocks/{name}?rolled_back_to={to}"
+    )))
 }
 
 #[post("/blocks/<name>/undelete", data = "<form>")]

@@ -52,6 +52,7 @@ impl Viewing {
             name: &self.ctx.actor().name,
             csrf: &self.csrf,
             admin: self.ctx.actor().may(Permission::Admin, None),
+            writer: self.ctx.actor().may_some(Permission::Write),
         }
     }
 
