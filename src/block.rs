@@ -197,6 +197,19 @@ pub struct BlockMeta {
 /// A row of `block ls`: a block's metadata.
 pub type BlockSummary = BlockMeta;
 
+/// A deleted block (`block ls --deleted`): its id, the name and type it had, the
+/// version that marks its deletion, when and by whom (`None`: on the store directly).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeletedBlock {
+    pub id: String,
+    pub name: BlockName,
+    pub block_type: String,
+    pub version: i64,
+    #[serde(with = "crate::time::rfc3339_millis")]
+    pub deleted_at: i64,
+    pub deleted_by: Option<String>,
+}
+
 /// A stored (masked) document's JSON text, parsed.
 pub fn parse_stored_data(text: &str, name: &str) -> Result<Value> {
     serde_json::from_str(text)

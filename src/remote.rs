@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{NewToken, TokenInfo};
 use crate::block::{
-    Block, BlockFilter, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, NewBlock,
+    Block, BlockFilter, BlockMeta, BlockSummary, BlockVersion, ChangeRecord, DeletedBlock, NewBlock,
 };
 use crate::config::RemoteSettings;
 use crate::document::split_secrets;
@@ -25,8 +25,8 @@ use crate::time::rfc3339;
 use crate::types::{BlockType, BlockTypeDef, builtin_type};
 use crate::wire::{
     AuditPage, BlockBody, BlockPage, BlockTypes, CreateBlock, CreateToken, CreatedToken, Deleted,
-    ErrorBody, History, Purged, RenameBlock, RevokedToken, Rollback, TokenIdentity, Tokens,
-    UpdateBlock,
+    DeletedBlocks, ErrorBody, History, Purged, RenameBlock, RevokedToken, Rollback, TokenIdentity,
+    Tokens, UpdateBlock,
 };
 
 /// A client of one Blockyard server. `Debug` shows the URL, never the token.
@@ -161,6 +161,25 @@ impl RemoteClient {
 
 /// What a server does besides blocks, for an admin token: tokens and the audit log.
 impl RemoteClient {
+    /// Deleted blocks the token may read (`GET /deleted-blocks`).
+    pub fn list_deleted(&self, filter: &BlockFilter) -> Result<Vec<DeletedBlock>> {
+        let mut query = Vec::new();
+        query.extend(
+            filter
+                .block_type
+                .as_deref()
+                .map(|t| format!("type={}", enc(t))),
+        );
+        query.extend(
+            filter
+                .name_prefix
+                .as_deref()
+                .map(|p| format!("prefix={}", enc(p))),
+        );
+        let page: DeletedBlocks = self.get(&format!("/deleted-blocks?{}", query.join("&")))?;
+        Ok(page.deleted)
+    }
+
     /// The token this client holds, as the server knows it.
     pub fn own_token(&self) -> Result<TokenIdentity> {
         self.get("/token")

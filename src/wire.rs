@@ -96,6 +96,12 @@ impl std::fmt::Debug for CreatedToken {
     }
 }
 
+/// `GET /deleted-blocks`: deleted blocks the caller may read, by name.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeletedBlocks {
+    pub deleted: Vec<crate::block::DeletedBlock>,
+}
+
 /// `GET /token`: the caller's own token (what `blockyard status` shows).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TokenIdentity {

@@ -262,6 +262,10 @@ pub struct ListArgs {
     /// is as fast as the first.
     #[arg(long, value_name = "NAME")]
     after: Option<BlockName>,
+    /// List deleted blocks instead (history kept; `block undelete NAME` brings one
+    /// back): who deleted each and when.
+    #[arg(long, conflicts_with_all = ["limit", "after"])]
+    deleted: bool,
 }
 
 impl ListArgs {
@@ -280,6 +284,7 @@ impl ListArgs {
 pub fn run(cmd: BlockCommand, registry: &Registry, out: &Printer) -> Result<()> {
     match cmd {
         BlockCommand::Create(args) => create(registry, out, args),
+        BlockCommand::Ls(args) if args.deleted => list_deleted(registry, out, args.filter()),
         BlockCommand::Ls(args) => list(registry, out, args.filter()),
         BlockCommand::Inspect {
             name,
@@ -570,6 +575,29 @@ fn list(registry: &Registry, out: &Printer, filter: BlockFilter) -> Result<()> {
                     b.block_type.clone(),
                     b.version.to_string(),
                     rfc3339(b.updated_at),
+                ]
+            }),
+        )
+    });
+    Ok(())
+}
+
+/// `block ls --deleted`.
+fn list_deleted(registry: &Registry, out: &Printer, filter: BlockFilter) -> Result<()> {
+    let deleted = registry.list_deleted(&filter)?;
+    out.emit(&deleted, || {
+        if deleted.is_empty() {
+            return "no deleted blocks".into();
+        }
+        table(
+            &["NAME", "TYPE", "VERSION", "DELETED", "BY"],
+            deleted.iter().map(|b| {
+                vec![
+                    b.name.to_string(),
+                    b.block_type.clone(),
+                    b.version.to_string(),
+                    rfc3339(b.deleted_at),
+                    b.deleted_by.clone().unwrap_or_else(|| "local".into()),
                 ]
             }),
         )

@@ -38,7 +38,7 @@ pub use transfer::{Existing, ImportPlan, SecretsIdentity, SecretsKey};
 
 use serde_json::Value;
 
-use crate::block::BlockFilter;
+use crate::block::{BlockFilter, DeletedBlock};
 use crate::error::{Error, Result};
 use crate::name::{BlockName, ToBlockName};
 use crate::types::{BlockType, BlockTypeDef};
@@ -203,6 +203,16 @@ impl Registry {
         let row = self.store()?.find_block_by_id(id)?;
         row.map(|row| BlockName::stored(row.name))
             .ok_or_else(|| Error::BlockNotFound(format!("with id {id}")))
+    }
+
+    /// The deleted blocks (history kept, no live block) matching `filter`'s type and
+    /// name prefix, by name: what `block undelete` can bring back.
+    pub fn list_deleted(&self, filter: &BlockFilter) -> Result<Vec<DeletedBlock>> {
+        if let Some(remote) = &self.remote {
+            return remote.list_deleted(filter);
+        }
+        let rows = self.store()?.deleted_blocks(filter)?;
+        Ok(rows.into_iter().map(DeletedBlock::from).collect())
     }
 
     /// Every kept version of a block, oldest first, secrets masked.

@@ -17,7 +17,8 @@ use crate::block::{Block, BlockFilter, NewBlock};
 use crate::error::Error;
 use crate::name::BlockName;
 use crate::wire::{
-    BlockBody, BlockPage, CreateBlock, Deleted, History, Purged, RenameBlock, Rollback, UpdateBlock,
+    BlockBody, BlockPage, CreateBlock, Deleted, DeletedBlocks, History, Purged, RenameBlock,
+    Rollback, UpdateBlock,
 };
 
 /// The block routes, mounted under `/api/v1`.
@@ -33,7 +34,35 @@ pub fn routes() -> Vec<rocket::Route> {
         rollback_block,
         undelete_block,
         purge_block,
+        deleted_blocks,
     ]
+}
+
+/// `GET /deleted-blocks`: what `undelete` can bring back, limited to the names the
+/// token may read (a name it may not read is never listed).
+#[get("/deleted-blocks?<q..>")]
+pub async fn deleted_blocks(
+    ctx: Ctx,
+    state: &rocket::State<State>,
+    q: ListQuery<'_>,
+) -> ApiResult<Json> {
+    authorize(state, &ctx, Access::list("reading blocks")).await?;
+    let filter = BlockFilter {
+        block_type: q.block_type.map(str::to_owned),
+        name_prefix: q.prefix.map(str::to_owned),
+        ..BlockFilter::default()
+    };
+    let registry = state.registry.clone();
+    let actor = ctx.actor().clone();
+    let deleted = blocking(move || {
+        let all = registry.list_deleted(&filter)?;
+        Ok(all
+            .into_iter()
+            .filter(|b| actor.may(Permission::Read, Some(&b.name)))
+            .collect())
+    })
+    .await?;
+    Ok(Json::ok(&DeletedBlocks { deleted }))
 }
 
 /// A block just written: its masked view, with its version as the ETag.

@@ -7,7 +7,9 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::schema::{block_versions::dsl as v, blocks::dsl as b};
 use super::{NewAuditRow, Store, StoreConnection};
-use crate::block::{BlockFilter, BlockMeta, BlockStamp, BlockVersion, parse_stored_data};
+use crate::block::{
+    BlockFilter, BlockMeta, BlockStamp, BlockVersion, DeletedBlock, parse_stored_data,
+};
 use crate::error::{Error, Result};
 
 /// A block as stored: public data as JSON text, secrets sealed.
@@ -346,6 +348,31 @@ impl Store {
             .optional()?)
     }
 
+    /// The deletion mark of each deleted block (history kept, no live row), by name:
+    /// the newest mark of each block, matching `filter`'s type and name prefix.
+    pub fn deleted_blocks(&self, filter: &BlockFilter) -> Result<Vec<VersionRow>> {
+        let mut conn = self.conn()?;
+        let live = b::blocks.select(b::id);
+        let mut query = v::block_versions
+            .filter(v::change.eq(DELETED))
+            .filter(v::block_id.ne_all(live))
+            .into_boxed();
+        if let Some(t) = &filter.block_type {
+            query = query.filter(v::block_type.eq(t.clone()));
+        }
+        if let Some(prefix) = &filter.name_prefix {
+            query = query.filter(v::name.like(format!("{}%", literal(prefix))).escape('\\'));
+        }
+        let rows: Vec<VersionRow> = query
+            .order((v::name.asc(), v::created_at.desc(), v::version.desc()))
+            .load(&mut *conn)?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(rows
+            .into_iter()
+            .filter(|row| seen.insert(row.block_id.clone()))
+            .collect())
+    }
+
     /// The names under which deleted blocks (their history kept, no live row) hold
     /// these ids: creating a block with one of them would purge that history.
     pub fn deleted_with_ids(
@@ -603,6 +630,19 @@ impl From<BlockRow> for BlockMeta {
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
+        }
+    }
+}
+
+impl From<VersionRow> for DeletedBlock {
+    fn from(row: VersionRow) -> Self {
+        DeletedBlock {
+            id: row.block_id,
+            name: crate::name::BlockName::stored(row.name),
+            block_type: row.block_type,
+            version: row.version,
+            deleted_at: row.created_at,
+            deleted_by: row.actor,
         }
     }
 }

@@ -563,3 +563,53 @@ fn login_status_and_logout() {
         "the file holds no token: {stdout}"
     );
 }
+
+/// Issue 27 #12: `block ls --deleted` lists what `undelete` can bring back, who deleted
+/// it and when, on the store and through a server (only names the token may read).
+#[test]
+fn deleted_blocks_are_listed_until_they_come_back() {
+    let env = TestEnv::new(Backend::Sqlite);
+    two_blocks(&env);
+    env.ok(&["block", "delete", "api-key"]);
+    let listed = env.json(&["block", "ls", "--deleted"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["name"], "api-key");
+    assert_eq!(listed[0]["deleted_by"], serde_json::Value::Null);
+    let rows = env.ok(&["block", "ls", "--deleted"]).stdout;
+    assert!(
+        rows.starts_with("api-key\tsecret\t2\t") && rows.trim_end().ends_with("\tlocal"),
+        "{rows}"
+    );
+    // Through a server: deleted by a token, listed by name for tokens that may read it.
+    let writer = token(&env, "writer", &["blocks:write", "blocks:read"], &[]);
+    let narrow = token(&env, "narrow", &["blocks:read:crdb-*"], &[]);
+    let server = Server::start(&env, &[]);
+    let remote = |token: &str, args: &[&str]| {
+        let vars = [
+            ("BLOCKYARD_URL", server.base.as_str()),
+            ("BLOCKYARD_TOKEN", token),
+        ];
+        env.run_with(args, None, &vars)
+    };
+    remote(&writer, &["block", "delete", "crdb-sage"]).success();
+    let names = remote(&writer, &["block", "ls", "--deleted", "-o", "name"])
+        .success()
+        .stdout;
+    assert_eq!(names, "api-key\ncrdb-sage\n");
+    let by = remote(&writer, &["block", "ls", "--deleted", "-o", "json"])
+        .success()
+        .stdout;
+    assert!(by.contains(r#""deleted_by": "writer""#), "{by}");
+    let theirs = remote(&narrow, &["block", "ls", "--deleted", "-o", "name"])
+        .success()
+        .stdout;
+    assert_eq!(
+        theirs, "crdb-sage\n",
+        "a name the token may not read is never listed"
+    );
+    env.ok(&["block", "undelete", "api-key"]);
+    assert_eq!(
+        env.ok(&["block", "ls", "--deleted", "-o", "name"]).stdout,
+        "crdb-sage\n"
+    );
+}
