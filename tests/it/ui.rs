@@ -477,6 +477,17 @@ fn admin_pages_tokens_audit_and_types() {
         &[("csrf", &page.csrf()), ("id", &id)],
     );
     assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert!(
+        revoked
+            .body
+            .contains("revoked: every request with it is refused"),
+        "says what happened"
+    );
+    assert!(
+        page.body.contains("hx-confirm=\"Revoke token bot?"),
+        "asks first: {}",
+        page.body
+    );
     assert_eq!(api.get("/blocks/crdb-sage").status, 401);
 
     // The audit log, filtered by block; the types.
@@ -735,6 +746,26 @@ fn the_type_decides_what_a_block_page_offers() {
     browser.sign_in(&full);
     let page = |browser: &mut Browser, name: &str| browser.get(&format!("/ui/blocks/{name}")).body;
     let crdb = page(&mut browser, "crdb-sage");
+    assert!(
+        crdb.contains("Connection URL")
+            && crdb.contains("cockroachdb+psycopg2://databot:********@localhost:26258/sage"),
+        "{crdb}"
+    );
+    let csrf = crdb
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let revealed = browser
+        .post("/ui/blocks/crdb-sage/reveal", &[("csrf", &csrf)])
+        .body;
+    assert!(
+        revealed.contains(&format!("databot:{PLANTED}@localhost:26258/sage")),
+        "the URL with its password, on Reveal"
+    );
     for offered in [
         "-- psql",
         "SqlAlchemyConnector.load(",

@@ -30,13 +30,21 @@ async fn admin_only(state: &State, viewing: &Viewing, what: &str) -> Result<(), 
 #[get("/admin/tokens")]
 pub async fn tokens(viewing: Viewing, state: &rocket::State<State>) -> Result<Page, Page> {
     admin_only(state, &viewing, TOKENS).await?;
-    tokens_page(&viewing, state, None, Status::Ok).await
+    tokens_page(&viewing, state, Done::Nothing, Status::Ok).await
+}
+
+/// What the tokens page tells of the change just made.
+enum Done<'a> {
+    Nothing,
+    /// A new token: its name and, this once, the token.
+    Created(&'a str, &'a str),
+    Revoked(&'a str),
 }
 
 async fn tokens_page(
     viewing: &Viewing,
     state: &State,
-    created: Option<(&str, &str)>,
+    done: Done<'_>,
     status: Status,
 ) -> Result<Page, Page> {
     let registry = state.registry.clone();
@@ -45,18 +53,17 @@ async fn tokens_page(
         .map_err(|e| viewing.problem(e))?;
     Ok(page(
         status,
-        tokens_markup(&viewing.viewer(), &tokens, created),
+        tokens_markup(&viewing.viewer(), &tokens, done),
     ))
 }
 
-fn tokens_markup(
-    viewer: &Viewer<'_>,
-    tokens: &[TokenInfo],
-    created: Option<(&str, &str)>,
-) -> Markup {
+fn tokens_markup(viewer: &Viewer<'_>, tokens: &[TokenInfo], done: Done<'_>) -> Markup {
     let body = html! {
         h1 { "Tokens" }
-        @if let Some((name, secret)) = created {
+        @if let Done::Revoked(name) = done {
+            p.notice role="status" { "Token " strong { (name) } " revoked: every request with it is refused from now on." }
+        }
+        @if let Done::Created(name, secret) = done {
             div.notice role="status" {
                 p { "Token " strong { (name) } " created. Copy it now: it is shown only this once." }
                 div.snippet {
@@ -132,8 +139,8 @@ pub async fn create_token(
         });
     match created.await {
         Ok(created) => {
-            let shown = (created.info.name.as_str(), created.secret.as_str());
-            tokens_page(&viewing, state, Some(shown), Status::Created).await
+            let shown = Done::Created(&created.info.name, &created.secret);
+            tokens_page(&viewing, state, shown, Status::Created).await
         }
         Err(err) => Err(viewing.problem(err)),
     }
@@ -168,7 +175,7 @@ pub async fn revoke_token(
         .await
         .map_err(|e| viewing.problem(e))?;
     state.verifier.forget_all();
-    tokens_page(&viewing, state, None, Status::Ok).await
+    tokens_page(&viewing, state, Done::Revoked(&name), Status::Ok).await
 }
 
 #[get("/admin/audit?<block>&<since>&<before>")]

@@ -69,6 +69,10 @@ pub fn block_page(viewer: &Viewer<'_>, view: &BlockView<'_>) -> Markup {
             }
         }
         h2 { "Use it" }
+        @if let Some(url) = connection_url(block, &data, view.revealed) {
+            h3 { "Connection URL" @if !view.revealed { " (password masked)" } }
+            (snippet("connection-url", &url))
+        }
         (use_of.snippets(&block.name))
         @if let Some(leases) = view.leases { (lease_list(viewer, &block.name, leases)) }
         h2 { "History" }
@@ -164,6 +168,14 @@ impl<'a> UseOf<'a> {
             @if let Some(rust) = rust { (snippet("use-rust", &rust)) }
         }
     }
+}
+
+/// A connection's URL as SQLAlchemy reads it: with its password when the page shows the
+/// secrets, masked otherwise.
+fn connection_url(block: &Block, shown: &Value, revealed: bool) -> Option<String> {
+    shown.get("connection_info")?;
+    let info = crate::connect::ConnectionInfo::from_document(&block.name, shown).ok()?;
+    info.display_url(revealed).ok()
 }
 
 /// A block of text to paste, with a Copy button (ui.js; without it, select and copy).
