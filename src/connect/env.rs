@@ -96,50 +96,11 @@ fn libpq(vars: &mut Vars, info: &ConnectionInfo) {
         vars.put("PGPORT", info.effective_port().map(|p| p.to_string()));
     }
     for (keyword, value) in params {
-        if let Some((_, var)) = LIBPQ_VARIABLES.iter().find(|(k, _)| *k == keyword) {
+        if let Some(var) = super::libpq::variable(&keyword) {
             vars.put(var, Some(value));
         }
     }
 }
-
-/// libpq's keywords and the environment variables it reads them from (fe-connect.c).
-const LIBPQ_VARIABLES: &[(&str, &str)] = &[
-    ("host", "PGHOST"),
-    ("port", "PGPORT"),
-    ("user", "PGUSER"),
-    ("password", "PGPASSWORD"),
-    ("dbname", "PGDATABASE"),
-    ("service", "PGSERVICE"),
-    ("passfile", "PGPASSFILE"),
-    ("channel_binding", "PGCHANNELBINDING"),
-    ("connect_timeout", "PGCONNECT_TIMEOUT"),
-    ("hostaddr", "PGHOSTADDR"),
-    ("client_encoding", "PGCLIENTENCODING"),
-    ("options", "PGOPTIONS"),
-    ("application_name", "PGAPPNAME"),
-    ("sslmode", "PGSSLMODE"),
-    ("sslnegotiation", "PGSSLNEGOTIATION"),
-    ("sslcompression", "PGSSLCOMPRESSION"),
-    ("sslcert", "PGSSLCERT"),
-    ("sslkey", "PGSSLKEY"),
-    ("sslcertmode", "PGSSLCERTMODE"),
-    ("sslrootcert", "PGSSLROOTCERT"),
-    ("sslcrl", "PGSSLCRL"),
-    ("sslcrldir", "PGSSLCRLDIR"),
-    ("sslsni", "PGSSLSNI"),
-    ("requirepeer", "PGREQUIREPEER"),
-    ("require_auth", "PGREQUIREAUTH"),
-    ("min_protocol_version", "PGMINPROTOCOLVERSION"),
-    ("max_protocol_version", "PGMAXPROTOCOLVERSION"),
-    ("ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION"),
-    ("ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION"),
-    ("gssencmode", "PGGSSENCMODE"),
-    ("krbsrvname", "PGKRBSRVNAME"),
-    ("gsslib", "PGGSSLIB"),
-    ("gssdelegation", "PGGSSDELEGATION"),
-    ("target_session_attrs", "PGTARGETSESSIONATTRS"),
-    ("load_balance_hosts", "PGLOADBALANCEHOSTS"),
-];
 
 /// What the mysql client reads: `MYSQL_HOST`...
 fn mysql(vars: &mut Vars, info: &ConnectionInfo) {

@@ -336,7 +336,7 @@ impl ConnectionInfo {
             Some(self.database.clone()).filter(|d| !d.is_empty()),
         );
         for (key, value) in &self.query {
-            if key != "port" && LIBPQ_OPTIONS.contains(&key.as_str()) {
+            if key != "port" && super::libpq::is_option(key) {
                 put(key, Some(value.clone()));
             }
         }
@@ -520,57 +520,6 @@ fn ssl_as_sslmode(value: &str) -> Option<String> {
         _ => None,
     }
 }
-
-/// The connection keywords libpq 18 (the bundled one) knows, from fe-connect.c's
-/// `PQconninfoOptions`; `host`, `port`, `user`, `password` and `dbname` are read into
-/// the block's own fields.
-pub const LIBPQ_OPTIONS: &[&str] = &[
-    "service",
-    "passfile",
-    "channel_binding",
-    "connect_timeout",
-    "hostaddr",
-    "client_encoding",
-    "options",
-    "application_name",
-    "fallback_application_name",
-    "keepalives",
-    "keepalives_idle",
-    "keepalives_interval",
-    "keepalives_count",
-    "tcp_user_timeout",
-    "sslmode",
-    "sslnegotiation",
-    "sslcompression",
-    "sslcert",
-    "sslkey",
-    "sslcertmode",
-    "sslpassword",
-    "sslrootcert",
-    "sslcrl",
-    "sslcrldir",
-    "sslsni",
-    "requirepeer",
-    "require_auth",
-    "min_protocol_version",
-    "max_protocol_version",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
-    "gssencmode",
-    "krbsrvname",
-    "gsslib",
-    "gssdelegation",
-    "replication",
-    "target_session_attrs",
-    "load_balance_hosts",
-    "scram_client_key",
-    "scram_server_key",
-    "oauth_issuer",
-    "oauth_client_id",
-    "oauth_client_secret",
-    "oauth_scope",
-    "sslkeylogfile",
-];
 
 /// A parse error with the usual cause named: a password holding `/ @ : # ?` written as
 /// is cuts the URL in the wrong place. Never quotes the URL.

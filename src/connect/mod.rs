@@ -7,6 +7,7 @@ pub mod driver;
 pub mod env;
 pub mod http;
 pub mod info;
+pub mod libpq;
 pub mod pool;
 pub mod probe;
 

@@ -134,8 +134,7 @@ fn special_characters() -> Vec<String> {
 
 /// Every connection keyword libpq documents, given in the query.
 fn every_libpq_option() -> Vec<String> {
-    blockyard::connect::info::LIBPQ_OPTIONS
-        .iter()
+    blockyard::connect::libpq::options()
         .map(|option| format!("postgresql://u@host/db?{option}=1"))
         .collect()
 }
@@ -322,8 +321,7 @@ fn has_foreign_option(url: &str) -> bool {
         .and_then(|d| d.query())
         .is_ok_and(|q| {
             q.iter().any(|(k, _)| {
-                !own.contains(&k.as_str())
-                    && !blockyard::connect::info::LIBPQ_OPTIONS.contains(&k.as_str())
+                !own.contains(&k.as_str()) && !blockyard::connect::libpq::is_option(k)
             })
         })
 }
