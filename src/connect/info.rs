@@ -415,11 +415,17 @@ impl ConnectionInfo {
                 url.push_str(&utf8_percent_encode(&self.database, PATH).to_string());
             }
         } else {
-            if self.username.is_some() || self.password.is_some() {
+            // make_url reads a host as written: one holding `@` needs credentials with
+            // a password (empty if none) before it, or the host's `@` would end them.
+            let at_in_host = backend != Some(Backend::Postgres)
+                && self.host.as_deref().is_some_and(|h| h.contains('@'));
+            if self.username.is_some() || self.password.is_some() || at_in_host {
                 let user = self.username.as_deref().unwrap_or_default();
                 url.push_str(&utf8_percent_encode(user, STRICT).to_string());
-                if let Some(password) = &self.password {
+                if self.password.is_some() || at_in_host {
                     url.push(':');
+                }
+                if let Some(password) = &self.password {
                     url.push_str(&match reveal {
                         true => utf8_percent_encode(password, STRICT).to_string(),
                         false => MASK.to_owned(),
