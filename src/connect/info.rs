@@ -327,8 +327,13 @@ impl ConnectionInfo {
             }
         };
         put("host", self.host.clone());
-        let ports = self.query.get("port").cloned();
-        put("port", self.stated_port().map(|p| p.to_string()).or(ports));
+        // One port for several hosts is that port for each, as libpq reads it: written
+        // out per host, so a URL and its printed form give the same keywords.
+        let hosts = self.host.as_deref().map_or(1, |h| h.split(',').count());
+        let stated = self
+            .stated_port()
+            .map(|p| vec![p.to_string(); hosts].join(","));
+        put("port", stated.or_else(|| self.query.get("port").cloned()));
         put("user", self.username.clone());
         put("password", self.password.clone().filter(|p| !p.is_empty()));
         put(
