@@ -7,7 +7,7 @@ use blockyard::cli::{Cli, OutputFormat, print_error, print_usage_error, run};
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // A shell asking for completions (`COMPLETE=bash blockyard -- ...`): answered, exit.
+    // A shell asking for completions (`BLOCKYARD_COMPLETE=bash blockyard -- ...`): answered, exit.
     clap_complete::CompleteEnv::with_factory(blockyard::cli::command)
         .var(blockyard::cli::COMPLETE_VAR)
         .complete();

@@ -15,14 +15,16 @@ use crate::error::{Error, Result};
 use crate::name::BlockName;
 use crate::registry::Registry;
 
-/// The variable the shell sets when it asks `blockyard` for completions.
-pub const COMPLETE_VAR: &str = "COMPLETE";
+/// The variable the shell sets when it asks `blockyard` for completions (its own name,
+/// not clap's default `COMPLETE`, which another program may have set).
+pub const COMPLETE_VAR: &str = "BLOCKYARD_COMPLETE";
 
 /// At most this many names are offered for one word.
 const MAX_CANDIDATES: i64 = 200;
 
-/// The shell's registration script: it asks this binary (`COMPLETE=bash blockyard --
-/// ...`) for candidates at each Tab, so names come from the store as it is then.
+/// The shell's registration script: it asks this binary (`BLOCKYARD_COMPLETE=bash
+/// blockyard -- ...`) for candidates at each Tab, so names come from the store as it
+/// is then.
 pub fn completions(shell: clap_complete::Shell, command: &clap::Command) -> Result<()> {
     let shells = Shells::builtins();
     let completer: &dyn EnvCompleter = shells
