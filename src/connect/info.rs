@@ -189,6 +189,17 @@ impl ConnectionInfo {
             {
                 return Err(invalid(path, "a port is not a number from 1 to 65535"));
             }
+            // As libpq, which refuses to connect otherwise: one port, or one per host.
+            let (ports, hosts) = (
+                port.split(',').count(),
+                self.host.as_deref().map_or(1, |h| h.split(',').count()),
+            );
+            if ports != hosts {
+                return Err(invalid(
+                    path,
+                    format!("{ports} ports for {hosts} hosts: give one port, or one per host"),
+                ));
+            }
             self.query.insert("port".into(), port);
         } else {
             self.port = Some(
