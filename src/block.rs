@@ -194,6 +194,18 @@ pub struct BlockMeta {
     pub updated_at: i64,
 }
 
+impl BlockFilter {
+    /// Whether a type, prefix or search holds text no name or type can hold, so the
+    /// filter matches nothing and the store need not be asked (PostgreSQL refuses text
+    /// with a NUL byte outright).
+    pub fn matches_nothing(&self) -> bool {
+        [&self.block_type, &self.name_prefix, &self.name_contains]
+            .into_iter()
+            .flatten()
+            .any(|text| !text.chars().all(crate::name::is_name_char))
+    }
+}
+
 /// A row of `block ls`: a block's metadata.
 pub type BlockSummary = BlockMeta;
 

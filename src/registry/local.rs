@@ -212,16 +212,7 @@ impl BlockSource for LocalBlocks {
     }
 
     fn list_blocks(&self, filter: &BlockFilter) -> Result<Vec<BlockSummary>> {
-        // A type, prefix or search no name can have matches nothing; the store is not asked
-        // (PostgreSQL refuses text with a NUL byte outright).
-        let impossible = |text: &Option<String>| {
-            text.as_deref()
-                .is_some_and(|t| !t.chars().all(crate::name::is_name_char))
-        };
-        if impossible(&filter.block_type)
-            || impossible(&filter.name_prefix)
-            || impossible(&filter.name_contains)
-        {
+        if filter.matches_nothing() {
             return Ok(Vec::new());
         }
         Ok(self

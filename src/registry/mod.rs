@@ -211,6 +211,9 @@ impl Registry {
         if let Some(remote) = &self.remote {
             return remote.list_deleted(filter);
         }
+        if filter.matches_nothing() {
+            return Ok(Vec::new());
+        }
         let rows = self.store()?.deleted_blocks(filter)?;
         Ok(rows.into_iter().map(DeletedBlock::from).collect())
     }
