@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::input::{self, DocumentArgs};
-use super::output::{Printer, details, pretty, table};
+use super::output::{Printer, details, pretty, table, write_raw};
 use crate::block::{BlockFilter, BlockVersion};
 use crate::connect::EnvFormat;
 use crate::document::FieldChange;
@@ -411,15 +411,6 @@ fn field_value(block: &crate::registry::Block, path: &str) -> Result<Value> {
             .collect::<Vec<_>>()
             .join(", "),
     })
-}
-
-/// Writes `text` to stdout as is: no newline added, as `vault kv get -field=`.
-fn write_raw(text: &str) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush());
 }
 
 fn rename(

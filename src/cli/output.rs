@@ -69,9 +69,17 @@ impl Printer {
 /// Writes a line to stdout. When the reader has gone (`blockyard block ls | head -1`),
 /// stops quietly with exit code 0, as Unix tools do, instead of panicking.
 fn write_stdout(text: &str) {
+    write_raw(&format!("{text}\n"));
+}
+
+/// Writes `text` to stdout as it is (no newline added: `block get --field`), with
+/// [`write_stdout`]'s handling of a reader that has gone.
+pub fn write_raw(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
     if let Err(err) = written {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);

@@ -35,11 +35,6 @@ impl Stream {
     }
 }
 
-/// Whether people read this stream: a terminal, as `ls` and `git` decide.
-pub fn for_people(stream: Stream) -> bool {
-    stream.is_terminal()
-}
-
 /// Whether `stream` takes colour: a terminal unless `NO_COLOR` is set (no-color.org) or
 /// `TERM=dumb`; `CLICOLOR_FORCE` forces it.
 pub fn colour(stream: Stream) -> bool {
@@ -71,7 +66,7 @@ pub fn paint(stream: Stream, tone: Tone, text: &str) -> String {
 /// as stored (a tab or newline in a cell becomes a space), as `gh` does.
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let rows = rows.into_iter();
-    if !for_people(Stream::Stdout) {
+    if !Stream::Stdout.is_terminal() {
         return rows
             .map(|row| {
                 let cells: Vec<String> = row.iter().map(|c| c.replace(['\t', '\n'], " ")).collect();

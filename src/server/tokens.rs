@@ -1,6 +1,6 @@
 //! The `/api/v1/tokens` routes: list, create and revoke API tokens, as `blockyard token`
 //! does on a store. Admin only; creating and revoking are on record, each in its own
-//! change's transaction.
+//! change's transaction. The web UI's token forms call the same `create` and `revoke`.
 
 use rocket::http::Status;
 use rocket::{delete, get, post};
@@ -10,11 +10,12 @@ use super::http::Body;
 use super::policy::Change;
 use super::response::{ApiError, ApiResult, Json};
 use super::state::{State, blocking};
+use crate::auth::NewToken;
 use crate::error::Error;
 use crate::wire::{CreateToken, CreatedToken, RevokedToken, TokenIdentity, Tokens};
 
 /// What a refusal says the token does not allow.
-const TOKENS: &str = "managing tokens (needs admin)";
+pub const TOKENS: &str = "managing tokens (needs admin)";
 
 /// The token routes, mounted under `/api/v1`.
 pub fn routes() -> Vec<rocket::Route> {
@@ -52,12 +53,7 @@ pub async fn create_token(
         .map(humantime::parse_duration)
         .transpose()
         .map_err(|err| Error::InvalidInput(format!("expires_in: {err} (say 90d or 12h)")))?;
-    let label = format!("token:{}", body.name);
-    let created = Change::admin("create-token", &label, TOKENS)
-        .run(state, &ctx, move |registry| {
-            registry.create_token(&body.name, &body.scopes, expires_in)
-        })
-        .await?;
+    let created = create(state, &ctx, body.name, body.scopes, expires_in).await?;
     let answer = CreatedToken {
         info: created.info.clone(),
         token: created.secret.clone(),
@@ -69,13 +65,44 @@ pub async fn create_token(
 /// cache of token checks is emptied), by others within their cache's lifetime.
 #[delete("/tokens/<name>")]
 pub async fn revoke_token(ctx: Ctx, state: &rocket::State<State>, name: &str) -> ApiResult<Json> {
+    let revoked = revoke(state, &ctx, name).await?;
+    Ok(Json::ok(&RevokedToken { revoked }))
+}
+
+/// Creates a token, on record as `create-token` in the same transaction (with the audit
+/// log down, nothing is done).
+pub async fn create(
+    state: &State,
+    ctx: &Ctx,
+    name: String,
+    scopes: Vec<String>,
+    expires_in: Option<std::time::Duration>,
+) -> ApiResult<NewToken> {
     let label = format!("token:{name}");
-    let wanted = name.to_owned();
+    Change::admin("create-token", &label, TOKENS)
+        .run(state, ctx, move |registry| {
+            registry.create_token(&name, &scopes, expires_in)
+        })
+        .await
+}
+
+/// Revokes a token by name or id, on record by its name in the revocation's own
+/// transaction; this server's cache of token checks is emptied, so it refuses the token
+/// at once. Answers the token's name.
+pub async fn revoke(state: &State, ctx: &Ctx, name_or_id: &str) -> ApiResult<String> {
+    let registry = state.registry.clone();
+    let lookup = name_or_id.to_owned();
+    let name = blocking(move || {
+        let tokens = registry.list_tokens()?;
+        Ok(tokens.into_iter().find(|t| t.id == lookup).map(|t| t.name))
+    })
+    .await?
+    .unwrap_or_else(|| name_or_id.to_owned());
+    let label = format!("token:{name}");
+    let wanted = name_or_id.to_owned();
     Change::admin("revoke-token", &label, TOKENS)
-        .run(state, &ctx, move |registry| registry.revoke_token(&wanted))
+        .run(state, ctx, move |registry| registry.revoke_token(&wanted))
         .await?;
     state.verifier.forget_all();
-    Ok(Json::ok(&RevokedToken {
-        revoked: name.to_owned(),
-    }))
+    Ok(name)
 }

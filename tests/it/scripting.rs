@@ -28,18 +28,7 @@ fn redact_times(piped: &str) -> String {
 
 fn two_blocks(env: &TestEnv) {
     create_crdb_sage(env, "s3cr3t", &[]).success();
-    env.run_stdin(
-        &[
-            "block",
-            "create",
-            "api-key",
-            "--type",
-            "secret",
-            "--password-stdin",
-        ],
-        "k-123",
-    )
-    .success();
+    create_secret(env, "api-key", "k-123").success();
 }
 
 #[test]
@@ -381,13 +370,7 @@ fn the_cli_through_a_server_does_what_it_does_on_the_store() {
     let admin = token(&env, "root", &["admin"], &[]);
     let writer = token(&env, "writer", &["blocks:write", "blocks:read"], &[]);
     let server = Server::start(&env, &[]);
-    let as_token = |token: &str, args: &[&str]| {
-        let remote = [
-            ("BLOCKYARD_URL", server.base.as_str()),
-            ("BLOCKYARD_TOKEN", token),
-        ];
-        env.run_with(args, None, &remote)
-    };
+    let as_token = |token: &str, args: &[&str]| server.cli(&env, token, args);
     // Tokens: create (only the token on stdout), list, revoke; the new one works.
     let made = as_token(&admin, &["token", "create", "ci", "--scope", "blocks:read"]).success();
     let ci = made.stdout.trim().to_owned();
@@ -476,18 +459,7 @@ fn the_cli_through_a_server_does_what_it_does_on_the_store() {
 #[test]
 fn login_status_and_logout() {
     let env = TestEnv::new(Backend::Sqlite);
-    env.run_stdin(
-        &[
-            "block",
-            "create",
-            "api-key",
-            "--type",
-            "secret",
-            "--password-stdin",
-        ],
-        "k",
-    )
-    .success();
+    create_secret(&env, "api-key", "k").success();
     let reader = token(&env, "reader", &["blocks:read"], &[]);
     let server = Server::start(&env, &[]);
     let login_file = env.dir.path().join("config/blockyard/login.toml");
@@ -526,15 +498,9 @@ fn login_status_and_logout() {
     let rows = env.ok(&["block", "ls", "-o", "name"]).stdout;
     assert_eq!(rows, "api-key\n");
     // The variables win over the login.
-    let other = env.run_with(
-        &["status"],
-        None,
-        &[
-            ("BLOCKYARD_URL", server.base.as_str()),
-            ("BLOCKYARD_TOKEN", "by_wrong"),
-        ],
-    );
-    other.fails_with("UNAUTHORIZED");
+    server
+        .cli(&env, "by_wrong", &["status"])
+        .fails_with("UNAUTHORIZED");
     let out = env.ok(&["logout"]);
     assert!(out.stdout.contains("Logged out of"), "{}", out.stdout);
     assert!(!login_file.exists());
@@ -584,13 +550,7 @@ fn deleted_blocks_are_listed_until_they_come_back() {
     let writer = token(&env, "writer", &["blocks:write", "blocks:read"], &[]);
     let narrow = token(&env, "narrow", &["blocks:read:crdb-*"], &[]);
     let server = Server::start(&env, &[]);
-    let remote = |token: &str, args: &[&str]| {
-        let vars = [
-            ("BLOCKYARD_URL", server.base.as_str()),
-            ("BLOCKYARD_TOKEN", token),
-        ];
-        env.run_with(args, None, &vars)
-    };
+    let remote = |token: &str, args: &[&str]| server.cli(&env, token, args);
     remote(&writer, &["block", "delete", "crdb-sage"]).success();
     let names = remote(&writer, &["block", "ls", "--deleted", "-o", "name"])
         .success()

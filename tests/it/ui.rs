@@ -706,18 +706,7 @@ fn ui_test_opens_no_local_file_and_echoes_no_banner() {
 fn the_type_decides_what_a_block_page_offers() {
     let env = TestEnv::new(Backend::Sqlite);
     seed(&env);
-    env.run_stdin(
-        &[
-            "block",
-            "create",
-            "api-key",
-            "--type",
-            "secret",
-            "--password-stdin",
-        ],
-        "k",
-    )
-    .success();
+    create_secret(&env, "api-key", "k").success();
     env.run_stdin(
         &[
             "block",

@@ -10,15 +10,13 @@ use super::pages::{self, Viewer, layout};
 use super::viewing::{Fields, Page, SameOrigin, Viewing, page};
 use crate::auth::TokenInfo;
 use crate::registry::{AuditFilter, AuditRow};
-use crate::server::policy::{Access, Change, authorize};
+use crate::server::policy::{Access, authorize};
 use crate::server::response::ApiError;
 use crate::server::state::{State, blocking};
+use crate::server::tokens::{self as api_tokens, TOKENS};
 use crate::time::rfc3339;
 
 const AUDIT_PAGE: i64 = 100;
-
-/// What the 403 of the token pages says the token does not allow.
-const TOKENS: &str = "managing tokens (needs admin)";
 
 async fn admin_only(state: &State, viewing: &Viewing, what: &str) -> Result<(), Page> {
     let access = Access::admin(None, what);
@@ -131,13 +129,7 @@ pub async fn create_token(
         .get("scopes")
         .map(|s| s.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
-    let label = format!("token:{name}");
-    // Its audit record commits with it: with the audit log down, nothing is done.
-    let created =
-        Change::admin("create-token", &label, TOKENS).run(state, &viewing.ctx, move |registry| {
-            registry.create_token(&name, &scopes, None)
-        });
-    match created.await {
+    match api_tokens::create(state, &viewing.ctx, name, scopes, None).await {
         Ok(created) => {
             let shown = Done::Created(&created.info.name, &created.secret);
             tokens_page(&viewing, state, shown, Status::Created).await
@@ -156,25 +148,9 @@ pub async fn revoke_token(
     viewing.csrf(form.get("csrf").map(String::as_str))?;
     admin_only(state, &viewing, TOKENS).await?;
     let id = form.get("id").cloned().unwrap_or_default();
-    // On record by the token's name, as `token create` named it, in the revocation's
-    // own transaction.
-    let registry = state.registry.clone();
-    let lookup = id.clone();
-    let name = blocking(move || {
-        let tokens = registry.list_tokens()?;
-        Ok(tokens.into_iter().find(|t| t.id == lookup).map(|t| t.name))
-    })
-    .await
-    .map_err(|e| viewing.problem(e))?
-    .unwrap_or_else(|| id.clone());
-    let label = format!("token:{name}");
-    Change::admin("revoke-token", &label, TOKENS)
-        .run(state, &viewing.ctx, move |registry| {
-            registry.revoke_token(&id)
-        })
+    let name = api_tokens::revoke(state, &viewing.ctx, &id)
         .await
         .map_err(|e| viewing.problem(e))?;
-    state.verifier.forget_all();
     tokens_page(&viewing, state, Done::Revoked(&name), Status::Ok).await
 }
 

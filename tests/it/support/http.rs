@@ -83,6 +83,15 @@ impl Server {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// `blockyard ARGS` in remote mode: through this server, with `token`.
+    pub fn cli(&self, env: &TestEnv, token: &str, args: &[&str]) -> super::Run {
+        let remote = [
+            ("BLOCKYARD_URL", self.base.as_str()),
+            ("BLOCKYARD_TOKEN", token),
+        ];
+        env.run_with(args, None, &remote)
+    }
 }
 
 impl Drop for Server {

@@ -364,6 +364,19 @@ pub fn create_crdb_sage(env: &TestEnv, password: &str, extra: &[&str]) -> Run {
     env.run_stdin(&args, password)
 }
 
+/// Creates a `secret` block `name` holding `value` (on stdin).
+pub fn create_secret(env: &TestEnv, name: &str, value: &str) -> Run {
+    let args = [
+        "block",
+        "create",
+        name,
+        "--type",
+        "secret",
+        "--password-stdin",
+    ];
+    env.run_stdin(&args, value)
+}
+
 /// A loopback port nothing listens on (bound, then released): connections are refused.
 pub fn closed_port() -> u16 {
     free_port()
