@@ -294,12 +294,13 @@ impl ConnectionInfo {
     }
 
     /// A Unix-socket directory (PostgreSQL: a host starting with `/`) or socket file
-    /// (MySQL's `unix_socket` option), if the block connects through one.
+    /// (MySQL's `unix_socket` option; to libpq it means nothing), if the block connects through one.
     pub fn socket(&self) -> Option<&str> {
+        let mysql = self.driver().is_ok_and(|d| d.backend() == Backend::Mysql);
         self.host
             .as_deref()
             .filter(|h| h.starts_with('/'))
-            .or(self.query.get("unix_socket").map(String::as_str))
+            .or(self.query.get("unix_socket").filter(|_| mysql).map(String::as_str))
     }
 
     /// The TCP host (or hosts, `h1,h2`), if the block connects over TCP.
