@@ -68,6 +68,56 @@ pub struct BlockStamp {
     pub updated_at: i64,
 }
 
+/// Where a watcher is: the stamp of each block it watches, as it last saw them
+/// (`GET /api/v1/changes`'s cursor, opaque to clients: base64 of this map).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCursor(std::collections::BTreeMap<String, String>);
+
+impl ChangeCursor {
+    /// The cursor for `names` at `stamps` (a name with no stamp is a block that does
+    /// not exist now).
+    pub fn of(names: &[&str], stamps: &std::collections::HashMap<String, BlockStamp>) -> Self {
+        ChangeCursor(
+            names
+                .iter()
+                .map(|name| {
+                    let stamp = stamps.get(*name).map_or_else(String::new, |s| {
+                        format!("{}:{}:{}", s.id, s.version, s.updated_at)
+                    });
+                    ((*name).to_owned(), stamp)
+                })
+                .collect(),
+        )
+    }
+
+    /// The names whose stamp differs from `earlier`'s (a name `earlier` did not watch
+    /// is not a change).
+    pub fn changed_since(&self, earlier: &ChangeCursor) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(name, stamp)| earlier.0.get(*name).is_some_and(|was| was != *stamp))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let json = serde_json::to_vec(&self.0).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    pub fn decode(text: &str) -> Result<Self> {
+        use base64::Engine;
+        let bad = || Error::InvalidInput("since: not a cursor this server gave".into());
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| bad())?;
+        serde_json::from_slice(&json)
+            .map(ChangeCursor)
+            .map_err(|_| bad())
+    }
+}
+
 /// A block document.
 #[derive(Clone, Debug)]
 pub struct Block {

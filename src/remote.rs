@@ -24,9 +24,9 @@ use crate::store::AuditRow;
 use crate::time::rfc3339;
 use crate::types::{BlockType, BlockTypeDef, builtin_type};
 use crate::wire::{
-    AuditPage, BlockBody, BlockPage, BlockTypes, CreateBlock, CreateToken, CreatedToken, Deleted,
-    DeletedBlocks, ErrorBody, History, Purged, RenameBlock, RevokedToken, Rollback, TokenIdentity,
-    Tokens, UpdateBlock,
+    AuditPage, BlockBody, BlockPage, BlockTypes, Changes, CreateBlock, CreateToken, CreatedToken,
+    Deleted, DeletedBlocks, ErrorBody, History, Purged, RenameBlock, RevokedToken, Rollback,
+    TokenIdentity, Tokens, UpdateBlock,
 };
 
 /// A client of one Blockyard server. `Debug` shows the URL, never the token.
@@ -178,6 +178,19 @@ impl RemoteClient {
         );
         let page: DeletedBlocks = self.get(&format!("/deleted-blocks?{}", query.join("&")))?;
         Ok(page.deleted)
+    }
+
+    /// `GET /changes`: the server waits up to `wait` for one of `names` to change.
+    pub fn block_changes(
+        &self,
+        names: &[BlockName],
+        since: Option<&str>,
+        wait: Duration,
+    ) -> Result<Changes> {
+        let mut query: Vec<String> = names.iter().map(|n| format!("name={}", enc(n))).collect();
+        query.extend(since.map(|s| format!("since={}", enc(s))));
+        query.push(format!("wait={}", wait.as_secs()));
+        self.get(&format!("/changes?{}", query.join("&")))
     }
 
     /// The token this client holds, as the server knows it.

@@ -102,6 +102,14 @@ pub struct DeletedBlocks {
     pub deleted: Vec<crate::block::DeletedBlock>,
 }
 
+/// `GET /changes`: which of the watched blocks changed since the cursor (none when
+/// the wait ran out), and the cursor to ask with next.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Changes {
+    pub cursor: String,
+    pub changed: Vec<String>,
+}
+
 /// `GET /token`: the caller's own token (what `blockyard status` shows).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TokenIdentity {

@@ -43,13 +43,18 @@ impl clap::ValueEnum for EnvFormat {
 }
 
 /// What a block connects to: a database, or an HTTP service (a type with `http`).
-enum Target {
+pub(super) enum Target {
     Database(ConnectionInfo, Value),
     Http(HttpService),
 }
 
 fn target_of(registry: &Registry, name: &str) -> Result<Target> {
-    let block = registry.load_block(name)?;
+    target_of_block(registry, &registry.load_block(name)?)
+}
+
+/// What a block read with its secrets connects to.
+pub(super) fn target_of_block(registry: &Registry, block: &crate::block::Block) -> Result<Target> {
+    let name = block.name.as_str();
     let doc = block.document_or_masked();
     match registry.block_type(&block.block_type)?.def.http {
         Some(spec) => Ok(Target::Http(HttpService::from_document(&spec, &doc)?)),
@@ -149,7 +154,7 @@ pub fn url(
 /// The variables `block env` prints and `exec` sets. For an HTTP service block they are
 /// `<PREFIX>_URL` and `<PREFIX>_API_KEY` (prefix: the block's name in capitals), in the
 /// dotenv or shell format.
-fn variables(
+pub(super) fn variables(
     target: &Target,
     name: &str,
     format: Option<EnvFormat>,

@@ -12,6 +12,7 @@ mod input;
 mod leases;
 mod login;
 mod output;
+mod run;
 mod server;
 mod suggest;
 mod terminal;
@@ -120,6 +121,23 @@ pub enum Command {
     ///   blockyard exec crdb-sage --format dotenv --prefix SESAME_DATABASE -- ./run-flow
     #[command(verbatim_doc_comment)]
     Exec(connect::ExecArgs),
+    /// Run a program with the variables of one or more blocks, its output masked.
+    ///
+    /// Every secret of the blocks (and its URL-encoded and base64 forms) is shown as
+    /// ******** in the program's stdout and stderr as they stream, however the output is
+    /// split; colours stay (on a terminal the program gets a terminal). Signals and the
+    /// exit code pass through. With --watch, a change to a block (a new version, a
+    /// rotated password) restarts the program with the new values: SIGTERM, --grace to
+    /// exit, then SIGKILL, after a random wait up to --jitter. Works locally and with a
+    /// server (BLOCKYARD_URL).
+    ///
+    /// Examples:
+    ///   blockyard run --block crdb-sage -- psql -c 'select 1'
+    ///   blockyard run --block crdb-sage --block es:ES -- python etl.py
+    ///   blockyard run --watch --grace 30s --block crdb-sage -- ./server
+    ///   blockyard run --no-masking --block crdb-sage -- ./debug.sh
+    #[command(verbatim_doc_comment)]
+    Run(run::RunArgs),
     /// Serve the registry over HTTP: the web UI at /ui, the API at /api/v1, and
     /// /prefect/api for Prefect clients.
     ///
@@ -275,6 +293,7 @@ pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Resu
         Command::Restore(args) => backup::restore(config, args, &out),
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
         Command::Exec(args) => with_registry(config, &out, |r| connect::exec(r, args)),
+        Command::Run(args) => with_registry(config, &out, |r| run::run(r, args)),
         Command::Server(args) => serve(args.migrate, config, &out),
         Command::Token(cmd) => server::tokens(cmd, &open(config, &out)?, &out),
         Command::Audit(cmd) => server::audit(cmd, &open(config, &out)?, &out),

@@ -297,10 +297,11 @@ impl ConnectionInfo {
     /// (MySQL's `unix_socket` option; to libpq it means nothing), if the block connects through one.
     pub fn socket(&self) -> Option<&str> {
         let mysql = self.driver().is_ok_and(|d| d.backend() == Backend::Mysql);
-        self.host
-            .as_deref()
-            .filter(|h| h.starts_with('/'))
-            .or(self.query.get("unix_socket").filter(|_| mysql).map(String::as_str))
+        self.host.as_deref().filter(|h| h.starts_with('/')).or(self
+            .query
+            .get("unix_socket")
+            .filter(|_| mysql)
+            .map(String::as_str))
     }
 
     /// The TCP host (or hosts, `h1,h2`), if the block connects over TCP.

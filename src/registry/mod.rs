@@ -38,7 +38,11 @@ pub use transfer::{Existing, ImportPlan, SecretsIdentity, SecretsKey};
 
 use serde_json::Value;
 
-use crate::block::{BlockFilter, DeletedBlock};
+use crate::block::{BlockFilter, ChangeCursor, DeletedBlock};
+use crate::wire::Changes;
+
+/// How often a local watcher asks the store for its blocks' stamps.
+const CHANGE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 use crate::error::{Error, Result};
 use crate::name::{BlockName, ToBlockName};
 use crate::types::{BlockType, BlockTypeDef};
@@ -216,6 +220,37 @@ impl Registry {
         }
         let rows = self.store()?.deleted_blocks(filter)?;
         Ok(rows.into_iter().map(DeletedBlock::from).collect())
+    }
+
+    /// Which of `names` changed (a new version, deleted, created again) since `since`,
+    /// waiting up to `wait` for one to, with the cursor to ask with next. Without
+    /// `since`, nothing has changed yet: the answer is the cursor of now. Locally, the
+    /// store is asked for just these blocks' stamps twice a second; a server is asked
+    /// once per wait (it does the looking).
+    pub fn block_changes(
+        &self,
+        names: &[BlockName],
+        since: Option<&str>,
+        wait: std::time::Duration,
+    ) -> Result<Changes> {
+        if let Some(remote) = &self.remote {
+            return remote.block_changes(names, since, wait);
+        }
+        let since = since.map(ChangeCursor::decode).transpose()?;
+        let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let now = ChangeCursor::of(&names, &self.store()?.stamps_of(&names)?);
+            let changed = since
+                .as_ref()
+                .map(|s| now.changed_since(s))
+                .unwrap_or_default();
+            if !changed.is_empty() || std::time::Instant::now() >= deadline {
+                let cursor = now.encode();
+                return Ok(Changes { cursor, changed });
+            }
+            std::thread::sleep(CHANGE_POLL.min(deadline - std::time::Instant::now()));
+        }
     }
 
     /// Every kept version of a block, oldest first, secrets masked.

@@ -12,6 +12,7 @@
 mod audit;
 mod blocks;
 mod cache;
+mod changes;
 mod databases;
 mod guard;
 mod http;
@@ -157,6 +158,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         })
         .mount("/", service::routes())
         .mount("/api/v1", blocks::routes())
+        .mount("/api/v1", changes::routes())
         .mount("/api/v1", types::routes())
         .mount("/api/v1", audit::routes())
         .mount("/api/v1", tokens::routes())

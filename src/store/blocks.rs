@@ -394,6 +394,12 @@ impl Store {
         Ok(found)
     }
 
+    /// The current stamp of each named block that exists (one indexed query).
+    pub fn stamps_of(&self, names: &[&str]) -> Result<HashMap<String, BlockStamp>> {
+        let mut conn = self.conn()?;
+        block_stamps(&mut conn, names)
+    }
+
     pub fn find_block_by_id(&self, id: &str) -> Result<Option<BlockRow>> {
         let mut conn = self.conn()?;
         Ok(b::blocks.find(id).first(&mut *conn).optional()?)
