@@ -50,6 +50,7 @@ pub mod server;
 pub mod source;
 pub mod store;
 pub mod supervise;
+pub mod template;
 pub mod time;
 pub mod types;
 pub mod wire;

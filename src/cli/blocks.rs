@@ -391,7 +391,7 @@ fn print_field(registry: &Registry, name: &str, path: &str, out: &Printer) -> Re
 
 /// The value at `path` in a block's document; a connection given as a URL answers for
 /// its parts (`connection_info.password`, `.host`, ...) as if written as fields.
-fn field_value(block: &crate::registry::Block, path: &str) -> Result<Value> {
+pub(super) fn field_value(block: &crate::registry::Block, path: &str) -> Result<Value> {
     let doc = block.document_or_masked();
     if let Some(value) = crate::document::get_path(&doc, path) {
         return Ok(value.clone());

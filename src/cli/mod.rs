@@ -8,6 +8,7 @@ mod connect;
 mod db;
 mod docs;
 mod flags;
+mod inject;
 mod input;
 mod leases;
 mod login;
@@ -138,6 +139,21 @@ pub enum Command {
     ///   blockyard run --no-masking --block crdb-sage -- ./debug.sh
     #[command(verbatim_doc_comment)]
     Run(run::RunArgs),
+    /// Render a template's references to blocks into a file (0600, written whole).
+    ///
+    /// A reference is {{ blockyard://BLOCK/path.to.field }} (a field, as `block get
+    /// --field`), {{ url blockyard://BLOCK }} (its URL, password included) or {{ env
+    /// blockyard://BLOCK [PREFIX] }} (its .env lines); `| default "text"` stands in for
+    /// a missing field, `| json` writes a quoted string. Other {{ }} are left alone. An
+    /// unknown block or field fails with FILE:LINE:COLUMN and writes nothing. Each block
+    /// read is a secret read on record.
+    ///
+    /// Examples:
+    ///   blockyard inject -i config.tpl.yaml --out-file config.yaml
+    ///   blockyard inject -i app.env.tpl --check
+    ///   echo 'pw={{ blockyard://crdb-sage/connection_info.password }}' | blockyard inject
+    #[command(verbatim_doc_comment)]
+    Inject(inject::InjectArgs),
     /// Serve the registry over HTTP: the web UI at /ui, the API at /api/v1, and
     /// /prefect/api for Prefect clients.
     ///
@@ -294,6 +310,7 @@ pub fn run(mut cli: Cli, env: std::collections::HashMap<String, String>) -> Resu
         Command::Key(cmd) => admin::keys(cmd, &open(config, &out)?, &out),
         Command::Exec(args) => with_registry(config, &out, |r| connect::exec(r, args)),
         Command::Run(args) => with_registry(config, &out, |r| run::run(r, args)),
+        Command::Inject(args) => with_registry(config, &out, |r| inject::inject(r, args, &out)),
         Command::Server(args) => serve(args.migrate, config, &out),
         Command::Token(cmd) => server::tokens(cmd, &open(config, &out)?, &out),
         Command::Audit(cmd) => server::audit(cmd, &open(config, &out)?, &out),

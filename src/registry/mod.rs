@@ -8,6 +8,7 @@ mod apply;
 mod backup;
 mod connections;
 mod crash;
+pub use crash::crash_point;
 mod databases;
 mod handle;
 mod keys;
