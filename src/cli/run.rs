@@ -11,20 +11,24 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::connect::{Target, target_of_block, variables};
+use crate::block::Block;
 use crate::connect::{EnvFormat, env};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::mask::Masker;
 use crate::name::BlockName;
 use crate::registry::Registry;
 use crate::supervise::{self, Signals};
+use serde_json::Value;
 
 /// `blockyard run --block NAME[:PREFIX]... -- PROGRAM ARGS...`
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A block whose variables to set: NAME gives the names `block env` prints (PG* for
     /// PostgreSQL, MYSQL_* for MySQL, DATABASE_* for SQLite, NAME_URL and NAME_API_KEY
-    /// for an HTTP service); NAME:PREFIX gives PREFIX_HOST, PREFIX_PASSWORD,
-    /// PREFIX_URL... Repeat for several blocks; two blocks may not set one variable.
+    /// for an HTTP service, NAME_FIELD for each field of any other block, as ES_VALUE
+    /// for a secret block es); NAME:PREFIX gives PREFIX_HOST, PREFIX_PASSWORD,
+    /// PREFIX_URL... (PREFIX_FIELD). Repeat for several blocks; two blocks may not set
+    /// one variable.
     #[arg(long = "block", short = 'b', required = true, value_name = "NAME[:PREFIX]",
           value_parser = parse_spec)]
     pub blocks: Vec<BlockSpec>,
@@ -87,21 +91,21 @@ fn resolve(registry: &Registry, specs: &[BlockSpec]) -> Result<Resolved> {
     let (mut secrets, mut users) = (Vec::new(), Vec::new());
     for spec in specs {
         let block = registry.load_block(&spec.name)?;
-        let target = target_of_block(registry, &block)?;
-        if let Target::Database(info, _) = &target {
-            users.extend(info.username.clone());
-        }
         for (_, value) in block.secrets().into_iter().flat_map(|s| s.iter()) {
             secrets.push(match value {
-                serde_json::Value::String(s) => s.clone(),
+                Value::String(s) => s.clone(),
                 other => other.to_string(),
             });
         }
-        let own = match (&target, &spec.prefix) {
-            (Target::Database(info, _), Some(prefix)) => {
-                env::variables(info, EnvFormat::Dotenv, Some(prefix))?
+        let own = match target_of_block(registry, &block) {
+            Ok(target) => {
+                if let Target::Database(info, _) = &target {
+                    users.extend(info.username.clone());
+                }
+                block_variables(&target, spec)?
             }
-            _ => variables(&target, &spec.name, None, spec.prefix.as_deref())?.0,
+            Err(err) if err.kind() == ErrorKind::NotAConnection => field_variables(&block, spec)?,
+            Err(err) => return Err(err),
         };
         for (key, value) in own {
             if let Some((_, other)) = vars.get(&key).filter(|(_, b)| *b != &spec.name) {
@@ -120,6 +124,37 @@ fn resolve(registry: &Registry, specs: &[BlockSpec]) -> Result<Resolved> {
         vars: vars.into_iter().map(|(k, (v, _))| (k, v)).collect(),
         masker: Arc::new(masker),
     })
+}
+
+/// A connection's variables: the names `block env` prints, or with a prefix its
+/// dotenv set (PREFIX_HOST, PREFIX_PASSWORD, PREFIX_URL...).
+fn block_variables(target: &Target, spec: &BlockSpec) -> Result<Vec<(String, String)>> {
+    match (target, &spec.prefix) {
+        (Target::Database(info, _), Some(prefix)) => {
+            env::variables(info, EnvFormat::Dotenv, Some(prefix))
+        }
+        _ => Ok(variables(target, &spec.name, None, spec.prefix.as_deref())?.0),
+    }
+}
+
+/// Any other block's fields, each as PREFIX_PATH (`es` with `value` → `ES_VALUE`; the
+/// prefix defaults to the block's name in capitals).
+fn field_variables(block: &Block, spec: &BlockSpec) -> Result<Vec<(String, String)>> {
+    let prefix = spec
+        .prefix
+        .clone()
+        .unwrap_or_else(|| env::prefix_from_name(&spec.name));
+    env::check_prefix(&prefix)?;
+    Ok(crate::document::leaves(&block.document_or_masked())
+        .into_iter()
+        .map(|(path, value)| {
+            let value = match value {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            (format!("{prefix}_{}", env::prefix_from_name(&path)), value)
+        })
+        .collect())
 }
 
 /// Runs the program to its end (or, with `--watch`, until it ends by itself or a

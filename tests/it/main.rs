@@ -20,6 +20,7 @@ mod leases;
 #[cfg(feature = "mysql")]
 mod mysql;
 mod readme;
+mod run_inject;
 mod scripting;
 mod secrets;
 mod seeds;
