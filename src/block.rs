@@ -129,6 +129,8 @@ pub struct Block {
     pub updated_at: i64,
     masked: Value,
     secrets: Option<Secrets>,
+    /// The blocks whose secrets this one's references were resolved from.
+    read_through: Vec<BlockName>,
 }
 
 impl Block {
@@ -144,7 +146,34 @@ impl Block {
             updated_at: meta.updated_at,
             masked,
             secrets,
+            read_through: Vec::new(),
         }
+    }
+
+    /// Puts another block's `value` at `path`, where this block refers to it, as a
+    /// secret (masked in every masked view); `from` are the blocks it was read from.
+    pub fn resolve_reference(
+        &mut self,
+        path: &str,
+        value: Value,
+        from: Vec<BlockName>,
+    ) -> Result<()> {
+        crate::document::set_path(
+            &mut self.masked,
+            path,
+            Value::String(crate::document::MASK.into()),
+        )?;
+        self.secrets
+            .get_or_insert_with(Secrets::default)
+            .insert(path, value);
+        self.read_through.extend(from);
+        Ok(())
+    }
+
+    /// The blocks whose secrets were read to resolve this one's references (none when
+    /// it has none, or was read without them).
+    pub fn read_through(&self) -> &[BlockName] {
+        &self.read_through
     }
 
     /// Puts this block's secrets back where `doc` still holds `********` (a masked
@@ -199,6 +228,7 @@ impl Block {
             updated_at: version,
             masked: Value::Object(Default::default()),
             secrets: secrets.then(Secrets::default),
+            read_through: Vec::new(),
         }
     }
 

@@ -59,6 +59,11 @@ impl Drop for Secrets {
 }
 
 impl Secrets {
+    /// Holds `value` at `path` (a reference resolved when the block was read).
+    pub fn insert(&mut self, path: &str, value: Value) {
+        self.0.insert(path.to_owned(), value);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -287,6 +292,9 @@ pub fn split_secrets(ty: &BlockType, mut doc: Value) -> Result<(Value, Secrets)>
     for path in &paths {
         match get_path(&doc, path) {
             None | Some(Value::Null) => {}
+            // A reference to another block's secret is no secret: it is resolved when
+            // the block is read.
+            Some(value) if crate::types::blockyard_reference(value).is_some() => {}
             Some(value) => {
                 secrets.insert(path.clone(), value.clone());
                 set_path(&mut doc, path, Value::String(MASK.into()))?;

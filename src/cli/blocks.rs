@@ -363,7 +363,7 @@ fn undelete(registry: &Registry, name: &str, out: &Printer) -> Result<()> {
 
 fn inspect(registry: &Registry, name: &str, show_secrets: bool, out: &Printer) -> Result<()> {
     let block = match show_secrets {
-        true => registry.load_block(name)?,
+        true => registry.read_block(name)?,
         false => registry.get_block_masked(name)?,
     };
     out.emit(&BlockBody::of(&block, show_secrets), || {
@@ -373,11 +373,13 @@ fn inspect(registry: &Registry, name: &str, show_secrets: bool, out: &Printer) -
 }
 
 /// `block get NAME --field PATH`: one value, raw. The block is read with its secrets
-/// only when the path leads to one (or into a URL that holds one).
+/// only when the path leads to one (or into a URL that holds one), or it refers to
+/// another block.
 fn print_field(registry: &Registry, name: &str, path: &str, out: &Printer) -> Result<()> {
     let masked = registry.get_block_masked(name)?;
-    let block = match crate::document::path_holds_mask(masked.masked_data(), path) {
-        true => registry.load_block(name)?,
+    let refers = !crate::types::blockyard_references(masked.masked_data()).is_empty();
+    let block = match refers || crate::document::path_holds_mask(masked.masked_data(), path) {
+        true => registry.read_block(name)?,
         false => masked,
     };
     let value = field_value(&block, path)?;
@@ -389,21 +391,10 @@ fn print_field(registry: &Registry, name: &str, path: &str, out: &Printer) -> Re
     Ok(())
 }
 
-/// The value at `path` in a block's document; a connection given as a URL answers for
-/// its parts (`connection_info.password`, `.host`, ...) as if written as fields.
+/// The value at `path` in a block's document (see [`crate::connect::field_of`]).
 pub(super) fn field_value(block: &crate::registry::Block, path: &str) -> Result<Value> {
     let doc = block.document_or_masked();
-    if let Some(value) = crate::document::get_path(&doc, path) {
-        return Ok(value.clone());
-    }
-    let from_url = path
-        .strip_prefix("connection_info.")
-        .filter(|_| doc.get("connection_info").is_some_and(Value::is_string))
-        .and_then(|part| {
-            let info = crate::connect::ConnectionInfo::from_document(&block.name, &doc).ok()?;
-            crate::document::get_path(&info.to_components(), part).cloned()
-        });
-    from_url.ok_or_else(|| Error::FieldNotFound {
+    crate::connect::field_of(&block.name, &doc, path).ok_or_else(|| Error::FieldNotFound {
         block: block.name.to_string(),
         path: path.to_owned(),
         fields: crate::document::leaves(&doc)

@@ -49,7 +49,7 @@ pub(super) enum Target {
 }
 
 fn target_of(registry: &Registry, name: &str) -> Result<Target> {
-    target_of_block(registry, &registry.load_block(name)?)
+    target_of_block(registry, &registry.read_block(name)?)
 }
 
 /// What a block read with its secrets connects to.

@@ -45,7 +45,7 @@ pub fn inject(registry: &Registry, args: InjectArgs, out: &Printer) -> Result<()
     let mut blocks: HashMap<String, Block> = HashMap::new();
     let rendered = template::render(&pieces, |reference| {
         if !blocks.contains_key(&reference.block) {
-            let block = registry.load_block(reference.block.as_str())?;
+            let block = registry.read_block(reference.block.as_str())?;
             blocks.insert(reference.block.clone(), block);
         }
         resolve(registry, &blocks[&reference.block], reference)

@@ -90,7 +90,7 @@ fn resolve(registry: &Registry, specs: &[BlockSpec]) -> Result<Resolved> {
     let mut vars: BTreeMap<String, (String, &BlockName)> = BTreeMap::new();
     let (mut secrets, mut users) = (Vec::new(), Vec::new());
     for spec in specs {
-        let block = registry.load_block(&spec.name)?;
+        let block = registry.read_block(&spec.name)?;
         for (_, value) in block.secrets().into_iter().flat_map(|s| s.iter()) {
             secrets.push(match value {
                 Value::String(s) => s.clone(),

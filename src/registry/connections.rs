@@ -63,7 +63,7 @@ impl Registry {
 
     /// A block and the document a test connects with (its secrets opened).
     fn document_to_test(&self, name: &str) -> Result<(crate::block::Block, serde_json::Value)> {
-        let block = self.load_block(name)?;
+        let block = self.read_block(name)?;
         let doc = block.document_or_masked();
         Ok((block, doc))
     }

@@ -8,6 +8,7 @@ mod apply;
 mod backup;
 mod connections;
 mod crash;
+mod references;
 pub use crash::crash_point;
 mod databases;
 mod handle;
@@ -69,6 +70,7 @@ impl Registry {
     /// Creates a block after validating it against its type; secrets are sealed.
     pub fn create_block(&self, mut new: NewBlock) -> Result<Block> {
         if self.local.is_some() {
+            self.check_references(&new.name, &new.document)?;
             rotation::guard_rotation(None, &mut new.document, self.record())?;
             leases::guard_lease(None, &new.document, self.record())?;
         }
@@ -100,6 +102,7 @@ impl Registry {
     ) -> Result<Block> {
         let name = &name.to_block_name()?;
         if self.local.is_some() {
+            self.check_references(name, &document)?;
             self.guard_rotation_update(name, &mut document)?;
         }
         self.source

@@ -75,6 +75,27 @@ fn visible_in(
 /// read is on record before any secret leaves the server). A block kept from an earlier
 /// read is served only once the store confirms it is unchanged, in the same trip that
 /// records the read; otherwise the block is read from the store and kept.
+/// Each block whose secrets `block`'s references were resolved from is one the caller
+/// may read with its secrets, and that read is on record; a refusal names no block.
+async fn read_through(state: &State, ctx: &Ctx, block: &crate::block::Block) -> ApiResult<()> {
+    for other in block.read_through() {
+        let allowed = ctx
+            .actor()
+            .may(crate::auth::Permission::ReadSecrets, Some(other));
+        let outcome = if allowed { "ok" } else { "FORBIDDEN" };
+        super::policy::audit(state, ctx, "read-secrets", Some(other), outcome).await?;
+        if !allowed {
+            return Err(crate::error::Error::Forbidden(format!(
+                "block {} refers to a block this token may not read with its secrets \
+                 (needs blocks:read-secrets on it)",
+                block.name
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 pub async fn read_block(
     state: &State,
     ctx: &Ctx,
@@ -96,12 +117,18 @@ pub async fn read_block(
     let lookup = name.to_owned();
     let block = match reveal {
         true => {
-            let result = blocking(move || registry.load_block(&lookup)).await;
-            audited(state, ctx, "read-secrets", name, result).await?
+            let result = blocking(move || registry.read_block(&lookup)).await;
+            let block = audited(state, ctx, "read-secrets", name, result).await?;
+            read_through(state, ctx, &block).await?;
+            block
         }
         false => blocking(move || registry.get_block_masked(&lookup)).await?,
     };
     let kept = Arc::new(Kept::new(block));
-    state.blocks.put(kept.clone());
+    // A block that refers to others is read afresh each time: each read of the blocks
+    // it names is checked and on record, and a change to one of them is seen at once.
+    if kept.block.read_through().is_empty() {
+        state.blocks.put(kept.clone());
+    }
     Ok(kept)
 }

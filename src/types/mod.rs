@@ -5,7 +5,10 @@
 mod reference;
 mod validate;
 
-pub use reference::{block_reference, reference_to, references};
+pub use reference::{
+    BLOCKYARD_SCHEME, block_reference, blockyard_reference, blockyard_references, reference_to,
+    references,
+};
 pub use validate::FieldKind;
 
 use serde::{Deserialize, Serialize};

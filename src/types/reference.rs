@@ -34,10 +34,63 @@ pub fn reference_to(id: &str) -> Value {
     serde_json::json!({"$ref": {"block_document_id": id}})
 }
 
+/// The scheme of a reference to another block's field.
+pub const BLOCKYARD_SCHEME: &str = "blockyard://";
+
+/// The block and field a value refers to, if it is exactly `{"$ref":
+/// "blockyard://NAME/path.to.field"}`.
+pub fn blockyard_reference(value: &Value) -> Option<(&str, &str)> {
+    let obj = value.as_object().filter(|o| o.len() == 1)?;
+    let target = obj.get("$ref")?.as_str()?.strip_prefix(BLOCKYARD_SCHEME)?;
+    target
+        .split_once('/')
+        .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+}
+
+/// Every field of a document, at any depth, that refers to another block's field:
+/// its dotted path, the block's name and the field's path there.
+pub fn blockyard_references(doc: &Value) -> Vec<(String, String, String)> {
+    fn walk(value: &Value, at: &str, found: &mut Vec<(String, String, String)>) {
+        if let Some((name, path)) = blockyard_reference(value) {
+            found.push((at.to_owned(), name.to_owned(), path.to_owned()));
+            return;
+        }
+        if let Some(obj) = value.as_object() {
+            for (key, child) in obj {
+                let path = match at.is_empty() {
+                    true => key.clone(),
+                    false => format!("{at}.{key}"),
+                };
+                walk(child, &path, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(doc, "", &mut found);
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn blockyard_references_are_found_at_any_depth() {
+        let doc = json!({
+            "connection_info": {"password": {"$ref": "blockyard://pg-admin/connection_info.password"}},
+            "a": {"$ref": "blockyard://b"},
+            "c": {"$ref": "op://vault/item"},
+        });
+        assert_eq!(
+            blockyard_references(&doc),
+            [(
+                "connection_info.password".to_owned(),
+                "pg-admin".to_owned(),
+                "connection_info.password".to_owned()
+            )]
+        );
+    }
 
     #[test]
     fn only_an_exact_reference_is_one() {

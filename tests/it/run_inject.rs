@@ -101,7 +101,10 @@ fn run_masks_every_planted_secret_however_the_output_is_cut() {
         }
         // A secret begun on one stream and ended on the other is masked by neither
         // (neither holds it), and shows on the terminal only after the other's part.
-        assert!(both.matches("********").count() >= 10, "seed {seed}: {both}");
+        assert!(
+            both.matches("********").count() >= 10,
+            "seed {seed}: {both}"
+        );
         assert_eq!(both.matches('\x1b').count(), 40, "every colour code passes");
     }
 }
@@ -177,17 +180,12 @@ fn run_sets_several_blocks_and_refuses_a_variable_set_twice() {
         "-c",
         "echo $PGHOST $SAGE_NAME $SAGE_PASSWORD $ES_VALUE",
     ]);
-    assert_eq!(run.stdout, "localhost sage several-Secret-1 es-api-key-123\n");
-    env.run(&[
-        "run",
-        "--block",
-        "es",
-        "--block",
-        "es-two:ES",
-        "--",
-        "true",
-    ])
-    .fails_with("INVALID_INPUT");
+    assert_eq!(
+        run.stdout,
+        "localhost sage several-Secret-1 es-api-key-123\n"
+    );
+    env.run(&["run", "--block", "es", "--block", "es-two:ES", "--", "true"])
+        .fails_with("INVALID_INPUT");
     env.run(&["run", "--block", "nope", "--", "true"])
         .fails_with("BLOCK_NOT_FOUND");
 }
@@ -458,4 +456,158 @@ fn inject_through_a_server_is_a_secret_read_on_record_for_each_block() {
             "{audit}"
         );
     }
+}
+
+/// `app`'s password refers to `pg-admin`'s.
+fn create_referring_block(env: &TestEnv) {
+    let admin_args = [
+        "block",
+        "create",
+        "pg-admin",
+        "--url",
+        "postgresql://postgres@localhost:5432/postgres",
+        "--password-stdin",
+    ];
+    env.run_stdin(&admin_args, "ref-Admin-Secret-3").success();
+    let doc = write_file(
+        env.dir.path(),
+        "app.json",
+        r#"{"connection_info": {"driver": "postgresql", "database": "app", "username": "postgres",
+            "host": "localhost", "port": 5432,
+            "password": {"$ref": "blockyard://pg-admin/connection_info.password"}}}"#,
+    );
+    env.ok(&[
+        "block",
+        "create",
+        "app",
+        "--type",
+        "sqlalchemy-connector",
+        "--data",
+        doc.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn a_reference_is_resolved_when_read_and_a_cycle_or_missing_block_is_refused() {
+    let env = TestEnv::new(Backend::Sqlite);
+    create_referring_block(&env);
+    // Masked, the reference shows as written; read for use, it holds the value.
+    let masked = env.json(&["block", "get", "app"]);
+    assert_eq!(
+        masked["data"]["connection_info"]["password"]["$ref"],
+        "blockyard://pg-admin/connection_info.password"
+    );
+    let run = env.ok(&["block", "get", "app", "--field", "connection_info.password"]);
+    assert_eq!(run.stdout, "ref-Admin-Secret-3");
+    let run = env.ok(&[
+        "run",
+        "--block",
+        "app",
+        "--no-masking",
+        "--",
+        "printenv",
+        "PGPASSWORD",
+    ]);
+    assert_eq!(run.stdout, "ref-Admin-Secret-3\n");
+    // Masked in run's output too: the resolved value is a secret of app.
+    let run = env.ok(&["run", "--block", "app", "--", "printenv", "PGPASSWORD"]);
+    assert_eq!(run.stdout, "********\n");
+    // A cycle, and a reference to a block that does not exist, are refused when written.
+    let cycle = write_file(
+        env.dir.path(),
+        "cycle.json",
+        r#"{"connection_info": {"driver": "postgresql", "database": "postgres", "username": "postgres",
+            "host": "localhost", "password": {"$ref": "blockyard://app/connection_info.password"}}}"#,
+    );
+    let run = env.run(&[
+        "block",
+        "update",
+        "pg-admin",
+        "--data",
+        cycle.to_str().unwrap(),
+    ]);
+    let run = run.fails_with("INVALID_BLOCK_DATA");
+    assert!(
+        run.stderr.contains("pg-admin → app → pg-admin"),
+        "{}",
+        run.stderr
+    );
+    let missing = std::fs::read_to_string(&cycle)
+        .unwrap()
+        .replace("blockyard://app/", "blockyard://nope/");
+    let missing = write_file(env.dir.path(), "missing.json", &missing);
+    env.run(&[
+        "block",
+        "create",
+        "x",
+        "--type",
+        "sqlalchemy-connector",
+        "--data",
+        missing.to_str().unwrap(),
+    ])
+    .fails_with("INVALID_BLOCK_DATA");
+    let run = env.ok(&[
+        "block",
+        "get",
+        "pg-admin",
+        "--field",
+        "connection_info.password",
+    ]);
+    assert_eq!(
+        run.stdout, "ref-Admin-Secret-3",
+        "the refused update left the block as it was"
+    );
+}
+
+#[test]
+fn a_reference_read_through_a_server_needs_read_access_to_both_blocks() {
+    let env = TestEnv::new(Backend::Sqlite);
+    create_referring_block(&env);
+    let server = Server::start(&env, &[]);
+    let both = token(&env, "both", &["blocks:read-secrets"], &[]);
+    let run = server.cli(
+        &env,
+        &both,
+        &["block", "get", "app", "--field", "connection_info.password"],
+    );
+    assert_eq!(run.success().stdout, "ref-Admin-Secret-3");
+    // A token that may read app's secrets but not pg-admin's is refused, and the
+    // refusal names no block it cannot see.
+    let app_only = token(&env, "app-only", &["blocks:read-secrets:app"], &[]);
+    let run = server.cli(
+        &env,
+        &app_only,
+        &["block", "get", "app", "--field", "connection_info.password"],
+    );
+    let run = run.fails_with("FORBIDDEN");
+    assert!(
+        !run.stderr.contains("pg-admin") && !run.stderr.contains("ref-Admin-Secret-3"),
+        "{}",
+        run.stderr
+    );
+    let run = server.cli(&env, &app_only, &["run", "--block", "app", "--", "true"]);
+    run.fails_with("FORBIDDEN");
+    // Each read is on record: app's and pg-admin's, and the refusal.
+    let admin = token(&env, "admin", &["admin"], &[]);
+    let audit: serde_json::Value = serde_json::from_str(
+        &server
+            .cli(&env, &admin, &["audit", "ls", "-o", "json"])
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    let rows = audit
+        .as_array()
+        .or_else(|| audit["events"].as_array())
+        .expect("audit rows")
+        .clone();
+    let seen = |block: &str, outcome: &str| {
+        rows.iter().any(|r| {
+            r["block"] == block && r["action"] == "read-secrets" && r["outcome"] == outcome
+        })
+    };
+    assert!(
+        seen("app", "ok") && seen("pg-admin", "ok") && seen("pg-admin", "FORBIDDEN"),
+        "{audit}"
+    );
 }
