@@ -3,7 +3,7 @@
 //! (`read_block`), each block read with its secrets; a reference to a missing block or
 //! field, or one that leads back to its own block, is refused when written.
 
-use super::Registry;
+use super::handle::Registry;
 use crate::block::Block;
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::{BlockName, ToBlockName};

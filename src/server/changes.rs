@@ -53,6 +53,8 @@ async fn changes(
     };
     let all: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
     authorize(state, &ctx, Access::read(all[0], &all, false)).await?;
+    // Without a cursor nothing can have changed yet: the answer is the cursor of now.
+    let wait = if since.is_some() { wait } else { 0 };
     let deadline = Instant::now() + Duration::from_secs(wait);
     loop {
         let registry = state.registry.clone();

@@ -157,8 +157,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
             enabled: options.request_log,
         })
         .mount("/", service::routes())
-        .mount("/api/v1", blocks::routes())
-        .mount("/api/v1", changes::routes())
+        .mount("/api/v1", [blocks::routes(), changes::routes()].concat())
         .mount("/api/v1", types::routes())
         .mount("/api/v1", audit::routes())
         .mount("/api/v1", tokens::routes())

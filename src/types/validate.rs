@@ -29,7 +29,13 @@ pub(super) fn validate(validator: &Validator, doc: &Value) -> Result<()> {
     let with = |stand_in: &Value| {
         let mut doc = doc.clone();
         for (field, _, _) in &refs {
-            let _ = crate::document::set_path(&mut doc, field, stand_in.clone());
+            let pointer: String = field
+                .split('.')
+                .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+                .collect();
+            if let Some(slot) = doc.pointer_mut(&pointer) {
+                *slot = stand_in.clone();
+            }
         }
         validate_as_is(validator, &doc)
     };
