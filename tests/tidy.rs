@@ -257,7 +257,7 @@ const INNER_FLOORS: &[Floors] = &[
             ("rotation", 5),
             ("leases", 5),
             ("leased_pool", 6),
-            ("connections", 5),
+            ("connections", 6),
             ("references", 5),
             ("apply", 5),
             ("admin", 6),

@@ -45,7 +45,14 @@ impl Registry {
 
     fn loader(&self) -> Loader {
         let source = self.source.clone();
-        Arc::new(move |name: &BlockName| source.load_block(name))
+        // A pool's connection takes referenced blocks' values too (a server resolves
+        // them itself for a remote source).
+        match self.remote.is_some() {
+            true => Arc::new(move |name: &BlockName| source.load_block(name)),
+            false => Arc::new(move |name: &BlockName| {
+                super::references::resolve(&*source, source.load_block(name)?, 0)
+            }),
+        }
     }
 }
 

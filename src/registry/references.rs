@@ -7,6 +7,7 @@ use super::handle::Registry;
 use crate::block::Block;
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::{BlockName, ToBlockName};
+use crate::source::BlockSource;
 use crate::types::blockyard_references;
 
 /// How deep references may lead (a chain longer than this is refused as a cycle is).
@@ -20,38 +21,8 @@ impl Registry {
         let block = self.load_block(name)?;
         match self.remote.is_some() {
             true => Ok(block),
-            false => self.resolve(block, 0),
+            false => resolve(&*self.source, block, 0),
         }
-    }
-
-    fn resolve(&self, mut block: Block, depth: usize) -> Result<Block> {
-        for (field, name, path) in blockyard_references(block.masked_data()) {
-            let refers = || format!("{}: field {field} refers to {name}/{path}", block.name);
-            if depth >= DEPTH {
-                return Err(Error::InvalidBlockData(format!(
-                    "{}, {DEPTH} references deep",
-                    refers()
-                )));
-            }
-            let target = match self.load_block(name.as_str()) {
-                Ok(target) => self.resolve(target, depth + 1)?,
-                Err(err) if err.kind() == ErrorKind::BlockNotFound => {
-                    return Err(Error::InvalidBlockData(format!(
-                        "{}, which does not exist",
-                        refers()
-                    )));
-                }
-                Err(err) => return Err(err),
-            };
-            let doc = target.document_or_masked();
-            let value = crate::connect::field_of(&target.name, &doc, &path).ok_or_else(|| {
-                Error::InvalidBlockData(format!("{}, a field it does not have", refers()))
-            })?;
-            let mut from = target.read_through().to_vec();
-            from.push(target.name.clone());
-            block.resolve_reference(&field, value, from)?;
-        }
-        Ok(block)
     }
 
     /// Refuses a document whose references name a block that does not exist, or lead
@@ -86,4 +57,37 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// `block` with each reference resolved from `source` (a local store's), reading each
+/// referenced block with its secrets: what [`Registry::read_block`] and the pools'
+/// loader give.
+pub(super) fn resolve(source: &dyn BlockSource, mut block: Block, depth: usize) -> Result<Block> {
+    for (field, name, path) in blockyard_references(block.masked_data()) {
+        let refers = || format!("{}: field {field} refers to {name}/{path}", block.name);
+        if depth >= DEPTH {
+            return Err(Error::InvalidBlockData(format!(
+                "{}, {DEPTH} references deep",
+                refers()
+            )));
+        }
+        let target = match BlockName::parse(&name).and_then(|n| source.load_block(&n)) {
+            Ok(target) => resolve(source, target, depth + 1)?,
+            Err(err) if err.kind() == ErrorKind::BlockNotFound => {
+                return Err(Error::InvalidBlockData(format!(
+                    "{}, which does not exist",
+                    refers()
+                )));
+            }
+            Err(err) => return Err(err),
+        };
+        let doc = target.document_or_masked();
+        let value = crate::connect::field_of(&target.name, &doc, &path).ok_or_else(|| {
+            Error::InvalidBlockData(format!("{}, a field it does not have", refers()))
+        })?;
+        let mut from = target.read_through().to_vec();
+        from.push(target.name.clone());
+        block.resolve_reference(&field, value, from)?;
+    }
+    Ok(block)
 }

@@ -566,3 +566,35 @@ fn example_flow_runs() {
         assert_eq!(stdout.trim(), format!("crdb-sage: {expected}"));
     }
 }
+
+/// A block whose password refers to another's: its pool by name connects (the pool's
+/// loader resolves references as `read_block` does).
+#[test]
+fn a_pool_by_name_connects_with_a_referenced_password() {
+    let env = TestEnv::new(Backend::Sqlite);
+    let role = PgRole::new("pool-Ref-Secret-8");
+    role.create_block(&env, "owner", "pool-Ref-Secret-8");
+    let owner = env.json(&["block", "get", "owner"]);
+    let info = &owner["data"]["connection_info"];
+    let doc = serde_json::json!({"connection_info": {
+        "driver": "postgresql", "database": info["database"], "username": info["username"],
+        "host": info["host"], "port": info["port"],
+        "password": {"$ref": "blockyard://owner/connection_info.password"}}});
+    let doc = write_file(env.dir.path(), "app.json", &doc.to_string());
+    env.ok(&[
+        "block",
+        "create",
+        "app",
+        "--type",
+        "sqlalchemy-connector",
+        "--data",
+        doc.to_str().unwrap(),
+    ]);
+    let registry = env.registry("30s");
+    let pool = registry.pool::<PgConnection>("app").unwrap();
+    let mut conn = pool.get().unwrap();
+    let user: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("current_user"))
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(user, role.name);
+}
