@@ -1,9 +1,7 @@
 //! Keeping opened secrets out of core dumps: the process is made non-dumpable (Linux
 //! `PR_SET_DUMPABLE`, which also keeps other processes of the same user from reading
 //! its memory through ptrace or `/proc`), and its core size limit is set to zero. And
-//! room for a server's connections: its open-file limit raised to what it may be. And a
-//! child run to its end with SIGINT, SIGTERM and SIGHUP passed on to it (for work that
-//! must follow it, as a lease's revocation).
+//! room for a server's connections: its open-file limit raised to what it may be.
 
 /// Protects this process's memory from core dumps. With `children_dump`, the core
 /// size limit is left alone, so a program started by `blockyard exec` (which
@@ -70,31 +68,4 @@ mod tests {
         let core = rustix::process::getrlimit(rustix::process::Resource::Core);
         assert_eq!(core.current, Some(0));
     }
-}
-
-/// Runs `command` to its end, passing SIGINT, SIGTERM and SIGHUP on to it, and answers
-/// its exit code (128 + the signal's number if a signal ended it, as shells do).
-#[cfg(unix)]
-pub fn run_forwarding(mut command: std::process::Command) -> std::io::Result<i32> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    use std::os::unix::process::ExitStatusExt;
-    let mut child = command.spawn()?;
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-    let handle = signals.handle();
-    let pid = rustix::process::Pid::from_child(&child);
-    let forwarder = std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if let Some(signal) = rustix::process::Signal::from_named_raw(signal) {
-                let _ = rustix::process::kill_process(pid, signal);
-            }
-        }
-    });
-    let status = child.wait();
-    handle.close();
-    let _ = forwarder.join();
-    let status = status?;
-    Ok(status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1))
 }

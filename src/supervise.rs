@@ -201,6 +201,14 @@ fn write_all(to: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     to.flush()
 }
 
+/// Runs `command` to its end, its output untouched, passing SIGINT, SIGTERM and SIGHUP
+/// on to it; its exit code (for work that must follow it, as `exec --lease`'s
+/// revocation).
+pub fn run_forwarding(command: Command) -> io::Result<i32> {
+    let signals = Signals::forward()?;
+    spawn(command, None, &signals)?.wait()
+}
+
 impl Child {
     /// Its exit code, if it has ended.
     pub fn try_wait(&mut self) -> io::Result<Option<i32>> {

@@ -312,7 +312,7 @@ fn exec_leased(registry: &Registry, args: ExecArgs) -> Result<()> {
     if let Some(prefix) = &args.prefix {
         vars.extend(env::variables(&info, EnvFormat::Dotenv, Some(prefix))?);
     }
-    let status = crate::process::run_forwarding(client_command(program, rest, Some(&info), vars));
+    let status = crate::supervise::run_forwarding(client_command(program, rest, Some(&info), vars));
     let revoked = registry.revoke_lease(&issued.lease.lease_id);
     if let Err(err) = &revoked {
         eprintln!(

@@ -580,16 +580,7 @@ fn a_pool_by_name_connects_with_a_referenced_password() {
         "driver": "postgresql", "database": info["database"], "username": info["username"],
         "host": info["host"], "port": info["port"],
         "password": {"$ref": "blockyard://owner/connection_info.password"}}});
-    let doc = write_file(env.dir.path(), "app.json", &doc.to_string());
-    env.ok(&[
-        "block",
-        "create",
-        "app",
-        "--type",
-        "sqlalchemy-connector",
-        "--data",
-        doc.to_str().unwrap(),
-    ]);
+    create_from_json(&env, "app", "sqlalchemy-connector", &doc.to_string()).success();
     let registry = env.registry("30s");
     let pool = registry.pool::<PgConnection>("app").unwrap();
     let mut conn = pool.get().unwrap();

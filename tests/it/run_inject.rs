@@ -8,7 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::support::{
-    Backend, Server, TestEnv, create_crdb_sage, create_secret, token, update_password, write_file,
+    Backend, Server, TestEnv, create_crdb_sage, create_from_json, create_secret, token,
+    update_password, write_file,
 };
 
 /// A child that prints every secret (as is, in a URL, in basic auth) in random pieces,
@@ -308,6 +309,12 @@ fn watchers_restart_spread_over_the_jitter_after_their_grace() {
     }
 }
 
+/// `inject -i INPUT --out-file OUTPUT`.
+fn inject_args<'a>(input: &'a std::path::Path, output: &'a std::path::Path) -> [&'a str; 5] {
+    let path = |p: &'a std::path::Path| p.to_str().unwrap();
+    ["inject", "-i", path(input), "--out-file", path(output)]
+}
+
 #[test]
 fn inject_renders_yaml_env_and_json_into_0600_files() {
     use std::os::unix::fs::PermissionsExt;
@@ -340,13 +347,7 @@ fn inject_renders_yaml_env_and_json_into_0600_files() {
     for (name, template, expected) in cases {
         let input = write_file(env.dir.path(), name, template);
         let output = env.dir.path().join(format!("{name}.out"));
-        env.ok(&[
-            "inject",
-            "-i",
-            input.to_str().unwrap(),
-            "--out-file",
-            output.to_str().unwrap(),
-        ]);
+        env.ok(&inject_args(&input, &output));
         assert_eq!(
             std::fs::read_to_string(&output).unwrap(),
             expected,
@@ -370,13 +371,7 @@ fn inject_names_each_missing_reference_and_writes_nothing() {
         "ok: {{ blockyard://es/value }}\nmissing:\n  x: {{ blockyard://nope/value }} {{ blockyard://es/nofield }}\n",
     );
     let output = write_file(env.dir.path(), "out.yaml", "old contents\n");
-    let run = env.run(&[
-        "inject",
-        "-i",
-        input.to_str().unwrap(),
-        "--out-file",
-        output.to_str().unwrap(),
-    ]);
+    let run = env.run(&inject_args(&input, &output));
     let run = run.fails_with("BLOCK_NOT_FOUND");
     assert!(
         run.stderr.contains("bad.tpl:3:6:") && run.stderr.contains("bad.tpl:3:35:"),
@@ -407,13 +402,7 @@ fn inject_crashing_before_the_rename_leaves_the_old_file_whole() {
         &"k={{ blockyard://es/value }}\n".repeat(10_000),
     );
     let output = write_file(env.dir.path(), "out.env", "old contents\n");
-    let args = [
-        "inject",
-        "-i",
-        input.to_str().unwrap(),
-        "--out-file",
-        output.to_str().unwrap(),
-    ];
+    let args = inject_args(&input, &output);
     let run = env.run_with(
         &args,
         None,
@@ -469,22 +458,10 @@ fn create_referring_block(env: &TestEnv) {
         "--password-stdin",
     ];
     env.run_stdin(&admin_args, "ref-Admin-Secret-3").success();
-    let doc = write_file(
-        env.dir.path(),
-        "app.json",
-        r#"{"connection_info": {"driver": "postgresql", "database": "app", "username": "postgres",
-            "host": "localhost", "port": 5432,
-            "password": {"$ref": "blockyard://pg-admin/connection_info.password"}}}"#,
-    );
-    env.ok(&[
-        "block",
-        "create",
-        "app",
-        "--type",
-        "sqlalchemy-connector",
-        "--data",
-        doc.to_str().unwrap(),
-    ]);
+    let doc = r#"{"connection_info": {"driver": "postgresql", "database": "app", "username": "postgres",
+        "host": "localhost", "port": 5432,
+        "password": {"$ref": "blockyard://pg-admin/connection_info.password"}}}"#;
+    create_from_json(env, "app", "sqlalchemy-connector", doc).success();
 }
 
 #[test]
@@ -535,17 +512,7 @@ fn a_reference_is_resolved_when_read_and_a_cycle_or_missing_block_is_refused() {
     let missing = std::fs::read_to_string(&cycle)
         .unwrap()
         .replace("blockyard://app/", "blockyard://nope/");
-    let missing = write_file(env.dir.path(), "missing.json", &missing);
-    env.run(&[
-        "block",
-        "create",
-        "x",
-        "--type",
-        "sqlalchemy-connector",
-        "--data",
-        missing.to_str().unwrap(),
-    ])
-    .fails_with("INVALID_BLOCK_DATA");
+    create_from_json(&env, "x", "sqlalchemy-connector", &missing).fails_with("INVALID_BLOCK_DATA");
     let run = env.ok(&[
         "block",
         "get",

@@ -364,6 +364,15 @@ pub fn create_crdb_sage(env: &TestEnv, password: &str, extra: &[&str]) -> Run {
     env.run_stdin(&args, password)
 }
 
+/// Creates block `name` of `block_type` from a JSON document (a file given to `--data`).
+pub fn create_from_json(env: &TestEnv, name: &str, block_type: &str, doc: &str) -> Run {
+    let file = write_file(env.dir.path(), &format!("{name}.json"), doc);
+    let file = file.to_str().unwrap();
+    env.run(&[
+        "block", "create", name, "--type", block_type, "--data", file,
+    ])
+}
+
 /// Creates a `secret` block `name` holding `value` (on stdin).
 pub fn create_secret(env: &TestEnv, name: &str, value: &str) -> Run {
     let args = [
