@@ -11,12 +11,14 @@
 //! not with how often. Refusals, failures and changes are records of their own.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use diesel::Connection;
 
 use crate::block::BlockStamp;
+use crate::metrics::AuditMeasures;
 use crate::error::{Error, Result};
 use crate::store::{
     NewAuditRow, Store, StoreConnection, WriterConnection, add_to_audit, block_stamps,
@@ -90,6 +92,32 @@ struct Job {
 pub struct AuditLog {
     queue: mpsc::SyncSender<Job>,
     finished: WritersFinished,
+    health: Arc<WriterHealth>,
+}
+
+/// How the writers are doing, for readiness and metrics: when the batch in hand (if
+/// any) began, whether the last commit failed, and the batches' measures.
+#[derive(Debug, Default)]
+pub struct WriterHealth {
+    /// Unix ms the oldest batch now being committed began; 0 when none is.
+    busy_since: AtomicI64,
+    /// Whether the last batch failed to commit.
+    failing: AtomicBool,
+    pub measures: AuditMeasures,
+}
+
+impl WriterHealth {
+    /// Why the audit log cannot be written now, if it cannot: its last commit failed,
+    /// or a commit has been waiting on the store for longer than `stuck`.
+    pub fn problem(&self, stuck: Duration) -> Option<&'static str> {
+        let since = self.busy_since.load(Ordering::SeqCst);
+        if since != 0 && now_millis() - since > stuck.as_millis() as i64 {
+            return Some("an audit commit is waiting on the store");
+        }
+        self.failing
+            .load(Ordering::SeqCst)
+            .then_some("the last audit commit failed")
+    }
 }
 
 /// Tells when every writer thread has ended, its store connection closed (SQLite
@@ -123,12 +151,14 @@ impl AuditLog {
         };
         let window = i64::try_from(options.fold_window.as_millis()).unwrap_or(i64::MAX);
         let (alive, finished) = mpsc::channel::<()>();
+        let health = Arc::new(WriterHealth::default());
         for n in 0..writers {
             let (store, rx, alive) = (store.clone(), rx.clone(), alive.clone());
+            let health = health.clone();
             std::thread::Builder::new()
                 .name(format!("audit-writer-{n}"))
                 .spawn(move || {
-                    write_batches(&store, &rx, window);
+                    write_batches(&store, &rx, window, &health);
                     // Its connection is closed by now; so is the pool's, if this was
                     // the last handle to it. Then the thread counts as ended.
                     drop(store);
@@ -139,7 +169,13 @@ impl AuditLog {
         AuditLog {
             queue,
             finished: WritersFinished(Arc::new(Mutex::new(finished))),
+            health,
         }
+    }
+
+    /// How the writers are doing.
+    pub fn health(&self) -> &WriterHealth {
+        &self.health
     }
 
     /// What tells when the writer threads have ended (see [`WritersFinished`]).
@@ -211,7 +247,12 @@ const COMMIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A writer thread: takes what is queued (up to [`BATCH`] jobs), commits it, answers
 /// every job, and waits for more.
-fn write_batches(store: &Store, rx: &Mutex<mpsc::Receiver<Job>>, window: i64) {
+fn write_batches(
+    store: &Store,
+    rx: &Mutex<mpsc::Receiver<Job>>,
+    window: i64,
+    health: &WriterHealth,
+) {
     let mut conn: Option<WriterConnection> = None;
     let mut records = OpenRecords {
         window,
@@ -220,12 +261,25 @@ fn write_batches(store: &Store, rx: &Mutex<mpsc::Receiver<Job>>, window: i64) {
     while let Some(batch) = next_batch(rx) {
         // A connection that failed (the store restarted, say) is replaced and the batch
         // tried once more before anyone is told it failed.
+        let began = std::time::Instant::now();
+        let _ = health.busy_since.compare_exchange(
+            0,
+            now_millis(),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
         let outcome = commit(store, &mut conn, &mut records, &batch).or_else(|_| {
             conn = None;
             commit(store, &mut conn, &mut records, &batch)
         });
+        health.busy_since.store(0, Ordering::SeqCst);
+        health.failing.store(outcome.is_err(), Ordering::SeqCst);
         if outcome.is_err() {
             conn = None;
+        } else {
+            let m = &health.measures;
+            m.batch_size.observe(batch.len() as f64);
+            m.commit_seconds.observe(began.elapsed().as_secs_f64());
         }
         for (i, job) in batch.into_iter().enumerate() {
             let answer = match &outcome {

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use crate::crypto::RowKey;
 use crate::error::{Error, Result};
-use crate::store::{NewAuditRow, Store, TokenRow};
+use crate::store::{Heard, NewAuditRow, Store, TokenRow};
 use crate::time::now_millis;
 
 const PREFIX: &str = "byd";
@@ -34,6 +35,8 @@ pub enum Permission {
     Write,
     /// Lease database users of blocks (their own logins, never the stored password).
     Lease,
+    /// Read the server's `/metrics` (no block).
+    Metrics,
     /// Everything, including block types, tokens and the audit log.
     Admin,
 }
@@ -53,12 +56,14 @@ impl Scope {
         let bad = || {
             Error::InvalidInput(format!(
                 "scope {text:?} is not one of blocks:read, blocks:read-secrets, blocks:write, \
-                 blocks:lease, admin (each optionally followed by :PATTERN, e.g. blocks:read:crdb-*)"
+                 blocks:lease, admin (each optionally followed by :PATTERN, e.g. \
+                 blocks:read:crdb-*), or metrics"
             ))
         };
         let mut parts = text.trim().splitn(3, ':');
         let (permission, rest) = match (parts.next(), parts.next(), parts.next()) {
             (Some("admin"), pattern, None) => (Permission::Admin, pattern),
+            (Some("metrics"), None, None) => (Permission::Metrics, None),
             (Some("blocks"), Some(p), pattern) => (
                 match p {
                     "read" => Permission::Read,
@@ -115,6 +120,7 @@ impl fmt::Display for Scope {
             Permission::Write => "blocks:write",
             Permission::Lease => "blocks:lease",
             Permission::Admin => "admin",
+            Permission::Metrics => "metrics",
         };
         match &self.pattern {
             Some(p) => write!(f, "{base}:{p}"),
@@ -364,13 +370,19 @@ fn token_id(token: &str) -> Option<&str> {
 
 /// Verifies bearer tokens against the store, caching each token row (with the actor it
 /// stands for, scopes parsed) for `ttl`, so a revocation reaches every server within
-/// that time.
+/// that time. While the store's notifications are heard ([`Verifier::heard`]), a token
+/// changed on any server is forgotten at once, and rows are kept for [`PUSHED_TTL`].
 pub struct Verifier {
     store: Store,
     key: RowKey,
     ttl: Duration,
     cache: RwLock<HashMap<String, Cached>>,
+    /// Whether notifications of token changes are being heard now.
+    pushed: AtomicBool,
 }
+
+/// How long a token row is trusted while every change of a token is announced.
+pub const PUSHED_TTL: Duration = Duration::from_secs(300);
 
 /// A token id's row as last read (`None`: no such token) and when it was read.
 type Cached = (Option<Arc<Known>>, Instant);
@@ -406,8 +418,16 @@ impl Known {
 
     fn check(&self, token: &str) -> Result<Arc<Actor>> {
         let matches: bool = self.secret_hash.as_slice().ct_eq(&hash(token)).into();
+        match matches {
+            true => self.check_active(),
+            false => Err(unauthorized()),
+        }
+    }
+
+    /// The actor, while the token is neither revoked nor expired.
+    fn check_active(&self) -> Result<Arc<Actor>> {
         let expired = self.expires_at.is_some_and(|at| at <= now_millis());
-        match matches && self.revoked_at.is_none() && !expired {
+        match self.revoked_at.is_none() && !expired {
             true => Ok(self.actor.clone()),
             false => Err(unauthorized()),
         }
@@ -433,7 +453,53 @@ impl Verifier {
             key,
             ttl,
             cache: RwLock::new(HashMap::new()),
+            pushed: AtomicBool::new(false),
         }
+    }
+
+    /// What the store's token channel said: a token's id (forgotten at once), or that
+    /// listening began or stopped (either way, what was missed is unknown, so every
+    /// cached check goes; while listening, rows are kept for [`PUSHED_TTL`]).
+    pub fn heard(&self, heard: Heard) {
+        match heard {
+            Heard::Payload(id) => {
+                self.cache
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+            }
+            Heard::Listening => {
+                if !self.pushed.swap(true, Ordering::SeqCst) {
+                    self.forget_all();
+                }
+            }
+            Heard::Lost(_) => {
+                self.pushed.store(false, Ordering::SeqCst);
+                self.forget_all();
+            }
+            Heard::Quiet => {}
+        }
+    }
+
+    /// Whether token changes are heard as they happen.
+    pub fn is_pushed(&self) -> bool {
+        self.pushed.load(Ordering::SeqCst)
+    }
+
+    /// The actor of the token with id `id` while it is neither revoked nor expired: for
+    /// a web UI session, opened with the token's secret and keeping only its id.
+    pub fn verify_id(&self, id: &str) -> Result<Arc<Actor>> {
+        let known = match self.cached(id) {
+            Some(known) => known,
+            None => self.load(id)?,
+        };
+        known.ok_or_else(unauthorized)?.check_active()
+    }
+
+    /// [`Verifier::verify_id`] from the cache only (`None`: ask the store).
+    pub fn verify_id_cached(&self, id: &str) -> Option<Result<Arc<Actor>>> {
+        let known = self.cached(id)?;
+        Some(known.ok_or_else(unauthorized).and_then(|k| k.check_active()))
     }
 
     /// The actor a token belongs to, or `Unauthorized`.
@@ -467,7 +533,11 @@ impl Verifier {
     fn cached(&self, id: &str) -> Option<Option<Arc<Known>>> {
         let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
         let (known, at) = cache.get(id)?;
-        (at.elapsed() < self.ttl).then(|| known.clone())
+        let ttl = match self.is_pushed() {
+            true => self.ttl.max(PUSHED_TTL),
+            false => self.ttl,
+        };
+        (at.elapsed() < ttl).then(|| known.clone())
     }
 
     fn load(&self, id: &str) -> Result<Option<Arc<Known>>> {

@@ -41,6 +41,7 @@ pub mod dsn;
 pub mod error;
 pub mod files;
 pub mod mask;
+pub mod metrics;
 pub mod name;
 pub mod process;
 pub mod provision;

@@ -16,7 +16,7 @@ pub mod login;
 mod settings;
 
 pub use settings::{
-    HttpUrl, Origins, SETTINGS, Scope, Setting, SettingValue, Settings, Span, setting,
+    HttpUrl, Networks, Origins, SETTINGS, Scope, Setting, SettingValue, Settings, Span, setting,
 };
 
 use crate::crypto::{KeySource, MasterKeyLocation};

@@ -211,6 +211,39 @@ impl SettingValue for Origins {
     }
 }
 
+/// Networks or addresses (`10.0.0.0/8`, `127.0.0.1`, `::1`), written comma-separated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Networks(pub Vec<ipnet::IpNet>);
+
+impl SettingValue for Networks {
+    fn parse(text: &str) -> std::result::Result<Self, String> {
+        let must = "must be addresses or networks such as 127.0.0.1,10.0.0.0/8, comma-separated";
+        let mut networks = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let net = match part.parse::<IpAddr>() {
+                Ok(address) => ipnet::IpNet::from(address),
+                Err(_) => part.parse().map_err(|_| must.to_owned())?,
+            };
+            networks.push(net);
+        }
+        match networks.is_empty() {
+            true => Err(must.into()),
+            false => Ok(Networks(networks)),
+        }
+    }
+    fn show(&self) -> String {
+        let shown: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        shown.join(",")
+    }
+}
+
+impl<'de> Deserialize<'de> for Networks {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Networks, D::Error> {
+        let text = String::deserialize(d)?;
+        Networks::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl<'de> Deserialize<'de> for Origins {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Origins, D::Error> {
         let text = String::deserialize(d)?;
@@ -501,6 +534,37 @@ settings! {
     prefect_ui_origins: Origins {
         env: "BLOCKYARD_PREFECT_UI_ORIGINS", scope: Server, dotenv: false, secret: false,
         value: "ORIGINS", default: None, choices: &[], alias: None,
+    }
+    /// Failed authentications (bad tokens, failed sign-ins) one client address may make
+    /// at once; then it is answered 429 with Retry-After until it earns more back (see
+    /// auth_failures_per_minute). 0 turns the limit off.
+    auth_failures_burst: u32 {
+        env: "BLOCKYARD_AUTH_FAILURES_BURST", scope: Server, dotenv: false, secret: false,
+        value: "N", default: Some("20"), choices: &[], alias: None,
+    }
+    /// Failed authentications a client address earns back per minute. 0 turns the
+    /// limit off.
+    auth_failures_per_minute: u32 {
+        env: "BLOCKYARD_AUTH_FAILURES_PER_MINUTE", scope: Server, dotenv: false,
+        secret: false, value: "N", default: Some("60"), choices: &[], alias: None,
+    }
+    /// Proxies (load balancers) whose X-Forwarded-For names the client, comma-separated
+    /// addresses or networks; from anyone else the header is ignored.
+    trusted_proxies: Networks {
+        env: "BLOCKYARD_TRUSTED_PROXIES", scope: Server, dotenv: false, secret: false,
+        value: "NETWORKS", default: None, choices: &[], alias: None,
+    }
+    /// On SIGTERM or SIGINT: how long /ready answers 503 (so load balancers stop
+    /// sending) while the server still serves, before it stops taking connections.
+    drain_time: Span {
+        env: "BLOCKYARD_DRAIN_TIME", scope: Server, dotenv: false, secret: false,
+        value: "DURATION", default: Some("2s"), choices: &[], alias: None,
+    }
+    /// On SIGTERM or SIGINT: the most the server takes to exit, drain time included;
+    /// requests still running then are cut off.
+    shutdown_grace: Span {
+        env: "BLOCKYARD_SHUTDOWN_GRACE", scope: Server, dotenv: false, secret: false,
+        value: "DURATION", default: Some("10s"), choices: &[], alias: None,
     }
     /// Async worker threads (default: one per core).
     workers: usize {

@@ -175,6 +175,47 @@ impl MasterKey {
     }
 }
 
+impl MasterKey {
+    /// The key that seals what a web UI session holds in the store (derived, never
+    /// stored).
+    pub fn session_key(&self) -> SessionKey {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        bytes.copy_from_slice(
+            &hmac(&self.0, b"blockyard/v1/ui-sessions")
+                .finalize()
+                .into_bytes(),
+        );
+        SessionKey(KeyBytes(bytes))
+    }
+}
+
+/// Seals the secrets a web UI session holds, each bound to its session.
+pub struct SessionKey(KeyBytes);
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKey(********)")
+    }
+}
+
+impl SessionKey {
+    /// Seals `plaintext` for session `session` (its stored id hash).
+    pub fn seal(&self, session: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        seal(&self.0, FORMAT_V1, &session_aad(session), plaintext)
+    }
+
+    /// Opens what [`SessionKey::seal`] sealed for `session`.
+    pub fn open(&self, session: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        open(&self.0, FORMAT_V1, &session_aad(session), sealed).map_err(|_| {
+            Error::DecryptionFailed("a session's held secrets do not decrypt".into())
+        })
+    }
+}
+
+fn session_aad(session: &str) -> Vec<u8> {
+    format!("blockyard/v1/ui-session/{session}").into_bytes()
+}
+
 /// Authenticates store rows that are not sealed: API tokens and user block types
 /// (HMAC-SHA256); derived from the master key.
 pub struct RowKey(KeyBytes);

@@ -115,6 +115,10 @@ error_kinds! {
     UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE", 415, sent;
     /// The web UI's connection tests are all in use.
     TooManyTests = "TOO_MANY_TESTS", 429, sent;
+    /// Too many failed authentications from one client address: wait `Retry-After`.
+    RateLimited = "RATE_LIMITED", 429, sent;
+    /// `/ready` of a server that is stopping: it finishes what it has, takes no more.
+    Draining = "DRAINING", 503, sent;
     /// The Prefect server requests are passed to could not be reached or did not answer.
     UpstreamUnavailable = "UPSTREAM_UNAVAILABLE", 502, sent;
 }

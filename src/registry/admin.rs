@@ -2,6 +2,7 @@
 //! migrations, and the token verifier and audit writer a server is built from. The
 //! interfaces reach all of it through the registry, never the store.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::handle::Registry;
@@ -9,8 +10,8 @@ use super::keys::KeyManager;
 use crate::audit::{AuditLog, AuditOptions};
 use crate::auth::{self, NewToken, TokenInfo, Verifier};
 use crate::config::Config;
-use crate::error::Result;
-use crate::store::Store;
+use crate::error::{Error, Result};
+use crate::store::{Heard, Store, TOKENS_CHANNEL};
 
 use crate::store::NewAuditRow;
 pub use crate::store::{AuditFilter, AuditRow, MigrationStatus};
@@ -211,10 +212,60 @@ impl Registry {
         Ok(Verifier::new(self.store()?.clone(), self.row_key()?, ttl))
     }
 
+    /// Keeps `verifier` in step with token changes made by any server on this store:
+    /// on PostgreSQL a thread listens for them (it ends with the verifier), and
+    /// `listening` is told each time listening starts (`true`) or is lost (`false`,
+    /// with why; the verifier then falls back to its time-bound cache until it starts
+    /// again). Nothing to do on SQLite, whose store has one server.
+    pub fn watch_tokens(
+        &self,
+        verifier: &Arc<Verifier>,
+        listening: impl Fn(bool, Option<&str>) + Send + 'static,
+    ) -> Result<()> {
+        let store = self.store()?.clone();
+        if store.url().backend() != crate::db::Backend::Postgres {
+            return Ok(());
+        }
+        let verifier = Arc::downgrade(verifier);
+        let spawned = std::thread::Builder::new()
+            .name("token-notices".into())
+            .spawn(move || {
+                let mut now_listening = None;
+                store.listen(TOKENS_CHANNEL, |heard| {
+                    let Some(verifier) = verifier.upgrade() else {
+                        return false;
+                    };
+                    let (is, why) = match &heard {
+                        Heard::Lost(why) => (false, Some(why.as_str())),
+                        Heard::Listening => (true, None),
+                        _ => (now_listening.unwrap_or(false), None),
+                    };
+                    if now_listening != Some(is) {
+                        listening(is, why);
+                        now_listening = Some(is);
+                    }
+                    verifier.heard(heard);
+                    true
+                })
+            });
+        spawned.map_err(|err| Error::io("starting the token listener", err))?;
+        Ok(())
+    }
+
     /// Runs `work` while this registry's server is the one of those sharing the store
     /// that holds the lock `key`; `None` when another holds it.
     pub fn exclusively<T>(&self, key: i64, work: impl FnOnce() -> T) -> Result<Option<T>> {
         self.store()?.exclusively(key, work)
+    }
+
+    /// The store pool's measures (checkout waits, timeouts) and its connections now
+    /// (in use, idle).
+    pub fn pool_measures(&self) -> Result<&crate::metrics::PoolMeasures> {
+        Ok(self.store()?.measures())
+    }
+
+    pub fn pool_state(&self) -> Result<(u32, u32)> {
+        Ok(self.store()?.pool_state())
     }
 
     /// Starts the writer of audit records into this store.

@@ -398,6 +398,11 @@ impl Registry {
         self.store()?.failing_leases()
     }
 
+    /// How many leases are in each state (`issuing`, `live`, `revoking`).
+    pub fn lease_counts(&self) -> Result<Vec<(String, i64)>> {
+        self.store()?.lease_counts()
+    }
+
     /// One lease, by id.
     pub fn lease(&self, id: &str) -> Result<Lease> {
         Ok(Lease::from(&self.lease_row(id)?))

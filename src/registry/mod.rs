@@ -11,6 +11,7 @@ mod crash;
 mod references;
 pub use crash::crash_point;
 mod databases;
+mod fleet;
 mod handle;
 mod keys;
 mod leased_pool;
@@ -28,6 +29,7 @@ pub use admin::{
 pub use apply::{ApplyFile, ApplyOptions, ApplyPlan, SecretRefs, parse_apply_file};
 pub use backup::{BACKUP_FORMAT, BackupFile, BackupReport, restore};
 pub use databases::NewDatabase;
+pub use fleet::{Held, LastTest, OpenSession, SESSION_LIFETIME, UiSessions, random_token};
 pub use handle::Registry;
 pub use keys::{InitReport, KeyStatus, RotationReport};
 pub use leased_pool::LeasedPool;

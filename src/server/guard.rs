@@ -2,8 +2,10 @@
 //! verifies the caller's token and carries the request id and `If-Match`; [`Admin`]
 //! is a [`Ctx`] whose token is an admin's, so a route that needs one says so in its
 //! signature. Both refuse by themselves (401, 403, or 503 when the token cannot be
-//! checked), so no handler can forget to.
+//! checked, 429 when the client's failed authentications are used up), so no handler
+//! can forget to.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -128,8 +130,11 @@ impl<'r> FromRequest<'r> for Ctx {
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let state = req.rocket().state::<State>().expect("server state");
         let caller = match token_from(req) {
-            None => Err(Error::Unauthorized("no token".into())),
-            Some(token) => verify_token(state, &token).await,
+            None => {
+                state.metrics.auth_failed("missing");
+                Err(Ctx::refusal(&Error::Unauthorized("no token".into())))
+            }
+            Some(token) => authenticate(state, state.limiter.client(req), &token).await,
         };
         match caller {
             Ok(actor) => {
@@ -137,8 +142,61 @@ impl<'r> FromRequest<'r> for Ctx {
                 ctx.if_match = req.headers().get_one("If-Match").map(str::to_owned);
                 Outcome::Success(ctx)
             }
-            Err(err) => refuse(req, Ctx::refusal(&err)),
+            Err(refusal) => refuse(req, refusal),
         }
+    }
+}
+
+/// Checks the token of a request from `client`. A token this server verified lately
+/// passes at once; otherwise a client whose failures are used up is refused (429,
+/// before any store work), and a token that does not verify uses one up.
+pub async fn authenticate(
+    state: &State,
+    client: Option<IpAddr>,
+    token: &str,
+) -> Result<Arc<Actor>, ApiError> {
+    if let Some(Ok(actor)) = state.verifier.verify_cached(token) {
+        return Ok(actor);
+    }
+    if let Some(seconds) = state.limiter.refused(client) {
+        state.metrics.auth_failed("rate_limited");
+        return Err(rate_limited(seconds));
+    }
+    verify_token(state, token).await.map_err(|err| {
+        match &err {
+            Error::Unauthorized(_) => {
+                state.limiter.failed(client);
+                state.metrics.auth_failed("invalid");
+            }
+            _ => state.metrics.auth_failed("unavailable"),
+        }
+        Ctx::refusal(&err)
+    })
+}
+
+/// 429: too many failed authentications from this client; try after `seconds`.
+pub fn rate_limited(seconds: u64) -> ApiError {
+    ApiError {
+        retry_after: Some(seconds),
+        ..ApiError::new(
+            ErrorKind::RateLimited,
+            format!(
+                "too many failed authentications from this address; try again in {seconds} s"
+            ),
+        )
+    }
+}
+
+/// The client's address (the peer's, or what a trusted proxy forwards).
+pub struct Client(pub Option<IpAddr>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Client {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let state = req.rocket().state::<State>().expect("server state");
+        Outcome::Success(Client(state.limiter.client(req)))
     }
 }
 
@@ -192,6 +250,11 @@ pub fn unauthorized(req: &Request<'_>) -> ApiError {
 #[rocket::catch(403)]
 pub fn refused(req: &Request<'_>) -> ApiError {
     guard_failure(req, ErrorKind::Forbidden, "the token does not allow this")
+}
+
+#[rocket::catch(429)]
+pub fn limited(req: &Request<'_>) -> ApiError {
+    guard_failure(req, ErrorKind::RateLimited, "too many failed authentications")
 }
 
 #[rocket::catch(503)]

@@ -214,6 +214,14 @@ impl Fairing for RequestLog {
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let start = req.local_cache(|| RequestStart::new(req));
         res.set_header(Header::new("X-Request-Id", start.id.clone()));
+        if let Some(state) = req.rocket().state::<super::state::State>() {
+            state.metrics.request(
+                req.route().map_or("unmatched", |r| r.uri.path()),
+                req.method().as_str(),
+                res.status().code,
+                start.at.elapsed().as_secs_f64(),
+            );
+        }
         if !self.enabled {
             return;
         }

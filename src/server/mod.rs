@@ -17,6 +17,8 @@ mod databases;
 mod guard;
 mod http;
 mod leases;
+mod limits;
+mod metrics;
 mod policy;
 mod prefect;
 mod prefect_cors;
@@ -48,6 +50,7 @@ use crate::audit::AuditOptions;
 use crate::config::{Settings, Span, required};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
+use metrics::Metrics;
 use state::State;
 
 pub use response::BODY_LIMIT;
@@ -79,6 +82,14 @@ pub struct ServerOptions {
     pub prefect_upstream: Option<Upstream>,
     /// The web origins whose pages may call `/prefect/api` (the Prefect UI's).
     pub prefect_ui_origins: Vec<String>,
+    /// Failed authentications per client address: at once, and earned back per minute.
+    pub auth_failures: (u32, u32),
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// On SIGTERM: how long `/ready` fails while the server still serves, and the most
+    /// it takes to exit.
+    pub drain_time: Duration,
+    pub shutdown_grace: Duration,
 }
 
 impl ServerOptions {
@@ -117,6 +128,13 @@ impl ServerOptions {
                 (None, Some(upstream)) => vec![upstream.0.origin().ascii_serialization()],
                 (None, None) => Vec::new(),
             },
+            auth_failures: (
+                *required(&s.auth_failures_burst, "auth_failures_burst")?,
+                *required(&s.auth_failures_per_minute, "auth_failures_per_minute")?,
+            ),
+            trusted_proxies: s.trusted_proxies.clone().map(|n| n.0).unwrap_or_default(),
+            drain_time: span(&s.drain_time, "drain_time")?,
+            shutdown_grace: span(&s.shutdown_grace, "shutdown_grace")?,
         })
     }
 }
@@ -124,31 +142,45 @@ impl ServerOptions {
 /// The Rocket application for a registry: its state, background tasks, every area's
 /// routes and the catchers.
 pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>> {
+    let audit = registry.start_audit_log(&options.audit)?;
+    let metrics = Metrics::new(&audit.health().measures, registry.pool_measures()?);
+    let (burst, per_minute) = options.auth_failures;
     let state = State {
         verifier: Arc::new(registry.token_verifier(options.token_cache)?),
-        audit: registry.start_audit_log(&options.audit)?,
+        audit,
         blocks: Arc::new(cache::BlockCache::new(options.block_cache)),
-        ui: state::UiState::default(),
+        ui: state::UiState {
+            sessions: Arc::new(registry.ui_sessions()?),
+            tests: Default::default(),
+        },
+        metrics: Arc::new(metrics),
+        limiter: limits::AuthLimiter::new(burst, per_minute, options.trusted_proxies.clone()),
+        fleet: Arc::new(state::Fleet::new()),
         registry,
     };
+    tasks::watch_tokens(&state)?;
     let sweeper = tasks::cache_sweeper(
         state.blocks.clone(),
         options.block_cache.max(Duration::from_secs(1)),
     );
     let rotations = tasks::rotation_scheduler(
         state.registry.clone(),
+        state.metrics.clone(),
         options.rotation_check.max(Duration::from_millis(100)),
     );
     let reconciler = tasks::lease_reconciler(
         state.registry.clone(),
+        state.metrics.clone(),
         options.lease_check.max(Duration::from_millis(100)),
     );
     let pruner = match options.audit_retention {
         Some(retention) => tasks::audit_pruner(state.registry.clone(), retention),
         None => rocket::fairing::AdHoc::on_liftoff("audit kept for ever", |_| Box::pin(async {})),
     };
+    let sessions = tasks::session_pruner(state.ui.sessions.clone());
     let app = rocket::custom(rocket_config(options))
         .manage(state)
+        .attach(sessions)
         .attach(sweeper)
         .attach(rotations)
         .attach(reconciler)
@@ -176,6 +208,7 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
                 guard::unauthorized,
                 guard::refused,
                 response::not_found,
+                guard::limited,
                 guard::unavailable,
                 response::payload_too_large,
                 response::unprocessable,
@@ -213,6 +246,19 @@ fn rocket_config(options: &ServerOptions) -> rocket::Config {
     if let Some(workers) = options.workers {
         config.workers = workers;
     }
+    // The client's address is the peer's, or what a trusted proxy forwards (see
+    // `limits`); never a header anyone may set.
+    config.ip_header = None;
+    // Stopping is ours (`tasks::drain_on_signal`): drain, then stop taking connections
+    // and give what is in flight the rest of the shutdown grace.
+    let rest = options.shutdown_grace.saturating_sub(options.drain_time);
+    config.shutdown = rocket::config::Shutdown {
+        ctrlc: false,
+        signals: Default::default(),
+        grace: rest.as_secs().saturating_sub(1).max(1) as u32,
+        mercy: 1,
+        ..Default::default()
+    };
     config
 }
 
@@ -244,7 +290,13 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
             .ignite()
             .await
             .map_err(|err| Error::Config(format!("cannot start the server: {err}")))?;
-        let writers = rocket.state::<State>().map(|state| state.audit.finished());
+        let state = rocket.state::<State>().expect("server state");
+        let writers = state.audit.finished();
+        rocket::tokio::spawn(tasks::drain_on_signal(
+            state.fleet.clone(),
+            rocket.shutdown(),
+            options.drain_time,
+        ));
         rocket.launch().await.map_err(|err| match err.kind() {
             rocket::error::ErrorKind::Bind(source) => Error::AddressUnavailable(format!(
                 "cannot listen on {address}:{port}: {source}; choose another port with \
@@ -255,11 +307,10 @@ pub fn serve(registry: Registry, options: ServerOptions) -> Result<()> {
         Ok::<_, Error>(writers)
     })?;
     // The runtime's tasks hold the last handles to the store; once they are gone, the
-    // writers see their queue close and end.
-    drop(runtime);
-    if let Some(writers) = writers
-        && !writers.wait(WRITERS_GRACE)
-    {
+    // writers see their queue close and end. Store work still running (a long
+    // provisioning) is not waited for beyond a moment: the shutdown grace is spent.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if !writers.wait(WRITERS_GRACE) {
         http::log_line(json!({"event": "stopped",
             "warning": "the audit writers did not end in time"}));
     }

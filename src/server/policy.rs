@@ -4,6 +4,7 @@
 //! transaction, or the refusal or failure recorded before the error leaves).
 
 use super::guard::{Ctx, forbidden};
+use super::metrics::Metrics;
 use super::response::{ApiError, ApiResult};
 use super::state::{State, blocking, blocking_long};
 use crate::audit::AuditEvent;
@@ -129,7 +130,12 @@ pub async fn audit(
         .audit
         .record(event(ctx, action, block, outcome))
         .await
-        .map_err(ApiError::from)
+        .map_err(ApiError::from)?;
+    if action == "read-secrets" {
+        let counted = if outcome == "ok" { "ok" } else { "refused" };
+        Metrics::count(&state.metrics.secret_reads, counted);
+    }
+    Ok(())
 }
 
 /// The audit event of `action` on `block` by the caller.
@@ -261,6 +267,7 @@ impl<'a> Change<'a> {
             true => blocking_long(move || work(registry)).await,
             false => blocking(move || work(registry)).await,
         };
+        state.metrics.change(action, result.is_ok());
         if let Err(err) = &result
             && !unrecordable(err)
         {

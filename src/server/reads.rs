@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::cache::Kept;
 use super::guard::Ctx;
+use super::metrics::Metrics;
 use super::http::MAX_PAGE;
 use super::policy::{audited, event};
 use super::response::ApiResult;
@@ -109,10 +110,17 @@ pub async fn read_block(
             stamp: kept.block.stamp(),
         };
         match state.audit.record_if_current(event, expected).await? {
-            true => return Ok(kept),
+            true => {
+                Metrics::count(&state.metrics.cache_lookups, "hit");
+                if reveal {
+                    Metrics::count(&state.metrics.secret_reads, "ok");
+                }
+                return Ok(kept);
+            }
             false => state.blocks.forget(name),
         }
     }
+    Metrics::count(&state.metrics.cache_lookups, "miss");
     let registry = state.registry.clone();
     let lookup = name.to_owned();
     let block = match reveal {

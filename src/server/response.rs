@@ -25,6 +25,8 @@ pub struct ApiError {
     /// What went wrong inside (a database error, the store's address), for the
     /// server's log line only; never in a response.
     pub detail: Option<String>,
+    /// Seconds a refused client should wait (`Retry-After`), for a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -35,6 +37,7 @@ impl ApiError {
             kind,
             message: message.into(),
             detail: None,
+            retry_after: None,
         }
     }
 
@@ -90,6 +93,7 @@ impl From<Error> for ApiError {
             kind,
             message,
             detail,
+            retry_after: None,
         }
     }
 }
@@ -106,6 +110,9 @@ impl<'r> Responder<'r, 'static> for ApiError {
             },
         };
         let mut res = Json::new(self.status, &body).respond_to(req)?;
+        if let Some(seconds) = self.retry_after {
+            res.set_header(Header::new("Retry-After", seconds.to_string()));
+        }
         if self.status == Status::Unauthorized {
             res.set_header(Header::new(
                 "WWW-Authenticate",

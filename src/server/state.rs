@@ -1,19 +1,22 @@
 //! What every route shares ([`State`]: the registry, the token verifier, the audit log,
-//! the block cache, the web UI's sessions) and how a route runs store work: on Tokio's
+//! the block cache, the web UI's sessions, the metrics, the failed-authentication
+//! limit, whether the server drains) and how a route runs store work: on Tokio's
 //! blocking pool, never on the async executor, within a deadline.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use super::cache::BlockCache;
+use super::limits::AuthLimiter;
+use super::metrics::Metrics;
 use super::response::{ApiError, ApiResult};
-use super::sessions::Sessions;
 use super::slots::TestSlots;
 use crate::audit::AuditLog;
 use crate::auth::Verifier;
 use crate::error::{Error, Result};
-use crate::registry::Registry;
+use crate::registry::{Registry, UiSessions};
+use crate::time::now_millis;
 
 /// What every route shares.
 pub struct State {
@@ -21,41 +24,57 @@ pub struct State {
     pub verifier: Arc<Verifier>,
     pub audit: AuditLog,
     pub blocks: Arc<BlockCache>,
-    /// The web UI's signed-in browsers and last connection tests.
+    /// The web UI's signed-in browsers (in the store) and the tests running here.
     pub ui: UiState,
+    pub metrics: Arc<Metrics>,
+    pub limiter: AuthLimiter,
+    pub fleet: Arc<Fleet>,
 }
 
-/// A block's last Test in the web UI: passed, its code (`ok` when it passed), when.
-pub type LastTest = (bool, String, i64);
+/// This server among those sharing the store: its id (its heartbeat's row), whether
+/// it is draining (stopping: `/ready` fails while it still serves), and when a load
+/// balancer last asked `/ready`.
+pub struct Fleet {
+    pub server_id: String,
+    draining: AtomicBool,
+    ready_asked: AtomicI64,
+}
 
-/// What the UI keeps in the server's memory: sessions, the tests running, and each
-/// block's last Test (gone when the server restarts, and per server).
-#[derive(Default)]
+/// A balancer that asked `/ready` this lately is taken to be watching.
+const WATCHED: i64 = 30_000;
+
+impl Fleet {
+    pub fn new() -> Fleet {
+        Fleet {
+            server_id: uuid::Uuid::new_v4().simple().to_string(),
+            draining: AtomicBool::new(false),
+            ready_asked: AtomicI64::new(0),
+        }
+    }
+
+    /// Starts draining; whether a balancer is watching (asked `/ready` lately), so
+    /// that waiting for it to notice is worth it.
+    pub fn drain(&self) -> bool {
+        self.draining.store(true, Ordering::SeqCst);
+        now_millis() - self.ready_asked.load(Ordering::SeqCst) < WATCHED
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Notes that `/ready` was asked.
+    pub fn asked(&self) {
+        self.ready_asked.store(now_millis(), Ordering::SeqCst);
+    }
+}
+
+/// What the UI shares: its sessions (in the store, so any server answers any
+/// request) and the connection tests running on this server.
 pub struct UiState {
-    pub sessions: Sessions,
+    pub sessions: Arc<UiSessions>,
     /// The connection tests running now (bounded per token and in all).
     pub tests: TestSlots,
-    last_tests: Mutex<HashMap<String, LastTest>>,
-}
-
-impl UiState {
-    /// Keeps the outcome of a Test of `name` (at most 100,000 blocks' outcomes).
-    pub fn record_test(&self, name: &str, passed: bool, code: &str) {
-        let mut tests = self.last_tests.lock().expect("last tests poisoned");
-        if tests.len() >= 100_000 && !tests.contains_key(name) {
-            tests.clear();
-        }
-        tests.insert(
-            name.to_owned(),
-            (passed, code.to_owned(), crate::time::now_millis()),
-        );
-    }
-
-    /// The last Test of each of `names`, if one ran on this server.
-    pub fn last_tests(&self, names: &[&str]) -> Vec<Option<LastTest>> {
-        let tests = self.last_tests.lock().expect("last tests poisoned");
-        names.iter().map(|n| tests.get(*n).cloned()).collect()
-    }
 }
 
 /// How long a request waits for the store: a store that accepts connections but never

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::cache::BlockCache;
 use super::http::log_line;
+use super::metrics::Metrics;
 use crate::block::ChangeRecord;
 use crate::registry::{LEASE_LOCK, ROTATION_LOCK, Registry};
 
@@ -62,27 +63,34 @@ pub fn audit_pruner(registry: Registry, retention: Duration) -> rocket::fairing:
 /// holds the store's rotation lock (one server at a time when several share
 /// PostgreSQL). Each rotation is audited as `rotate-password` by `scheduler`, committed
 /// with the block's new version, before the admin block's password is used.
-pub fn rotation_scheduler(registry: Registry, every: Duration) -> rocket::fairing::AdHoc {
+pub fn rotation_scheduler(
+    registry: Registry,
+    metrics: Arc<Metrics>,
+    every: Duration,
+) -> rocket::fairing::AdHoc {
     rocket::fairing::AdHoc::on_liftoff("rotation scheduler", move |_| {
         Box::pin(async move {
             rocket::tokio::spawn(async move {
                 let mut ticks = rocket::tokio::time::interval(every);
                 loop {
                     ticks.tick().await;
-                    let registry = registry.clone();
-                    let _ = rocket::tokio::task::spawn_blocking(move || run_due(&registry)).await;
+                    let (registry, metrics) = (registry.clone(), metrics.clone());
+                    let _ = rocket::tokio::task::spawn_blocking(move || run_due(&registry, &metrics))
+                        .await;
                 }
             });
         })
     })
 }
 
-fn run_due(registry: &Registry) -> crate::error::Result<()> {
+fn run_due(registry: &Registry, metrics: &Metrics) -> crate::error::Result<()> {
     registry
         .exclusively(ROTATION_LOCK, || {
             for (block, schedule) in registry.due_rotations()? {
                 let request_id = format!("scheduler-{}", uuid::Uuid::new_v4().simple());
-                if let Err(err) = registry.run_scheduled_rotation(&block, &schedule, request_id) {
+                let rotated = registry.run_scheduled_rotation(&block, &schedule, request_id);
+                metrics.change("rotate-password", rotated.is_ok());
+                if let Err(err) = rotated {
                     log_line(json!({"scheduler": "rotate-password",
                         "block": block, "error": err.code(), "detail": err.to_string()}));
                 }
@@ -95,22 +103,27 @@ fn run_due(registry: &Registry) -> crate::error::Result<()> {
 /// Reconciles leases every `every` (one server at a time on a shared store): expired
 /// ones and work a crash cut short revoked, unknown managed users dropped; failures are
 /// logged and kept on the lease for the next round.
-pub fn lease_reconciler(registry: Registry, every: Duration) -> rocket::fairing::AdHoc {
+pub fn lease_reconciler(
+    registry: Registry,
+    metrics: Arc<Metrics>,
+    every: Duration,
+) -> rocket::fairing::AdHoc {
     rocket::fairing::AdHoc::on_liftoff("lease reconciler", move |_| {
         Box::pin(async move {
             rocket::tokio::spawn(async move {
                 let mut ticks = rocket::tokio::time::interval(every);
                 loop {
                     ticks.tick().await;
-                    let registry = registry.clone();
-                    let _ = rocket::tokio::task::spawn_blocking(move || reconcile(&registry)).await;
+                    let (registry, metrics) = (registry.clone(), metrics.clone());
+                    let _ = rocket::tokio::task::spawn_blocking(move || reconcile(&registry, &metrics))
+                        .await;
                 }
             });
         })
     })
 }
 
-fn reconcile(registry: &Registry) {
+fn reconcile(registry: &Registry, metrics: &Metrics) {
     let record = ChangeRecord {
         request_id: format!("reconciler-{}", uuid::Uuid::new_v4().simple()),
         actor: "reconciler".into(),
@@ -121,6 +134,11 @@ fn reconcile(registry: &Registry) {
     };
     let registry = registry.on_behalf(record);
     let done = registry.exclusively(LEASE_LOCK, || registry.reconcile_leases());
+    if let Ok(Some(Ok(report))) = &done {
+        for (n, outcome) in [(report.revoked.len(), "ok"), (report.failed.len(), "failed")] {
+            (0..n).for_each(|_| metrics.lease("reconcile_revoke", outcome));
+        }
+    }
     match done {
         Ok(Some(Ok(report))) if report.failed.is_empty() => {}
         Ok(Some(Ok(report))) => log_line(json!({"reconciler": "leases",
@@ -144,4 +162,70 @@ pub fn cache_sweeper(blocks: Arc<BlockCache>, every: Duration) -> rocket::fairin
             });
         })
     })
+}
+
+/// Keeps the token verifier in step with token changes on other servers (PostgreSQL
+/// LISTEN/NOTIFY), and says in the log and in `/metrics` when that stops or starts.
+pub fn watch_tokens(state: &super::state::State) -> crate::error::Result<()> {
+    let metrics = state.metrics.clone();
+    state
+        .registry
+        .watch_tokens(&state.verifier, move |listening, why| {
+            metrics.notifications.set(i64::from(listening));
+            match listening {
+                true => log_line(json!({"event": "token-notices", "listening": true})),
+                false => log_line(json!({"event": "token-notices", "listening": false,
+                    "detail": why, "fallback": "token checks are cached for token_cache"})),
+            }
+        })
+}
+
+const SESSION_PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+/// Removes expired UI sessions from the store now and then.
+pub fn session_pruner(sessions: Arc<crate::registry::UiSessions>) -> rocket::fairing::AdHoc {
+    rocket::fairing::AdHoc::on_liftoff("session pruner", move |_| {
+        Box::pin(async move {
+            rocket::tokio::spawn(async move {
+                let mut ticks = rocket::tokio::time::interval(SESSION_PRUNE_EVERY);
+                loop {
+                    ticks.tick().await;
+                    let sessions = sessions.clone();
+                    let _ = rocket::tokio::task::spawn_blocking(move || sessions.prune()).await;
+                }
+            });
+        })
+    })
+}
+
+/// On SIGTERM or SIGINT: the server drains (`/ready` answers 503) and, if a load
+/// balancer was watching `/ready`, goes on serving for `drain_time` so it stops sending
+/// here; then Rocket stops taking connections and finishes what is in flight within
+/// the rest of the shutdown grace. A second signal stops it at once.
+pub async fn drain_on_signal(
+    fleet: Arc<super::state::Fleet>,
+    shutdown: rocket::Shutdown,
+    drain_time: Duration,
+) {
+    use rocket::tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log_line(json!({"event": "signals", "warning": "cannot listen for SIGTERM"}));
+        return;
+    };
+    rocket::tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    let watched = fleet.drain();
+    let wait = if watched { drain_time } else { Duration::ZERO };
+    log_line(json!({"event": "draining", "wait_ms": wait.as_millis() as u64}));
+    rocket::tokio::select! {
+        _ = rocket::tokio::time::sleep(wait) => {},
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    shutdown.notify();
 }

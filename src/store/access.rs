@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::{api_tokens::dsl as t, audit_log::dsl as a};
-use super::{Store, StoreConnection};
+use super::{Store, StoreConnection, TOKENS_CHANNEL};
 use crate::error::{Error, Result};
 
 /// An API token as stored.
@@ -287,6 +287,7 @@ impl Store {
                 ))),
                 other => other.map(|_| ()).map_err(Error::from),
             }?;
+            super::notify::notify(conn, self.url().backend(), TOKENS_CHANNEL, &row.id)?;
             super::blocks::record_change(conn, audit)
         })
     }
@@ -325,6 +326,7 @@ impl Store {
             let n = diesel::update(t::api_tokens.find(&row.id).filter(t::revoked_at.is_null()))
                 .set((t::revoked_at.eq(Some(at)), t::mac.eq(Some(tag))))
                 .execute(conn)?;
+            super::notify::notify(conn, self.url().backend(), TOKENS_CHANNEL, &row.id)?;
             super::blocks::record_change(conn, audit)?;
             Ok(n > 0)
         })

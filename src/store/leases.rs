@@ -115,6 +115,16 @@ impl Store {
             .get_result(&mut *conn)?)
     }
 
+    /// How many leases are in each state but `revoked` (kept as history).
+    pub fn lease_counts(&self) -> Result<Vec<(String, i64)>> {
+        let mut conn = self.conn()?;
+        Ok(l::leases
+            .filter(l::state.ne(state::REVOKED))
+            .group_by(l::state)
+            .select((l::state, diesel::dsl::count_star()))
+            .load(&mut *conn)?)
+    }
+
     /// A live lease's new expiry; whether it was live.
     pub fn renew_lease(&self, id: &str, expires_at: i64) -> Result<bool> {
         let mut conn = self.conn()?;

@@ -20,7 +20,9 @@ mod access;
 mod backup;
 mod blocks;
 mod keys;
+mod fleet;
 mod leases;
+mod notify;
 mod schema;
 mod types;
 mod url;
@@ -32,7 +34,9 @@ pub use access::{
 pub use backup::StoreRows;
 pub use blocks::{BlockRow, ChangeKind, DELETED, SealedRow, VersionRow, block_stamps};
 pub use keys::DataKeyRow;
+pub use fleet::{SessionRow, TestRow};
 pub use leases::{LeaseRow, state as lease_state};
+pub use notify::{Heard, TOKENS_CHANNEL};
 pub use types::{StoredType, TypeRow};
 pub use url::StoreUrl;
 
@@ -48,6 +52,7 @@ use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::db::{AnyConnection, Backend, Connect};
+use crate::metrics::PoolMeasures;
 use crate::error::{Error, Result};
 
 /// The shortest time between two background WAL checkpoints (see
@@ -174,6 +179,21 @@ impl WriterConnection {
 pub struct Store {
     pool: Pool<StoreManager>,
     url: StoreUrl,
+    measures: PoolMeasures,
+}
+
+/// Feeds the pool's checkouts into its [`PoolMeasures`].
+#[derive(Debug)]
+struct Measured(PoolMeasures);
+
+impl diesel::r2d2::HandleEvent for Measured {
+    fn handle_checkout(&self, event: diesel::r2d2::event::CheckoutEvent) {
+        self.0.wait_seconds.observe(event.duration().as_secs_f64());
+    }
+
+    fn handle_timeout(&self, _event: diesel::r2d2::event::TimeoutEvent) {
+        self.0.timeouts.inc();
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -200,13 +220,30 @@ impl Store {
             .num_threads(1)
             .thread_name_pattern("store-pool")
             .build();
+        let measures = PoolMeasures::default();
         let pool = Pool::builder()
+            .event_handler(Box::new(Measured(measures.clone())))
             .max_size(options.max_size)
             .min_idle(Some(0))
             .thread_pool(std::sync::Arc::new(helper))
             .connection_timeout(options.connection_timeout)
             .build_unchecked(StoreManager { url: url.clone() });
-        Ok(Store { pool, url })
+        Ok(Store {
+            pool,
+            url,
+            measures,
+        })
+    }
+
+    /// The pool's measures: checkout waits and timeouts.
+    pub fn measures(&self) -> &PoolMeasures {
+        &self.measures
+    }
+
+    /// Connections the pool holds now: (in use, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections - state.idle_connections, state.idle_connections)
     }
 
     pub fn url(&self) -> &StoreUrl {

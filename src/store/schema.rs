@@ -107,3 +107,30 @@ diesel::table! {
         last_error -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    ui_sessions (id_hash) {
+        id_hash -> Text,
+        token_id -> Text,
+        csrf -> Text,
+        held -> Nullable<Binary>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    block_tests (name) {
+        name -> Text,
+        passed -> Bool,
+        code -> Text,
+        tested_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    server_heartbeats (server_id) {
+        server_id -> Text,
+        seen_at -> BigInt,
+    }
+}

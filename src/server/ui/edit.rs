@@ -93,7 +93,10 @@ impl<'a> Editor<'a> {
 
     /// The secrets held from a refused try of form `key`.
     fn viewing_held(&self, key: &str) -> Held {
-        self.state.ui.sessions.held(&self.viewing.session, key)
+        // A form's read is synchronous; the store is asked off the async workers.
+        let sessions = &self.state.ui.sessions;
+        rocket::tokio::task::block_in_place(|| sessions.held(&self.viewing.session, key))
+            .unwrap_or_default()
     }
 
     /// After a try of form `key`: refused, the secrets typed (or held) are held for the
@@ -114,10 +117,11 @@ impl<'a> Editor<'a> {
                 .collect(),
         };
         filled.held = secrets.iter().map(|(path, _)| path.clone()).collect();
-        self.state
-            .ui
-            .sessions
-            .hold(&self.viewing.session, key, secrets);
+        let sessions = &self.state.ui.sessions;
+        // Held secrets spare retyping; if the store cannot keep them, they are typed again.
+        let _ = rocket::tokio::task::block_in_place(|| {
+            sessions.hold(&self.viewing.session, key, secrets)
+        });
     }
 
     /// The form page, filled, with what differs from the stored block on a conflict.
@@ -362,9 +366,13 @@ pub async fn test_block(
             message: err.message,
         },
     };
-    match &tested {
-        Tested::Passed(_) => state.ui.record_test(&name, true, "ok"),
-        Tested::Failed { code, .. } => state.ui.record_test(&name, false, code),
+    let (registry, target) = (state.registry.clone(), name.clone());
+    let (passed, code) = match &tested {
+        Tested::Passed(_) => (true, "ok".to_owned()),
+        Tested::Failed { code, .. } => (false, code.clone()),
+    };
+    if let Err(err) = blocking(move || registry.record_test(&target, passed, &code)).await {
+        return viewing.problem(err);
     }
     show_block(&viewing, state, Ok(name), false, Some(&tested), None).await
 }

@@ -8,9 +8,9 @@ use rocket::{get, post};
 
 use super::pages;
 use super::viewing::{OverTls, Page, SameOrigin, Viewing, page, refusal};
-use crate::server::guard::verify_token;
+use crate::server::guard::{Client, authenticate};
 use crate::server::sessions::{COOKIE, LOGIN_COOKIE, random_token, same_token};
-use crate::server::state::State;
+use crate::server::state::{STORE_DEADLINE, State, within};
 
 /// A cookie of the UI's: HttpOnly, SameSite=Strict, for `/ui` only, Secure when the
 /// request came over TLS (to a proxy that says so).
@@ -42,6 +42,7 @@ pub async fn login(
     state: &rocket::State<State>,
     cookies: &CookieJar<'_>,
     tls: OverTls,
+    client: Client,
     form: Form<LoginForm<'_>>,
 ) -> Result<Redirect, Page> {
     let expected = cookies.get(LOGIN_COOKIE).map(|c| c.value().to_owned());
@@ -49,17 +50,27 @@ pub async fn login(
         return Err(refusal());
     }
     let token = form.token.trim();
-    if verify_token(state, token).await.is_err() {
-        let csrf = random_token();
+    let refused = |csrf: String, status: Status, message: &str| {
         cookies.add(ui_cookie(LOGIN_COOKIE, csrf.clone(), tls.0));
-        let message = "That token is not valid: it may be mistyped, expired or revoked.";
-        return Err(page(
-            Status::Unauthorized,
-            pages::login(&csrf, Some(message)),
-        ));
-    }
+        page(status, pages::login(&csrf, Some(message)))
+    };
+    let actor = match authenticate(state, client.0, token).await {
+        Ok(actor) => actor,
+        Err(refusal) => {
+            let message = match refusal.status.code {
+                401 => "That token is not valid: it may be mistyped, expired or revoked.",
+                _ => refusal.message.as_str(),
+            };
+            return Err(refused(random_token(), refusal.status, message));
+        }
+    };
+    let sessions = state.ui.sessions.clone();
+    let opened = within(STORE_DEADLINE, move || sessions.open(&actor.token_id)).await;
+    let Ok(id) = opened else {
+        let message = "The store cannot be reached now; try again in a moment.";
+        return Err(refused(random_token(), Status::ServiceUnavailable, message));
+    };
     cookies.remove(Cookie::build(LOGIN_COOKIE).path("/ui"));
-    let id = state.ui.sessions.open(token);
     cookies.add(ui_cookie(COOKIE, id, tls.0));
     Ok(Redirect::to("/ui"))
 }
@@ -70,7 +81,7 @@ pub struct CsrfForm<'r> {
 }
 
 #[post("/logout", data = "<form>")]
-pub fn logout(
+pub async fn logout(
     _origin: SameOrigin,
     viewing: Viewing,
     state: &rocket::State<State>,
@@ -78,7 +89,10 @@ pub fn logout(
     form: Form<CsrfForm<'_>>,
 ) -> Result<Redirect, Page> {
     viewing.csrf(Some(form.csrf))?;
-    state.ui.sessions.close(&viewing.session);
+    let (sessions, id) = (state.ui.sessions.clone(), viewing.session.clone());
+    if let Err(err) = within(STORE_DEADLINE, move || sessions.close(&id)).await {
+        return Err(viewing.problem(err.into()));
+    }
     cookies.remove(Cookie::build(COOKIE).path("/ui"));
     Ok(Redirect::to("/ui/login"))
 }

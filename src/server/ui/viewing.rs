@@ -4,18 +4,19 @@
 //! shown as a page.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::content::RawHtml;
 
 use super::pages::{self, Viewer};
-use crate::auth::Permission;
+use crate::auth::{Actor, Permission};
 use crate::error::Error;
-use crate::server::guard::{Ctx, verify_token};
+use crate::server::guard::Ctx;
 use crate::server::response::ApiError;
 use crate::server::sessions::{COOKIE, same_token};
-use crate::server::state::State;
+use crate::server::state::{STORE_DEADLINE, State, within};
 
 /// A page and its status.
 pub type Page = (Status, RawHtml<String>);
@@ -84,28 +85,43 @@ impl<'r> FromRequest<'r> for Viewing {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
         let state = req.rocket().state::<State>().expect("server state");
-        let sessions = &state.ui.sessions;
         let Some(id) = req.cookies().get(COOKIE).map(|c| c.value().to_owned()) else {
             return Outcome::Error((Status::Unauthorized, ()));
         };
-        let Some((token, csrf)) = sessions.get(&id) else {
-            return Outcome::Error((Status::Unauthorized, ()));
-        };
-        match verify_token(state, &token).await {
-            Ok(actor) => Outcome::Success(Viewing {
+        match session_actor(state, &id).await {
+            Ok(Some((actor, csrf))) => Outcome::Success(Viewing {
                 ctx: Ctx::verified(req, actor),
                 session: id,
                 csrf,
             }),
-            Err(Error::Unauthorized(_)) => {
-                // A revoked or expired token ends its sessions.
-                sessions.close(&id);
-                Outcome::Error((Status::Unauthorized, ()))
-            }
+            Ok(None) => Outcome::Error((Status::Unauthorized, ())),
             // The store cannot be asked now: the session stays for when it can.
             Err(_) => Outcome::Error((Status::ServiceUnavailable, ())),
         }
     }
+}
+
+/// The actor and CSRF token of session `id`, read from the store (any server may have
+/// opened it), its token checked again. A session whose token was revoked or expired
+/// is ended.
+async fn session_actor(state: &State, id: &str) -> Result<Option<(Arc<Actor>, String)>, Error> {
+    let sessions = state.ui.sessions.clone();
+    let verifier = state.verifier.clone();
+    let id = id.to_owned();
+    within(STORE_DEADLINE, move || {
+        let Some(session) = sessions.get(&id)? else {
+            return Ok(None);
+        };
+        match verifier.verify_id(&session.token_id) {
+            Ok(actor) => Ok(Some((actor, session.csrf))),
+            Err(Error::Unauthorized(_)) => {
+                sessions.close(&id)?;
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    })
+    .await
 }
 
 /// A form post from this site: refused when the browser says it comes from another
