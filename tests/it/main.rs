@@ -12,6 +12,7 @@ mod browser;
 mod connect;
 mod databases;
 mod everyday;
+mod fleet;
 mod hardening;
 mod hardening2;
 mod http_service;

@@ -25,7 +25,7 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(name)
             .and_then(|v| v.first())
@@ -45,9 +45,14 @@ impl Page {
 
 impl Browser {
     pub(crate) fn new(server: &Server) -> Browser {
+        Browser::at(&server.base)
+    }
+
+    /// A browser of the site at `base` (a load balancer's address).
+    pub(crate) fn at(base: &str) -> Browser {
         Browser {
             agent: ureq::AgentBuilder::new().redirects(0).build(),
-            base: server.base.clone(),
+            base: base.to_owned(),
             cookies: HashMap::new(),
             seen: Vec::new(),
         }

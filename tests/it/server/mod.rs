@@ -9,6 +9,7 @@ use crate::support::*;
 
 mod audit_trail;
 mod consistency;
+mod operations;
 mod prefect;
 mod prefect_ui;
 mod remote;

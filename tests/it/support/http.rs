@@ -80,6 +80,32 @@ impl Server {
         panic!("server did not start: {}", server.log());
     }
 
+    /// SIGTERM, as a service manager stops it; waits for it to end and answers how
+    /// long that took and whether it exited cleanly.
+    pub fn stop(&mut self) -> (Duration, bool) {
+        let began = std::time::Instant::now();
+        self.terminate();
+        (began.elapsed(), self.wait_exit())
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the process to end; whether it exited cleanly.
+    pub fn wait_exit(&mut self) -> bool {
+        self.child.wait().unwrap().success()
+    }
+
+    /// SIGKILL: a crash, with no draining.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -98,6 +124,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.wait();
     }
