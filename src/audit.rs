@@ -18,8 +18,8 @@ use std::time::Duration;
 use diesel::Connection;
 
 use crate::block::BlockStamp;
-use crate::metrics::AuditMeasures;
 use crate::error::{Error, Result};
+use crate::metrics::AuditMeasures;
 use crate::store::{
     NewAuditRow, Store, StoreConnection, WriterConnection, add_to_audit, block_stamps,
     insert_audit, insert_open_audit, store_now,
@@ -262,12 +262,10 @@ fn write_batches(
         // A connection that failed (the store restarted, say) is replaced and the batch
         // tried once more before anyone is told it failed.
         let began = std::time::Instant::now();
-        let _ = health.busy_since.compare_exchange(
-            0,
-            now_millis(),
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+        let _ =
+            health
+                .busy_since
+                .compare_exchange(0, now_millis(), Ordering::SeqCst, Ordering::SeqCst);
         let outcome = commit(store, &mut conn, &mut records, &batch).or_else(|_| {
             conn = None;
             commit(store, &mut conn, &mut records, &batch)

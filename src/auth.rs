@@ -499,7 +499,11 @@ impl Verifier {
     /// [`Verifier::verify_id`] from the cache only (`None`: ask the store).
     pub fn verify_id_cached(&self, id: &str) -> Option<Result<Arc<Actor>>> {
         let known = self.cached(id)?;
-        Some(known.ok_or_else(unauthorized).and_then(|k| k.check_active()))
+        Some(
+            known
+                .ok_or_else(unauthorized)
+                .and_then(|k| k.check_active()),
+        )
     }
 
     /// The actor a token belongs to, or `Unauthorized`.

@@ -206,9 +206,8 @@ impl SessionKey {
 
     /// Opens what [`SessionKey::seal`] sealed for `session`.
     pub fn open(&self, session: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        open(&self.0, FORMAT_V1, &session_aad(session), sealed).map_err(|_| {
-            Error::DecryptionFailed("a session's held secrets do not decrypt".into())
-        })
+        open(&self.0, FORMAT_V1, &session_aad(session), sealed)
+            .map_err(|_| Error::DecryptionFailed("a session's held secrets do not decrypt".into()))
     }
 }
 

@@ -180,9 +180,7 @@ pub fn rate_limited(seconds: u64) -> ApiError {
         retry_after: Some(seconds),
         ..ApiError::new(
             ErrorKind::RateLimited,
-            format!(
-                "too many failed authentications from this address; try again in {seconds} s"
-            ),
+            format!("too many failed authentications from this address; try again in {seconds} s"),
         )
     }
 }
@@ -254,7 +252,11 @@ pub fn refused(req: &Request<'_>) -> ApiError {
 
 #[rocket::catch(429)]
 pub fn limited(req: &Request<'_>) -> ApiError {
-    guard_failure(req, ErrorKind::RateLimited, "too many failed authentications")
+    guard_failure(
+        req,
+        ErrorKind::RateLimited,
+        "too many failed authentications",
+    )
 }
 
 #[rocket::catch(503)]

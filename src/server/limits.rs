@@ -142,7 +142,6 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,11 +165,7 @@ mod tests {
         for i in 0..1_000_000u32 {
             limiter.failed(Some(IpAddr::V4(i.into())));
         }
-        let kept: usize = limiter
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap().len())
-            .sum();
+        let kept: usize = limiter.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert_eq!(kept, SHARDS * PER_SHARD);
         // An IPv6 host is one client whatever its address in its /64.
         let a: IpAddr = "2001:db8::1".parse().unwrap();

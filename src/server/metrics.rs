@@ -160,7 +160,11 @@ impl Metrics {
             "Lease operations (issue, renew, revoke, reconcile_revoke), by outcome",
             self.lease_operations.clone(),
         );
-        r.register("leases", "Leases in the store, by state", self.leases.clone());
+        r.register(
+            "leases",
+            "Leases in the store, by state",
+            self.leases.clone(),
+        );
         r.register(
             "lease_revocations_failing",
             "Leases whose revocation keeps failing (retried)",
@@ -207,7 +211,13 @@ impl Metrics {
         for outcome in ["hit", "miss"] {
             let _ = self.cache_lookups.get_or_create(&Outcome { outcome });
         }
-        for reason in ["missing", "invalid", "rate_limited", "unavailable", "forbidden"] {
+        for reason in [
+            "missing",
+            "invalid",
+            "rate_limited",
+            "unavailable",
+            "forbidden",
+        ] {
             let _ = self.auth_failures.get_or_create(&Reason { reason });
         }
         for outcome in ["ok", "failed"] {
@@ -223,7 +233,10 @@ impl Metrics {
     /// Sets the leases gauge to the store's counts (every state shown, zero or not).
     pub fn set_leases(&self, counts: &[(String, i64)]) {
         for state in ["issuing", "live", "revoking"] {
-            let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
             let labels = LeaseState {
                 state: state.to_owned(),
             };

@@ -139,13 +139,13 @@ impl ServerOptions {
     }
 }
 
-/// The Rocket application for a registry: its state, background tasks, every area's
-/// routes and the catchers.
-pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>> {
+/// What the routes share, built for `registry`: the audit writers started, the UI's
+/// sessions and the verifier on the store, metrics fed by both.
+fn shared_state(registry: Registry, options: &ServerOptions) -> Result<State> {
     let audit = registry.start_audit_log(&options.audit)?;
     let metrics = Metrics::new(&audit.health().measures, registry.pool_measures()?);
     let (burst, per_minute) = options.auth_failures;
-    let state = State {
+    Ok(State {
         verifier: Arc::new(registry.token_verifier(options.token_cache)?),
         audit,
         blocks: Arc::new(cache::BlockCache::new(options.block_cache)),
@@ -157,7 +157,13 @@ pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>>
         limiter: limits::AuthLimiter::new(burst, per_minute, options.trusted_proxies.clone()),
         fleet: Arc::new(state::Fleet::new()),
         registry,
-    };
+    })
+}
+
+/// The Rocket application for a registry: its state, background tasks, every area's
+/// routes and the catchers.
+pub fn app(registry: Registry, options: &ServerOptions) -> Result<Rocket<Build>> {
+    let state = shared_state(registry, options)?;
     tasks::watch_tokens(&state)?;
     let sweeper = tasks::cache_sweeper(
         state.blocks.clone(),

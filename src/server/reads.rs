@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::cache::Kept;
 use super::guard::Ctx;
-use super::metrics::Metrics;
 use super::http::MAX_PAGE;
+use super::metrics::Metrics;
 use super::policy::{audited, event};
 use super::response::ApiResult;
 use super::state::{State, blocking};

@@ -75,8 +75,9 @@ pub fn rotation_scheduler(
                 loop {
                     ticks.tick().await;
                     let (registry, metrics) = (registry.clone(), metrics.clone());
-                    let _ = rocket::tokio::task::spawn_blocking(move || run_due(&registry, &metrics))
-                        .await;
+                    let _ =
+                        rocket::tokio::task::spawn_blocking(move || run_due(&registry, &metrics))
+                            .await;
                 }
             });
         })
@@ -115,8 +116,9 @@ pub fn lease_reconciler(
                 loop {
                     ticks.tick().await;
                     let (registry, metrics) = (registry.clone(), metrics.clone());
-                    let _ = rocket::tokio::task::spawn_blocking(move || reconcile(&registry, &metrics))
-                        .await;
+                    let _ =
+                        rocket::tokio::task::spawn_blocking(move || reconcile(&registry, &metrics))
+                            .await;
                 }
             });
         })
@@ -135,7 +137,10 @@ fn reconcile(registry: &Registry, metrics: &Metrics) {
     let registry = registry.on_behalf(record);
     let done = registry.exclusively(LEASE_LOCK, || registry.reconcile_leases());
     if let Ok(Some(Ok(report))) = &done {
-        for (n, outcome) in [(report.revoked.len(), "ok"), (report.failed.len(), "failed")] {
+        for (n, outcome) in [
+            (report.revoked.len(), "ok"),
+            (report.failed.len(), "failed"),
+        ] {
             (0..n).for_each(|_| metrics.lease("reconcile_revoke", outcome));
         }
     }

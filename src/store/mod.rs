@@ -19,8 +19,8 @@ macro_rules! with_backend {
 mod access;
 mod backup;
 mod blocks;
-mod keys;
 mod fleet;
+mod keys;
 mod leases;
 mod notify;
 mod schema;
@@ -33,8 +33,8 @@ pub use access::{
 };
 pub use backup::StoreRows;
 pub use blocks::{BlockRow, ChangeKind, DELETED, SealedRow, VersionRow, block_stamps};
-pub use keys::DataKeyRow;
 pub use fleet::{SessionRow, TestRow};
+pub use keys::DataKeyRow;
 pub use leases::{LeaseRow, state as lease_state};
 pub use notify::{Heard, TOKENS_CHANNEL};
 pub use types::{StoredType, TypeRow};
@@ -52,8 +52,8 @@ use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::db::{AnyConnection, Backend, Connect};
-use crate::metrics::PoolMeasures;
 use crate::error::{Error, Result};
+use crate::metrics::PoolMeasures;
 
 /// The shortest time between two background WAL checkpoints (see
 /// [`Store::connect_writer`]). Measured with wrk: 5-10 ms keeps the writer's own
@@ -243,7 +243,10 @@ impl Store {
     /// Connections the pool holds now: (in use, idle).
     pub fn pool_state(&self) -> (u32, u32) {
         let state = self.pool.state();
-        (state.connections - state.idle_connections, state.idle_connections)
+        (
+            state.connections - state.idle_connections,
+            state.idle_connections,
+        )
     }
 
     pub fn url(&self) -> &StoreUrl {

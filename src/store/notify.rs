@@ -36,7 +36,12 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// Sends `payload` on `channel` within `conn`'s transaction (PostgreSQL only; the
 /// payload must be an id: letters, digits, `-` and `_`).
-pub fn notify(conn: &mut StoreConnection, backend: Backend, channel: &str, payload: &str) -> Result<()> {
+pub fn notify(
+    conn: &mut StoreConnection,
+    backend: Backend,
+    channel: &str,
+    payload: &str,
+) -> Result<()> {
     if backend != Backend::Postgres
         || !payload
             .bytes()

@@ -142,7 +142,15 @@ fn fleet() -> (TestEnv, String, Vec<u16>, Vec<Server>) {
     let env = TestEnv::new(Backend::Postgres);
     env.ok(&["init"]);
     let admin = token(&env, "admin", &["admin"], &[]);
-    env.ok(&["block", "create", "app", "--type", "json", "--set-json", "value=1"]);
+    env.ok(&[
+        "block",
+        "create",
+        "app",
+        "--type",
+        "json",
+        "--set-json",
+        "value=1",
+    ]);
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let servers = ports
         .iter()
@@ -228,7 +236,11 @@ fn rolling_restart_loses_nothing(
     let (made, failed) = load.finish();
     eprintln!("rolling restart: {made} requests, {} failed", failed.len());
     assert!(made > 100, "only {made} requests");
-    assert!(failed.is_empty(), "{} of {made} failed: {failed:?}", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {made} failed: {failed:?}",
+        failed.len()
+    );
 }
 
 /// A server killed (-9) under load: the balancer takes it out, and clients see at
@@ -242,5 +254,9 @@ fn crash_fails_only_what_was_in_flight(balancer: &Balancer, servers: &mut [Serve
     let (made, failed) = load.finish();
     eprintln!("kill -9: {made} requests, {} failed", failed.len());
     assert!(made > 20, "only {made} requests");
-    assert!(failed.len() <= clients, "{} failed: {failed:?}", failed.len());
+    assert!(
+        failed.len() <= clients,
+        "{} failed: {failed:?}",
+        failed.len()
+    );
 }

@@ -68,7 +68,8 @@ pub async fn block_list(
     let types: Vec<String> = types.into_iter().map(|t| t.def.slug).collect();
     let names: Vec<&str> = blocks.iter().map(|b| b.name.as_str()).collect();
     let (registry, asked) = (state.registry.clone(), names.join(" "));
-    let tests = blocking(move || registry.last_tests(&asked.split_whitespace().collect::<Vec<_>>()));
+    let tests =
+        blocking(move || registry.last_tests(&asked.split_whitespace().collect::<Vec<_>>()));
     let tests = match tests.await {
         Ok(tests) => tests,
         Err(err) => return viewing.problem(err),

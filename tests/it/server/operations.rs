@@ -25,8 +25,18 @@ print(json.dumps(out))
 "#;
     let file = env.dir.path().join("metrics.txt");
     std::fs::write(&file, &reply.text).unwrap();
-    let out = run_python(&python(), script, &[file.to_str().unwrap()], env.dir.path(), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_python(
+        &python(),
+        script,
+        &[file.to_str().unwrap()],
+        env.dir.path(),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice::<Value>(&out.stdout)
         .unwrap()
         .as_object()
@@ -39,11 +49,8 @@ fn sample(families: &serde_json::Map<String, Value>, sample: &str, labels: &[(&s
     let family = families
         .values()
         .flat_map(|f| f.as_array().unwrap())
-        .find(|s| {
-            s[0] == sample && labels.iter().all(|(k, v)| s[1][*k].as_str() == Some(*v))
-        });
-    family
-        .unwrap_or_else(|| panic!("no {sample} {labels:?}"))[2]
+        .find(|s| s[0] == sample && labels.iter().all(|(k, v)| s[1][*k].as_str() == Some(*v)));
+    family.unwrap_or_else(|| panic!("no {sample} {labels:?}"))[2]
         .as_f64()
         .unwrap()
 }
@@ -52,43 +59,110 @@ fn sample(families: &serde_json::Map<String, Value>, sample: &str, labels: &[(&s
 fn metrics_are_openmetrics_text_with_every_family() {
     let env = TestEnv::new(Backend::Sqlite);
     let (server, api, admin) = started(&env);
-    assert_eq!(api.post("/blocks", &connector("crdb-sage", PLANTED)).status, 201);
+    assert_eq!(
+        api.post("/blocks", &connector("crdb-sage", PLANTED)).status,
+        201
+    );
     for _ in 0..5 {
-        assert_eq!(api.get("/blocks/crdb-sage?include_secrets=true").status, 200);
+        assert_eq!(
+            api.get("/blocks/crdb-sage?include_secrets=true").status,
+            200
+        );
     }
     let bad = api.with_token(Some("byd_0123456789abcdef_wrong"));
     assert_eq!(bad.get("/blocks").status, 401);
     let reader = token(&env, "reader", &["blocks:read"], &[]);
-    assert_eq!(Api::root(&server, Some(&reader)).get("/metrics").status, 403);
+    assert_eq!(
+        Api::root(&server, Some(&reader)).get("/metrics").status,
+        403
+    );
     assert_eq!(Api::root(&server, None).get("/metrics").status, 401);
     let scraper = token(&env, "prometheus", &["metrics"], &[]);
     let families = scrape(&env, &server, &scraper);
-    let route = [("route", "/api/v1/blocks/<name>"), ("method", "GET"), ("status", "200")];
-    assert_eq!(sample(&families, "blockyard_http_requests_total", &route), 5.0);
+    let route = [
+        ("route", "/api/v1/blocks/<name>"),
+        ("method", "GET"),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        sample(&families, "blockyard_http_requests_total", &route),
+        5.0
+    );
     let timed = [("route", "/api/v1/blocks/<name>"), ("method", "GET")];
-    let count = sample(&families, "blockyard_http_request_duration_seconds_count", &timed);
+    let count = sample(
+        &families,
+        "blockyard_http_request_duration_seconds_count",
+        &timed,
+    );
     assert_eq!(count, 5.0);
     let ok = [("outcome", "ok")];
     assert_eq!(sample(&families, "blockyard_secret_reads_total", &ok), 5.0);
-    assert_eq!(sample(&families, "blockyard_secret_reads_total", &[("outcome", "refused")]), 0.0);
-    let hits = sample(&families, "blockyard_block_cache_lookups_total", &[("outcome", "hit")]);
+    assert_eq!(
+        sample(
+            &families,
+            "blockyard_secret_reads_total",
+            &[("outcome", "refused")]
+        ),
+        0.0
+    );
+    let hits = sample(
+        &families,
+        "blockyard_block_cache_lookups_total",
+        &[("outcome", "hit")],
+    );
     assert_eq!(hits, 4.0, "the first read fills the cache");
     let invalid = [("reason", "invalid")];
-    assert_eq!(sample(&families, "blockyard_auth_failures_total", &invalid), 1.0);
+    assert_eq!(
+        sample(&families, "blockyard_auth_failures_total", &invalid),
+        1.0
+    );
     let missing = [("reason", "missing")];
-    assert_eq!(sample(&families, "blockyard_auth_failures_total", &missing), 1.0);
+    assert_eq!(
+        sample(&families, "blockyard_auth_failures_total", &missing),
+        1.0
+    );
     let forbidden = [("reason", "forbidden")];
-    assert_eq!(sample(&families, "blockyard_auth_failures_total", &forbidden), 1.0);
+    assert_eq!(
+        sample(&families, "blockyard_auth_failures_total", &forbidden),
+        1.0
+    );
     assert!(sample(&families, "blockyard_audit_batch_size_count", &[]) >= 1.0);
-    assert!(sample(&families, "blockyard_audit_commit_duration_seconds_sum", &[]) > 0.0);
+    assert!(
+        sample(
+            &families,
+            "blockyard_audit_commit_duration_seconds_sum",
+            &[]
+        ) > 0.0
+    );
     assert!(sample(&families, "blockyard_store_pool_wait_seconds_count", &[]) >= 5.0);
-    assert!(sample(&families, "blockyard_store_connections", &[("state", "idle")]) >= 1.0);
-    assert_eq!(sample(&families, "blockyard_store_pool_timeouts_total", &[]), 0.0);
-    assert_eq!(sample(&families, "blockyard_password_rotations_total", &ok), 0.0);
+    assert!(
+        sample(
+            &families,
+            "blockyard_store_connections",
+            &[("state", "idle")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        sample(&families, "blockyard_store_pool_timeouts_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        sample(&families, "blockyard_password_rotations_total", &ok),
+        0.0
+    );
     let issued = [("operation", "issue"), ("outcome", "ok")];
-    assert_eq!(sample(&families, "blockyard_lease_operations_total", &issued), 0.0);
-    assert_eq!(sample(&families, "blockyard_leases", &[("state", "live")]), 0.0);
-    assert_eq!(sample(&families, "blockyard_lease_revocations_failing", &[]), 0.0);
+    assert_eq!(
+        sample(&families, "blockyard_lease_operations_total", &issued),
+        0.0
+    );
+    assert_eq!(
+        sample(&families, "blockyard_leases", &[("state", "live")]),
+        0.0
+    );
+    assert_eq!(
+        sample(&families, "blockyard_lease_revocations_failing", &[]),
+        0.0
+    );
     let version = [("version", env!("CARGO_PKG_VERSION"))];
     assert_eq!(sample(&families, "blockyard_build_info", &version), 1.0);
     assert!(!serde_json::to_string(&families).unwrap().contains(PLANTED));
@@ -101,7 +175,12 @@ fn failed_authentications_are_limited_per_client_address() {
     let env = TestEnv::new(Backend::Sqlite);
     env.ok(&["init"]);
     let admin = token(&env, "admin", &["admin"], &[]);
-    let limit = ["--auth-failures-burst", "5", "--auth-failures-per-minute", "60"];
+    let limit = [
+        "--auth-failures-burst",
+        "5",
+        "--auth-failures-per-minute",
+        "60",
+    ];
     let server = Server::start(&env, &limit);
     let good = Api::new(&server, Some(&admin));
     assert_eq!(good.get("/blocks").status, 200);
@@ -135,7 +214,12 @@ fn a_trusted_proxys_forwarded_address_is_the_client() {
     let env = TestEnv::new(Backend::Sqlite);
     env.ok(&["init"]);
     let admin = token(&env, "admin", &["admin"], &[]);
-    let args = ["--auth-failures-burst", "3", "--trusted-proxies", "127.0.0.0/8"];
+    let args = [
+        "--auth-failures-burst",
+        "3",
+        "--trusted-proxies",
+        "127.0.0.0/8",
+    ];
     let server = Server::start(&env, &args);
     let bad = Api::new(&server, Some("byd_0123456789abcdef_wrong"));
     // The last address not a trusted proxy's is the client: a spoofed first entry
@@ -177,9 +261,15 @@ fn ready(server: &Server) -> (u16, Duration, Value) {
 fn ready_fails_when_the_store_or_audit_log_cannot_be_written() {
     let env = TestEnv::new(Backend::Postgres);
     let (server, api, _) = started(&env);
-    assert_eq!(api.post("/blocks", &connector("crdb-sage", PLANTED)).status, 201);
+    assert_eq!(
+        api.post("/blocks", &connector("crdb-sage", PLANTED)).status,
+        201
+    );
     assert_eq!(ready(&server).0, 200);
-    let lock = holding(&env, "LOCK TABLE server_heartbeats IN ACCESS EXCLUSIVE MODE");
+    let lock = holding(
+        &env,
+        "LOCK TABLE server_heartbeats IN ACCESS EXCLUSIVE MODE",
+    );
     let (status, took, body) = ready(&server);
     assert_eq!(status, 503, "{body}");
     assert!(took < Duration::from_secs(5), "{took:?}");
@@ -198,8 +288,14 @@ fn ready_fails_when_the_store_or_audit_log_cannot_be_written() {
     drop(lock);
     let began = Instant::now();
     while ready(&server).0 != 200 {
-        assert!(began.elapsed() < Duration::from_secs(10), "never ready again");
-        assert_eq!(api.get("/blocks/crdb-sage?include_secrets=true").status, 200);
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "never ready again"
+        );
+        assert_eq!(
+            api.get("/blocks/crdb-sage?include_secrets=true").status,
+            200
+        );
     }
 }
 
@@ -222,7 +318,10 @@ fn sigterm_drains_then_stops_within_the_grace() {
     assert_eq!(api.get("/blocks").status, 200);
     assert!(server.wait_exit(), "{}", server.log());
     let took = began.elapsed();
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(6), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
     assert!(server.log().contains("\"draining\""));
 }
 
