@@ -1,14 +1,14 @@
 //! Limits on failed authentication: each client address has a token bucket that every
 //! failed sign-in or bad token empties by one; an address whose bucket is empty is
 //! answered 429 with `Retry-After` before any store work, unless its token is one this
-//! server already verified (a good token is never slowed by someone else's flood).
+//! server has seen exist (a good token is never slowed by someone else's flood).
 //! Memory is bounded whatever the number of addresses: buckets live in a fixed table,
 //! indexed by a keyed hash of the address (IPv6 by its /64), and an address that finds
 //! its slot held by another takes it over once that one has refilled. The client's
 //! address is the peer's, or, when the peer is a trusted proxy, the last address in
 //! `X-Forwarded-For` that is not one.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -127,9 +127,7 @@ impl AuthLimiter {
             IpAddr::V4(v4) => u128::from(u32::from(v4)),
             IpAddr::V6(v6) => (u128::from(v6) >> 64) << 64 | 1,
         };
-        let mut hasher = self.hasher.build_hasher();
-        key.hash(&mut hasher);
-        let hash = hasher.finish() as usize;
+        let hash = self.hasher.hash_one(key) as usize;
         (key, hash % SHARDS, (hash / SHARDS) % PER_SHARD)
     }
 }
