@@ -149,3 +149,53 @@ fn trim_sessions(conn: &mut StoreConnection, token_id: Option<&str>, keep: i64) 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{PoolOptions, StoreUrl};
+
+    fn row(id: &str, token: &str, at: i64) -> SessionRow {
+        SessionRow {
+            id_hash: id.to_owned(),
+            token_id: token.to_owned(),
+            csrf: "c".into(),
+            held: None,
+            created_at: at,
+            expires_at: at + 1_000,
+        }
+    }
+
+    #[test]
+    fn one_tokens_sign_ins_end_only_its_own_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StoreUrl::parse(dir.path().join("t.db").to_str().unwrap()).unwrap();
+        let store = Store::open(url, &PoolOptions::default()).unwrap();
+        store.migrate().unwrap();
+        store
+            .open_session(&row("other", "t-other", 1), 3, 100)
+            .unwrap();
+        for n in 0..6 {
+            let id = format!("flood-{n}");
+            store
+                .open_session(&row(&id, "t-flood", 10 + n), 3, 100)
+                .unwrap();
+        }
+        assert!(
+            store.session("other", 5).unwrap().is_some(),
+            "another user was signed out"
+        );
+        assert!(
+            store.session("flood-0", 20).unwrap().is_none(),
+            "the flood's oldest stayed"
+        );
+        assert!(store.session("flood-5", 20).unwrap().is_some());
+        // In all, the newest are kept; expired sessions are pruned.
+        store
+            .open_session(&row("last", "t-last", 30), 3, 2)
+            .unwrap();
+        assert!(store.session("flood-4", 31).unwrap().is_none());
+        assert_eq!(store.prune_sessions(2_000).unwrap(), 2);
+        assert!(store.session("last", 31).unwrap().is_none());
+    }
+}
