@@ -524,6 +524,15 @@ impl Verifier {
         Some(known.ok_or_else(unauthorized).and_then(|k| k.check(token)))
     }
 
+    /// Whether this verifier has seen the token's id exist (its row cached, fresh or
+    /// not): cheap, no store work.
+    pub fn knows(&self, token: &str) -> bool {
+        token_id(token).is_some_and(|id| {
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            cache.get(id).is_some_and(|(known, _)| known.is_some())
+        })
+    }
+
     /// Verifies a token whose id this verifier has seen exist (its row cached, fresh
     /// or not; a stale row is read again): `None` for an id it does not know, so a
     /// client refused for its failures costs no store lookup with made-up ids.

@@ -5,6 +5,9 @@
 //! measured where the work is, see `crate::metrics`), and build info. Labels come from
 //! fixed sets (a route's template, never its path), so the series are bounded.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,17 +19,17 @@ use crate::metrics::{AuditMeasures, PoolMeasures, seconds_buckets};
 
 /// A request's route (its template, `unmatched` for none), method and status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub route: String,
-    pub method: String,
-    pub status: u16,
+struct RequestLabels {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
 }
 
 /// A route and method.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub route: String,
-    pub method: String,
+struct RouteLabels {
+    route: &'static str,
+    method: &'static str,
 }
 
 /// One label from a fixed set of words.
@@ -67,6 +70,9 @@ struct BuildLabels {
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// Route templates kept as labels at most (the server mounts about a hundred).
+const MAX_ROUTES: usize = 512;
+
 fn latency() -> Histogram {
     Histogram::new(seconds_buckets())
 }
@@ -74,8 +80,11 @@ fn latency() -> Histogram {
 /// Every instrument the server feeds, and the registry that exposes them.
 pub struct Metrics {
     instruments: Instruments,
-    pub requests: Family<RequestLabels, Counter>,
-    pub durations: Histograms<RouteLabels>,
+    requests: Family<RequestLabels, Counter>,
+    durations: Histograms<RouteLabels>,
+    /// Route templates as `'static` labels, each kept once (the routes are fixed at
+    /// launch), so counting a request allocates nothing.
+    routes: RwLock<HashMap<String, &'static str>>,
     pub secret_reads: Family<Outcome, Counter>,
     pub cache_lookups: Family<Outcome, Counter>,
     pub auth_failures: Family<Reason, Counter>,
@@ -94,6 +103,7 @@ impl Metrics {
             instruments: Instruments::with_prefix("blockyard"),
             requests: Family::default(),
             durations: Family::new_with_constructor(latency as fn() -> Histogram),
+            routes: RwLock::default(),
             secret_reads: Family::default(),
             cache_lookups: Family::default(),
             auth_failures: Family::default(),
@@ -245,13 +255,10 @@ impl Metrics {
     }
 
     /// Counts a finished request.
-    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let (route, method) = (route.to_owned(), method.to_owned());
+    pub fn request(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+        let route = self.route(route);
         self.durations
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-                method: method.clone(),
-            })
+            .get_or_create(&RouteLabels { route, method })
             .observe(seconds);
         self.requests
             .get_or_create(&RequestLabels {
@@ -260,6 +267,20 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// `route` as a label: the template kept once.
+    fn route(&self, route: &str) -> &'static str {
+        if let Some(kept) = self.routes.read().unwrap_or_else(|e| e.into_inner()).get(route) {
+            return kept;
+        }
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        if routes.len() >= MAX_ROUTES {
+            return "other";
+        }
+        routes
+            .entry(route.to_owned())
+            .or_insert_with(|| Box::leak(route.to_owned().into_boxed_str()))
     }
 
     /// Counts one of `family`'s outcomes.
