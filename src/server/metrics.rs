@@ -271,7 +271,12 @@ impl Metrics {
 
     /// `route` as a label: the template kept once.
     fn route(&self, route: &str) -> &'static str {
-        if let Some(kept) = self.routes.read().unwrap_or_else(|e| e.into_inner()).get(route) {
+        if let Some(kept) = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
             return kept;
         }
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());

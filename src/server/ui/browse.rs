@@ -51,29 +51,22 @@ pub async fn block_list(
     let registry = state.registry.clone();
     let reader = actor.clone();
     let listed = blocking(move || {
-        let blocks = visible_blocks(&registry, filter, PAGE + 1, &reader)?;
-        let types = registry.block_types()?;
-        Ok((blocks, types))
+        let mut blocks = visible_blocks(&registry, filter, PAGE + 1, &reader)?;
+        let more = blocks.len() as i64 > PAGE;
+        blocks.truncate(PAGE as usize);
+        let names: Vec<&str> = blocks.iter().map(|b| b.name.as_str()).collect();
+        let tests = registry.last_tests(&names)?;
+        Ok((blocks, more, tests, registry.block_types()?))
     })
     .await;
-    let (mut blocks, types) = match listed {
+    let (blocks, more, tests, types) = match listed {
         Ok(listed) => listed,
         Err(err) => return viewing.problem(err),
     };
-    let more = blocks.len() as i64 > PAGE;
-    blocks.truncate(PAGE as usize);
     let next_cursor = more
         .then(|| blocks.last().map(|b| b.name.clone()))
         .flatten();
     let types: Vec<String> = types.into_iter().map(|t| t.def.slug).collect();
-    let names: Vec<&str> = blocks.iter().map(|b| b.name.as_str()).collect();
-    let (registry, asked) = (state.registry.clone(), names.join(" "));
-    let tests =
-        blocking(move || registry.last_tests(&asked.split_whitespace().collect::<Vec<_>>()));
-    let tests = match tests.await {
-        Ok(tests) => tests,
-        Err(err) => return viewing.problem(err),
-    };
     let view = ListView {
         tests: &tests,
         blocks: &blocks,
