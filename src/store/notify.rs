@@ -3,8 +3,6 @@
 //! commits), and each server listens on a connection of its own. SQLite stores have
 //! one server, and send nothing.
 
-use std::time::Duration;
-
 use diesel::prelude::*;
 
 use super::{Backend, Store, StoreConnection};
@@ -27,12 +25,14 @@ pub enum Heard {
     Lost(String),
 }
 
+#[cfg(feature = "postgres")]
 /// How long each wait on the listening connection lasts: a notification is delivered
 /// when the wait ends, so this bounds how late it is heard.
 const WAIT: &str = "SELECT pg_sleep(0.1)";
 
+#[cfg(feature = "postgres")]
 /// How long a listener waits before it connects again after a failure.
-const RETRY: Duration = Duration::from_secs(1);
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Sends `payload` on `channel` within `conn`'s transaction (PostgreSQL only; the
 /// payload must be an id: letters, digits, `-` and `_`).
