@@ -256,12 +256,13 @@ fn rocket_config(options: &ServerOptions) -> rocket::Config {
     // `limits`); never a header anyone may set.
     config.ip_header = None;
     // Stopping is ours (`tasks::drain_on_signal`): drain, then stop taking connections
-    // and give what is in flight the rest of the shutdown grace.
+    // and give what is in flight the rest of the shutdown grace. Rocket may take its
+    // grace, then a second of mercy, then a second more; the runtime one more.
     let rest = options.shutdown_grace.saturating_sub(options.drain_time);
     config.shutdown = rocket::config::Shutdown {
         ctrlc: false,
         signals: Default::default(),
-        grace: rest.as_secs().saturating_sub(1).max(1) as u32,
+        grace: rest.as_secs().saturating_sub(3).max(1) as u32,
         mercy: 1,
         ..Default::default()
     };

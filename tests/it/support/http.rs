@@ -85,7 +85,8 @@ impl Server {
     pub fn stop(&mut self) -> (Duration, bool) {
         let began = std::time::Instant::now();
         self.terminate();
-        (began.elapsed(), self.wait_exit())
+        let clean = self.wait_exit();
+        (began.elapsed(), clean)
     }
 
     /// Sends SIGTERM and returns at once.
