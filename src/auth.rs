@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -379,6 +379,9 @@ pub struct Verifier {
     cache: RwLock<HashMap<String, Cached>>,
     /// Whether notifications of token changes are being heard now.
     pushed: AtomicBool,
+    /// Token changes heard (and cache clears) so far: a row read while one arrived is
+    /// not kept.
+    changes: AtomicU64,
 }
 
 /// How long a token row is trusted while every change of a token is announced.
@@ -454,6 +457,7 @@ impl Verifier {
             ttl,
             cache: RwLock::new(HashMap::new()),
             pushed: AtomicBool::new(false),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -463,10 +467,9 @@ impl Verifier {
     pub fn heard(&self, heard: Heard) {
         match heard {
             Heard::Payload(id) => {
-                self.cache
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
+                let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+                self.changes.fetch_add(1, Ordering::SeqCst);
+                cache.remove(&id);
             }
             Heard::Listening => {
                 if !self.pushed.swap(true, Ordering::SeqCst) {
@@ -494,16 +497,6 @@ impl Verifier {
             None => self.load(id)?,
         };
         known.ok_or_else(unauthorized)?.check_active()
-    }
-
-    /// [`Verifier::verify_id`] from the cache only (`None`: ask the store).
-    pub fn verify_id_cached(&self, id: &str) -> Option<Result<Arc<Actor>>> {
-        let known = self.cached(id)?;
-        Some(
-            known
-                .ok_or_else(unauthorized)
-                .and_then(|k| k.check_active()),
-        )
     }
 
     /// The actor a token belongs to, or `Unauthorized`.
@@ -555,10 +548,9 @@ impl Verifier {
     /// Forgets every cached check: after a revocation on this server, the next request
     /// of each token is checked against the store.
     pub fn forget_all(&self) {
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        cache.clear();
     }
 
     /// The cached row for a token id, if fresh (`Some(None)`: known not to exist).
@@ -573,12 +565,18 @@ impl Verifier {
     }
 
     fn load(&self, id: &str) -> Result<Option<Arc<Known>>> {
+        let changes = self.changes.load(Ordering::SeqCst);
         let known = self
             .store
             .token(id)?
             .and_then(|row| Known::from_row(row, &self.key))
             .map(Arc::new);
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if self.changes.load(Ordering::SeqCst) != changes {
+            // A token changed while the row was read: the row may be from before the
+            // change, so it is used this once and not kept.
+            return Ok(known);
+        }
         if cache.len() > 10_000 {
             // Thousands of unknown token ids must not grow memory without bound.
             cache.retain(|_, (known, at)| known.is_some() && at.elapsed() < self.ttl);
