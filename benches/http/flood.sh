@@ -2,7 +2,7 @@
 # A flood of bad tokens from one address against a good client's reads: wrk reads one
 # block with its secrets (a good token, 8 connections) alone, then while a second wrk
 # sends made-up tokens (a new random token id each request) from the same address: 4
-# connections, each waiting FLOOD_DELAY_MS (1) between requests, so about 4,000 a second,
+# connections, each waiting FLOOD_DELAY_MS (1) between requests, so about 2,800 a second here,
 # the rate the last security review flooded at (100,000 in DURATION=25s); FLOOD_DELAY_MS=0
 # floods as fast as the machine allows. Reports the good client's requests/s and p99 both times, the flood's requests
 # and how they were answered (429 once the address's failures are used up), and the
