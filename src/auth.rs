@@ -526,25 +526,6 @@ impl Verifier {
         })
     }
 
-    /// Verifies a token whose id this verifier has seen exist (its row cached, fresh
-    /// or not; a stale row is read again): `None` for an id it does not know, so a
-    /// client refused for its failures costs no store lookup with made-up ids.
-    pub fn verify_known(&self, token: &str) -> Option<Result<Arc<Actor>>> {
-        let id = token_id(token)?;
-        let known = {
-            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
-            cache.get(id)?.0.clone()?
-        };
-        let known = match self.cached(id) {
-            Some(_) => Some(known),
-            None => match self.load(id) {
-                Ok(known) => known,
-                Err(err) => return Some(Err(err)),
-            },
-        };
-        Some(known.ok_or_else(unauthorized).and_then(|k| k.check(token)))
-    }
-
     /// Forgets every cached check: after a revocation on this server, the next request
     /// of each token is checked against the store.
     pub fn forget_all(&self) {

@@ -10,6 +10,8 @@
 # Needs: wrk (Debian package), PostgreSQL for STORE=postgres (BLOCKYARD_TEST_PG_URL).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=benches/http/common.sh
+source benches/http/common.sh
 [ $# -eq 2 ] || { echo "usage: $0 BINARY_A BINARY_B" >&2; exit 2; }
 STORE=${STORE:-postgres}
 RUNS=${RUNS:-5}
@@ -56,13 +58,12 @@ measure() {
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer ${!token_var}" \
     "http://127.0.0.1:$port/api/v1/blocks/crdb-$((BLOCKS / 2))?include_secrets=true" > "$work/wrk.txt"
   local rps p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
-  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' "$work/wrk.txt")
+  rps=$(rps "$work/wrk.txt")
+  p99=$(p99_ms "$work/wrk.txt")
   echo "  $label: $rps requests/s, p99 $p99 ms$(grep -q Non-2xx "$work/wrk.txt" && echo ' (ERRORS)')"
   echo "$rps $p99" >> "$work/$label.txt"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 start A "$(realpath "$1")" 4396
 start B "$(realpath "$2")" 4397

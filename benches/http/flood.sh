@@ -13,6 +13,8 @@
 # Needs: wrk (Debian package), a release build (built here unless BINARY is given).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=benches/http/common.sh
+source benches/http/common.sh
 DURATION=${DURATION:-25s}
 STORE=${STORE:-sqlite}
 PORT=${PORT:-4398}
@@ -66,8 +68,6 @@ done = function(summary)
 end
 EOF
 
-p99_ms() { awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' "$work/$1.txt"; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 echo "server RSS at start: $(rss)"
 good warm > /dev/null
@@ -75,13 +75,13 @@ rss_before=$(rss)
 for run in $(seq 1 "${RUNS:-1}"); do
   echo "run $run, without a flood:"
   good alone
-  p99_ms alone >> "$work/alone.p99"
+  p99_ms "$work/alone.txt" >> "$work/alone.p99"
   echo "run $run, with a flood of made-up tokens from the same address (4 connections, ${FLOOD_DELAY_MS:-1} ms between requests):"
   wrk -t1 -c4 -d"$DURATION" -s "$work/flood.lua" "http://127.0.0.1:$PORT/" > "$work/flood.txt" &
   flood_pid=$!
   good flooded
   wait "$flood_pid"
-  p99_ms flooded >> "$work/flooded.p99"
+  p99_ms "$work/flooded.txt" >> "$work/flooded.p99"
   grep -E "flood:" "$work/flood.txt" | sed 's/^ */  /'
 done
 echo "how the server answered the floods (its /metrics):"

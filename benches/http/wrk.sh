@@ -16,6 +16,8 @@
 # (BLOCKYARD_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=benches/http/common.sh
+source benches/http/common.sh
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-16}
 BLOCKS=${BLOCKS:-1000}
@@ -41,15 +43,14 @@ run_wrk() {
   local url=$1 token=$2 record=$3
   wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$url" > "$work/wrk.txt"
   local rps p50 p99 non2xx
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
+  rps=$(rps "$work/wrk.txt")
   p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt")
   echo "  requests/s $rps   p50 $p50   p99 $p99   errors ${non2xx:-0} non-2xx, $(grep -o 'Socket errors.*' "$work/wrk.txt" || echo 'no socket errors')"
-  echo "$rps $(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' "$work/wrk.txt")" >> "$record"
+  echo "$rps $(p99_ms "$work/wrk.txt")" >> "$record"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 bench_store() {
   local label=$1 url=$2

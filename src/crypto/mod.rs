@@ -165,27 +165,20 @@ impl MasterKey {
     /// to this master key (derived, never stored): a row written by anyone without the
     /// master key does not verify.
     pub fn row_key(&self) -> RowKey {
-        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-        bytes.copy_from_slice(
-            &hmac(&self.0, b"blockyard/v1/store-rows")
-                .finalize()
-                .into_bytes(),
-        );
-        RowKey(KeyBytes(bytes))
+        RowKey(self.derive(b"blockyard/v1/store-rows"))
     }
-}
 
-impl MasterKey {
     /// The key that seals what a web UI session holds in the store (derived, never
     /// stored).
     pub fn session_key(&self) -> SessionKey {
+        SessionKey(self.derive(b"blockyard/v1/ui-sessions"))
+    }
+
+    /// A key for one purpose, derived from the master key by HMAC under `label`.
+    fn derive(&self, label: &[u8]) -> KeyBytes {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-        bytes.copy_from_slice(
-            &hmac(&self.0, b"blockyard/v1/ui-sessions")
-                .finalize()
-                .into_bytes(),
-        );
-        SessionKey(KeyBytes(bytes))
+        bytes.copy_from_slice(&hmac(&self.0, label).finalize().into_bytes());
+        KeyBytes(bytes)
     }
 }
 

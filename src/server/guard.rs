@@ -163,12 +163,10 @@ pub async fn authenticate(
     if let Some(seconds) = state.limiter.refused(client) {
         // Only a token whose id this server knows is checked (a stale row read again);
         // a made-up one is refused here, at the cost of a cache lookup.
-        if state.verifier.knows(token) {
-            let (verifier, token) = (state.verifier.clone(), Zeroizing::new(token.to_owned()));
-            let known = within(STORE_DEADLINE, move || Ok(verifier.verify_known(&token))).await;
-            if let Ok(Some(Ok(actor))) = known {
-                return Ok(actor);
-            }
+        if state.verifier.knows(token)
+            && let Ok(actor) = verify_token(state, token).await
+        {
+            return Ok(actor);
         }
         state.metrics.auth_failed("rate_limited");
         return Err(rate_limited(seconds));

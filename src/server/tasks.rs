@@ -66,21 +66,10 @@ pub fn audit_pruner(registry: Registry, retention: Duration) -> rocket::fairing:
 pub fn rotation_scheduler(
     registry: Registry,
     metrics: Arc<Metrics>,
-    every: Duration,
+    period: Duration,
 ) -> rocket::fairing::AdHoc {
-    rocket::fairing::AdHoc::on_liftoff("rotation scheduler", move |_| {
-        Box::pin(async move {
-            rocket::tokio::spawn(async move {
-                let mut ticks = rocket::tokio::time::interval(every);
-                loop {
-                    ticks.tick().await;
-                    let (registry, metrics) = (registry.clone(), metrics.clone());
-                    let _ =
-                        rocket::tokio::task::spawn_blocking(move || run_due(&registry, &metrics))
-                            .await;
-                }
-            });
-        })
+    every("rotation scheduler", period, move || {
+        run_due(&registry, &metrics)
     })
 }
 
@@ -107,21 +96,10 @@ fn run_due(registry: &Registry, metrics: &Metrics) -> crate::error::Result<()> {
 pub fn lease_reconciler(
     registry: Registry,
     metrics: Arc<Metrics>,
-    every: Duration,
+    period: Duration,
 ) -> rocket::fairing::AdHoc {
-    rocket::fairing::AdHoc::on_liftoff("lease reconciler", move |_| {
-        Box::pin(async move {
-            rocket::tokio::spawn(async move {
-                let mut ticks = rocket::tokio::time::interval(every);
-                loop {
-                    ticks.tick().await;
-                    let (registry, metrics) = (registry.clone(), metrics.clone());
-                    let _ =
-                        rocket::tokio::task::spawn_blocking(move || reconcile(&registry, &metrics))
-                            .await;
-                }
-            });
-        })
+    every("lease reconciler", period, move || {
+        reconcile(&registry, &metrics)
     })
 }
 
@@ -189,14 +167,27 @@ const SESSION_PRUNE_EVERY: Duration = Duration::from_secs(300);
 
 /// Removes expired UI sessions from the store now and then.
 pub fn session_pruner(sessions: Arc<crate::registry::UiSessions>) -> rocket::fairing::AdHoc {
-    rocket::fairing::AdHoc::on_liftoff("session pruner", move |_| {
+    every("session pruner", SESSION_PRUNE_EVERY, move || {
+        sessions.prune()
+    })
+}
+
+/// Once the server is up, runs `work` (store work, on the blocking pool) every
+/// `period`, each run after the last has ended.
+fn every<T: Send + 'static>(
+    name: &'static str,
+    period: Duration,
+    work: impl Fn() -> T + Send + Sync + 'static,
+) -> rocket::fairing::AdHoc {
+    let work = Arc::new(work);
+    rocket::fairing::AdHoc::on_liftoff(name, move |_| {
         Box::pin(async move {
             rocket::tokio::spawn(async move {
-                let mut ticks = rocket::tokio::time::interval(SESSION_PRUNE_EVERY);
+                let mut ticks = rocket::tokio::time::interval(period);
                 loop {
                     ticks.tick().await;
-                    let sessions = sessions.clone();
-                    let _ = rocket::tokio::task::spawn_blocking(move || sessions.prune()).await;
+                    let work = work.clone();
+                    let _ = rocket::tokio::task::spawn_blocking(move || work()).await;
                 }
             });
         })

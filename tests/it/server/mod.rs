@@ -26,9 +26,14 @@ pub(super) fn connector(name: &str, password: &str) -> Value {
 
 /// An initialized store, a server on it, and a client with an admin token.
 pub(super) fn started(env: &TestEnv) -> (Server, Api, String) {
+    started_with(env, &[])
+}
+
+/// [`started`], the server given `args`.
+pub(super) fn started_with(env: &TestEnv, args: &[&str]) -> (Server, Api, String) {
     env.ok(&["init"]);
     let admin = token(env, "admin", &["admin"], &[]);
-    let server = Server::start(env, &[]);
+    let server = Server::start(env, args);
     let api = Api::new(&server, Some(&admin));
     (server, api, admin)
 }

@@ -58,7 +58,7 @@ fn sample(families: &serde_json::Map<String, Value>, sample: &str, labels: &[(&s
 #[test]
 fn metrics_are_openmetrics_text_with_every_family() {
     let env = TestEnv::new(Backend::Sqlite);
-    let (server, api, admin) = started(&env);
+    let (server, api, _) = started(&env);
     assert_eq!(
         api.post("/blocks", &connector("crdb-sage", PLANTED)).status,
         201
@@ -167,22 +167,18 @@ fn metrics_are_openmetrics_text_with_every_family() {
     assert_eq!(sample(&families, "blockyard_build_info", &version), 1.0);
     assert!(!serde_json::to_string(&families).unwrap().contains(PLANTED));
     assert!(!server.log().contains(PLANTED));
-    drop(admin);
 }
 
 #[test]
 fn failed_authentications_are_limited_per_client_address() {
     let env = TestEnv::new(Backend::Sqlite);
-    env.ok(&["init"]);
-    let admin = token(&env, "admin", &["admin"], &[]);
     let limit = [
         "--auth-failures-burst",
         "5",
         "--auth-failures-per-minute",
         "60",
     ];
-    let server = Server::start(&env, &limit);
-    let good = Api::new(&server, Some(&admin));
+    let (server, good, _) = started_with(&env, &limit);
     assert_eq!(good.get("/blocks").status, 200);
     let bad = good.with_token(Some("byd_0123456789abcdef_wrong"));
     for _ in 0..5 {
@@ -212,15 +208,13 @@ fn failed_authentications_are_limited_per_client_address() {
 #[test]
 fn a_trusted_proxys_forwarded_address_is_the_client() {
     let env = TestEnv::new(Backend::Sqlite);
-    env.ok(&["init"]);
-    let admin = token(&env, "admin", &["admin"], &[]);
     let args = [
         "--auth-failures-burst",
         "3",
         "--trusted-proxies",
         "127.0.0.0/8",
     ];
-    let server = Server::start(&env, &args);
+    let (server, _, admin) = started_with(&env, &args);
     let bad = Api::new(&server, Some("byd_0123456789abcdef_wrong"));
     // The last address not a trusted proxy's is the client: a spoofed first entry
     // does not help.
@@ -302,11 +296,8 @@ fn ready_fails_when_the_store_or_audit_log_cannot_be_written() {
 #[test]
 fn sigterm_drains_then_stops_within_the_grace() {
     let env = TestEnv::new(Backend::Sqlite);
-    env.ok(&["init"]);
-    let admin = token(&env, "admin", &["admin"], &[]);
     let args = ["--drain-time", "2s", "--shutdown-grace", "6s"];
-    let mut server = Server::start(&env, &args);
-    let api = Api::new(&server, Some(&admin));
+    let (mut server, api, _) = started_with(&env, &args);
     assert_eq!(ready(&server).0, 200, "a balancer is watching");
     let began = Instant::now();
     server.terminate();
