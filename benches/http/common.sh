@@ -11,3 +11,19 @@ rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 
 # median: the median of the numbers on stdin, one per line.
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+# with_cleanup: a scratch directory in $work, and on exit the server $server_pid (if
+# any) stopped, the PostgreSQL database $pg_db (if any) dropped through $PG_ADMIN, and
+# $work removed.
+with_cleanup() {
+  work=$(mktemp -d)
+  server_pid=
+  pg_db=
+  trap 'cleanup_bench' EXIT
+}
+
+cleanup_bench() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  [ -n "$pg_db" ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" || true
+  rm -rf "$work"
+}

@@ -25,15 +25,7 @@ else
   cargo build --release --quiet
   BIN=$PWD/target/release/blockyard
 fi
-work=$(mktemp -d)
-server_pid=
-pg_db=
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  [ -n "$pg_db" ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+with_cleanup
 
 export BLOCKYARD_DATA_DIR=$work/data
 if [ "$STORE" = postgres ]; then

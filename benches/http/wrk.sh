@@ -27,15 +27,7 @@ PORT=${PORT:-4399}
 
 cargo build --release --quiet
 BIN=$PWD/target/release/blockyard
-work=$(mktemp -d)
-server_pid=
-pg_db=
-cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  [ -n "$pg_db" ] && psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+with_cleanup
 
 # wrk prints latency percentiles with --latency. Prints one line and appends
 # "requests/s p99-in-ms" to the file $3.
